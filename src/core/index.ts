@@ -1,0 +1,5 @@
+// The core: digests, time and ids, errors and exit codes, logging. Everything else depends on it; it depends on nothing of Orion's.
+export * from "./digest.js";
+export * from "./clock.js";
+export * from "./errors.js";
+export * from "./logger.js";
