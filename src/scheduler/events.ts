@@ -1,0 +1,76 @@
+// The build events of the Contract (DESIGN.md): what `orion build --json` prints, one per line.
+
+export type ActionKind = "compile" | "archive" | "link" | "depgen" | "configure" | "script" | "other";
+
+export type ActionEventState =
+  | "queued"
+  | "started"
+  | "cached"
+  | "finished"
+  | "failed"
+  | "retry"
+  | "cloned"
+  | "cancelled";
+
+export interface Phases {
+  queueMs: number;
+  inputFetchMs: number;
+  executeMs: number;
+  uploadMs: number;
+}
+
+interface EventBase {
+  seq: number;
+  buildId: string;
+}
+
+export interface BuildStartEvent extends EventBase {
+  type: "build-start";
+  actions: number;
+  hostSteps: number;
+}
+
+export interface HostStepEvent extends EventBase {
+  type: "host-step";
+  id: string;
+  cmd: string;
+  cwd: string;
+  state: "started" | "finished" | "failed";
+  ms?: number;
+}
+
+export interface ActionEvent extends EventBase {
+  type: "action";
+  id: string;
+  kind: ActionKind;
+  label: string;
+  state: ActionEventState;
+  node?: string;
+  attempt: number;
+  ms?: number;
+  phases?: Phases;
+  /** For failed actions: why, in one line (the diagnostics travel separately). */
+  error?: string;
+}
+
+export interface Summary {
+  actions: number;
+  executed: number;
+  cacheHits: number;
+  failed: number;
+  skipped: number;
+  hostSteps: number;
+  attempts: number;
+  clones: number;
+  wallMs: number;
+  nodes: Record<string, number>;
+}
+
+export interface SummaryEvent extends EventBase, Summary {
+  type: "summary";
+}
+
+export type BuildEvent = BuildStartEvent | HostStepEvent | ActionEvent | SummaryEvent;
+
+/** Distributes Omit over the union, so callers build events without seq/buildId. */
+export type EventBody = BuildEvent extends infer E ? (E extends BuildEvent ? Omit<E, "seq" | "buildId"> : never) : never;
