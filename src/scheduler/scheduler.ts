@@ -204,6 +204,11 @@ export class Scheduler<P = unknown> {
     return out;
   }
 
+  /** Whether a lease is still the live one for its task (not re-queued, cancelled or reported). */
+  isLive(leaseId: string): boolean {
+    return this.leases.has(leaseId);
+  }
+
   /** Whether any queued task would be accepted by `worker` (for long-polling workers). */
   hasWork(worker: Worker<P>): boolean {
     return this.queue.values().some((t) => worker.accepts(t));

@@ -1,0 +1,43 @@
+# Orion's one entry point: `make demo` (install, build, run Orion on a real project) and `make test` (install, build, test).
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+# Debian packages the project needs: the C toolchain it drives, and ccache for the benchmarks' anchor.
+DEB_PACKAGES := gcc g++ make binutils ccache
+SOURCES := $(shell find src dag-extract scripts test -name '*.ts' -not -path '*/gen/*' 2>/dev/null) $(wildcard proto/orion/v1/*.proto) tsconfig.json buf.gen.yaml
+
+.PHONY: install install-deb build test demo bench clean
+
+install: install-deb node_modules/.installed
+
+install-deb:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+dist/.built: node_modules/.installed $(SOURCES)
+	npx buf generate
+	npx tsc -p tsconfig.json
+	@touch $@
+
+build: install dist/.built
+
+test: build
+	bash scripts/run-tests
+
+demo: build
+	bash scripts/demo
+
+bench: build
+	bash scripts/bench-local
+
+clean:
+	rm -rf dist src/gen

@@ -1,0 +1,173 @@
+// Extracts a build graph from a Makefile by parsing `make -n -w` (the commands make would run, in a valid serial order) and classifying each command.
+//
+// The result is conservative by construction. Compiles, archives and links whose
+// files are all visible in argv become cacheable actions ordered by the files they
+// share. Every other line (shell syntax, code generators, dependency generation,
+// in-place updates) becomes a host step that is a barrier: it waits for every earlier
+// command and every later command waits for it. make's printed order is a valid serial
+// order of the whole build, so putting barriers around steps Orion cannot see into is
+// always safe; it only costs parallelism across them.
+//
+// Known limits of `make -n`: make still runs any recipe line that mentions $(MAKE)
+// (recursive makes, and also anything else on that line) and every $(shell ...) while
+// parsing; the `@`, `-` and `+` prefixes are not printed, so a host step for a `-cmd`
+// line fails where make would have ignored the error; and what make prints assumes
+// earlier commands succeeded and files' current timestamps (use `always` for -B).
+
+import { existsSync } from "node:fs";
+import { realpath } from "node:fs/promises";
+import path from "node:path";
+import { execa } from "execa";
+import { classify } from "./classify.js";
+import { commandId, linkDependencies } from "./deps.js";
+import { ExtractError } from "./errors.js";
+import type { BuildGraph, GraphCommand } from "./graph.js";
+import { rootRelative, rootRelativeDir } from "./paths.js";
+import { splitShellWords } from "./shell-words.js";
+
+export { ExtractError } from "./errors.js";
+
+export interface ExtractMakeOptions {
+  /** Extra arguments for make: targets, `VAR=value` overrides, `-f file`. */
+  makeArgs?: string[];
+  /** Pass -B, so make lists every command as if nothing were up to date. */
+  always?: boolean;
+  /** The make program; default "make". */
+  make?: string;
+  /** The environment make runs in; default process.env (make's own variables are removed either way). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** One command make printed, with the directory it would run in. */
+export interface MakeLine {
+  /** Absolute directory, from the innermost "Entering directory" message. */
+  dir: string;
+  /** The command text; continued lines keep their backslash-newline, as the shell receives them. */
+  line: string;
+}
+
+/**
+ * Variables a parent make exports to children; inherited (when Orion itself runs under
+ * make, e.g. `make test`) they would add flags, jobserver fds or a MAKELEVEL to our dry run.
+ */
+const PARENT_MAKE_VARS = ["MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "MAKE_TERMOUT", "MAKE_TERMERR"];
+
+export async function extractMake(root: string, options: ExtractMakeOptions = {}): Promise<BuildGraph> {
+  const absRoot = await realpath(path.resolve(root)).catch((cause: unknown) => {
+    throw new ExtractError(`cannot read build directory ${root}`, { cause });
+  });
+  const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env), LC_ALL: "C" };
+  for (const name of PARENT_MAKE_VARS) delete env[name];
+
+  const make = options.make ?? "make";
+  const args = ["-n", "-w", ...(options.always ? ["-B"] : []), ...(options.makeArgs ?? [])];
+  const result = await execa(make, args, {
+    cwd: absRoot,
+    env,
+    extendEnv: false,
+    reject: false,
+    stdin: "ignore",
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  if (result.exitCode !== 0) {
+    const detail = result.stderr.trim() || (result.shortMessage ?? "");
+    throw new ExtractError(`${make} -n failed in ${absRoot}: ${firstLine(detail)}`, {
+      stderr: result.stderr,
+      exitCode: result.exitCode,
+    });
+  }
+  const lines = parseMakeDryRun(result.stdout, absRoot);
+  return { root: absRoot, source: "make", commands: commandsFromMakeLines(absRoot, lines) };
+}
+
+const DIRECTORY_MESSAGE = /^[^\s:]*make(?:\[\d+\])?: (Entering|Leaving) directory [`'](.*)'$/;
+const MAKE_MESSAGE = /^[^\s:]*make(?:\[\d+\])?: /;
+/** A command that starts a make (`make -C sub`, `cd sub && /usr/bin/make x`). */
+const RUNS_MAKE = /(?:^|[\s;&|(])(?:\S*\/)?g?make(?:\s|$)/;
+
+/**
+ * Turns `make -n -w` stdout into commands with their directories. A printed make
+ * invocation that is immediately followed by a nested "Entering directory" was a
+ * recursive make that -n ran, and its commands follow; it is dropped so the sub-build
+ * does not run twice. A make line with no nested output (a literal `make` that -n did
+ * not run) stays a command.
+ */
+export function parseMakeDryRun(stdout: string, root: string): MakeLine[] {
+  const out: MakeLine[] = [];
+  const dirs: string[] = [];
+  const raw = stdout.split("\n");
+  // The index in `out` of a make invocation that nested output may still claim.
+  let pendingRecursion: number | undefined;
+
+  for (let i = 0; i < raw.length; i++) {
+    let text = raw[i]!;
+    const dirMessage = DIRECTORY_MESSAGE.exec(text);
+    if (dirMessage) {
+      if (dirMessage[1] === "Entering") {
+        if (dirs.length > 0 && pendingRecursion !== undefined) out.splice(pendingRecursion, 1);
+        dirs.push(dirMessage[2]!);
+      } else {
+        dirs.pop();
+      }
+      pendingRecursion = undefined;
+      continue;
+    }
+    if (MAKE_MESSAGE.test(text)) continue;
+    while (endsWithContinuation(text) && i + 1 < raw.length) text += "\n" + raw[++i]!;
+    if (text.trim() === "") continue;
+    out.push({ dir: dirs.at(-1) ?? root, line: text });
+    pendingRecursion = RUNS_MAKE.test(text) ? out.length - 1 : undefined;
+  }
+  return out;
+}
+
+function endsWithContinuation(text: string): boolean {
+  const trailing = /\\*$/.exec(text)![0].length;
+  return trailing % 2 === 1;
+}
+
+/** Classifies each printed command and wires the dependencies between them. */
+export function commandsFromMakeLines(root: string, lines: readonly MakeLine[]): GraphCommand[] {
+  const commands = lines.map((l, index) => makeCommand(root, l, commandId(index)));
+  linkDependencies(commands);
+  return commands;
+}
+
+function makeCommand(root: string, { dir, line }: MakeLine, id: string): GraphCommand {
+  const cwd = rootRelativeDir(root, dir);
+  const absCwd = path.resolve(root, cwd);
+  const { words, needsShell } = splitShellWords(line);
+  const hostStep = (kind: GraphCommand["kind"]): GraphCommand => ({
+    id,
+    kind,
+    label: `RUN ${oneLine(line).slice(0, 60)}`,
+    cwd,
+    argv: ["/bin/sh", "-c", line],
+    line,
+    inputs: [],
+    outputs: [],
+    deps: [],
+    host: true,
+  });
+  if (needsShell) return hostStep("script");
+
+  const c = classify(words, (p) => existsSync(path.resolve(absCwd, p)));
+  if (c.kind !== "compile" && c.kind !== "archive" && c.kind !== "link") return hostStep(c.kind);
+  const inputs = c.inputs.map((p) => rootRelative(root, cwd, p));
+  const outputs = c.outputs.map((p) => rootRelative(root, cwd, p));
+  // An in-place update (ranlib) reads what it writes, and a sandbox cannot write outside
+  // the tree; both run as host steps in the real tree.
+  if (outputs.length === 0 || outputs.some((o) => inputs.includes(o) || path.isAbsolute(o))) return hostStep(c.kind);
+
+  const main = outputs[0]!;
+  const verb = c.kind === "compile" ? (c.cxx ? "CXX" : "CC") : c.kind === "archive" ? "AR" : "LINK";
+  return { id, kind: c.kind, label: `${verb} ${main}`, cwd, argv: words, line, inputs, outputs, deps: [], host: false };
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\\\n/g, " ").replace(/\s+/g, " ").trim();
+}
+
+function firstLine(text: string): string {
+  return text.split("\n")[0] ?? "";
+}

@@ -1,0 +1,28 @@
+// The content-addressed store's public surface, and the one factory that names a concrete store.
+import { OrionError, UsageError, errorMessage } from "../core/index.js";
+import type { BlobStore } from "./blob-store.js";
+import { SqliteBlobStore } from "./sqlite-blob-store.js";
+
+export type { BlobStore } from "./blob-store.js";
+export { DEFAULT_MAX_BYTES, type SqliteBlobStoreOptions } from "./sqlite-blob-store.js";
+
+export interface BlobStoreConfig {
+  /** Folder of the local store; created when absent. */
+  dir: string;
+  /** LRU eviction bound in bytes (default 10 GiB). */
+  maxBytes?: number;
+  /** fsync blobs before they become visible (default false). */
+  fsync?: boolean;
+}
+
+export function createBlobStore(config: BlobStoreConfig): BlobStore {
+  try {
+    return new SqliteBlobStore({ dir: config.dir, maxBytes: config.maxBytes, fsync: config.fsync });
+  } catch (err) {
+    const message = `cannot open the blob store in ${config.dir}: ${errorMessage(err)}`;
+    // A folder the user cannot write is theirs to fix (exit 2); anything else is the machine's fault.
+    const code = (err as NodeJS.ErrnoException).code ?? "";
+    if (["EACCES", "EPERM", "EROFS", "ENOTDIR", "EEXIST"].includes(code)) throw new UsageError(message, err);
+    throw new OrionError(message, { cause: err });
+  }
+}

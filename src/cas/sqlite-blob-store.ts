@@ -1,0 +1,351 @@
+// The local content-addressed store: verified blob files in sharded folders, indexed and LRU-evicted through SQLite.
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream, mkdirSync, readdirSync, statSync, unlinkSync } from "node:fs";
+import * as fsp from "node:fs/promises";
+import { dirname, join } from "node:path";
+import Database from "better-sqlite3";
+import {
+  CorruptBlobError,
+  OrionError,
+  Status,
+  digestKey,
+  digestOf,
+  sameDigest,
+  systemClock,
+  type Clock,
+  type Digest,
+} from "../core/index.js";
+import type { BlobStore } from "./blob-store.js";
+
+export interface SqliteBlobStoreOptions {
+  /** Root folder: holds `cas.db`, `blobs/` and `tmp/`. */
+  dir: string;
+  /** Eviction starts when the store holds more than this; it stops below 90% of it. Default 10 GiB. */
+  maxBytes?: number;
+  /** fsync each blob before renaming it into place (survives power loss, costs latency). Default false. */
+  fsync?: boolean;
+  clock?: Clock;
+}
+
+export const DEFAULT_MAX_BYTES = 10 * 1024 ** 3;
+/** Pending last-access updates are written in one transaction once this many pile up. */
+const TOUCH_BATCH = 256;
+/** Temp files older than this are leftovers of a crashed writer, not an in-flight write. */
+const STALE_TMP_MS = 60 * 60 * 1000;
+const STAT_CONCURRENCY = 64;
+const HASH_RE = /^[0-9a-f]{64}$/;
+
+function isErrno(err: unknown, ...codes: string[]): boolean {
+  return typeof err === "object" && err !== null && codes.includes((err as NodeJS.ErrnoException).code ?? "");
+}
+
+async function unlinkQuiet(path: string): Promise<void> {
+  await fsp.unlink(path).catch((err: unknown) => {
+    if (!isErrno(err, "ENOENT")) throw err;
+  });
+}
+
+export class SqliteBlobStore implements BlobStore {
+  private readonly blobsDir: string;
+  private readonly tmpDir: string;
+  private readonly maxBytes: number;
+  private readonly fsync: boolean;
+  private readonly clock: Clock;
+  private readonly db: Database.Database;
+  /** Shard folders known to exist; saves a mkdir per put. */
+  private readonly shards = new Set<string>();
+  /** hash → last access time not yet written to the index; lost on a crash, which only skews LRU order. */
+  private readonly touches = new Map<string, number>();
+  private readonly stmt: {
+    row: Database.Statement<[string], { size: number }>;
+    insert: Database.Statement<[string, number, number]>;
+    remove: Database.Statement<[string]>;
+    touch: Database.Statement<[number, string]>;
+    total: Database.Statement<[], { v: number }>;
+    oldest: Database.Statement<[number], { hash: string; size: number }>;
+  };
+
+  /** Throws the file system's error when the folders cannot be made; `createBlobStore` turns that into an OrionError. */
+  constructor(options: SqliteBlobStoreOptions) {
+    this.blobsDir = join(options.dir, "blobs");
+    this.tmpDir = join(options.dir, "tmp");
+    this.maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+    this.fsync = options.fsync ?? false;
+    this.clock = options.clock ?? systemClock;
+    mkdirSync(this.blobsDir, { recursive: true });
+    mkdirSync(this.tmpDir, { recursive: true });
+    this.removeStaleTemps();
+
+    this.db = new Database(join(options.dir, "cas.db"));
+    this.db.pragma("busy_timeout = 10000");
+    this.db.pragma("journal_mode = WAL");
+    // WAL + NORMAL: a power loss may drop the last commits, which only forgets blobs whose files are still valid.
+    this.db.pragma("synchronous = NORMAL");
+    // The running total lives in the index itself, kept by triggers, so every process sharing the store sees one number.
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS blobs (
+        hash TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        last_access INTEGER NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS blobs_last_access ON blobs (last_access);
+      CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+      INSERT OR IGNORE INTO meta (k, v) VALUES ('total_bytes', 0);
+      CREATE TRIGGER IF NOT EXISTS blobs_add AFTER INSERT ON blobs
+        BEGIN UPDATE meta SET v = v + NEW.size WHERE k = 'total_bytes'; END;
+      CREATE TRIGGER IF NOT EXISTS blobs_drop AFTER DELETE ON blobs
+        BEGIN UPDATE meta SET v = v - OLD.size WHERE k = 'total_bytes'; END;
+    `);
+    this.stmt = {
+      row: this.db.prepare("SELECT size FROM blobs WHERE hash = ?"),
+      insert: this.db.prepare("INSERT OR IGNORE INTO blobs (hash, size, last_access) VALUES (?, ?, ?)"),
+      remove: this.db.prepare("DELETE FROM blobs WHERE hash = ?"),
+      touch: this.db.prepare("UPDATE blobs SET last_access = max(last_access, ?) WHERE hash = ?"),
+      total: this.db.prepare("SELECT v FROM meta WHERE k = 'total_bytes'"),
+      oldest: this.db.prepare("SELECT hash, size FROM blobs ORDER BY last_access, rowid LIMIT ?"),
+    };
+  }
+
+  async findMissing(digests: readonly Digest[]): Promise<Digest[]> {
+    const present = new Array<boolean>(digests.length).fill(false);
+    let next = 0;
+    const worker = async () => {
+      while (next < digests.length) {
+        const i = next++;
+        present[i] = await this.isPresent(digests[i]!);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(STAT_CONCURRENCY, digests.length) }, worker));
+    return digests.filter((_, i) => !present[i]);
+  }
+
+  async has(digest: Digest): Promise<boolean> {
+    return this.isPresent(digest);
+  }
+
+  async put(data: Uint8Array, expected?: Digest): Promise<Digest> {
+    const digest = digestOf(data);
+    this.checkExpected(digest, expected);
+    if (await this.isPresent(digest)) {
+      this.markAccess(digest.hash);
+      return digest;
+    }
+    const tmp = this.tmpPath(digest.hash);
+    const fh = await fsp.open(tmp, "wx", 0o444);
+    try {
+      await fh.writeFile(data);
+      if (this.fsync) await fh.sync();
+    } catch (err) {
+      await fh.close();
+      await unlinkQuiet(tmp);
+      throw err;
+    }
+    await fh.close();
+    await this.commit(tmp, digest);
+    return digest;
+  }
+
+  async putFile(path: string, expected?: Digest): Promise<Digest> {
+    // Copy and hash in one pass, so the bytes verified are exactly the bytes stored even if `path` changes meanwhile.
+    const tmp = this.tmpPath(randomBytes(8).toString("hex"));
+    const fh = await fsp.open(tmp, "wx", 0o444);
+    const hash = createHash("sha256");
+    let size = 0;
+    let digest: Digest;
+    try {
+      for await (const chunk of createReadStream(path)) {
+        const buf = chunk as Buffer;
+        hash.update(buf);
+        size += buf.length;
+        await fh.write(buf);
+      }
+      if (this.fsync) await fh.sync();
+      digest = { hash: hash.digest("hex"), sizeBytes: size };
+      this.checkExpected(digest, expected);
+    } catch (err) {
+      await fh.close();
+      await unlinkQuiet(tmp);
+      throw err;
+    }
+    await fh.close();
+    if (await this.isPresent(digest)) {
+      await unlinkQuiet(tmp);
+      this.markAccess(digest.hash);
+      return digest;
+    }
+    await this.commit(tmp, digest);
+    return digest;
+  }
+
+  async get(digest: Digest): Promise<Buffer | undefined> {
+    if (!HASH_RE.test(digest.hash)) return undefined;
+    let data: Buffer;
+    try {
+      data = await fsp.readFile(this.blobPath(digest.hash));
+    } catch (err) {
+      if (isErrno(err, "ENOENT", "ENOTDIR")) return undefined;
+      throw err;
+    }
+    const actual = digestOf(data);
+    if (actual.hash !== digest.hash) {
+      // Truncated or bit-rotted: never serve it, and forget it so the next findMissing asks for a fresh copy.
+      await this.drop(digest.hash);
+      return undefined;
+    }
+    if (actual.sizeBytes !== digest.sizeBytes) return undefined; // a request with the wrong size; the file is fine
+    this.markAccess(digest.hash);
+    return data;
+  }
+
+  async materialize(digest: Digest, dest: string, executable: boolean): Promise<boolean> {
+    if (!(await this.isPresent(digest))) return false;
+    await fsp.mkdir(dirname(dest), { recursive: true });
+    const tmp = `${dest}.orion-tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
+    try {
+      if (executable) {
+        // A hard link shares the stored file's mode, so executables get their own copy; copying also verifies.
+        const data = await this.get(digest);
+        if (!data) return false;
+        await fsp.writeFile(tmp, data, { mode: 0o555, flag: "wx" });
+        await fsp.chmod(tmp, 0o555); // the umask may have narrowed the mode given to open
+      } else {
+        try {
+          await fsp.link(this.blobPath(digest.hash), tmp);
+        } catch (err) {
+          if (isErrno(err, "ENOENT")) return false; // evicted or dropped by another process just now
+          if (!isErrno(err, "EXDEV", "EPERM", "EMLINK", "ENOTSUP", "EOPNOTSUPP", "EACCES")) throw err;
+          const data = await this.get(digest);
+          if (!data) return false;
+          await fsp.writeFile(tmp, data, { mode: 0o444, flag: "wx" });
+          await fsp.chmod(tmp, 0o444);
+        }
+      }
+      await fsp.rename(tmp, dest);
+    } finally {
+      // rename(2) is a no-op that leaves `tmp` behind when `dest` is already a link to the same file.
+      await unlinkQuiet(tmp);
+    }
+    this.markAccess(digest.hash);
+    return true;
+  }
+
+  sizeBytes(): number {
+    return this.stmt.total.get()?.v ?? 0;
+  }
+
+  close(): void {
+    if (!this.db.open) return;
+    this.flushTouches();
+    this.db.close();
+  }
+
+  /** Where a blob's file lives; exposed for tests and for tools that inspect the store. */
+  blobPath(hash: string): string {
+    // Digests arrive from the network; a "hash" such as "../../x" must never become a path.
+    if (!HASH_RE.test(hash)) {
+      throw new OrionError(`not a SHA-256 hash: ${JSON.stringify(hash)}`, { code: Status.INVALID_ARGUMENT });
+    }
+    return join(this.blobsDir, hash.slice(0, 2), hash);
+  }
+
+  /** Index row with the right size and a file of the right size: cheap, and catches truncation without re-hashing. */
+  private async isPresent(digest: Digest): Promise<boolean> {
+    if (!HASH_RE.test(digest.hash)) return false;
+    const row = this.stmt.row.get(digest.hash);
+    if (!row || row.size !== digest.sizeBytes) return false;
+    try {
+      const st = await fsp.stat(this.blobPath(digest.hash));
+      if (st.size === digest.sizeBytes) return true;
+    } catch (err) {
+      if (!isErrno(err, "ENOENT", "ENOTDIR")) throw err;
+    }
+    // The file vanished (another process evicted it) or shrank: the row is stale.
+    await this.drop(digest.hash);
+    return false;
+  }
+
+  private checkExpected(actual: Digest, expected: Digest | undefined): void {
+    if (expected && !sameDigest(actual, expected)) {
+      throw new CorruptBlobError(
+        `blob does not match its digest: expected ${digestKey(expected)}, got ${digestKey(actual)}`,
+      );
+    }
+  }
+
+  /** Renames a verified temp file into place, then indexes it: a row never names a file that is not yet complete. */
+  private async commit(tmp: string, digest: Digest): Promise<void> {
+    const final = this.blobPath(digest.hash);
+    try {
+      const shard = dirname(final);
+      if (!this.shards.has(shard)) {
+        await fsp.mkdir(shard, { recursive: true });
+        this.shards.add(shard);
+      }
+      await fsp.rename(tmp, final);
+    } catch (err) {
+      await unlinkQuiet(tmp);
+      throw err;
+    }
+    this.stmt.insert.run(digest.hash, digest.sizeBytes, this.clock.now());
+    this.touches.delete(digest.hash);
+    this.evictIfNeeded();
+  }
+
+  private async drop(hash: string): Promise<void> {
+    await unlinkQuiet(this.blobPath(hash));
+    this.stmt.remove.run(hash);
+    this.touches.delete(hash);
+  }
+
+  private markAccess(hash: string): void {
+    this.touches.set(hash, this.clock.now());
+    if (this.touches.size >= TOUCH_BATCH) this.flushTouches();
+  }
+
+  private flushTouches(): void {
+    if (this.touches.size === 0) return;
+    const batch = [...this.touches];
+    this.touches.clear();
+    this.db.transaction(() => {
+      for (const [hash, at] of batch) this.stmt.touch.run(at, hash);
+    })();
+  }
+
+  private evictIfNeeded(): void {
+    if (this.sizeBytes() <= this.maxBytes) return;
+    this.flushTouches();
+    const target = Math.floor(this.maxBytes * 0.9);
+    // Sync unlinks keep eviction one uninterrupted step; a reader that loses the race sees ENOENT and reports "missing".
+    while (this.sizeBytes() > target) {
+      const victims = this.stmt.oldest.all(64);
+      if (victims.length === 0) break;
+      let total = this.sizeBytes();
+      for (const v of victims) {
+        if (total <= target) break;
+        try {
+          unlinkSync(this.blobPath(v.hash));
+        } catch (err) {
+          if (!isErrno(err, "ENOENT")) throw err;
+        }
+        this.stmt.remove.run(v.hash);
+        total -= v.size;
+      }
+    }
+  }
+
+  private tmpPath(label: string): string {
+    return join(this.tmpDir, `${label}.${process.pid}.${randomBytes(6).toString("hex")}`);
+  }
+
+  private removeStaleTemps(): void {
+    const cutoff = Date.now() - STALE_TMP_MS;
+    for (const name of readdirSync(this.tmpDir)) {
+      const p = join(this.tmpDir, name);
+      try {
+        if (statSync(p).mtimeMs < cutoff) unlinkSync(p);
+      } catch {
+        // Another process cleaned it up first.
+      }
+    }
+  }
+}

@@ -1,0 +1,107 @@
+// Configuration: flags > ORION_* environment > the project's .orion.json > the user's config file; validated with zod, unknown keys refused.
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { z } from "zod";
+import { UsageError } from "../core/index.js";
+
+export const ConfigSchema = z
+  .object({
+    /** Where the CAS, the action cache and the stat cache live. */
+    cacheDir: z.string().min(1),
+    /** Actions in flight (embedded: the node's slots). */
+    jobs: z.number().int().min(1).max(1024),
+    /** Extra attempts after an infrastructure failure. */
+    retries: z.number().int().min(0).max(100),
+    /** Neither read nor write the action cache. */
+    noCache: z.boolean(),
+    /** CAS size bound; least recently used blobs go first. */
+    maxCacheBytes: z.number().int().min(1024 * 1024),
+    logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+    logFile: z.string().min(1),
+    /** A farm's head (HOST:PORT); absent = the embedded default. */
+    head: z.string().regex(/^[^:\s]+:\d{1,5}$/, "expected HOST:PORT"),
+    token: z.string().min(1),
+  })
+  .partial()
+  .strict();
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export type ResolvedConfig = Config & Required<Pick<Config, "cacheDir" | "jobs" | "retries" | "noCache" | "maxCacheBytes" | "logLevel">>;
+
+/** ORION_* variables → config keys, with their parsers. */
+const ENV_KEYS: [string, keyof Config, (v: string) => unknown][] = [
+  ["ORION_CACHE_DIR", "cacheDir", String],
+  ["ORION_JOBS", "jobs", Number],
+  ["ORION_RETRIES", "retries", Number],
+  ["ORION_NO_CACHE", "noCache", (v) => v === "1" || v === "true"],
+  ["ORION_MAX_CACHE_BYTES", "maxCacheBytes", Number],
+  ["ORION_LOG_LEVEL", "logLevel", String],
+  ["ORION_LOG_FILE", "logFile", String],
+  ["ORION_HEAD", "head", String],
+  ["ORION_TOKEN", "token", String],
+];
+
+function describe(err: z.ZodError, where: string): string {
+  const issue = err.issues[0]!;
+  const key = issue.path.join(".");
+  if (issue.code === "unrecognized_keys") return `${where}: unknown key ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}`;
+  return `${where}: ${key ? `${key}: ` : ""}${issue.message}`;
+}
+
+function parsePart(raw: unknown, where: string): Config {
+  const r = ConfigSchema.safeParse(raw);
+  if (!r.success) throw new UsageError(describe(r.error, where));
+  return r.data;
+}
+
+function readJson(file: string): Config {
+  if (!existsSync(file)) return {};
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch (err) {
+    throw new UsageError(`${file}: not valid JSON (${(err as Error).message})`);
+  }
+  return parsePart(raw, file);
+}
+
+export function defaultCacheDir(env: NodeJS.ProcessEnv): string {
+  return join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "orion");
+}
+
+export interface LoadConfigInput {
+  env: NodeJS.ProcessEnv;
+  /** The project directory, for .orion.json (optional). */
+  projectDir?: string;
+  flags: Config;
+  cores: number;
+}
+
+export function loadConfig(input: LoadConfigInput): ResolvedConfig {
+  const userFile = join(input.env.XDG_CONFIG_HOME || join(homedir(), ".config"), "orion", "config.json");
+  const user = readJson(userFile);
+  const project = input.projectDir ? readJson(join(input.projectDir, ".orion.json")) : {};
+  const fromEnv: Record<string, unknown> = {};
+  for (const [name, key, parse] of ENV_KEYS) {
+    const v = input.env[name];
+    if (v !== undefined && v !== "") fromEnv[key] = parse(v);
+  }
+  const envConfig = parsePart(fromEnv, "environment (ORION_*)");
+  const flags = parsePart(input.flags, "command line");
+  const merged = { ...user, ...project, ...envConfig, ...stripUndefined(flags) };
+  return {
+    cacheDir: defaultCacheDir(input.env),
+    jobs: input.cores,
+    retries: 2,
+    noCache: false,
+    maxCacheBytes: 10 * 1024 ** 3,
+    logLevel: "warn",
+    ...merged,
+  };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,199 @@
+// The `orion` command line: parses flags and config, wires the parts, maps every failure to the Contract's exit codes.
+import { availableParallelism } from "node:os";
+import { resolve } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { createRootLogger, errorMessage, ExitCode, OrionError, UsageError } from "../core/index.js";
+import { ExtractError, extractGraph, toDot, toJson } from "../../dag-extract/index.js";
+import { loadConfig, type Config, type ResolvedConfig } from "./config.js";
+import { Reporter, type ReporterMode } from "./reporter.js";
+
+const VERSION = "0.1.0";
+
+function intOption(name: string, min: number) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < min) throw new InvalidArgumentError(`${name} takes a whole number ≥ ${min}, not ${JSON.stringify(value)}`);
+    return Number(value);
+  };
+}
+
+/** Splits `orion build DIR -- ARGS` before commander sees it: ARGS belong to the project's build tool. */
+function splitPassThrough(argv: string[]): { ours: string[]; passThrough: string[] } {
+  const i = argv.indexOf("--");
+  return i < 0 ? { ours: argv, passThrough: [] } : { ours: argv.slice(0, i), passThrough: argv.slice(i + 1) };
+}
+
+function projectDir(dir: string | undefined): string {
+  const abs = resolve(dir ?? ".");
+  if (!existsSync(abs)) throw new UsageError(`no such directory: ${abs}`);
+  if (!statSync(abs).isDirectory()) throw new UsageError(`not a directory: ${abs}`);
+  return abs;
+}
+
+function config(flags: Config, dir: string | undefined): ResolvedConfig {
+  return loadConfig({ env: process.env, projectDir: dir, flags, cores: availableParallelism() });
+}
+
+async function buildCommand(dirArg: string | undefined, opts: { json?: boolean; jobs?: number; cache?: boolean; retries?: number }, passThrough: string[]): Promise<number> {
+  const dir = projectDir(dirArg);
+  const cfg = config({ jobs: opts.jobs, retries: opts.retries, noCache: opts.cache === false ? true : undefined }, dir);
+  const logger = createRootLogger({ level: cfg.logLevel, file: cfg.logFile });
+  if (cfg.head) throw new UsageError(`--head ${cfg.head}: the farm transport is not available in this version; omit it for the embedded build`);
+  const mode: ReporterMode = opts.json ? "json" : process.stdout.isTTY ? "tty" : "plain";
+  const reporter = new Reporter(mode, process.stdout);
+
+  // Loaded lazily: `orion --help` and bad flags should not pay for SQLite and the rest.
+  const { startEmbedded } = await import("../client/embedded.js");
+  const { runBuild } = await import("../client/build.js");
+  const { ProgramDigests } = await import("../client/programs.js");
+  const { join } = await import("node:path");
+
+  const embedded = await startEmbedded({ cacheDir: cfg.cacheDir, slots: cfg.jobs, maxCacheBytes: cfg.maxCacheBytes, logger });
+  const abort = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    if (++interrupts > 1) process.exit(ExitCode.INTERRUPTED);
+    process.stderr.write("\norion: interrupted; stopping the build\n");
+    abort.abort();
+  };
+  process.on("SIGINT", onSigint);
+  process.on("SIGTERM", onSigint);
+  try {
+    const outcome = await runBuild({
+      dir,
+      makeArgs: passThrough,
+      noCache: cfg.noCache,
+      retries: cfg.retries,
+      head: embedded.head,
+      store: embedded.store,
+      statCache: embedded.statCache,
+      programs: new ProgramDigests({ memoFile: join(cfg.cacheDir, "toolchains.json") }),
+      logger,
+      onEvent: (e) => reporter.onEvent(e),
+      diagnostics: (chunk) => {
+        reporter.beforeDiagnostics();
+        process.stderr.write(chunk);
+      },
+      signal: abort.signal,
+      inProcess: true,
+    });
+    return outcome.exitCode;
+  } finally {
+    process.off("SIGINT", onSigint);
+    process.off("SIGTERM", onSigint);
+    await embedded.close();
+  }
+}
+
+async function graphCommand(dirArg: string | undefined, opts: { format: string }, passThrough: string[]): Promise<number> {
+  const dir = projectDir(dirArg);
+  const graph = await extractGraph(dir, { makeArgs: passThrough, always: true });
+  process.stdout.write(opts.format === "dot" ? toDot(graph) : toJson(graph));
+  return ExitCode.OK;
+}
+
+async function cacheCommand(action: "stats" | "clear", opts: { json?: boolean }): Promise<number> {
+  const cfg = config({}, undefined);
+  const { openCacheDir } = await import("../client/embedded.js");
+  const open = openCacheDir(cfg.cacheDir);
+  const store = open.store(cfg.maxCacheBytes);
+  const cache = open.cache();
+  try {
+    if (action === "clear") {
+      cache.clear();
+      process.stdout.write(`orion: cleared the action cache in ${cfg.cacheDir}\n`);
+      return ExitCode.OK;
+    }
+    const s = { cacheDir: cfg.cacheDir, ...cache.stats(), bytesStored: store.sizeBytes() };
+    process.stdout.write(opts.json ? JSON.stringify(s) + "\n" : Object.entries(s).map(([k, v]) => `${k}: ${v}`).join("\n") + "\n");
+    return ExitCode.OK;
+  } finally {
+    cache.close();
+    store.close();
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { ours, passThrough } = splitPassThrough(argv);
+  let exitCode: number = ExitCode.OK;
+  const program = new Command("orion")
+    .description("Distributed build execution for C and C++: whole-graph scheduling, Merkle action caching, a remote-compile farm.")
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(s.startsWith("error:") ? `orion: ${s.slice(7)}` : s) })
+    .showSuggestionAfterError(true)
+    .addHelpText(
+      "after",
+      `
+Exit codes: 0 success, 1 the build failed, 2 usage or configuration error, 3 infrastructure, 130 interrupted.
+Configuration: flags > ORION_* environment > DIR/.orion.json > $XDG_CONFIG_HOME/orion/config.json.
+Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
+    );
+
+  program
+    .command("build")
+    .description("build DIR (default .) through Orion's scheduler and cache; ARGS after -- go to make (targets, VAR=value)")
+    .argument("[dir]", "the project directory (with a Makefile or compile_commands.json)")
+    .option("--json", "print the build events as NDJSON on stdout, ending with the summary")
+    .option("-j, --jobs <n>", "actions in flight (default: one per core)", intOption("--jobs", 1))
+    .option("--no-cache", "neither read nor write the action cache")
+    .option("--retries <n>", "extra attempts after an infrastructure failure (default 2)", intOption("--retries", 0))
+    .addOption(new Option("--head <host:port>", "a farm's head (ORION_HEAD); the embedded default when absent").hideHelp())
+    .addHelpText("after", "\nExamples:\n  orion build ./fixtures/multi-c\n  orion build . --json -- CFLAGS=-O0 all\n")
+    .action(async (dir: string | undefined, opts) => {
+      if (opts.head) process.env.ORION_HEAD = opts.head;
+      exitCode = await buildCommand(dir, opts, passThrough);
+    });
+
+  program
+    .command("graph")
+    .description("print the build graph of DIR: every command make would run, classified, with inputs, outputs and dependencies")
+    .argument("[dir]", "the project directory")
+    .addOption(new Option("--format <format>", "output format").choices(["json", "dot"]).default("json"))
+    .action(async (dir: string | undefined, opts) => {
+      exitCode = await graphCommand(dir, opts, passThrough);
+    });
+
+  const cache = program.command("cache").description("inspect or clear the local cache");
+  cache
+    .command("stats")
+    .description("entries and bytes in the action cache and the CAS")
+    .option("--json", "one JSON object")
+    .action(async (opts) => {
+      exitCode = await cacheCommand("stats", opts);
+    });
+  cache
+    .command("clear")
+    .description("forget every cached action result")
+    .action(async () => {
+      exitCode = await cacheCommand("clear", {});
+    });
+
+  try {
+    await program.parseAsync(ours, { from: "user" });
+    return exitCode;
+  } catch (err) {
+    return reportError(err);
+  }
+}
+
+function reportError(err: unknown): number {
+  if (err instanceof CommanderError) {
+    if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return ExitCode.OK;
+    // commander already printed its one line.
+    return ExitCode.USAGE;
+  }
+  if (err instanceof ExtractError) {
+    if (err.stderr) process.stderr.write(err.stderr.endsWith("\n") ? err.stderr : err.stderr + "\n");
+    process.stderr.write(`orion: ${err.message.split("\n")[0]}\n`);
+    return err.exitCode === undefined ? ExitCode.USAGE : ExitCode.BUILD_FAILED;
+  }
+  if (err instanceof OrionError) {
+    process.stderr.write(`orion: ${err.message}\n`);
+    return err.exitCode;
+  }
+  process.stderr.write(`orion: internal error: ${errorMessage(err)}\n`);
+  if (process.env.ORION_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ""}\n`);
+  return ExitCode.INFRASTRUCTURE;
+}
+

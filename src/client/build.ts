@@ -1,0 +1,180 @@
+// `orion build`: extract the graph, hash and upload the source context, submit the graph to a
+// head (embedded or remote — the same BuildsApi), run the host steps it hands back in the real
+// tree, and write results into the tree as they arrive.
+import { posix } from "node:path";
+import { execa } from "execa";
+import { type Logger, errorMessage, ExitCode, OrionError } from "../core/index.js";
+import type { BlobStore } from "../cas/index.js";
+import { keyEnv } from "../cache/index.js";
+import { type HashedTree, hashTree, type StatCache, uploadTree } from "../merkle/index.js";
+import type { GraphAction } from "../gen/orion/v1/scheduler.js";
+import type { BuildsApi, ContextUpload } from "../head/api.js";
+import type { BuildEvent, Summary } from "../scheduler/index.js";
+import { type BuildGraph, extractGraph } from "../../dag-extract/index.js";
+import { OutputWriter } from "./outputs.js";
+import { findProgram, type ProgramDigests } from "./programs.js";
+
+export interface ClientBuildOptions {
+  dir: string;
+  makeArgs: string[];
+  noCache: boolean;
+  retries: number;
+  head: BuildsApi;
+  /** Where the head reads blobs from (embedded: its own store). */
+  store: BlobStore;
+  statCache: StatCache;
+  programs: ProgramDigests;
+  logger: Logger;
+  onEvent(event: BuildEvent): void;
+  /** Diagnostics and host-step output: never stdout, which belongs to the reporter. */
+  diagnostics(chunk: string | Uint8Array): void;
+  signal?: AbortSignal;
+  /** Pass the context's file map in-process instead of making the head read it back (embedded only). */
+  inProcess?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface ClientBuildOutcome {
+  summary: Summary;
+  exitCode: number;
+  graph: BuildGraph;
+}
+
+export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcome> {
+  const env = o.env ?? process.env;
+  const graph = await extractGraph(o.dir, { makeArgs: o.makeArgs });
+  const root = graph.root;
+  const log = o.logger.child({ module: "client" });
+
+  const context = await hashContext(root, o);
+  const actions = await toGraphActions(graph, o.programs, env);
+  const { buildId } = await o.head.submitBuild(
+    { contextRoot: context.root, actions, noCache: o.noCache, retries: o.retries, jobs: 0, token: "", projectRoot: root },
+    context,
+  );
+  log.debug({ buildId, actions: actions.length }, "build submitted");
+
+  const writer = new OutputWriter(o.store, o.statCache, root);
+  const byId = new Map(actions.map((a) => [a.id, a]));
+  let summary: Summary | undefined;
+  let interrupted = false;
+  let hostFailure = false;
+  const hostAbort = new AbortController();
+  const onAbort = () => {
+    interrupted = true;
+    hostAbort.abort();
+    void o.head.cancelBuild(buildId);
+  };
+  o.signal?.addEventListener("abort", onAbort, { once: true });
+
+  const finished = new Promise<Summary>((resolve) => {
+    const detach = o.head.watchBuild(buildId, 0, (event) => {
+      if (event.type === "action" && (event.state === "finished" || event.state === "cached" || event.state === "failed")) {
+        const a = byId.get(event.id)!;
+        void o.head.getResult(buildId, event.id).then((result) => {
+          if (!result) return;
+          if (event.state !== "failed") writer.write(a.cwd, result);
+          // The compiler's own words (warnings, errors), as make would have shown them.
+          if (result.stdoutRaw.length) o.diagnostics(result.stdoutRaw);
+          if (result.stderrRaw.length) o.diagnostics(result.stderrRaw);
+        });
+      }
+      o.onEvent(event);
+      if (event.type === "summary") {
+        summary = event;
+        resolve(event);
+        queueMicrotask(() => detach());
+      }
+    });
+  });
+
+  const hostLoop = (async () => {
+    while (!summary) {
+      const leases = await o.head.leaseHostSteps(buildId, 1, 250);
+      for (const lease of leases) {
+        let ok = false;
+        let upload: ContextUpload | undefined;
+        try {
+          await writer.flush();
+          const r = await execa(lease.argv[0]!, lease.argv.slice(1), {
+            cwd: posix.join(root, lease.cwd),
+            reject: false,
+            stdin: "ignore",
+            stdout: "pipe",
+            stderr: "pipe",
+            all: true,
+            encoding: "buffer",
+            cancelSignal: hostAbort.signal,
+            env: { ...env },
+          });
+          if (r.all && r.all.length) o.diagnostics(r.all);
+          ok = r.exitCode === 0 && !r.isCanceled;
+          if (!ok) hostFailure = true;
+          if (!ok && !r.isCanceled) o.diagnostics(`orion: host step failed (exit ${r.exitCode ?? r.signal}): ${byId.get(lease.actionId)?.shell ?? lease.argv.join(" ")}\n`);
+          // The step may have written anything in the tree: the next actions see it as it is now.
+          upload = await hashContext(root, o);
+        } catch (err) {
+          hostFailure = true;
+          o.diagnostics(`orion: host step could not run: ${errorMessage(err)}\n`);
+        }
+        await o.head.reportHostStep(buildId, lease.leaseId, ok, upload);
+      }
+    }
+  })();
+
+  const final = await finished;
+  await hostLoop;
+  await writer.flush();
+  o.statCache.flush();
+  o.signal?.removeEventListener("abort", onAbort);
+  const exitCode = interrupted ? ExitCode.INTERRUPTED : final.failed > 0 || final.skipped > 0 || hostFailure ? ExitCode.BUILD_FAILED : ExitCode.OK;
+  return { summary: final, exitCode, graph };
+}
+
+async function hashContext(root: string, o: ClientBuildOptions): Promise<ContextUpload> {
+  let tree: HashedTree;
+  try {
+    tree = await hashTree(root, { statCache: o.statCache });
+  } catch (err) {
+    if (err instanceof OrionError) throw err;
+    throw new OrionError(`cannot hash ${root}: ${errorMessage(err)}`, { exitCode: ExitCode.USAGE, cause: err });
+  }
+  await uploadTree(o.store, tree, root);
+  return { root: tree.root, files: o.inProcess ? tree.files : undefined };
+}
+
+async function toGraphActions(graph: BuildGraph, programs: ProgramDigests, env: NodeJS.ProcessEnv): Promise<GraphAction[]> {
+  const keyed = keyEnv(env).map(([name, value]) => ({ name, value }));
+  return Promise.all(
+    graph.commands.map(async (c): Promise<GraphAction> => {
+      let host = c.host;
+      let argv = c.argv;
+      let toolchain = "";
+      if (!host) {
+        const abs = findProgram(c.argv[0]!, posix.join(graph.root, c.cwd), env);
+        if (abs) {
+          argv = [abs, ...c.argv.slice(1)];
+          toolchain = await programs.digest(abs);
+        } else {
+          // Not found here: run it as make would, so the user sees the shell's own error.
+          host = true;
+          argv = ["/bin/sh", "-c", c.line];
+        }
+      }
+      return {
+        id: c.id,
+        kind: c.kind,
+        label: c.label,
+        arguments: argv,
+        cwd: c.cwd,
+        inputs: c.inputs,
+        outputs: c.outputs,
+        deps: c.deps,
+        host,
+        toolchain,
+        environmentVariables: host ? [] : keyed,
+        shell: c.line,
+      };
+    }),
+  );
+}

@@ -1,0 +1,88 @@
+// The embedded default: a head and one node in this process, wired through the same interfaces the farm uses over gRPC.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { hostname } from "node:os";
+import { type Digest, type Logger, randomIds, systemClock, UsageError, errorMessage } from "../core/index.js";
+import { type BlobStore, createBlobStore } from "../cas/index.js";
+import { type ActionCache, SqliteActionCache } from "../cache/index.js";
+import { StatCache } from "../merkle/index.js";
+import { Head } from "../head/index.js";
+import { Node } from "../node/index.js";
+import { LocalExecutor } from "../exec/index.js";
+
+export interface EmbeddedOptions {
+  cacheDir: string;
+  slots: number;
+  maxCacheBytes: number;
+  logger: Logger;
+}
+
+export interface Embedded {
+  head: Head;
+  store: BlobStore;
+  cache: ActionCache;
+  statCache: StatCache;
+  close(): Promise<void>;
+}
+
+/** Opens the per-user cache folder's stores; an unusable folder is the user's to fix (exit 2). */
+export function openCacheDir(cacheDir: string): { store: (max: number) => BlobStore; cache: () => ActionCache; statCache: () => StatCache } {
+  try {
+    mkdirSync(cacheDir, { recursive: true });
+  } catch (err) {
+    throw new UsageError(`cannot create the cache directory ${cacheDir}: ${errorMessage(err)}`, err);
+  }
+  const wrap = <T>(what: string, f: () => T): T => {
+    try {
+      return f();
+    } catch (err) {
+      if (err instanceof UsageError) throw err;
+      throw new UsageError(`cannot open ${what} in ${cacheDir}: ${errorMessage(err)}`, err);
+    }
+  };
+  return {
+    store: (maxBytes) => wrap("the blob store", () => createBlobStore({ dir: join(cacheDir, "cas"), maxBytes })),
+    cache: () => wrap("the action cache", () => new SqliteActionCache(join(cacheDir, "action-cache.db"))),
+    statCache: () => wrap("the stat cache", () => new StatCache(join(cacheDir, "stat-cache.db"))),
+  };
+}
+
+export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
+  const open = openCacheDir(o.cacheDir);
+  const store = open.store(o.maxCacheBytes);
+  const cache = open.cache();
+  const statCache = open.statCache();
+  const head = new Head({
+    store,
+    cache,
+    clock: systemClock,
+    ids: randomIds,
+    logger: o.logger,
+    externalDigest: (p): Promise<Digest | undefined> => statCache.digestOf(p).catch(() => undefined),
+  });
+  const executor = new LocalExecutor({ store, workDir: join(o.cacheDir, "work"), workerName: hostname(), logger: o.logger });
+  const node = new Node({
+    name: hostname(),
+    slots: o.slots,
+    head,
+    executor,
+    logger: o.logger,
+    toolchains: [{ name: "*", digest: "*", path: "" }],
+    leaseWaitMs: 60_000,
+  });
+  await node.start();
+  return {
+    head,
+    store,
+    cache,
+    statCache,
+    async close() {
+      head.close();
+      await node.stop();
+      await executor.close();
+      statCache.close();
+      cache.close();
+      store.close();
+    },
+  };
+}

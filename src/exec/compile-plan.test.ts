@@ -1,0 +1,69 @@
+// Tests for rewriting a compile so it reads the shared context and writes only its private folder.
+import { describe, expect, it } from "vitest";
+import { defaultDepfilePath, isSharedContextCompile, planSharedCompile } from "./compile-plan.js";
+
+const base = { projectRoot: "/proj", ctxRoot: "/w/ctx/h", privateDir: "/w/sb/u", workingDirectory: "" };
+
+describe("isSharedContextCompile", () => {
+  it("needs -c and -o, and no preprocess-only mode", () => {
+    expect(isSharedContextCompile(["gcc", "-c", "x.c", "-o", "x.o"])).toBe(true);
+    expect(isSharedContextCompile(["gcc", "-c", "x.c", "-ox.o"])).toBe(true);
+    expect(isSharedContextCompile(["gcc", "-c", "x.c"])).toBe(false);
+    expect(isSharedContextCompile(["gcc", "x.o", "-o", "app"])).toBe(false);
+    expect(isSharedContextCompile(["gcc", "-E", "-c", "x.c", "-o", "x.i"])).toBe(false);
+    expect(isSharedContextCompile(["gcc", "-D", "-c", "x.c", "-o", "x.o"])).toBe(false); // "-c" there is a macro name
+  });
+});
+
+describe("planSharedCompile", () => {
+  it("redirects -o, adds the prefix map first and a private depfile last", () => {
+    const plan = planSharedCompile({ ...base, argv: ["gcc", "-g", "-c", "x.c", "-o", "obj/x.o"] });
+    expect(plan.argv).toEqual([
+      "gcc",
+      "-ffile-prefix-map=/w/ctx/h=/proj",
+      "-g",
+      "-c",
+      "x.c",
+      "-o",
+      "/w/sb/u/obj/x.o",
+      "-MD",
+      "-MF",
+      "/w/sb/u/.orion-deps.d",
+    ]);
+    expect(plan.depfileRequested).toBe(false);
+    expect(plan.privateParents).toEqual(["/w/sb/u", "/w/sb/u/obj"]);
+  });
+
+  it("maps absolute project paths to the context but leaves macros and targets alone", () => {
+    const plan = planSharedCompile({
+      ...base,
+      workingDirectory: "src",
+      argv: [
+        "gcc", "-I/proj/inc", "-I", "/proj/inc2", "-isystem", "/proj/sys", "-include", "/proj/cfg.h",
+        "-DROOT=/proj", "-D", "X=/proj/x", "-MT", "/proj/src/x.o", "-I/usr/include",
+        "-fdebug-prefix-map=/proj/src=.", "-MD", "-MF", "/proj/src/d/x.d", "-c", "/proj/src/x.c", "-o", "/proj/src/x.o",
+      ],
+    });
+    expect(plan.argv.slice(2)).toEqual([
+      "-I/w/ctx/h/inc", "-I", "/w/ctx/h/inc2", "-isystem", "/w/ctx/h/sys", "-include", "/w/ctx/h/cfg.h",
+      "-DROOT=/proj", "-D", "X=/proj/x", "-MT", "/proj/src/x.o", "-I/usr/include",
+      "-fdebug-prefix-map=/w/ctx/h/src=.", "-MD", "-MF", "/w/sb/u/d/x.d", "-c", "/w/ctx/h/src/x.c", "-o", "/w/sb/u/x.o",
+    ]);
+    expect(plan.depfilePath).toBe("/w/sb/u/d/x.d");
+    // An absolute -o means gcc's target was absolute too.
+    expect(plan.replacements).toEqual([["/w/sb/u/", "/proj/src/"], ["/w/ctx/h", "/proj"]]);
+  });
+
+  it("finds gcc's default depfile next to the object", () => {
+    const plan = planSharedCompile({ ...base, argv: ["gcc", "-MMD", "-c", "x.c", "-o", "./o/x.obj.o"] });
+    expect(plan.depfilePath).toBe("/w/sb/u/./o/x.obj.d");
+    expect(plan.depfileRequested).toBe(true);
+    expect(defaultDepfilePath("d.v/x")).toBe("d.v/x.d");
+  });
+
+  it("refuses outputs that leave the working directory", () => {
+    expect(() => planSharedCompile({ ...base, argv: ["gcc", "-c", "x.c", "-o", "../x.o"] })).toThrow(/outside/);
+    expect(() => planSharedCompile({ ...base, argv: ["gcc", "-c", "x.c", "-o", "/etc/x.o"] })).toThrow(/outside/);
+    expect(() => planSharedCompile({ ...base, argv: ["gcc", "-MD", "-MF", "/tmp/x.d", "-c", "x.c", "-o", "x.o"] })).toThrow(/outside/);
+  });
+});

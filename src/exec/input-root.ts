@@ -1,0 +1,184 @@
+// Turns a Merkle input root held in the BlobStore into a real directory of hard links, refusing any entry that would escape it.
+import * as fsp from "node:fs/promises";
+import { join, posix } from "node:path";
+import type { BlobStore } from "../cas/blob-store.js";
+import { EMPTY_DIGEST, ExitCode, OrionError, Status, digestKey, type Digest } from "../core/index.js";
+import { Directory } from "../gen/orion/v1/remote_execution.js";
+
+/** A flattened input root; every path is relative to the root and uses "/". */
+export interface InputTree {
+  /** Directories, parents before children ("" is the root itself and is not listed). */
+  dirs: string[];
+  files: { path: string; digest: Digest; executable: boolean }[];
+  symlinks: { path: string; target: string }[];
+}
+
+/** How many blobs are linked at once: enough to hide file-system latency, few enough not to exhaust descriptors. */
+export const MATERIALIZE_CONCURRENCY = 64;
+/** Symlink hops allowed while checking one link, as the kernel's ELOOP limit. */
+const MAX_SYMLINK_HOPS = 40;
+
+/** A request that would break out of its sandbox: not the machine's fault, so never retried elsewhere. */
+export function sandboxViolation(message: string): OrionError {
+  return new OrionError(message, { exitCode: ExitCode.BUILD_FAILED, code: Status.PERMISSION_DENIED });
+}
+
+function checkName(name: string, where: string): void {
+  if (name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\0")) {
+    throw sandboxViolation(`input root entry ${JSON.stringify(name)} in ${where || "/"} is not a plain file name`);
+  }
+}
+
+/** Reads every Directory blob under `root` and flattens the tree, validating names and symlinks. */
+export async function loadInputTree(store: BlobStore, root: Digest): Promise<InputTree> {
+  const tree: InputTree = { dirs: [], files: [], symlinks: [] };
+  // Breadth-first, one level at a time, so sibling Directory blobs are fetched concurrently.
+  let level: { path: string; digest: Digest }[] = [{ path: "", digest: root }];
+  while (level.length > 0) {
+    const decoded = await Promise.all(level.map(async (d) => ({ ...d, dir: await readDirectory(store, d.digest) })));
+    const next: { path: string; digest: Digest }[] = [];
+    for (const { path, dir } of decoded) {
+      const seen = new Set<string>();
+      const claim = (name: string) => {
+        checkName(name, path);
+        if (seen.has(name)) throw sandboxViolation(`input root entry ${join(path, name)} is listed twice`);
+        seen.add(name);
+        return path ? `${path}/${name}` : name;
+      };
+      for (const f of dir.files) {
+        if (!f.digest) throw new OrionError(`input root file ${join(path, f.name)} has no digest`);
+        tree.files.push({ path: claim(f.name), digest: f.digest, executable: f.isExecutable });
+      }
+      for (const d of dir.directories) {
+        if (!d.digest) throw new OrionError(`input root directory ${join(path, d.name)} has no digest`);
+        const p = claim(d.name);
+        tree.dirs.push(p);
+        next.push({ path: p, digest: d.digest });
+      }
+      for (const s of dir.symlinks) tree.symlinks.push({ path: claim(s.name), target: s.target });
+    }
+    level = next;
+  }
+  checkSymlinks(tree);
+  return tree;
+}
+
+async function readDirectory(store: BlobStore, digest: Digest): Promise<Directory> {
+  const data = await store.get(digest);
+  if (!data) {
+    // The client or the head should have uploaded it; another node may hold it, so this is worth a retry.
+    throw new OrionError(`input root directory ${digestKey(digest)} is missing from the store`, {
+      code: Status.FAILED_PRECONDITION,
+    });
+  }
+  try {
+    return Directory.decode(data);
+  } catch (err) {
+    throw new OrionError(`input root directory ${digestKey(digest)} is not a Directory message`, { cause: err });
+  }
+}
+
+/**
+ * Refuses any symlink that resolves outside the root. The check follows the tree's own symlinks while
+ * resolving, because a purely lexical test is fooled by `a/up -> ..` followed by `b -> a/up/..`.
+ */
+export function checkSymlinks(tree: Pick<InputTree, "symlinks">): void {
+  const links = new Map(tree.symlinks.map((s) => [s.path, s.target]));
+  for (const { path, target } of tree.symlinks) {
+    if (!staysInside(path, target, links)) {
+      throw sandboxViolation(`symlink ${path} -> ${target} escapes the input root`);
+    }
+  }
+}
+
+function staysInside(linkPath: string, target: string, links: Map<string, string>): boolean {
+  if (target === "" || posix.isAbsolute(target)) return false;
+  const stack = posix.dirname(linkPath).split("/").filter((c) => c !== "" && c !== ".");
+  const pending = target.split("/");
+  let hops = 0;
+  while (pending.length > 0) {
+    const c = pending.shift()!;
+    if (c === "" || c === ".") continue;
+    if (c === "..") {
+      if (stack.length === 0) return false;
+      stack.pop();
+      continue;
+    }
+    stack.push(c);
+    const via = links.get(stack.join("/"));
+    if (via === undefined) continue;
+    if (++hops > MAX_SYMLINK_HOPS || posix.isAbsolute(via)) return false;
+    stack.pop();
+    pending.unshift(...via.split("/"));
+  }
+  return true;
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight; the first failure rejects once all started calls settle. */
+export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { err: unknown } | undefined;
+  const worker = async () => {
+    while (!failure && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure) throw failure.err;
+}
+
+/**
+ * Writes `tree` under `dest` (which must not exist yet): directories, blobs as hard links from the
+ * store, symlinks. With `readOnly`, directories end up 0555 so a stray write into a shared context fails.
+ */
+export async function materializeTree(
+  store: BlobStore,
+  tree: InputTree,
+  dest: string,
+  options: { readOnly: boolean },
+): Promise<void> {
+  await fsp.mkdir(dest, { recursive: true });
+  for (const d of tree.dirs) await fsp.mkdir(join(dest, d), { recursive: true });
+  await forEachLimit(tree.files, MATERIALIZE_CONCURRENCY, async (f) => {
+    const path = join(dest, f.path);
+    if (f.digest.sizeBytes === 0 && f.digest.hash === EMPTY_DIGEST.hash) {
+      // REAPI treats the empty blob as always present; clients need not upload it.
+      await fsp.writeFile(path, "", { mode: f.executable ? 0o555 : 0o444, flag: "wx" });
+      return;
+    }
+    if (!(await store.materialize(f.digest, path, f.executable))) {
+      throw new OrionError(`input ${f.path} (${digestKey(f.digest)}) is missing from the store`, {
+        code: Status.FAILED_PRECONDITION,
+      });
+    }
+  });
+  for (const s of tree.symlinks) await fsp.symlink(s.target, join(dest, s.path));
+  if (options.readOnly) {
+    for (const d of [...tree.dirs].reverse()) await fsp.chmod(join(dest, d), 0o555);
+    await fsp.chmod(dest, 0o555);
+  }
+}
+
+/** rm -rf that also copes with the read-only directories `materializeTree` leaves (non-root users cannot unlink inside them). */
+export async function removeTree(path: string): Promise<void> {
+  try {
+    await fsp.rm(path, { recursive: true, force: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "EACCES" && code !== "EPERM") throw err;
+    await makeWritable(path);
+    await fsp.rm(path, { recursive: true, force: true });
+  }
+}
+
+async function makeWritable(path: string): Promise<void> {
+  const st = await fsp.lstat(path).catch(() => undefined);
+  if (!st?.isDirectory()) return;
+  await fsp.chmod(path, 0o755);
+  for (const name of await fsp.readdir(path)) await makeWritable(join(path, name));
+}

@@ -1,0 +1,321 @@
+// End-to-end tests of LocalExecutor with real gcc, ar and files: sandboxed results must equal a plain run in the project.
+import * as fsp from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { execa } from "execa";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createBlobStore } from "../cas/index.js";
+import type { BlobStore } from "../cas/blob-store.js";
+import { Status, isInfrastructureError, type Digest } from "../core/index.js";
+import { buildTree, type TreeEntry } from "../merkle/index.js";
+import { Directory, type Command } from "../gen/orion/v1/remote_execution.js";
+import { LocalExecutor, type ExecRequest } from "./local-executor.js";
+
+const ENV = [
+  { name: "LANG", value: "C" },
+  { name: "PATH", value: process.env.PATH ?? "/usr/bin:/bin" },
+];
+const PLAIN_ENV = Object.fromEntries(ENV.map((e) => [e.name, e.value]));
+
+let tmp: string;
+let store: BlobStore;
+let executor: LocalExecutor;
+const executors: LocalExecutor[] = [];
+
+/** Puts every file, symlink and Directory of `dir` into the store; returns the root digest. */
+async function uploadDir(dir: string): Promise<Digest> {
+  const files: [string, TreeEntry][] = [];
+  const symlinks: [string, string][] = [];
+  const walk = async (d: string) => {
+    for (const e of await fsp.readdir(d, { withFileTypes: true })) {
+      const full = join(d, e.name);
+      const rel = relative(dir, full);
+      if (e.isDirectory()) await walk(full);
+      else if (e.isSymbolicLink()) symlinks.push([rel, await fsp.readlink(full)]);
+      else {
+        const st = await fsp.stat(full);
+        files.push([rel, { digest: await store.putFile(full), executable: (st.mode & 0o111) !== 0 }]);
+      }
+    }
+  };
+  await walk(dir);
+  const tree = buildTree(files, { symlinks });
+  for (const [, message] of tree.directories) await store.put(Directory.encode(message).finish());
+  return tree.root;
+}
+
+async function writeTree(root: string, files: Record<string, string>): Promise<void> {
+  for (const [rel, text] of Object.entries(files)) {
+    await fsp.mkdir(join(root, rel, ".."), { recursive: true });
+    await fsp.writeFile(join(root, rel), text);
+  }
+}
+
+function command(argv: string[], outputPaths: string[], workingDirectory = "", extraEnv: Command["environmentVariables"] = []): Command {
+  return { arguments: argv, environmentVariables: [...ENV, ...extraEnv], outputPaths, workingDirectory, platform: undefined };
+}
+
+async function blob(d: Digest | undefined): Promise<Buffer> {
+  const data = await store.get(d!);
+  if (!data) throw new Error("blob missing");
+  return data;
+}
+
+let projectCounter = 0;
+async function newProject(files: Record<string, string>): Promise<string> {
+  const root = join(tmp, `proj${++projectCounter}`);
+  await writeTree(root, files);
+  return root;
+}
+
+function request(projectRoot: string, inputRoot: Digest, cmd: Command, kind: string, extra: Partial<ExecRequest> = {}): ExecRequest {
+  return { actionId: `t${++projectCounter}`, command: cmd, inputRoot, projectRoot, kind, timeoutMs: 30_000, ...extra };
+}
+
+beforeAll(async () => {
+  tmp = await fsp.realpath(await fsp.mkdtemp(join(tmpdir(), "orion-exec-")));
+  store = createBlobStore({ dir: join(tmp, "cas") });
+  executor = new LocalExecutor({ store, workDir: join(tmp, "work"), workerName: "test-node" });
+  executors.push(executor);
+});
+
+afterEach(async () => {
+  // Every sandbox is gone after every action, whatever its outcome.
+  const left = await fsp.readdir(join(tmp, "work", "sb")).catch(() => []);
+  expect(left).toEqual([]);
+});
+
+afterAll(async () => {
+  for (const e of executors) await e.close();
+  store.close();
+  await execa("chmod", ["-R", "u+w", tmp], { reject: false });
+  await fsp.rm(tmp, { recursive: true, force: true });
+});
+
+const X_C = `#include <stdio.h>
+#include "a.h"
+int main(void) { printf("%s %d\\n", __FILE__, twice(A)); return 0; }
+`;
+const A_H = `#define A 21
+static inline int twice(int x) { return 2 * x; }
+`;
+
+describe("compile in the shared context", () => {
+  it("produces the object and depfile gcc produces in the project, byte for byte", async () => {
+    const proj = await newProject({ "x.c": X_C, "a.h": A_H });
+    const root = await uploadDir(proj);
+    const argv = ["gcc", "-g", "-O2", "-MD", "-c", "x.c", "-o", "x.o"];
+    const out = await executor.execute(request(proj, root, command(argv, ["x.o", "x.d"]), "compile"));
+
+    await execa(argv[0]!, argv.slice(1), { cwd: proj, env: PLAIN_ENV, extendEnv: false });
+    expect(out.result.exitCode).toBe(0);
+    expect(out.result.outputFiles.map((f) => f.path)).toEqual(["x.o", "x.d"]);
+    const [obj, dep] = out.result.outputFiles;
+    expect((await blob(obj!.digest)).equals(await fsp.readFile(join(proj, "x.o")))).toBe(true);
+    const gccDep = await fsp.readFile(join(proj, "x.d"), "utf8");
+    expect(out.depfile).toBe(gccDep);
+    expect((await blob(dep!.digest)).toString()).toBe(gccDep);
+    expect(out.result.executionMetadata?.worker).toBe("test-node");
+    expect(out.phases.executeMs).toBeGreaterThan(0);
+  });
+
+  it("matches gcc with a subdirectory, absolute -I, -MMD -MP, ./ in -o and a depfile that wraps", async () => {
+    const longHeader = "a_rather_long_header_name_so_that_the_dependency_line_wraps.h";
+    const proj = await newProject({
+      "src/main.c": `#include "${longHeader}"\n#include "local.h"\nint main(void) { return LOCAL + INC; }\n`,
+      "src/local.h": "#define LOCAL 1\n",
+      [`include/${longHeader}`]: "#define INC 2\n",
+    });
+    const root = await uploadDir(proj);
+    const argv = ["gcc", "-g", "-O1", "-MMD", "-MP", `-I${proj}/include`, "-c", "main.c", "-o", "./obj/main.o"];
+    const out = await executor.execute(request(proj, root, command(argv, ["obj/main.o", "obj/main.d"], "src"), "compile"));
+
+    await fsp.mkdir(join(proj, "src/obj"));
+    await execa(argv[0]!, argv.slice(1), { cwd: join(proj, "src"), env: PLAIN_ENV, extendEnv: false });
+    expect(out.result.exitCode).toBe(0);
+    const gccDep = await fsp.readFile(join(proj, "src/obj/main.d"), "utf8");
+    expect(gccDep).toContain("\\\n"); // the case only means something if gcc wrapped
+    expect(out.depfile).toBe(gccDep);
+    const [obj] = out.result.outputFiles;
+    expect((await blob(obj!.digest)).equals(await fsp.readFile(join(proj, "src/obj/main.o")))).toBe(true);
+  });
+
+  it("learns the headers through a private depfile when the user asked for none", async () => {
+    const proj = await newProject({ "x.c": X_C, "a.h": A_H });
+    const root = await uploadDir(proj);
+    const argv = ["gcc", "-g", "-c", `${proj}/x.c`, "-o", "x.o"];
+    const out = await executor.execute(request(proj, root, command(argv, ["x.o"]), "compile"));
+    await execa(argv[0]!, argv.slice(1), { cwd: proj, env: PLAIN_ENV, extendEnv: false });
+    expect(out.depfile).toMatch(new RegExp(`^x\\.o: ${proj}/x\\.c .*${proj}/a\\.h\\n`, "s"));
+    expect(out.result.outputFiles.map((f) => f.path)).toEqual(["x.o"]);
+    expect((await blob(out.result.outputFiles[0]!.digest)).equals(await fsp.readFile(join(proj, "x.o")))).toBe(true);
+  });
+
+  it("returns a compile error as exit code 1 with gcc's own diagnostics", async () => {
+    const proj = await newProject({ "bad.c": "int main(void) { return nope; }\n" });
+    const root = await uploadDir(proj);
+    const argv = ["gcc", "-c", `${proj}/bad.c`, "-o", "bad.o"];
+    const out = await executor.execute(request(proj, root, command(argv, ["bad.o"]), "compile"));
+    const plain = await execa(argv[0]!, argv.slice(1), { cwd: proj, env: PLAIN_ENV, extendEnv: false, reject: false });
+    expect(out.result.exitCode).toBe(1);
+    expect(out.result.outputFiles).toEqual([]);
+    expect(out.result.stderrRaw.toString()).toBe(plain.stderr + "\n");
+    expect(out.result.stderrRaw.toString()).toContain(`${proj}/bad.c:1:`);
+    expect((await blob(out.result.stderrDigest)).equals(out.result.stderrRaw)).toBe(true);
+  });
+
+  it("materializes one input root once for concurrent actions", async () => {
+    const files: Record<string, string> = { "x.c": X_C, "a.h": A_H };
+    for (let i = 0; i < 200; i++) files[`gen/h${i}.h`] = `#define H${i} ${i}\n`;
+    const proj = await newProject(files);
+    const root = await uploadDir(proj);
+    let materialized = 0;
+    const counting: BlobStore = Object.create(store, {
+      materialize: { value: (d: Digest, dest: string, x: boolean) => (materialized++, store.materialize(d, dest, x)) },
+    });
+    const workDir = join(tmp, "work-concurrent");
+    const ex = new LocalExecutor({ store: counting, workDir, workerName: "n2" });
+    executors.push(ex);
+    const run = (out: string) => ex.execute(request(proj, root, command(["gcc", "-c", "x.c", "-o", out], [out]), "compile"));
+    const [a, b] = await Promise.all([run("one.o"), run("two.o")]);
+    expect(a.result.exitCode).toBe(0);
+    expect(b.result.exitCode).toBe(0);
+    expect(materialized).toBe(202);
+    expect(await fsp.readdir(join(workDir, "ctx"))).toEqual([root.hash]);
+    await run("three.o");
+    expect(materialized).toBe(202);
+  });
+});
+
+describe("private sandboxes", () => {
+  let objs: string;
+  let objsRoot: Digest;
+  beforeAll(async () => {
+    objs = await newProject({
+      "a.c": "int a(void) { return 1; }\n",
+      "b.c": "int b(void) { return 2; }\n",
+      "main.c": '#include <stdio.h>\nint a(void); int b(void);\nint main(void) { printf("%d\\n", a() + b()); return 0; }\n',
+    });
+    for (const f of ["a", "b", "main"]) await execa("gcc", ["-c", `${f}.c`, "-o", `${f}.o`], { cwd: objs });
+    objsRoot = await uploadDir(objs);
+  });
+
+  it("archives like ar in the project", async () => {
+    const argv = ["ar", "rcs", "libx.a", "a.o", "b.o"];
+    const out = await executor.execute(request(objs, objsRoot, command(argv, ["libx.a"]), "archive"));
+    expect(out.result.exitCode).toBe(0);
+    expect(out.depfile).toBeUndefined();
+    const plainDir = join(tmp, "ar-plain");
+    await fsp.cp(objs, plainDir, { recursive: true });
+    await execa(argv[0]!, argv.slice(1), { cwd: plainDir });
+    expect((await blob(out.result.outputFiles[0]!.digest)).equals(await fsp.readFile(join(plainDir, "libx.a")))).toBe(true);
+  });
+
+  it("links an executable and records its executable bit", async () => {
+    const argv = ["gcc", "-o", "bin/app", "main.o", "a.o", "b.o"];
+    const out = await executor.execute(request(objs, objsRoot, command(argv, ["bin/app"]), "link"));
+    expect(out.result.exitCode).toBe(0);
+    const [app] = out.result.outputFiles;
+    expect(app!.isExecutable).toBe(true);
+    const exe = join(tmp, "app");
+    await fsp.writeFile(exe, await blob(app!.digest), { mode: 0o755 });
+    expect((await execa(exe)).stdout).toBe("3");
+  });
+
+  it("kills the whole process group on timeout and reports an infrastructure error", async () => {
+    const pidFile = join(tmp, "grandchild.pid");
+    const argv = ["sh", "-c", 'sleep 30 & echo $! > "$PID_FILE"; sleep 30'];
+    const started = Date.now();
+    const err = await executor
+      .execute(request(objs, objsRoot, command(argv, [], "", [{ name: "PID_FILE", value: pidFile }]), "other", { timeoutMs: 300 }))
+      .catch((e: unknown) => e);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(err).toMatchObject({ message: expect.stringMatching(/timed out after 300 ms/), code: Status.DEADLINE_EXCEEDED });
+    expect(isInfrastructureError(err)).toBe(true);
+    const pid = Number(await fsp.readFile(pidFile, "utf8"));
+    expect(pid).toBeGreaterThan(0);
+    await expect.poll(() => gone(pid), { timeout: 5000 }).toBe(true);
+  });
+
+  it("kills the whole process group on cancellation", async () => {
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 200);
+    const err = await executor
+      .execute(request(objs, objsRoot, command(["sleep", "30"], []), "other", { signal: ac.signal }))
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: Status.CANCELLED });
+    expect(isInfrastructureError(err)).toBe(false);
+  });
+
+  it("reports a missing program as an infrastructure error naming it", async () => {
+    const err = await executor.execute(request(objs, objsRoot, command(["/no/such/cc", "-c"], []), "other")).catch((e: unknown) => e);
+    expect(err).toMatchObject({ message: expect.stringContaining("/no/such/cc") });
+    expect(isInfrastructureError(err)).toBe(true);
+  });
+
+  it("fails a successful action that did not produce a declared output, but not a failed one", async () => {
+    const err = await executor.execute(request(objs, objsRoot, command(["true"], ["none.o"]), "other")).catch((e: unknown) => e);
+    expect(err).toMatchObject({ message: expect.stringMatching(/did not produce none\.o/) });
+    const out = await executor.execute(request(objs, objsRoot, command(["false"], ["none.o"]), "other"));
+    expect(out.result.exitCode).toBe(1);
+    expect(out.result.outputFiles).toEqual([]);
+  });
+
+  it("enforces the output size cap", async () => {
+    const argv = ["sh", "-c", "head -c 5000 /dev/zero > big.bin"];
+    const err = await executor
+      .execute(request(objs, objsRoot, command(argv, ["big.bin"]), "other", { maxOutputBytes: 4096 }))
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ message: expect.stringMatching(/big\.bin is 5000 bytes/) });
+  });
+});
+
+describe("sandbox violations", () => {
+  it("refuses output paths with .. or absolute ones before running anything", async () => {
+    const proj = await newProject({ "x.c": X_C });
+    const root = await uploadDir(proj);
+    const marker = join(tmp, "ran");
+    for (const bad of ["../x.o", "sub/../../x.o", "/tmp/x.o"]) {
+      const err = await executor
+        .execute(request(proj, root, command(["touch", marker], [bad]), "other"))
+        .catch((e: unknown) => e);
+      expect(err).toMatchObject({ message: expect.stringMatching(/must be relative/) });
+      expect(isInfrastructureError(err)).toBe(false);
+    }
+    await expect(fsp.stat(marker)).rejects.toThrow();
+  });
+
+  it("refuses an input root holding a symlink that escapes it", async () => {
+    const proj = await newProject({ "x.c": X_C });
+    await fsp.symlink("../../../etc/passwd", join(proj, "evil"));
+    const root = await uploadDir(proj);
+    for (const kind of ["compile", "archive"]) {
+      const argv = ["gcc", "-c", "x.c", "-o", "x.o"];
+      const err = await executor.execute(request(proj, root, command(argv, ["x.o"]), kind)).catch((e: unknown) => e);
+      expect(err).toMatchObject({ message: expect.stringMatching(/evil -> \.\.\/\.\.\/\.\.\/etc\/passwd escapes the input root/) });
+    }
+  });
+
+  it("keeps a symlink that stays inside the root", async () => {
+    const proj = await newProject({ "x.c": X_C, "inc/real.h": A_H });
+    await fsp.symlink("inc/real.h", join(proj, "a.h"));
+    const root = await uploadDir(proj);
+    const out = await executor.execute(request(proj, root, command(["gcc", "-c", "x.c", "-o", "x.o"], ["x.o"]), "compile"));
+    expect(out.result.exitCode).toBe(0);
+  });
+});
+
+/** True when `pid` no longer runs: gone, or a zombie waiting for a parent (in containers PID 1 may not reap). */
+function gone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return true;
+  }
+  try {
+    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.startsWith("Z") ?? true;
+  } catch {
+    return true;
+  }
+}

@@ -1,0 +1,339 @@
+// Runs one action on this machine: materializes its input root, runs the tool in a sandbox, and stores its outputs.
+import { randomUUID } from "node:crypto";
+import * as fsp from "node:fs/promises";
+import { join, posix } from "node:path";
+import type { BlobStore } from "../cas/blob-store.js";
+import {
+  ExitCode,
+  OrionError,
+  Status,
+  silentLogger,
+  systemClock,
+  type Clock,
+  type Digest,
+  type Logger,
+} from "../core/index.js";
+import type { ActionResult, Command, OutputFile } from "../gen/orion/v1/remote_execution.js";
+import { isSharedContextCompile, normalizeRelative, planSharedCompile, type CompilePlan } from "./compile-plan.js";
+import { rewriteDepfile, mungeMakePath } from "./depfile.js";
+import { loadInputTree, materializeTree, removeTree, sandboxViolation } from "./input-root.js";
+import { cancelledError, runInProcessGroup } from "./run-process.js";
+
+export interface ExecRequest {
+  actionId: string;
+  /** argv[0] is an absolute tool path or a name on PATH; outputPaths are relative to workingDirectory, which is relative to the input root. */
+  command: Command;
+  /** A Merkle Directory tree in the BlobStore. */
+  inputRoot: Digest;
+  /** The client's absolute project root: the path the action "thinks" the input root lives at. */
+  projectRoot: string;
+  /** "compile" | "archive" | "link" | ... */
+  kind: string;
+  timeoutMs: number;
+  /** Cap per output file; default 1 GiB. */
+  maxOutputBytes?: number;
+  /** Aborting kills the action's whole process group. */
+  signal?: AbortSignal;
+}
+
+export interface ExecOutcome {
+  result: ActionResult;
+  /** For compiles: the dependency file's text, with sandbox paths mapped back to projectRoot. */
+  depfile?: string;
+  phases: { inputFetchMs: number; executeMs: number; uploadMs: number };
+}
+
+export interface LocalExecutorOptions {
+  store: BlobStore;
+  /** Holds `ctx/` (shared input contexts, kept across runs) and `sb/` (private sandboxes); same file system as the store, so links work. */
+  workDir: string;
+  workerName: string;
+  logger?: Logger;
+  clock?: Clock;
+  /** PATH given to commands that set none; default this process's PATH. */
+  path?: string;
+}
+
+export const DEFAULT_MAX_OUTPUT_BYTES = 1024 ** 3;
+/** Cap on captured stdout and stderr, each. */
+const MAX_STREAM_BYTES = 64 * 1024 ** 2;
+
+function badRequest(message: string): OrionError {
+  return new OrionError(message, { exitCode: ExitCode.BUILD_FAILED, code: Status.INVALID_ARGUMENT });
+}
+
+function isErrno(err: unknown, ...codes: string[]): boolean {
+  return typeof err === "object" && err !== null && codes.includes((err as NodeJS.ErrnoException).code ?? "");
+}
+
+/** A relative path that stays below its base: no absolute path, no "..", nothing empty. */
+function checkRelative(p: string, what: string, allowEmpty: boolean): string {
+  if (posix.isAbsolute(p) || p.includes("\0") || p.split("/").includes("..")) {
+    throw sandboxViolation(`${what} ${JSON.stringify(p)} must be relative and must not contain ".."`);
+  }
+  const n = normalizeRelative(p);
+  if (!allowEmpty && n === "") throw sandboxViolation(`${what} ${JSON.stringify(p)} names no file`);
+  return n;
+}
+
+function replaceAll(buf: Buffer, replacements: readonly [string, string][]): Buffer {
+  let out = buf;
+  for (const [from, to] of replacements) {
+    if (!from || out.indexOf(from) < 0) continue;
+    const parts: Buffer[] = [];
+    const fromBuf = Buffer.from(from);
+    const toBuf = Buffer.from(to);
+    let start = 0;
+    for (let at = out.indexOf(fromBuf); at >= 0; at = out.indexOf(fromBuf, start)) {
+      parts.push(out.subarray(start, at), toBuf);
+      start = at + fromBuf.length;
+    }
+    parts.push(out.subarray(start));
+    out = Buffer.concat(parts);
+  }
+  return out;
+}
+
+export class LocalExecutor {
+  private readonly store: BlobStore;
+  private readonly workerName: string;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly path: string;
+  /** Real paths of workDir/ctx and workDir/sb: gcc records physical directories, so the prefix maps must name them. */
+  private readonly dirs: Promise<{ ctx: string; sb: string }>;
+  /** Input-root hash → its materialized context; concurrent requests for one root share one materialization. */
+  private readonly contexts = new Map<string, Promise<string>>();
+  /** Private sandboxes that exist right now, removed on close. */
+  private readonly sandboxes = new Set<string>();
+
+  constructor(options: LocalExecutorOptions) {
+    this.store = options.store;
+    this.workerName = options.workerName;
+    this.logger = (options.logger ?? silentLogger).child({ module: "exec" });
+    this.clock = options.clock ?? systemClock;
+    this.path = options.path ?? process.env.PATH ?? "/usr/bin:/bin";
+    this.dirs = (async () => {
+      const ctx = join(options.workDir, "ctx");
+      const sb = join(options.workDir, "sb");
+      await fsp.mkdir(ctx, { recursive: true });
+      await fsp.mkdir(sb, { recursive: true });
+      return { ctx: await fsp.realpath(ctx), sb: await fsp.realpath(sb) };
+    })();
+    // Reported by the first execute; this keeps an early failure from being an unhandled rejection.
+    this.dirs.catch(() => undefined);
+  }
+
+  async execute(req: ExecRequest): Promise<ExecOutcome> {
+    const log = this.logger.child({ action: req.actionId });
+    const what = `action ${req.actionId}`;
+    // Validate everything before anything touches the disk.
+    const argv = req.command.arguments;
+    if (argv.length === 0 || !argv[0]) throw badRequest(`${what} has an empty command line`);
+    if (!posix.isAbsolute(req.projectRoot)) throw badRequest(`${what}: project root ${req.projectRoot} is not absolute`);
+    const projectRoot = req.projectRoot.length > 1 ? req.projectRoot.replace(/\/+$/, "") : req.projectRoot;
+    const wd = checkRelative(req.command.workingDirectory, "working directory", true);
+    const outputs = req.command.outputPaths.map((p) => checkRelative(p, "output path", false));
+    if (!(req.timeoutMs > 0)) throw badRequest(`${what}: timeout must be positive`);
+    const maxOutputBytes = req.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
+    if (req.signal?.aborted) throw cancelledError(what);
+
+    const { sb } = await this.dirs;
+    const sandbox = join(sb, randomUUID());
+    this.sandboxes.add(sandbox);
+    const workerStart = this.clock.now();
+    try {
+      // Input fetch: the shared context for a plain compile, a private copy of the tree for anything else.
+      const inputFetchStart = this.clock.now();
+      let cwd: string;
+      let outputBase: string;
+      let plan: CompilePlan | undefined;
+      let replacements: [string, string][];
+      if (req.kind === "compile" && isSharedContextCompile(argv)) {
+        const ctxRoot = await this.context(req.inputRoot, log);
+        plan = planSharedCompile({ argv, projectRoot, workingDirectory: wd, ctxRoot, privateDir: sandbox });
+        cwd = join(ctxRoot, wd);
+        outputBase = sandbox;
+        replacements = plan.replacements;
+        for (const d of plan.privateParents) await fsp.mkdir(d, { recursive: true });
+      } else {
+        await materializeTree(this.store, await loadInputTree(this.store, req.inputRoot), sandbox, { readOnly: false });
+        cwd = join(sandbox, wd);
+        outputBase = cwd;
+        replacements = [[sandbox, projectRoot]];
+        for (const out of outputs) {
+          // An input at an output path is a hard link into the store: a tool writing it in place would corrupt the blob.
+          await fsp.rm(join(outputBase, out), { force: true });
+        }
+      }
+      await this.checkWorkingDirectory(cwd, wd, what);
+      for (const out of outputs) await fsp.mkdir(posix.dirname(join(outputBase, out)), { recursive: true });
+      const runArgv = plan?.argv ?? argv.map((a) => (a === projectRoot || a.startsWith(projectRoot + "/") ? sandbox + a.slice(projectRoot.length) : a));
+      const inputFetchEnd = this.clock.now();
+
+      const run = await runInProcessGroup(what, {
+        argv: runArgv,
+        cwd,
+        env: this.environment(req.command),
+        timeoutMs: req.timeoutMs,
+        signal: req.signal,
+        maxBuffer: MAX_STREAM_BYTES,
+      });
+      const executeEnd = this.clock.now();
+
+      let depfile: string | undefined;
+      if (plan) depfile = await this.rewriteDepfile(plan, run.exitCode);
+      const outputFiles = await this.collectOutputs(what, outputBase, outputs, run.exitCode, maxOutputBytes);
+      const stdoutRaw = replaceAll(run.stdout, replacements);
+      const stderrRaw = replaceAll(run.stderr, replacements);
+      const [stdoutDigest, stderrDigest] = await Promise.all([this.store.put(stdoutRaw), this.store.put(stderrRaw)]);
+      const uploadEnd = this.clock.now();
+
+      log.debug({ exitCode: run.exitCode, shared: !!plan }, "action finished");
+      return {
+        result: {
+          outputFiles,
+          exitCode: run.exitCode,
+          stdoutRaw,
+          stdoutDigest,
+          stderrRaw,
+          stderrDigest,
+          executionMetadata: {
+            worker: this.workerName,
+            queuedTimestamp: undefined,
+            workerStartTimestamp: new Date(workerStart),
+            inputFetchStartTimestamp: new Date(inputFetchStart),
+            inputFetchCompletedTimestamp: new Date(inputFetchEnd),
+            executionStartTimestamp: new Date(inputFetchEnd),
+            executionCompletedTimestamp: new Date(executeEnd),
+            outputUploadStartTimestamp: new Date(executeEnd),
+            outputUploadCompletedTimestamp: new Date(uploadEnd),
+            workerCompletedTimestamp: new Date(uploadEnd),
+          },
+        },
+        depfile,
+        phases: {
+          inputFetchMs: inputFetchEnd - inputFetchStart,
+          executeMs: executeEnd - inputFetchEnd,
+          uploadMs: uploadEnd - executeEnd,
+        },
+      };
+    } finally {
+      await removeTree(sandbox).catch((err: unknown) => log.warn({ err, sandbox }, "cannot remove sandbox"));
+      this.sandboxes.delete(sandbox);
+    }
+  }
+
+  /** Removes the private sandboxes of actions still running; shared contexts stay for the next process. */
+  async close(): Promise<void> {
+    await Promise.all([...this.sandboxes].map((s) => removeTree(s).catch(() => undefined)));
+    this.sandboxes.clear();
+  }
+
+  /** The shared context of an input root, materialized at most once per digest (per process, and on disk across processes). */
+  private context(root: Digest, log: Logger): Promise<string> {
+    let ctx = this.contexts.get(root.hash);
+    if (!ctx) {
+      ctx = this.materializeContext(root, log);
+      this.contexts.set(root.hash, ctx);
+      // A failed materialization is not remembered: the next request tries again (the blob may have arrived).
+      ctx.catch(() => this.contexts.delete(root.hash));
+    }
+    return ctx;
+  }
+
+  private async materializeContext(root: Digest, log: Logger): Promise<string> {
+    const { ctx } = await this.dirs;
+    const final = join(ctx, root.hash);
+    if (await exists(final)) return final; // renamed into place whole, so it is complete
+    const tmp = join(ctx, `.tmp-${root.hash.slice(0, 16)}-${randomUUID()}`);
+    try {
+      const tree = await loadInputTree(this.store, root);
+      const started = this.clock.now();
+      await materializeTree(this.store, tree, tmp, { readOnly: true });
+      try {
+        await fsp.rename(tmp, final);
+      } catch (err) {
+        // Another process sharing this folder won the race; its tree is identical.
+        if (!isErrno(err, "ENOTEMPTY", "EEXIST")) throw err;
+        await removeTree(tmp);
+      }
+      log.debug({ root: root.hash, files: tree.files.length, ms: this.clock.now() - started }, "context materialized");
+      return final;
+    } catch (err) {
+      await removeTree(tmp).catch(() => undefined);
+      if (err instanceof OrionError) throw err;
+      throw new OrionError(`cannot materialize input root ${root.hash}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private async checkWorkingDirectory(cwd: string, wd: string, what: string): Promise<void> {
+    const st = await fsp.stat(cwd).catch(() => undefined);
+    // Without this, spawn's ENOENT for a missing cwd would read as "no such program".
+    if (!st?.isDirectory()) throw badRequest(`${what}: working directory ${wd || "."} is not a directory of the input root`);
+  }
+
+  private environment(command: Command): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const v of command.environmentVariables) env[v.name] = v.value;
+    env.PATH ??= this.path;
+    return env;
+  }
+
+  /** Maps the depfile back to the project; a user-requested one is rewritten in place, so it is collected as the project would see it. */
+  private async rewriteDepfile(plan: CompilePlan, exitCode: number): Promise<string | undefined> {
+    let text: string;
+    try {
+      text = await fsp.readFile(plan.depfilePath, "utf8");
+    } catch (err) {
+      // A failed compile may stop before gcc writes it.
+      if (isErrno(err, "ENOENT") && exitCode !== 0) return undefined;
+      throw new OrionError(`cannot read the depfile ${plan.depfilePath}: ${(err as Error).message}`, { cause: err });
+    }
+    const quoted = plan.replacements.map(([from, to]) => [from, mungeMakePath(to)] as const);
+    const mapped = rewriteDepfile(text, (name) => quoted.reduce((s, [from, to]) => s.replaceAll(from, to), name));
+    if (plan.depfileRequested) await fsp.writeFile(plan.depfilePath, mapped);
+    return mapped;
+  }
+
+  private async collectOutputs(
+    what: string,
+    base: string,
+    outputs: readonly string[],
+    exitCode: number,
+    maxBytes: number,
+  ): Promise<OutputFile[]> {
+    const files: OutputFile[] = [];
+    for (const path of outputs) {
+      const full = join(base, path);
+      const st = await fsp.lstat(full).catch((err: unknown) => {
+        if (isErrno(err, "ENOENT", "ENOTDIR")) return undefined;
+        throw err;
+      });
+      if (!st) {
+        if (exitCode === 0) {
+          throw new OrionError(`${what} did not produce ${path}`, { exitCode: ExitCode.BUILD_FAILED, code: Status.FAILED_PRECONDITION });
+        }
+        continue;
+      }
+      // A symlink could point anywhere on the node; storing its target would leak files from outside the sandbox.
+      if (!st.isFile()) throw sandboxViolation(`${what}: output ${path} is not a regular file`);
+      if (st.size > maxBytes) {
+        throw new OrionError(`${what}: output ${path} is ${st.size} bytes, above the ${maxBytes}-byte cap`, {
+          exitCode: ExitCode.BUILD_FAILED,
+          code: Status.RESOURCE_EXHAUSTED,
+        });
+      }
+      const digest = await this.store.putFile(full);
+      files.push({ path, digest, isExecutable: (st.mode & 0o111) !== 0, contents: Buffer.alloc(0) });
+    }
+    return files;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return fsp.stat(path).then(
+    () => true,
+    () => false,
+  );
+}

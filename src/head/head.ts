@@ -1,0 +1,370 @@
+// The head: owns the scheduler, the action cache and the CAS; prepares ready actions (cache
+// look-up or lease), hands leases to nodes that pull them, writes the cache from their results,
+// and streams each build's events. Transport-free: the embedded default calls it in-process.
+import { posix } from "node:path";
+import {
+  type Clock,
+  type Digest,
+  type IdGenerator,
+  type Logger,
+  digestKey,
+  errorMessage,
+  OrionError,
+  Status,
+} from "../core/index.js";
+import type { BlobStore } from "../cas/index.js";
+import type { ActionCache } from "../cache/index.js";
+import { loadTree } from "../merkle/index.js";
+import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
+import type {
+  GraphAction,
+  HeartbeatRequest,
+  HeartbeatResponse,
+  Lease as LeaseMessage,
+  LeaseRequest,
+  LeaseResponse,
+  RegisterRequest,
+  RegisterResponse,
+  ReportResultRequest,
+  SubmitBuildRequest,
+} from "../gen/orion/v1/scheduler.js";
+import { type ActionKind, type BuildEvent, Scheduler, type Task, type TaskSpec, type Worker } from "../scheduler/index.js";
+import type { BuildsApi, ContextUpload, HostStepLease, NodeControlApi } from "./api.js";
+import { type ContextEntry, ContextIndex } from "./context-index.js";
+import { type BuildView, type Prepared, type PrepareDeps, prepareAction, recordResult } from "./prepare.js";
+
+export interface HeadOptions {
+  store: BlobStore;
+  cache: ActionCache;
+  clock: Clock;
+  ids: IdGenerator;
+  logger: Logger;
+  externalDigest: PrepareDeps["externalDigest"];
+  /** Learned or default duration estimates for critical-path ordering. */
+  estimateMs?(kind: string, label: string): number;
+  heartbeatMs?: number;
+}
+
+interface NodeRecord {
+  id: string;
+  slots: number;
+  toolchains: Set<string>;
+  /** An embedded node runs whatever toolchain the client found on this machine. */
+  anyToolchain: boolean;
+  lastSeen: number;
+  worker: Worker<Payload>;
+}
+
+/** What a queued task carries: a prepared action for nodes, or nothing for a host step. */
+type Payload = { prepared: Prepared } | { host: true };
+
+interface HeadBuild {
+  id: string;
+  req: SubmitBuildRequest;
+  actions: Map<string, GraphAction>;
+  view: BuildView;
+  results: Map<string, ActionResult>;
+  events: BuildEvent[];
+  listeners: Set<(e: BuildEvent) => void>;
+  hostWorker: Worker<Payload>;
+  finished: boolean;
+}
+
+const DEFAULT_ESTIMATES: Record<string, number> = { compile: 150, link: 200, archive: 30, depgen: 100, configure: 3000, script: 100, other: 100 };
+
+export class Head implements NodeControlApi, BuildsApi {
+  private readonly scheduler: Scheduler<Payload>;
+  private readonly builds = new Map<string, HeadBuild>();
+  private readonly nodes = new Map<string, NodeRecord>();
+  private readonly contexts = new Map<string, ContextIndex>();
+  /** Leases in flight → their build and task (for reports). */
+  private readonly leaseOwners = new Map<string, { build: HeadBuild; task: Task<Payload> }>();
+  /** Workers waiting in a long-poll lease, woken when work appears. */
+  private waiters = new Set<() => void>();
+  private readonly deps: PrepareDeps;
+  private closed = false;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: HeadOptions) {
+    this.log = opts.logger.child({ module: "head" });
+    this.deps = { store: opts.store, cache: opts.cache, externalDigest: opts.externalDigest };
+    this.scheduler = new Scheduler<Payload>({
+      clock: opts.clock,
+      ids: opts.ids,
+      onReady: (task) => this.onReady(task),
+      onWork: () => this.wake(),
+    });
+  }
+
+  // --- nodes ---------------------------------------------------------------
+
+  async register(req: RegisterRequest): Promise<RegisterResponse> {
+    let id = req.name || "node";
+    for (let n = 2; this.nodes.has(id); n++) id = `${req.name || "node"}-${n}`;
+    const toolchains = new Set(req.toolchains.map((t) => t.digest));
+    const anyToolchain = req.toolchains.some((t) => t.digest === "*");
+    const record: NodeRecord = {
+      id,
+      slots: req.slots,
+      toolchains,
+      anyToolchain,
+      lastSeen: this.opts.clock.now(),
+      worker: {
+        name: id,
+        accepts: (t) => {
+          const p = t.payload;
+          if (!p || "host" in p) return false;
+          const tc = p.prepared.command.platform?.properties.find((x) => x.name === "toolchain")?.value ?? "";
+          return anyToolchain || toolchains.has(tc);
+        },
+      },
+    };
+    this.nodes.set(id, record);
+    this.log.info({ node: id, slots: req.slots }, "node registered");
+    return { nodeId: id, heartbeatMs: this.opts.heartbeatMs ?? 5000 };
+  }
+
+  async heartbeat(req: HeartbeatRequest): Promise<HeartbeatResponse> {
+    const node = this.nodes.get(req.nodeId);
+    if (!node) throw new OrionError(`unknown node ${req.nodeId}`, { code: Status.NOT_FOUND });
+    node.lastSeen = this.opts.clock.now();
+    return { cancelLeaseIds: [] };
+  }
+
+  async lease(req: LeaseRequest): Promise<LeaseResponse> {
+    const node = this.nodes.get(req.nodeId);
+    if (!node) throw new OrionError(`unknown node ${req.nodeId}`, { code: Status.NOT_FOUND });
+    const leases = await this.waitFor(() => this.scheduler.lease(node.worker, Math.max(1, req.maxActions)), req.waitMs);
+    return {
+      leases: leases.map((l): LeaseMessage => {
+        const build = this.builds.get(l.task.buildId)!;
+        this.leaseOwners.set(l.leaseId, { build, task: l.task });
+        const p = (l.task.payload as { prepared: Prepared }).prepared;
+        return {
+          leaseId: l.leaseId,
+          buildId: l.task.buildId,
+          actionId: l.task.spec.id,
+          actionDigest: p.actionDigest,
+          action: p.action,
+          command: p.command,
+          attempt: l.attempt,
+          inputDirectories: [],
+          projectRoot: build.view.projectRoot,
+          kind: l.task.spec.kind,
+        };
+      }),
+    };
+  }
+
+  async reportResult(req: ReportResultRequest): Promise<void> {
+    const found = this.leaseOwners.get(req.leaseId);
+    this.leaseOwners.delete(req.leaseId);
+    if (!found || !this.scheduler.isLive(req.leaseId)) return; // stale: the task was re-queued or cancelled
+    const { build, task } = found;
+    if (req.error) {
+      this.scheduler.complete(req.leaseId, { status: "infra", error: req.error, node: req.nodeId });
+      return;
+    }
+    const result = req.result!;
+    const phases = phasesOf(result);
+    build.results.set(task.spec.id, result);
+    if (result.exitCode !== 0) {
+      this.scheduler.complete(req.leaseId, { status: "failed", error: `exit code ${result.exitCode}`, node: req.nodeId, phases });
+      return;
+    }
+    const action = build.actions.get(task.spec.id)!;
+    const prepared = (task.payload as { prepared: Prepared }).prepared;
+    this.recordProduced(build, action, result);
+    try {
+      await recordResult(action, prepared, result, req.depfile || undefined, build.view, this.deps);
+    } catch (err) {
+      this.log.warn({ action: task.spec.id, err: errorMessage(err) }, "could not write the action cache");
+    }
+    this.scheduler.complete(req.leaseId, { status: "ok", node: req.nodeId, phases });
+  }
+
+  /** Drops a node: its leases go back to the queue. */
+  removeNode(nodeId: string, reason: string): void {
+    if (!this.nodes.delete(nodeId)) return;
+    this.scheduler.releaseWorker(nodeId, reason);
+  }
+
+  // --- builds --------------------------------------------------------------
+
+  async submitBuild(req: SubmitBuildRequest, context?: ContextUpload): Promise<{ buildId: string }> {
+    const id = this.opts.ids();
+    const ctx = await this.context(req.contextRoot!, context);
+    const build: HeadBuild = {
+      id,
+      req,
+      actions: new Map(req.actions.map((a) => [a.id, a])),
+      view: { projectRoot: req.projectRoot, context: ctx, produced: new Map(), noCache: req.noCache },
+      results: new Map(),
+      events: [],
+      listeners: new Set(),
+      hostWorker: { name: "client", accepts: (t) => t.buildId === id && !!t.payload && "host" in t.payload },
+      finished: false,
+    };
+    this.builds.set(id, build);
+    const estimate = this.opts.estimateMs ?? ((kind: string) => DEFAULT_ESTIMATES[kind] ?? 100);
+    const specs: TaskSpec[] = req.actions.map((a) => ({
+      id: a.id,
+      deps: a.deps,
+      kind: a.kind as ActionKind,
+      label: a.label,
+      host: a.host,
+      estimateMs: estimate(a.kind, a.label),
+      cmd: a.host ? a.shell || a.arguments.join(" ") : undefined,
+      cwd: a.cwd,
+    }));
+    void this.scheduler
+      .addBuild(id, specs, {
+        retries: req.retries,
+        failFast: true,
+        onEvent: (e) => {
+          build.events.push(e);
+          for (const l of build.listeners) l(e);
+          if (e.type === "summary") {
+            build.finished = true;
+            // The client's host-step long-poll must not outlive its build.
+            this.wake();
+          }
+        },
+      })
+      .catch((err) => this.log.error({ build: id, err: errorMessage(err) }, "build failed to start"));
+    return { buildId: id };
+  }
+
+  watchBuild(buildId: string, fromSeq: number, onEvent: (event: BuildEvent) => void): () => void {
+    const build = this.builds.get(buildId);
+    if (!build) throw new OrionError(`unknown build ${buildId}`, { code: Status.NOT_FOUND });
+    for (const e of build.events) if (e.seq > fromSeq) onEvent(e);
+    if (build.finished) return () => {};
+    build.listeners.add(onEvent);
+    return () => build.listeners.delete(onEvent);
+  }
+
+  async getResult(buildId: string, actionId: string): Promise<ActionResult | undefined> {
+    return this.builds.get(buildId)?.results.get(actionId);
+  }
+
+  async leaseHostSteps(buildId: string, max: number, waitMs: number): Promise<HostStepLease[]> {
+    const build = this.builds.get(buildId);
+    if (!build) throw new OrionError(`unknown build ${buildId}`, { code: Status.NOT_FOUND });
+    const leases = await this.waitFor(() => this.scheduler.lease(build.hostWorker, max), waitMs, () => build.finished);
+    return leases.map((l) => {
+      const a = build.actions.get(l.task.spec.id)!;
+      return { leaseId: l.leaseId, actionId: a.id, argv: a.arguments, cwd: a.cwd };
+    });
+  }
+
+  async reportHostStep(buildId: string, leaseId: string, ok: boolean, context?: ContextUpload): Promise<void> {
+    const build = this.builds.get(buildId);
+    if (!build) return;
+    if (context) {
+      build.view.context = await this.context(context.root, context);
+      // The new context already holds what earlier actions wrote into the tree.
+      build.view.produced.clear();
+    }
+    this.scheduler.complete(leaseId, ok ? { status: "ok" } : { status: "failed", error: "host step failed" });
+  }
+
+  async cancelBuild(buildId: string): Promise<void> {
+    this.scheduler.cancelBuild(buildId);
+  }
+
+  /** Forgets a finished build. */
+  dropBuild(buildId: string): void {
+    const b = this.builds.get(buildId);
+    if (b?.finished) {
+      this.builds.delete(buildId);
+      this.scheduler.dropBuild(buildId);
+    }
+  }
+
+  /** Ends every long-poll at once; later lease calls return nothing. */
+  close(): void {
+    this.closed = true;
+    this.wake();
+  }
+
+  // --- internals -----------------------------------------------------------
+
+  private onReady(task: Task<Payload>): void {
+    const build = this.builds.get(task.buildId)!;
+    if (task.spec.host) {
+      this.scheduler.enqueue(task.buildId, task.spec.id, { host: true });
+      return;
+    }
+    const action = build.actions.get(task.spec.id)!;
+    prepareAction(action, build.view, this.deps).then(
+      (prepared) => {
+        if (prepared.cached) {
+          build.results.set(action.id, prepared.cached);
+          this.recordProduced(build, action, prepared.cached);
+          this.scheduler.markCached(build.id, action.id);
+        } else {
+          this.scheduler.enqueue(build.id, action.id, { prepared });
+        }
+      },
+      (err) => {
+        this.log.error({ action: action.id, err: errorMessage(err) }, "could not prepare action");
+        this.scheduler.failReady(build.id, action.id, errorMessage(err));
+      },
+    );
+  }
+
+  private recordProduced(build: HeadBuild, action: GraphAction, result: ActionResult): void {
+    for (const of of result.outputFiles) {
+      const path = posix.normalize(posix.join(action.cwd || ".", of.path));
+      build.view.produced.set(path, { digest: of.digest!, executable: of.isExecutable });
+    }
+  }
+
+  private async context(root: Digest, upload?: ContextUpload): Promise<ContextIndex> {
+    const key = digestKey(root);
+    let ctx = this.contexts.get(key);
+    if (!ctx) {
+      const files: ReadonlyMap<string, ContextEntry> = upload?.files ?? (await loadTree(this.opts.store, root)).files;
+      ctx = new ContextIndex(root, files);
+      this.contexts.set(key, ctx);
+      // A handful of recent contexts is plenty: builds move forward.
+      if (this.contexts.size > 8) this.contexts.delete(this.contexts.keys().next().value!);
+    }
+    return ctx;
+  }
+
+  /** Long-poll: takes work now, or waits for it until `waitMs` passes, the head closes or `over()` says the wait is moot. */
+  private async waitFor<T>(take: () => T[], waitMs: number, over: () => boolean = () => false): Promise<T[]> {
+    const deadline = this.opts.clock.now() + Math.max(0, waitMs);
+    for (;;) {
+      const got = take();
+      if (got.length || this.closed || over() || this.opts.clock.now() >= deadline) return got;
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          this.waiters.delete(wake);
+          timer.cancel();
+          resolve();
+        };
+        const timer = this.opts.clock.setTimeout(wake, deadline - this.opts.clock.now());
+        this.waiters.add(wake);
+      });
+    }
+  }
+
+  private wake(): void {
+    const ws = [...this.waiters];
+    this.waiters.clear();
+    for (const w of ws) w();
+  }
+}
+
+function phasesOf(result: ActionResult) {
+  const m = result.executionMetadata;
+  const span = (a?: Date, b?: Date) => (a && b ? Math.max(0, b.getTime() - a.getTime()) : 0);
+  return {
+    inputFetchMs: span(m?.inputFetchStartTimestamp, m?.inputFetchCompletedTimestamp),
+    executeMs: span(m?.executionStartTimestamp, m?.executionCompletedTimestamp),
+    uploadMs: span(m?.outputUploadStartTimestamp, m?.outputUploadCompletedTimestamp),
+  };
+}

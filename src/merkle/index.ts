@@ -1,0 +1,14 @@
+// Merkle trees and the stat cache behind them: the source context's public surface.
+export { StatCache, type StatCacheOptions } from "./stat-cache.js";
+export {
+  buildTree,
+  hashTree,
+  loadTree,
+  uploadTree,
+  type BuildTreeExtras,
+  type HashTreeOptions,
+  type HashedTree,
+  type LoadedTree,
+  type MerkleTree,
+  type TreeEntry,
+} from "./tree.js";

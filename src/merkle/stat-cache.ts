@@ -1,0 +1,113 @@
+// A persistent (path, size, mtime, inode) → digest cache, so re-hashing an unchanged tree reads no file contents.
+import type { BigIntStats } from "node:fs";
+import * as fsp from "node:fs/promises";
+import Database from "better-sqlite3";
+import { digestOfFile, systemClock, type Clock, type Digest } from "../core/index.js";
+
+export interface StatCacheOptions {
+  /** Files modified this recently are hashed but not recorded (default 2000 ms); see `digestOf`. */
+  racyWindowMs?: number;
+  clock?: Clock;
+}
+
+interface Row {
+  size: bigint;
+  mtime_ns: bigint;
+  ino: bigint;
+  hash: string;
+}
+
+/** Rows waiting for the next flush are written in one transaction once this many pile up. */
+const FLUSH_BATCH = 1000;
+
+export class StatCache {
+  /** Digests served from the cache without reading the file. */
+  hits = 0;
+  /** Digests computed by reading the file. */
+  misses = 0;
+  private readonly db: Database.Database;
+  private readonly racyWindowNs: bigint;
+  private readonly clock: Clock;
+  /** Rows computed since the last flush. */
+  private readonly pending = new Map<string, Row>();
+  /**
+   * Every row, read in one query on first use: 2-3x cheaper than one SELECT per file, and a whole tree is looked up
+   * anyway. A row another process writes later is just not seen (a re-hash, never a wrong answer).
+   */
+  private rows: Map<string, Row> | undefined;
+  private readonly selectAll: Database.Statement<[], Row & { path: string }>;
+  private readonly upsert: Database.Statement<[string, bigint, bigint, bigint, string]>;
+
+  constructor(path: string, options: StatCacheOptions = {}) {
+    this.racyWindowNs = BigInt(options.racyWindowMs ?? 2000) * 1_000_000n;
+    this.clock = options.clock ?? systemClock;
+    this.db = new Database(path);
+    this.db.pragma("busy_timeout = 10000");
+    this.db.pragma("journal_mode = WAL");
+    // A lost write after a power cut only costs a re-hash.
+    this.db.pragma("synchronous = NORMAL");
+    this.db.exec(`CREATE TABLE IF NOT EXISTS stat_cache (
+      path TEXT PRIMARY KEY,
+      size INTEGER NOT NULL,
+      mtime_ns INTEGER NOT NULL,
+      ino INTEGER NOT NULL,
+      hash TEXT NOT NULL
+    )`);
+    // Nanosecond mtimes and 64-bit inode numbers exceed 2^53, so they travel as bigint both ways.
+    this.selectAll = this.db
+      .prepare<[], Row & { path: string }>("SELECT path, size, mtime_ns, ino, hash FROM stat_cache")
+      .safeIntegers(true);
+    this.upsert = this.db.prepare(
+      "INSERT OR REPLACE INTO stat_cache (path, size, mtime_ns, ino, hash) VALUES (?, ?, ?, ?, ?)",
+    );
+  }
+
+  /**
+   * The digest of the file at `absPath`. `st` (from `fs.lstat`/`fs.stat` with `{ bigint: true }`) saves a stat when
+   * the caller already has one. ctime is deliberately not compared: tools that copy trees with preserved times
+   * (rsync, tar) would otherwise force a full re-hash, and size+mtime_ns+inode already catches ordinary edits.
+   */
+  async digestOf(absPath: string, st?: BigIntStats): Promise<Digest> {
+    const before = st ?? (await fsp.stat(absPath, { bigint: true }));
+    this.rows ??= new Map(this.selectAll.all().map((r) => [r.path, r]));
+    const row = this.rows.get(absPath);
+    if (row && row.size === before.size && row.mtime_ns === before.mtimeNs && row.ino === before.ino) {
+      this.hits++;
+      return { hash: row.hash, sizeBytes: Number(row.size) };
+    }
+    this.misses++;
+    const digest = await digestOfFile(absPath);
+    // Like git's racy-clean check: a file written within the timestamp granularity of "now" could change again
+    // without its stat changing, so its digest is not trusted for next time. Nor is one that changed while we read it.
+    const after = await fsp.stat(absPath, { bigint: true });
+    const nowNs = BigInt(this.clock.now()) * 1_000_000n;
+    const stable =
+      after.size === before.size &&
+      after.mtimeNs === before.mtimeNs &&
+      after.ino === before.ino &&
+      BigInt(digest.sizeBytes) === after.size;
+    if (stable && nowNs - after.mtimeNs >= this.racyWindowNs) {
+      const row: Row = { size: after.size, mtime_ns: after.mtimeNs, ino: after.ino, hash: digest.hash };
+      this.rows.set(absPath, row);
+      this.pending.set(absPath, row);
+      if (this.pending.size >= FLUSH_BATCH) this.flush();
+    }
+    return digest;
+  }
+
+  /** Writes pending rows in one transaction. */
+  flush(): void {
+    if (this.pending.size === 0) return;
+    const rows = [...this.pending];
+    this.db.transaction(() => {
+      for (const [path, r] of rows) this.upsert.run(path, r.size, r.mtime_ns, r.ino, r.hash);
+    })();
+    this.pending.clear();
+  }
+
+  close(): void {
+    if (!this.db.open) return;
+    this.flush();
+    this.db.close();
+  }
+}

@@ -1,0 +1,2 @@
+// The node's public surface.
+export { Node, type NodeOptions, type ActionExecutor } from "./node.js";
