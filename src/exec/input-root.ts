@@ -140,12 +140,21 @@ export async function materializeTree(
   store: BlobStore,
   tree: InputTree,
   dest: string,
-  options: { readOnly: boolean },
+  options: { readOnly: boolean; reuse?: MaterializedTree },
 ): Promise<void> {
   await fsp.mkdir(dest, { recursive: true });
   for (const d of tree.dirs) await fsp.mkdir(join(dest, d), { recursive: true });
   await forEachLimit(tree.files, MATERIALIZE_CONCURRENCY, async (f) => {
     const path = join(dest, f.path);
+    // A file unchanged since an earlier context: one link(2) from there, no store round trip.
+    if (options.reuse?.files.get(f.path) === fileKey(f)) {
+      try {
+        await fsp.link(join(options.reuse.dir, f.path), path);
+        return;
+      } catch {
+        // The earlier context is gone or damaged: fall through to the store.
+      }
+    }
     if (f.digest.sizeBytes === 0 && f.digest.hash === EMPTY_DIGEST.hash) {
       // REAPI treats the empty blob as always present; clients need not upload it.
       await fsp.writeFile(path, "", { mode: f.executable ? 0o555 : 0o444, flag: "wx" });
@@ -162,6 +171,16 @@ export async function materializeTree(
     for (const d of [...tree.dirs].reverse()) await fsp.chmod(join(dest, d), 0o555);
     await fsp.chmod(dest, 0o555);
   }
+}
+
+/** A context already on disk, for reuse by the next one: its folder and path → fileKey of each file. */
+export interface MaterializedTree {
+  dir: string;
+  files: Map<string, string>;
+}
+
+export function fileKey(f: { digest: Digest; executable: boolean }): string {
+  return `${digestKey(f.digest)}${f.executable ? "+x" : ""}`;
 }
 
 /** rm -rf that also copes with the read-only directories `materializeTree` leaves (non-root users cannot unlink inside them). */

@@ -16,7 +16,7 @@ import {
 import type { ActionResult, Command, OutputFile } from "../gen/orion/v1/remote_execution.js";
 import { isSharedContextCompile, normalizeRelative, planSharedCompile, type CompilePlan } from "./compile-plan.js";
 import { rewriteDepfile, mungeMakePath } from "./depfile.js";
-import { loadInputTree, materializeTree, removeTree, sandboxViolation } from "./input-root.js";
+import { fileKey, loadInputTree, materializeTree, removeTree, sandboxViolation, type MaterializedTree } from "./input-root.js";
 import { cancelledError, runInProcessGroup } from "./run-process.js";
 
 export interface ExecRequest {
@@ -57,6 +57,9 @@ export interface LocalExecutorOptions {
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 ** 3;
 /** Cap on captured stdout and stderr, each. */
 const MAX_STREAM_BYTES = 64 * 1024 ** 2;
+/** Contexts kept on disk however old; older ones go once idle for CONTEXT_IDLE_MS. */
+const KEEP_CONTEXTS = 4;
+const CONTEXT_IDLE_MS = 10 * 60_000;
 
 function badRequest(message: string): OrionError {
   return new OrionError(message, { exitCode: ExitCode.BUILD_FAILED, code: Status.INVALID_ARGUMENT });
@@ -104,6 +107,10 @@ export class LocalExecutor {
   private readonly dirs: Promise<{ ctx: string; sb: string }>;
   /** Input-root hash → its materialized context; concurrent requests for one root share one materialization. */
   private readonly contexts = new Map<string, Promise<string>>();
+  /** Contexts this process has handed out (never pruned under it). */
+  private readonly inUse = new Set<string>();
+  /** The newest context this process made, reused file by file for the next one. */
+  private lastContext?: MaterializedTree;
   /** Private sandboxes that exist right now, removed on close. */
   private readonly sandboxes = new Set<string>();
 
@@ -236,6 +243,7 @@ export class LocalExecutor {
     if (!ctx) {
       ctx = this.materializeContext(root, log);
       this.contexts.set(root.hash, ctx);
+      ctx.then((dir) => this.inUse.add(dir), () => undefined);
       // A failed materialization is not remembered: the next request tries again (the blob may have arrived).
       ctx.catch(() => this.contexts.delete(root.hash));
     }
@@ -245,12 +253,17 @@ export class LocalExecutor {
   private async materializeContext(root: Digest, log: Logger): Promise<string> {
     const { ctx } = await this.dirs;
     const final = join(ctx, root.hash);
-    if (await exists(final)) return final; // renamed into place whole, so it is complete
+    if (await exists(final)) {
+      // Renamed into place whole, so it is complete; its mtime says it is in use (pruning goes by age).
+      const now = new Date(this.clock.now());
+      await fsp.utimes(final, now, now).catch(() => undefined);
+      return final;
+    }
     const tmp = join(ctx, `.tmp-${root.hash.slice(0, 16)}-${randomUUID()}`);
     try {
       const tree = await loadInputTree(this.store, root);
       const started = this.clock.now();
-      await materializeTree(this.store, tree, tmp, { readOnly: true });
+      await materializeTree(this.store, tree, tmp, { readOnly: true, reuse: this.lastContext });
       try {
         await fsp.rename(tmp, final);
       } catch (err) {
@@ -258,12 +271,33 @@ export class LocalExecutor {
         if (!isErrno(err, "ENOTEMPTY", "EEXIST")) throw err;
         await removeTree(tmp);
       }
+      this.lastContext = { dir: final, files: new Map(tree.files.map((f) => [f.path, fileKey(f)])) };
       log.debug({ root: root.hash, files: tree.files.length, ms: this.clock.now() - started }, "context materialized");
+      await this.pruneContexts(ctx, final).catch((err) => log.warn({ err: (err as Error).message }, "could not prune old contexts"));
       return final;
     } catch (err) {
       await removeTree(tmp).catch(() => undefined);
       if (err instanceof OrionError) throw err;
       throw new OrionError(`cannot materialize input root ${root.hash}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /**
+   * Keeps the newest KEEP_CONTEXTS contexts; older ones go once unused for a while (another
+   * process sharing the folder may still be compiling in one, so age, not just count, decides).
+   */
+  private async pruneContexts(ctxDir: string, keep: string): Promise<void> {
+    const entries = await fsp.readdir(ctxDir);
+    const dated = await Promise.all(
+      entries
+        .filter((e) => !e.startsWith("."))
+        .map(async (e) => ({ path: join(ctxDir, e), mtime: (await fsp.stat(join(ctxDir, e)).catch(() => undefined))?.mtimeMs ?? 0 })),
+    );
+    dated.sort((a, b) => b.mtime - a.mtime);
+    const cutoff = this.clock.now() - CONTEXT_IDLE_MS;
+    for (const old of dated.slice(KEEP_CONTEXTS)) {
+      if (old.path === keep || this.inUse.has(old.path) || old.mtime > cutoff) continue;
+      await removeTree(old.path);
     }
   }
 
