@@ -67,14 +67,27 @@ describe("SqliteBlobStore", () => {
     expect(fs.readdirSync(join(dir, "cas", "tmp"))).toEqual([]);
   });
 
+  it("get re-hashes: same size, same mtime, other bytes", async () => {
+    const s = store();
+    const d = await s.put(Buffer.from("good bytes"));
+    const file = s.blobPath(d.hash);
+    const st = fs.statSync(file);
+    fs.chmodSync(file, 0o644);
+    fs.writeFileSync(file, "evil bytes");
+    fs.utimesSync(file, st.atime, st.mtime); // the stamp lies: only a re-hash can tell
+    expect(await s.findMissing([d])).toEqual([]);
+    expect(await s.get(d)).toBeUndefined();
+    expect(await s.findMissing([d])).toEqual([d]);
+  });
+
   it("drops a blob whose file was overwritten on disk", async () => {
     const s = store();
     const d = await s.put(Buffer.from("good bytes"));
     const file = s.blobPath(d.hash);
     fs.chmodSync(file, 0o644);
-    fs.writeFileSync(file, "evil bytes"); // same size, so only a re-hash can tell
-    expect(await s.findMissing([d])).toEqual([]); // findMissing trusts the index (no re-hash)...
-    expect(await s.get(d)).toBeUndefined(); // ...get does not
+    fs.writeFileSync(file, "evil bytes"); // same size: the moved mtime makes findMissing re-hash it
+    expect(await s.findMissing([d])).toEqual([d]);
+    expect(await s.get(d)).toBeUndefined();
     expect(fs.existsSync(file)).toBe(false);
     expect(await s.findMissing([d])).toEqual([d]);
     expect(s.sizeBytes()).toBe(0);

@@ -10,6 +10,7 @@ import {
   Status,
   digestKey,
   digestOf,
+  digestOfFile,
   sameDigest,
   systemClock,
   type Clock,
@@ -57,8 +58,9 @@ export class SqliteBlobStore implements BlobStore {
   /** hash → last access time not yet written to the index; lost on a crash, which only skews LRU order. */
   private readonly touches = new Map<string, number>();
   private readonly stmt: {
-    row: Database.Statement<[string], { size: number }>;
-    insert: Database.Statement<[string, number, number]>;
+    row: Database.Statement<[string], { size: number; mtime_ms: number }>;
+    insert: Database.Statement<[string, number, number, number]>;
+    setMtime: Database.Statement<[number, string]>;
     remove: Database.Statement<[string]>;
     touch: Database.Statement<[number, string]>;
     total: Database.Statement<[], { v: number }>;
@@ -86,7 +88,8 @@ export class SqliteBlobStore implements BlobStore {
       CREATE TABLE IF NOT EXISTS blobs (
         hash TEXT PRIMARY KEY,
         size INTEGER NOT NULL,
-        last_access INTEGER NOT NULL
+        last_access INTEGER NOT NULL,
+        mtime_ms INTEGER NOT NULL DEFAULT 0
       );
       CREATE INDEX IF NOT EXISTS blobs_last_access ON blobs (last_access);
       CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
@@ -96,9 +99,15 @@ export class SqliteBlobStore implements BlobStore {
       CREATE TRIGGER IF NOT EXISTS blobs_drop AFTER DELETE ON blobs
         BEGIN UPDATE meta SET v = v - OLD.size WHERE k = 'total_bytes'; END;
     `);
+    // Stores made before the mtime column: every blob gets re-verified once.
+    const columns = this.db.prepare("PRAGMA table_info(blobs)").all() as { name: string }[];
+    if (!columns.some((c) => c.name === "mtime_ms")) this.db.exec("ALTER TABLE blobs ADD COLUMN mtime_ms INTEGER NOT NULL DEFAULT 0");
     this.stmt = {
-      row: this.db.prepare("SELECT size FROM blobs WHERE hash = ?"),
-      insert: this.db.prepare("INSERT OR IGNORE INTO blobs (hash, size, last_access) VALUES (?, ?, ?)"),
+      row: this.db.prepare("SELECT size, mtime_ms FROM blobs WHERE hash = ?"),
+      insert: this.db.prepare(
+        "INSERT INTO blobs (hash, size, last_access, mtime_ms) VALUES (?, ?, ?, ?) ON CONFLICT(hash) DO UPDATE SET mtime_ms = excluded.mtime_ms",
+      ),
+      setMtime: this.db.prepare("UPDATE blobs SET mtime_ms = ? WHERE hash = ?"),
       remove: this.db.prepare("DELETE FROM blobs WHERE hash = ?"),
       touch: this.db.prepare("UPDATE blobs SET last_access = max(last_access, ?) WHERE hash = ?"),
       total: this.db.prepare("SELECT v FROM meta WHERE k = 'total_bytes'"),
@@ -248,14 +257,25 @@ export class SqliteBlobStore implements BlobStore {
     return join(this.blobsDir, hash.slice(0, 2), hash);
   }
 
-  /** Index row with the right size and a file of the right size: cheap, and catches truncation without re-hashing. */
+  /**
+   * Index row with the right size and a file with that size and the mtime it had when it was
+   * stored: cheap (one stat), and catches truncation and overwrites without re-hashing. A file
+   * whose mtime moved is re-hashed once: kept (and re-stamped) when intact, dropped when not.
+   */
   private async isPresent(digest: Digest): Promise<boolean> {
     if (!HASH_RE.test(digest.hash)) return false;
     const row = this.stmt.row.get(digest.hash);
     if (!row || row.size !== digest.sizeBytes) return false;
+    const path = this.blobPath(digest.hash);
     try {
-      const st = await fsp.stat(this.blobPath(digest.hash));
-      if (st.size === digest.sizeBytes) return true;
+      const st = await fsp.stat(path);
+      if (st.size === digest.sizeBytes) {
+        if (Math.floor(st.mtimeMs) === row.mtime_ms) return true;
+        if (sameDigest(await digestOfFile(path), digest)) {
+          this.stmt.setMtime.run(Math.floor(st.mtimeMs), digest.hash);
+          return true;
+        }
+      }
     } catch (err) {
       if (!isErrno(err, "ENOENT", "ENOTDIR")) throw err;
     }
@@ -286,7 +306,8 @@ export class SqliteBlobStore implements BlobStore {
       await unlinkQuiet(tmp);
       throw err;
     }
-    this.stmt.insert.run(digest.hash, digest.sizeBytes, this.clock.now());
+    const st = await fsp.stat(final);
+    this.stmt.insert.run(digest.hash, digest.sizeBytes, this.clock.now(), Math.floor(st.mtimeMs));
     this.touches.delete(digest.hash);
     this.evictIfNeeded();
   }

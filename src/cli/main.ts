@@ -125,6 +125,7 @@ export async function main(argv: string[]): Promise<number> {
     .addHelpText(
       "after",
       `
+Start here: \`orion build DIR\` builds a Makefile project through the cache (\`--json\` for NDJSON events).
 Exit codes: 0 success, 1 the build failed, 2 usage or configuration error, 3 infrastructure, 130 interrupted.
 Configuration: flags > ORION_* environment > DIR/.orion.json > $XDG_CONFIG_HOME/orion/config.json.
 Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,

@@ -16,7 +16,7 @@ import {
 import type { ActionResult, Command, OutputFile } from "../gen/orion/v1/remote_execution.js";
 import { isSharedContextCompile, normalizeRelative, planSharedCompile, type CompilePlan } from "./compile-plan.js";
 import { rewriteDepfile, mungeMakePath } from "./depfile.js";
-import { fileKey, loadInputTree, materializeTree, removeTree, sandboxViolation, type MaterializedTree } from "./input-root.js";
+import { fileKey, forEachLimit, loadInputTree, materializeTree, removeTree, sandboxViolation, type InputTree, type MaterializedTree } from "./input-root.js";
 import { cancelledError, runInProcessGroup } from "./run-process.js";
 
 export interface ExecRequest {
@@ -104,7 +104,7 @@ export class LocalExecutor {
   private readonly clock: Clock;
   private readonly path: string;
   /** Real paths of workDir/ctx and workDir/sb: gcc records physical directories, so the prefix maps must name them. */
-  private readonly dirs: Promise<{ ctx: string; sb: string }>;
+  private readonly dirs: Promise<{ ctx: string; sb: string; stamps: string }>;
   /** Input-root hash → its materialized context; concurrent requests for one root share one materialization. */
   private readonly contexts = new Map<string, Promise<string>>();
   /** Contexts this process has handed out (never pruned under it). */
@@ -123,9 +123,11 @@ export class LocalExecutor {
     this.dirs = (async () => {
       const ctx = join(options.workDir, "ctx");
       const sb = join(options.workDir, "sb");
+      const stamps = join(options.workDir, "ctx-stamps");
       await fsp.mkdir(ctx, { recursive: true });
       await fsp.mkdir(sb, { recursive: true });
-      return { ctx: await fsp.realpath(ctx), sb: await fsp.realpath(sb) };
+      await fsp.mkdir(stamps, { recursive: true });
+      return { ctx: await fsp.realpath(ctx), sb: await fsp.realpath(sb), stamps };
     })();
     // Reported by the first execute; this keeps an early failure from being an unhandled rejection.
     this.dirs.catch(() => undefined);
@@ -254,16 +256,24 @@ export class LocalExecutor {
     const { ctx } = await this.dirs;
     const final = join(ctx, root.hash);
     if (await exists(final)) {
-      // Renamed into place whole, so it is complete; its mtime says it is in use (pruning goes by age).
-      const now = new Date(this.clock.now());
-      await fsp.utimes(final, now, now).catch(() => undefined);
-      return final;
+      // Renamed into place whole, so it is complete — but its files are the store's inodes, so a
+      // damaged blob damages it too: trust it only while every file keeps the stamp it was made with.
+      const tree = await loadInputTree(this.store, root).catch(() => undefined);
+      if (tree && (await this.intact(root, final, tree))) {
+        const now = new Date(this.clock.now());
+        await fsp.utimes(final, now, now).catch(() => undefined); // in use: pruning goes by age
+        this.lastContext = { dir: final, files: new Map(tree.files.map((f) => [f.path, fileKey(f)])) };
+        return final;
+      }
+      log.warn({ root: root.hash }, "a stored context no longer matches its stamps; materializing it again");
+      await removeTree(final);
     }
     const tmp = join(ctx, `.tmp-${root.hash.slice(0, 16)}-${randomUUID()}`);
     try {
       const tree = await loadInputTree(this.store, root);
       const started = this.clock.now();
       await materializeTree(this.store, tree, tmp, { readOnly: true, reuse: this.lastContext });
+      await this.writeStamps(root, tmp, tree);
       try {
         await fsp.rename(tmp, final);
       } catch (err) {
@@ -282,6 +292,35 @@ export class LocalExecutor {
     }
   }
 
+  /** (size, mtime) of every file of a fresh context, kept beside it: a later process checks them before reuse. */
+  private async writeStamps(root: Digest, dir: string, tree: InputTree): Promise<void> {
+    const stamps: Record<string, [number, number]> = {};
+    await forEachLimit(tree.files, 64, async (f) => {
+      const st = await fsp.lstat(join(dir, f.path));
+      stamps[f.path] = [st.size, Math.floor(st.mtimeMs)];
+    });
+    const { stamps: stampDir } = await this.dirs;
+    await fsp.writeFile(join(stampDir, `${root.hash}.json`), JSON.stringify(stamps));
+  }
+
+  private async intact(root: Digest, dir: string, tree: InputTree): Promise<boolean> {
+    const { stamps: stampDir } = await this.dirs;
+    let stamps: Record<string, [number, number]>;
+    try {
+      stamps = JSON.parse(await fsp.readFile(join(stampDir, `${root.hash}.json`), "utf8"));
+    } catch {
+      return false;
+    }
+    let ok = true;
+    await forEachLimit(tree.files, 64, async (f) => {
+      if (!ok) return;
+      const st = await fsp.lstat(join(dir, f.path)).catch(() => undefined);
+      const want = stamps[f.path];
+      if (!st || !want || st.size !== f.digest.sizeBytes || want[0] !== st.size || want[1] !== Math.floor(st.mtimeMs)) ok = false;
+    });
+    return ok;
+  }
+
   /**
    * Keeps the newest KEEP_CONTEXTS contexts; older ones go once unused for a while (another
    * process sharing the folder may still be compiling in one, so age, not just count, decides).
@@ -298,6 +337,8 @@ export class LocalExecutor {
     for (const old of dated.slice(KEEP_CONTEXTS)) {
       if (old.path === keep || this.inUse.has(old.path) || old.mtime > cutoff) continue;
       await removeTree(old.path);
+      const { stamps } = await this.dirs;
+      await fsp.rm(join(stamps, `${old.path.slice(old.path.lastIndexOf("/") + 1)}.json`), { force: true });
     }
   }
 

@@ -1,5 +1,5 @@
 // A node: pulls leases from the head when it has free slots, runs each in a sandbox, reports the result.
-import { type Logger, errorMessage, isInfrastructureError } from "../core/index.js";
+import { type Logger, errorMessage, isInfrastructureError, Status } from "../core/index.js";
 import type { NodeControlApi } from "../head/api.js";
 import type { Lease, Toolchain } from "../gen/orion/v1/scheduler.js";
 import type { ExecOutcome, ExecRequest } from "../exec/index.js";
@@ -98,7 +98,8 @@ export class Node {
       await this.opts.head.reportResult({ nodeId: this.nodeId, leaseId: lease.leaseId, result: outcome.result, error: "", depfile: outcome.depfile ?? "" });
     } catch (err) {
       const message = errorMessage(err);
-      this.log.warn({ action: lease.actionId, err: message, infra: isInfrastructureError(err) }, "action could not run");
+      const cancelled = (err as { code?: number }).code === Status.CANCELLED;
+      this.log[cancelled ? "debug" : "warn"]({ action: lease.actionId, err: message, infra: isInfrastructureError(err) }, "action could not run");
       await this.opts.head
         .reportResult({ nodeId: this.nodeId, leaseId: lease.leaseId, result: undefined, error: message || "execution failed", depfile: "" })
         .catch((e) => this.log.warn({ err: errorMessage(e) }, "could not report"));
