@@ -3,8 +3,8 @@ import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { existsSync, statSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { createRootLogger, errorMessage, ExitCode, OrionError, UsageError } from "../core/index.js";
-import { ExtractError, extractGraph, toDot, toJson } from "../../dag-extract/index.js";
+import { errorMessage, ExitCode, OrionError, UsageError } from "../core/errors.js";
+import { ExtractError } from "../../dag-extract/errors.js";
 import { loadConfig, type Config, type ResolvedConfig } from "./config.js";
 import { Reporter, type ReporterMode } from "./reporter.js";
 
@@ -30,23 +30,32 @@ function projectDir(dir: string | undefined): string {
   return abs;
 }
 
-function config(flags: Config, dir: string | undefined): ResolvedConfig {
+function config(flags: Config, dir: string | undefined): Promise<ResolvedConfig> {
   return loadConfig({ env: process.env, projectDir: dir, flags, cores: availableParallelism() });
 }
 
 async function buildCommand(dirArg: string | undefined, opts: { json?: boolean; jobs?: number; cache?: boolean; retries?: number }, passThrough: string[]): Promise<number> {
   const dir = projectDir(dirArg);
-  const cfg = config({ jobs: opts.jobs, retries: opts.retries, noCache: opts.cache === false ? true : undefined }, dir);
-  const logger = createRootLogger({ level: cfg.logLevel, file: cfg.logFile });
+  const cfg = await config({ jobs: opts.jobs, retries: opts.retries, noCache: opts.cache === false ? true : undefined }, dir);
   if (cfg.head) throw new UsageError(`--head ${cfg.head}: the farm transport is not available in this version; omit it for the embedded build`);
   const mode: ReporterMode = opts.json ? "json" : process.stdout.isTTY ? "tty" : "plain";
   const reporter = new Reporter(mode, process.stdout);
 
-  // Loaded lazily: `orion --help` and bad flags should not pay for SQLite and the rest.
+  // Modules load as late as they can: a no-op build (make has nothing to do) must stay well under 0.3 s.
+  const { extractGraph } = await import("../../dag-extract/index.js");
+  const graph = await extractGraph(dir, { makeArgs: passThrough });
+  if (graph.commands.length === 0) {
+    const { reportEmptyBuild } = await import("../client/empty.js");
+    reportEmptyBuild((e) => reporter.onEvent(e));
+    return ExitCode.OK;
+  }
+
+  const { createRootLogger } = await import("../core/logger.js");
   const { startEmbedded } = await import("../client/embedded.js");
   const { runBuild } = await import("../client/build.js");
   const { ProgramDigests } = await import("../client/programs.js");
   const { join } = await import("node:path");
+  const logger = createRootLogger({ level: cfg.logLevel, file: cfg.logFile });
 
   const embedded = await startEmbedded({ cacheDir: cfg.cacheDir, slots: cfg.jobs, maxCacheBytes: cfg.maxCacheBytes, logger });
   const abort = new AbortController();
@@ -60,8 +69,7 @@ async function buildCommand(dirArg: string | undefined, opts: { json?: boolean; 
   process.on("SIGTERM", onSigint);
   try {
     const outcome = await runBuild({
-      dir,
-      makeArgs: passThrough,
+      graph,
       noCache: cfg.noCache,
       retries: cfg.retries,
       head: embedded.head,
@@ -87,13 +95,14 @@ async function buildCommand(dirArg: string | undefined, opts: { json?: boolean; 
 
 async function graphCommand(dirArg: string | undefined, opts: { format: string }, passThrough: string[]): Promise<number> {
   const dir = projectDir(dirArg);
+  const { extractGraph, toDot, toJson } = await import("../../dag-extract/index.js");
   const graph = await extractGraph(dir, { makeArgs: passThrough, always: true });
   process.stdout.write(opts.format === "dot" ? toDot(graph) : toJson(graph));
   return ExitCode.OK;
 }
 
 async function cacheCommand(action: "stats" | "clear", opts: { json?: boolean }): Promise<number> {
-  const cfg = config({}, undefined);
+  const cfg = await config({}, undefined);
   const { openCacheDir } = await import("../client/embedded.js");
   const open = openCacheDir(cfg.cacheDir);
   const store = open.store(cfg.maxCacheBytes);

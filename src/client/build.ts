@@ -10,13 +10,13 @@ import { type HashedTree, hashTree, type StatCache, uploadTree } from "../merkle
 import type { GraphAction } from "../gen/orion/v1/scheduler.js";
 import type { BuildsApi, ContextUpload } from "../head/api.js";
 import type { BuildEvent, Summary } from "../scheduler/index.js";
-import { type BuildGraph, extractGraph } from "../../dag-extract/index.js";
+import type { BuildGraph } from "../../dag-extract/index.js";
 import { OutputWriter } from "./outputs.js";
 import { findProgram, type ProgramDigests } from "./programs.js";
 
 export interface ClientBuildOptions {
-  dir: string;
-  makeArgs: string[];
+  /** What to build, as dag-extract found it. */
+  graph: BuildGraph;
   noCache: boolean;
   retries: number;
   head: BuildsApi;
@@ -42,7 +42,7 @@ export interface ClientBuildOutcome {
 
 export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcome> {
   const env = o.env ?? process.env;
-  const graph = await extractGraph(o.dir, { makeArgs: o.makeArgs });
+  const graph = o.graph;
   const root = graph.root;
   const log = o.logger.child({ module: "client" });
 

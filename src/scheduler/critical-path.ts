@@ -1,5 +1,5 @@
 // Critical-path priorities: each task's longest remaining path to the end of the graph (its own estimate included).
-import { OrionError, ExitCode } from "../core/index.js";
+import { OrionError, ExitCode } from "../core/errors.js";
 
 export interface PathNode {
   id: string;

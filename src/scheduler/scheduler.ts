@@ -2,7 +2,7 @@
 // critical-path ordering, leases pulled by workers, retries, and the Contract's event stream.
 // It knows nothing of transports, caches or processes: the head decides what a ready action
 // needs (a cache hit, or a lease), workers pull leases; time and ids are injected.
-import { type Clock, type IdGenerator } from "../core/index.js";
+import type { Clock, IdGenerator } from "../core/clock.js";
 import { criticalPathPriorities } from "./critical-path.js";
 import type { ActionKind, BuildEvent, EventBody, Phases, Summary } from "./events.js";
 import { PriorityQueue } from "./heap.js";
