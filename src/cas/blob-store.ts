@@ -9,6 +9,16 @@ export interface BlobStore {
   put(data: Uint8Array, expected?: Digest): Promise<Digest>;
   /** Stores a file's bytes (streamed, verified against `expected` when given). */
   putFile(path: string, expected?: Digest): Promise<Digest>;
+  /**
+   * Stores a file the caller owns and will not touch again, by moving it into the store (one read
+   * to hash it, no copy); the file is gone afterwards. For an action's outputs in its sandbox.
+   */
+  adoptFile(path: string): Promise<Digest>;
+  /**
+   * Writes the blob's bytes to `dest` as a new, independent file (a copy, never a link: the
+   * destination is the user's to edit), atomically via a temp file. False when the blob is absent.
+   */
+  copyOut(digest: Digest, dest: string, executable: boolean): Promise<boolean>;
   /** The bytes, verified; undefined when absent or corrupt (a corrupt blob is dropped). */
   get(digest: Digest): Promise<Buffer | undefined>;
   /**

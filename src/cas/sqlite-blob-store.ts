@@ -40,6 +40,13 @@ function isErrno(err: unknown, ...codes: string[]): boolean {
   return typeof err === "object" && err !== null && codes.includes((err as NodeJS.ErrnoException).code ?? "");
 }
 
+async function exists(path: string): Promise<boolean> {
+  return fsp.access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
 async function unlinkQuiet(path: string): Promise<void> {
   await fsp.unlink(path).catch((err: unknown) => {
     if (!isErrno(err, "ENOENT")) throw err;
@@ -184,6 +191,42 @@ export class SqliteBlobStore implements BlobStore {
     }
     await this.commit(tmp, digest);
     return digest;
+  }
+
+  async adoptFile(path: string): Promise<Digest> {
+    const data = await fsp.readFile(path);
+    const digest = digestOf(data);
+    if (await this.isPresent(digest)) {
+      await unlinkQuiet(path);
+      this.markAccess(digest.hash);
+      return digest;
+    }
+    await fsp.chmod(path, 0o444);
+    try {
+      await this.commit(path, digest);
+    } catch (err) {
+      // Another file system (EXDEV) or a vanished shard: fall back to a copy.
+      if (!isErrno(err, "EXDEV")) throw err;
+      await this.put(data, digest);
+      await unlinkQuiet(path);
+    }
+    return digest;
+  }
+
+  async copyOut(digest: Digest, dest: string, executable: boolean): Promise<boolean> {
+    if (!(await this.isPresent(digest))) return false;
+    const tmp = `${dest}.orion-tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
+    try {
+      await fsp.copyFile(this.blobPath(digest.hash), tmp);
+      await fsp.chmod(tmp, executable ? 0o755 : 0o644);
+      await fsp.rename(tmp, dest);
+    } catch (err) {
+      await unlinkQuiet(tmp);
+      if (isErrno(err, "ENOENT") && !(await exists(this.blobPath(digest.hash)))) return false; // evicted meanwhile
+      throw err;
+    }
+    this.markAccess(digest.hash);
+    return true;
   }
 
   async get(digest: Digest): Promise<Buffer | undefined> {

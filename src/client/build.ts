@@ -46,8 +46,8 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
   const root = graph.root;
   const log = o.logger.child({ module: "client" });
 
-  const context = await hashContext(root, o);
-  const actions = await toGraphActions(graph, o.programs, env);
+  // Hashing the tree and naming the toolchains are independent: do them together.
+  const [context, actions] = await Promise.all([hashContext(root, o), toGraphActions(graph, o.programs, env)]);
   const { buildId } = await o.head.submitBuild(
     { contextRoot: context.root, actions, noCache: o.noCache, retries: o.retries, jobs: 0, token: "", projectRoot: root },
     context,
@@ -145,13 +145,20 @@ async function hashContext(root: string, o: ClientBuildOptions): Promise<Context
 
 async function toGraphActions(graph: BuildGraph, programs: ProgramDigests, env: NodeJS.ProcessEnv): Promise<GraphAction[]> {
   const keyed = keyEnv(env).map(([name, value]) => ({ name, value }));
+  // A build names a handful of programs hundreds of times: resolve each (name, directory) once.
+  const found = new Map<string, string | undefined>();
+  const find = (program: string, cwd: string) => {
+    const k = program.includes("/") ? `${cwd}\0${program}` : program;
+    if (!found.has(k)) found.set(k, findProgram(program, cwd, env));
+    return found.get(k);
+  };
   return Promise.all(
     graph.commands.map(async (c): Promise<GraphAction> => {
       let host = c.host;
       let argv = c.argv;
       let toolchain = "";
       if (!host) {
-        const abs = findProgram(c.argv[0]!, posix.join(graph.root, c.cwd), env);
+        const abs = find(c.argv[0]!, posix.join(graph.root, c.cwd));
         if (abs) {
           argv = [abs, ...c.argv.slice(1)];
           toolchain = await programs.digest(abs);

@@ -1,9 +1,8 @@
 // Writes action outputs into the project tree exactly where make would put them: atomically
 // (temp file + rename, so an interrupted build never leaves a partial object), skipping files
 // already in place with the same content, and giving each a fresh mtime as a rebuilt target has.
-import { chmod, mkdir, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { mkdir, stat, utimes } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { randomBytes } from "node:crypto";
 import { type Digest, CorruptBlobError, digestKey } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
 import type { StatCache } from "../merkle/index.js";
@@ -48,17 +47,9 @@ export class OutputWriter {
         return;
       }
     }
-    const data = await this.store.get(digest);
-    if (!data) throw new CorruptBlobError(`output blob ${digestKey(digest)} for ${dest} is missing from the store`);
     await mkdir(dirname(dest), { recursive: true });
-    const tmp = `${dest}.orion-tmp-${randomBytes(4).toString("hex")}`;
-    try {
-      await writeFile(tmp, data, { mode: executable ? 0o755 : 0o644 });
-      await chmod(tmp, executable ? 0o755 : 0o644);
-      await rename(tmp, dest);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
+    if (!(await this.store.copyOut(digest, dest, executable))) {
+      throw new CorruptBlobError(`output blob ${digestKey(digest)} for ${dest} is missing from the store`);
     }
   }
 }

@@ -4,6 +4,7 @@ import * as fsp from "node:fs/promises";
 import { join, posix } from "node:path";
 import type { BlobStore } from "../cas/blob-store.js";
 import {
+  EMPTY_DIGEST,
   ExitCode,
   OrionError,
   Status,
@@ -195,7 +196,9 @@ export class LocalExecutor {
       const outputFiles = await this.collectOutputs(what, outputBase, outputs, run.exitCode, maxOutputBytes);
       const stdoutRaw = replaceAll(run.stdout, replacements);
       const stderrRaw = replaceAll(run.stderr, replacements);
-      const [stdoutDigest, stderrDigest] = await Promise.all([this.store.put(stdoutRaw), this.store.put(stderrRaw)]);
+      // Most tools print nothing; the empty blob needs no store round trip (REAPI holds it always present).
+      const putStream = (b: Buffer) => (b.length === 0 ? Promise.resolve(EMPTY_DIGEST) : this.store.put(b));
+      const [stdoutDigest, stderrDigest] = await Promise.all([putStream(stdoutRaw), putStream(stderrRaw)]);
       const uploadEnd = this.clock.now();
 
       log.debug({ exitCode: run.exitCode, shared: !!plan }, "action finished");
@@ -399,7 +402,8 @@ export class LocalExecutor {
           code: Status.RESOURCE_EXHAUSTED,
         });
       }
-      const digest = await this.store.putFile(full);
+      // The output is ours alone (a private folder or sandbox): move it into the store rather than copy it.
+      const digest = await this.store.adoptFile(full);
       files.push({ path, digest, isExecutable: (st.mode & 0o111) !== 0, contents: Buffer.alloc(0) });
     }
     return files;

@@ -139,8 +139,8 @@ export async function prepareAction(a: GraphAction, view: BuildView, deps: Prepa
     }
   }
 
-  const commandBytes = Command.encode(command).finish();
-  const commandDigest = await deps.store.put(commandBytes);
+  // Named, not stored: a lease carries its Command inline, so the store never needs the blob.
+  const commandDigest = digestOfMessage(Command, command);
   const action: Action = {
     commandDigest,
     inputRootDigest: inputRoot,
