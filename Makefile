@@ -28,7 +28,12 @@ dist/.built: node_modules/.installed $(SOURCES)
 	npx tsc -p tsconfig.json
 	@touch $@
 
-build: install dist/.built
+build: install dist/.built native/build/orion-spawn
+
+# The spawn server: Node asks it to start each tool, so no child is fork()ed from the large Node process.
+native/build/orion-spawn: native/spawn/orion-spawn.c
+	@mkdir -p $(@D)
+	cc -O2 -Wall -o $@ $<
 
 test: build
 	bash scripts/run-tests

@@ -1,6 +1,6 @@
 // End-to-end: the real `orion build` CLI (a child process, embedded head + node) with real gcc on
 // temp copies of the fixtures, compared against plain make.
-import { chmodSync, existsSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -287,5 +287,33 @@ describe("compile-error", () => {
     expect(existsSync(join(tree, "bad.o"))).toBe(false);
     expect(existsSync(join(tree, "broken"))).toBe(false);
     rmSync(tree, { recursive: true, force: true });
+  });
+});
+
+describe("trees with awkward contents", () => {
+  it("15. a symlink loop and a symlink out of the tree do not stop the build", async () => {
+    const tree = copyFixture("gen-header", join(scratch.root, "symlinks"));
+    symlinkSync("loop-b", join(tree, "loop-a"));
+    symlinkSync("loop-a", join(tree, "loop-b"));
+    symlinkSync("/etc/hostname", join(tree, "outside"));
+    const b = await orionBuild(tree, { cacheDir: join(scratch.root, "cache-symlinks"), configHome: scratch.configHome });
+    expectOk(b);
+    expect(await runProgram(join(tree, "hello"))).toMatch(/^hello, orion/);
+  });
+
+  it("16. a new header that shadows an included one is a cache miss, never a stale hit", async () => {
+    // gen-header compiles with -Iinclude: main.c's "include/greet.h" is found through the source's own dir first
+    // for quoted includes. A greet.h dropped next to main.c shadows include/greet.h.
+    const tree = copyFixture("gen-header", join(scratch.root, "shadow"));
+    const orion: OrionEnv = { cacheDir: join(scratch.root, "cache-shadow"), configHome: scratch.configHome };
+    expectOk(await orionBuild(tree, orion));
+    const fresh = copyFixture("gen-header", join(scratch.root, "shadow"));
+    const greet = readFileSync(join(fresh, "include/greet.h"), "utf8");
+    writeFileSync(join(fresh, "greet.h"), greet + "\n#define ORION_SHADOWED 1\n");
+    const b = await orionBuild(fresh, orion);
+    expectOk(b);
+    const executed = outcomes(b.events).executed;
+    expect(executed).toContain("CC main.o");
+    expect(executed).toContain("CC greet.o");
   });
 });

@@ -202,7 +202,9 @@ function reportError(err: unknown): number {
     process.stderr.write(`orion: ${err.message}\n`);
     return err.exitCode;
   }
-  process.stderr.write(`orion: internal error: ${errorMessage(err)}\n`);
+  // A system error (ENOSPC, EACCES, EIO…) names its path in its message; anything else is Orion's bug.
+  const errno = (err as NodeJS.ErrnoException)?.code;
+  process.stderr.write(typeof errno === "string" ? `orion: ${errorMessage(err)}\n` : `orion: internal error: ${errorMessage(err)}\n`);
   if (process.env.ORION_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ""}\n`);
   return ExitCode.INFRASTRUCTURE;
 }

@@ -28,7 +28,7 @@ export class Reporter {
         break;
       case "action":
         if (e.state === "finished" || e.state === "cached" || e.state === "failed") this.done++;
-        if (e.state === "started") this.line(`[${this.done + 1}/${this.total}] ${e.label}`, true);
+        if (e.state === "started") this.line(`[${this.done}/${this.total}] ${e.label}`, true);
         else if (e.state === "failed") this.line(`FAILED: ${e.label}${e.error ? ` (${e.error})` : ""}`, false);
         else if (e.state === "retry") this.line(`RETRY: ${e.label} on another attempt (${e.error ?? "infrastructure error"})`, false);
         else if (this.mode === "tty" && (e.state === "cached" || e.state === "finished")) this.line(`[${this.done}/${this.total}] ${e.label}`, true);

@@ -59,7 +59,10 @@ export async function loadInputTree(store: BlobStore, root: Digest): Promise<Inp
     }
     level = next;
   }
-  checkSymlinks(tree);
+  // A symlink that leaves the root (or loops) is left out, never followed: the action sees a
+  // missing file there, as it would on a machine without that target, and the sandbox stays whole.
+  const escaping = new Set(escapingSymlinks(tree));
+  if (escaping.size) tree.symlinks = tree.symlinks.filter((s) => !escaping.has(s.path));
   return tree;
 }
 
@@ -83,12 +86,17 @@ async function readDirectory(store: BlobStore, digest: Digest): Promise<Director
  * resolving, because a purely lexical test is fooled by `a/up -> ..` followed by `b -> a/up/..`.
  */
 export function checkSymlinks(tree: Pick<InputTree, "symlinks">): void {
-  const links = new Map(tree.symlinks.map((s) => [s.path, s.target]));
-  for (const { path, target } of tree.symlinks) {
-    if (!staysInside(path, target, links)) {
-      throw sandboxViolation(`symlink ${path} -> ${target} escapes the input root`);
-    }
+  const bad = escapingSymlinks(tree)[0];
+  if (bad !== undefined) {
+    const target = tree.symlinks.find((s) => s.path === bad)!.target;
+    throw sandboxViolation(`symlink ${bad} -> ${target} escapes the input root`);
   }
+}
+
+/** The paths of the symlinks that resolve outside the root or loop. */
+export function escapingSymlinks(tree: Pick<InputTree, "symlinks">): string[] {
+  const links = new Map(tree.symlinks.map((s) => [s.path, s.target]));
+  return tree.symlinks.filter(({ path, target }) => !staysInside(path, target, links)).map((s) => s.path);
 }
 
 function staysInside(linkPath: string, target: string, links: Map<string, string>): boolean {
