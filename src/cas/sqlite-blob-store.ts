@@ -313,7 +313,8 @@ export class SqliteBlobStore implements BlobStore {
     try {
       const st = await fsp.stat(path);
       if (st.size === digest.sizeBytes) {
-        if (Math.floor(st.mtimeMs) === row.mtime_ms) return true;
+        // Within 2 ms: the index keeps whole milliseconds, and a restored stamp may come back a hair off.
+        if (Math.abs(st.mtimeMs - row.mtime_ms) < 2) return true;
         if (sameDigest(await digestOfFile(path), digest)) {
           this.stmt.setMtime.run(Math.floor(st.mtimeMs), digest.hash);
           return true;

@@ -6,7 +6,7 @@ import { type Digest, type Logger, randomIds, systemClock, UsageError, errorMess
 import { type BlobStore, createBlobStore } from "../cas/index.js";
 import { type ActionCache, SqliteActionCache } from "../cache/index.js";
 import { StatCache } from "../merkle/index.js";
-import { Head } from "../head/index.js";
+import { Head, SqliteDurationHistory } from "../head/index.js";
 import { Node } from "../node/index.js";
 import { LocalExecutor } from "../exec/index.js";
 
@@ -52,7 +52,9 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
   const store = open.store(o.maxCacheBytes);
   const cache = open.cache();
   const statCache = open.statCache();
+  const durations = new SqliteDurationHistory(join(o.cacheDir, "durations.db"));
   const head = new Head({
+    durations,
     store,
     cache,
     clock: systemClock,
@@ -81,6 +83,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
       await node.stop();
       await executor.close();
       statCache.close();
+      durations.close();
       cache.close();
       store.close();
     },

@@ -31,6 +31,7 @@ import type {
 import { type ActionKind, type BuildEvent, Scheduler, type Task, type TaskSpec, type Worker } from "../scheduler/index.js";
 import type { BuildsApi, ContextUpload, HostStepLease, NodeControlApi } from "./api.js";
 import { type ContextEntry, ContextIndex } from "./context-index.js";
+import type { DurationHistory } from "./durations.js";
 import { type BuildView, type Prepared, type PrepareDeps, prepareAction, recordResult } from "./prepare.js";
 
 export interface HeadOptions {
@@ -40,8 +41,8 @@ export interface HeadOptions {
   ids: IdGenerator;
   logger: Logger;
   externalDigest: PrepareDeps["externalDigest"];
-  /** Learned or default duration estimates for critical-path ordering. */
-  estimateMs?(kind: string, label: string): number;
+  /** Durations learned from earlier builds, for critical-path ordering (defaults by kind otherwise). */
+  durations?: DurationHistory;
   heartbeatMs?: number;
 }
 
@@ -175,6 +176,7 @@ export class Head implements NodeControlApi, BuildsApi {
     const action = build.actions.get(task.spec.id)!;
     const prepared = (task.payload as { prepared: Prepared }).prepared;
     this.recordProduced(build, action, result);
+    if (phases.executeMs > 0) this.opts.durations?.record(action.kind, action.label, phases.executeMs);
     try {
       await recordResult(action, prepared, result, req.depfile || undefined, build.view, this.deps);
     } catch (err) {
@@ -206,7 +208,7 @@ export class Head implements NodeControlApi, BuildsApi {
       finished: false,
     };
     this.builds.set(id, build);
-    const estimate = this.opts.estimateMs ?? ((kind: string) => DEFAULT_ESTIMATES[kind] ?? 100);
+    const estimate = (kind: string, label: string) => this.opts.durations?.estimate(kind, label) ?? DEFAULT_ESTIMATES[kind] ?? 100;
     const specs: TaskSpec[] = req.actions.map((a) => ({
       id: a.id,
       deps: a.deps,

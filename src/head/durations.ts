@@ -1,0 +1,44 @@
+// Learned action durations (by kind and label, an moving average over builds) that order the ready queue by critical path.
+import Database from "better-sqlite3";
+
+export interface DurationHistory {
+  /** Expected milliseconds for an action, or undefined when it never ran. */
+  estimate(kind: string, label: string): number | undefined;
+  record(kind: string, label: string, ms: number): void;
+  close(): void;
+}
+
+/** Weight of the newest run in the moving average: recent builds matter most, one outlier does not rule. */
+const ALPHA = 0.5;
+
+export class SqliteDurationHistory implements DurationHistory {
+  private readonly db: Database.Database;
+  private known?: Map<string, number>;
+  private readonly upsert: Database.Statement<[string, number]>;
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("busy_timeout = 5000");
+    this.db.exec("CREATE TABLE IF NOT EXISTS durations (key TEXT PRIMARY KEY, ms REAL NOT NULL)");
+    this.upsert = this.db.prepare("INSERT INTO durations (key, ms) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET ms = excluded.ms");
+  }
+
+  estimate(kind: string, label: string): number | undefined {
+    // One read of the whole table on first use: a build asks for every one of its actions.
+    this.known ??= new Map((this.db.prepare("SELECT key, ms FROM durations").all() as { key: string; ms: number }[]).map((r) => [r.key, r.ms]));
+    return this.known.get(`${kind}\0${label}`);
+  }
+
+  record(kind: string, label: string, ms: number): void {
+    const key = `${kind}\0${label}`;
+    const before = this.estimate(kind, label);
+    const next = before === undefined ? ms : ALPHA * ms + (1 - ALPHA) * before;
+    this.known!.set(key, next);
+    this.upsert.run(key, next);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
