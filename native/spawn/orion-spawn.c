@@ -244,6 +244,19 @@ static int spawn_child(const char *cwd, char *const argv[], char *const env[], p
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);
   err = posix_spawn(pid, prog, &fa, &attr, argv, env);
+  if (err == ENOEXEC) {
+    /* A script without "#!": run it with the shell, as execvp (and so Node's spawn) does. */
+    size_t argc = 0;
+    while (argv[argc]) argc++;
+    char **sh = calloc(argc + 2, sizeof *sh);
+    if (sh) {
+      sh[0] = "/bin/sh";
+      sh[1] = prog;
+      memcpy(sh + 2, argv + 1, argc * sizeof *sh); /* argv[1..argc], with its NULL */
+      err = posix_spawn(pid, "/bin/sh", &fa, &attr, sh, env);
+      free(sh);
+    }
+  }
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   free(prog);
@@ -364,19 +377,18 @@ int main(void) {
       while (inlen - at >= 4) {
         uint32_t len = get_u32(in + at);
         if (len > MAX_REQUEST) bad_request();
-        if (inlen - at - 4 < len) {
-          if (4 + (size_t)len > incap) {
-            incap = 4 + (size_t)len;
-            in = realloc(in, incap);
-            if (!in) die("realloc");
-          }
-          break;
-        }
+        if (inlen - at - 4 < len) break;
         handle((const char *)in + at + 4, len);
         at += 4 + (size_t)len;
       }
       memmove(in, in + at, inlen - at);
       inlen -= at;
+      /* Room for the whole of a large request that has only begun to arrive. */
+      if (inlen >= 4 && 4 + (size_t)get_u32(in) > incap) {
+        incap = 4 + (size_t)get_u32(in);
+        in = realloc(in, incap);
+        if (!in) die("realloc");
+      }
     }
     if (got_sigchld) {
       got_sigchld = 0;

@@ -1,6 +1,7 @@
 // Runs one tool as the leader of its own process group, so a timeout or a cancellation kills everything it started.
 import { execa } from "execa";
 import { ExitCode, OrionError, Status } from "../core/index.js";
+import { SpawnError, SpawnServer, type SpawnServerResult } from "./spawn-server.js";
 
 export interface RunOptions {
   argv: readonly string[];
@@ -11,6 +12,11 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Cap on captured stdout and stderr, each. */
   maxBuffer: number;
+  /**
+   * Who starts the tool: by default the process-wide spawn server (native/build/orion-spawn, so
+   * Node never fork()s itself), or Node itself when that is unavailable; null: always Node.
+   */
+  spawnServer?: SpawnServer | null;
 }
 
 export interface RunResult {
@@ -38,11 +44,63 @@ function toBuffer(data: unknown): Buffer {
   return Buffer.alloc(0);
 }
 
+let shared: SpawnServer | null | undefined;
+
+/** The spawn server every run shares, started on first use; null when ORION_SPAWN_SERVER=0. */
+export function defaultSpawnServer(): SpawnServer | null {
+  shared ??= process.env.ORION_SPAWN_SERVER === "0" ? null : new SpawnServer();
+  return shared;
+}
+
 export async function runInProcessGroup(what: string, options: RunOptions): Promise<RunResult> {
   if (options.signal?.aborted) throw cancelledError(what);
   const [file, ...args] = options.argv;
   if (!file) throw new OrionError(`${what} has an empty command line`, { exitCode: ExitCode.BUILD_FAILED, code: Status.INVALID_ARGUMENT });
 
+  const server = options.spawnServer === undefined ? defaultSpawnServer() : options.spawnServer;
+  if (server) {
+    let result: SpawnServerResult | undefined;
+    try {
+      result = await server.run(options.argv, {
+        cwd: options.cwd,
+        env: options.env,
+        timeoutMs: options.timeoutMs,
+        signal: options.signal,
+        maxBuffer: options.maxBuffer,
+      });
+    } catch (err) {
+      if (err instanceof SpawnError && err.code === "ENOENT") {
+        throw new OrionError(`${what}: cannot run ${file}: no such program`, { code: Status.FAILED_PRECONDITION, cause: err });
+      }
+      throw new OrionError(`${what}: cannot run ${file}: ${(err as Error).message}`, { cause: err });
+    }
+    // undefined: the server is unavailable and started nothing, so Node runs the tool.
+    if (result) return serverResult(what, file, options, result);
+  }
+  return runWithExeca(what, file, args, options);
+}
+
+/** Maps a spawn server's result exactly as runWithExeca maps execa's (the server killed the rest of the group at exit). */
+function serverResult(what: string, file: string, options: RunOptions, result: SpawnServerResult): RunResult {
+  if (result.stoppedBy === "timeout") {
+    throw new OrionError(`${what} timed out after ${options.timeoutMs} ms`, { code: Status.DEADLINE_EXCEEDED });
+  }
+  if (result.stoppedBy === "cancel") throw cancelledError(what);
+  if (result.maxBufferExceeded) {
+    throw new OrionError(`${what} wrote more than ${options.maxBuffer} bytes to stdout or stderr`, {
+      exitCode: ExitCode.BUILD_FAILED,
+      code: Status.RESOURCE_EXHAUSTED,
+    });
+  }
+  if (result.exitCode === null) {
+    // Most often the kernel's OOM killer: another node may have the memory.
+    throw new OrionError(`${what}: ${file} was killed by ${result.signal}`, { code: Status.ABORTED });
+  }
+  return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** The fallback: Node fork()s itself for the tool (costly for a large heap: the spawn server avoids it). */
+async function runWithExeca(what: string, file: string, args: string[], options: RunOptions): Promise<RunResult> {
   const child = execa(file, args, {
     cwd: options.cwd,
     env: options.env,

@@ -112,12 +112,12 @@ export class SpawnServer {
     if (!(await this.start()) || !this.usable) return undefined;
     const child = this.child!;
     const file = argv[0] ?? "";
-    if ([...argv, ...Object.entries(options.env).flat(), options.cwd].some((s) => s.includes("\0"))) {
+    const env = Object.entries(options.env).map(([k, v]) => `${k}=${v}`);
+    if ([...argv, ...env, options.cwd].some((s) => s.includes("\0"))) {
       throw new TypeError(`spawn ${file}: an argument or environment entry contains a NUL byte`);
     }
     const id = this.nextId++;
     if (this.nextId > 0xffff_ffff) this.nextId = 1;
-    const env = Object.entries(options.env).map(([k, v]) => `${k}=${v}`);
     const request = frame(["spawn", String(id), resolve(options.cwd), String(argv.length), ...argv, String(env.length), ...env]);
 
     const maxBuffer = options.maxBuffer ?? Infinity;
@@ -126,7 +126,6 @@ export class SpawnServer {
     const size = { O: 0, E: 0 };
     let maxBufferExceeded = false;
     let stoppedBy: "timeout" | "cancel" | undefined;
-    let timer: NodeJS.Timeout | undefined;
     let pid: number | undefined;
     const kill = () => this.killGroup(id, pid);
     const onAbort = () => {
@@ -157,7 +156,7 @@ export class SpawnServer {
     });
     if (this.pending.size === 1) this.ref(true);
     child.stdin!.write(request);
-    timer = setTimeout(() => {
+    const timer = setTimeout(() => {
       stoppedBy ??= "timeout";
       kill();
     }, options.timeoutMs);
@@ -227,6 +226,7 @@ export class SpawnServer {
         try {
           this.receive(chunk, () => {
             hello = true;
+            if (this.pending.size === 0) this.ref(false);
             resolveReady(true);
           });
         } catch (err) {
@@ -234,8 +234,8 @@ export class SpawnServer {
           unusable((err as Error).message);
         }
       });
+      // Until the hello, the server's stdout keeps Node alive (a run is waiting for it); then only pending runs do.
       child.unref();
-      this.ref(false);
     });
   }
 
