@@ -1,8 +1,8 @@
 // Toolchain detection: one digest naming a compiler driver, the programs it runs, its version, target and system headers (DESIGN.md, Contract "Action keys").
-import { createHash } from "node:crypto";
+import { execFile } from "node:child_process";
 import { readFileSync, readdirSync, realpathSync, renameSync, statSync, writeFileSync, mkdirSync } from "node:fs";
 import { basename, delimiter, dirname, isAbsolute, join, resolve } from "node:path";
-import { KeyHasher } from "../core/digest.js";
+import { KeyHasher, digestOfFile } from "../core/digest.js";
 import { OrionError, errorMessage } from "../core/errors.js";
 
 /**
@@ -92,8 +92,9 @@ function which(program: string, env: NodeJS.ProcessEnv): string | undefined {
   return undefined;
 }
 
-function hashFile(path: string): string {
-  return createHash("sha256").update(readFileSync(path)).digest("hex");
+/** Streams the file: the programs are tens of megabytes, and a synchronous read would stall every other start-up task. */
+async function hashFile(path: string): Promise<string> {
+  return (await digestOfFile(path)).hash;
 }
 
 /** The `#include <...>` list and LIBRARY_PATH from `-E -v` stderr. */
@@ -130,10 +131,16 @@ function detectionEnv(env: NodeJS.ProcessEnv): Record<string, string> {
 }
 
 async function run(driver: string, args: string[], env: Record<string, string>, input?: string): Promise<{ stdout: string; stderr: string; ok: boolean }> {
-  // execa is imported lazily: loading it costs ~200 ms, which a memoized (no-op) run must not pay.
-  const { execa } = await import("execa");
-  const r = await execa(driver, args, { env, extendEnv: false, reject: false, input: input ?? "", stripFinalNewline: true });
-  return { stdout: String(r.stdout), stderr: String(r.stderr), ok: r.exitCode === 0 };
+  // node:child_process rather than execa: detection sits on the cold build's critical start-up path,
+  // and loading execa alone costs ~190 ms of main-thread time there.
+  return new Promise((resolvePromise) => {
+    const child = execFile(driver, args, { env, encoding: "utf8", maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      resolvePromise({ stdout: stdout.replace(/\n$/, ""), stderr: stderr.replace(/\n$/, ""), ok: !error });
+    });
+    // The driver may exit without reading its input (EPIPE): that is its answer, not ours to fail on.
+    child.stdin?.on("error", () => undefined);
+    child.stdin?.end(input ?? "");
+  });
 }
 
 async function detect(name: string, driver: string, realPath: string, env: Record<string, string>): Promise<MemoEntry> {
@@ -159,14 +166,15 @@ async function detect(name: string, driver: string, realPath: string, env: Recor
   const systemIncludeDirs = [...new Set([...parsedCxx.includeDirs, ...parsedC.includeDirs])];
   const librarySearchDirs = parsedC.libraryDirs.length ? parsedC.libraryDirs : parsedCxx.libraryDirs;
 
+  const [driverHash, ...programHashes] = await Promise.all([realPath, ...programs.map(([, abs]) => abs)].map(hashFile));
   const h = new KeyHasher()
     .add("toolchain-key-version", TOOLCHAIN_KEY_VERSION)
     .add("name", name)
-    .add("driver", hashFile(realPath))
+    .add("driver", driverHash!)
     .add("version", version.stdout.trim())
     .add("machine", machine.stdout.trim());
   h.add("programs", programs.length);
-  for (const [p, abs] of programs) h.add("program", p).add("bytes", hashFile(abs));
+  programs.forEach(([p], i) => h.add("program", p).add("bytes", programHashes[i]!));
   h.addList("include-dirs-c++", parsedCxx.includeDirs).addList("include-dirs-c", parsedC.includeDirs);
   h.addList("library-dirs", librarySearchDirs);
   h.add("listing", LISTING);

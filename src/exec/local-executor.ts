@@ -35,6 +35,8 @@ export interface ExecRequest {
   maxOutputBytes?: number;
   /** Aborting kills the action's whole process group. */
   signal?: AbortSignal;
+  /** Called once the tool's process has exited, before outputs are collected (the node frees its slot then). */
+  onProcessExit?: () => void;
 }
 
 export interface ExecOutcome {
@@ -190,6 +192,8 @@ export class LocalExecutor {
         maxBuffer: MAX_STREAM_BYTES,
       });
       const executeEnd = this.clock.now();
+      // The tool is done with the CPU: the caller may start the next one while we collect outputs.
+      req.onProcessExit?.();
 
       let depfile: string | undefined;
       if (plan) depfile = await this.rewriteDepfile(plan, run.exitCode);

@@ -25,7 +25,10 @@ export interface NodeOptions {
 
 export class Node {
   private nodeId = "";
+  /** Tools running now (slots in use). */
   private running = 0;
+  /** Actions not yet reported (stop waits for them). */
+  private reporting = 0;
   private stopped = false;
   private loop?: Promise<void>;
   private slotFreed?: () => void;
@@ -78,11 +81,23 @@ export class Node {
       }
       for (const lease of leases) void this.execute(lease);
     }
-    while (this.running > 0) await new Promise<void>((r) => (this.slotFreed = r));
+    while (this.reporting > 0) await new Promise<void>((r) => (this.slotFreed = r));
   }
 
   private async execute(lease: Lease): Promise<void> {
     this.running++;
+    this.reporting++;
+    // A slot is a running tool: it is given back when the process exits, so the next tool starts
+    // while this one's outputs are still being stored and reported.
+    let slotHeld = true;
+    const freeSlot = () => {
+      if (!slotHeld) return;
+      slotHeld = false;
+      this.running--;
+      const wake = this.slotFreed;
+      this.slotFreed = undefined;
+      wake?.();
+    };
     const abort = new AbortController();
     this.inFlight.set(lease.leaseId, abort);
     try {
@@ -94,6 +109,7 @@ export class Node {
         kind: lease.kind,
         timeoutMs: this.opts.actionTimeoutMs ?? 10 * 60_000,
         signal: abort.signal,
+        onProcessExit: freeSlot,
       });
       await this.opts.head.reportResult({ nodeId: this.nodeId, leaseId: lease.leaseId, result: outcome.result, error: "", depfile: outcome.depfile ?? "" });
     } catch (err) {
@@ -105,7 +121,8 @@ export class Node {
         .catch((e) => this.log.warn({ err: errorMessage(e) }, "could not report"));
     } finally {
       this.inFlight.delete(lease.leaseId);
-      this.running--;
+      this.reporting--;
+      freeSlot();
       const wake = this.slotFreed;
       this.slotFreed = undefined;
       wake?.();
