@@ -2,7 +2,6 @@
 // head (embedded or remote — the same BuildsApi), run the host steps it hands back in the real
 // tree, and write results into the tree as they arrive.
 import { posix } from "node:path";
-import { execa } from "execa";
 import { type Logger, errorMessage, ExitCode, OrionError } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
 import { keyEnv } from "../cache/index.js";
@@ -47,7 +46,9 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
   const log = o.logger.child({ module: "client" });
 
   // Hashing the tree and naming the toolchains are independent: do them together.
+  const started = performance.now();
   const [context, actions] = await Promise.all([hashContext(root, o), toGraphActions(graph, o.programs, env)]);
+  log.debug({ ms: Math.round(performance.now() - started), files: context.files?.size }, "context hashed and uploaded, toolchains named");
   const { buildId } = await o.head.submitBuild(
     { contextRoot: context.root, actions, noCache: o.noCache, retries: o.retries, jobs: 0, token: "", projectRoot: root },
     context,
@@ -71,12 +72,14 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
     const detach = o.head.watchBuild(buildId, 0, (event) => {
       if (event.type === "action" && (event.state === "finished" || event.state === "cached" || event.state === "failed")) {
         const a = byId.get(event.id)!;
-        void o.head.getResult(buildId, event.id).then((result) => {
-          if (!result) return;
-          if (event.state !== "failed") writer.write(a.cwd, result);
+        const result = o.head.getResult(buildId, event.id);
+        // Registered now, in event order, so a dependent's files always wait for its dependencies'.
+        if (event.state !== "failed") writer.write(a.id, a.deps, a.cwd, result);
+        void result.then((r) => {
+          if (!r) return;
           // The compiler's own words (warnings, errors), as make would have shown them.
-          if (result.stdoutRaw.length) o.diagnostics(result.stdoutRaw);
-          if (result.stderrRaw.length) o.diagnostics(result.stderrRaw);
+          if (r.stdoutRaw.length) o.diagnostics(r.stdoutRaw);
+          if (r.stderrRaw.length) o.diagnostics(r.stderrRaw);
         });
       }
       o.onEvent(event);
@@ -96,6 +99,7 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
         let upload: ContextUpload | undefined;
         try {
           await writer.flush();
+          const { execa } = await import("execa"); // host steps are rare: load it when one runs
           const r = await execa(lease.argv[0]!, lease.argv.slice(1), {
             cwd: posix.join(root, lease.cwd),
             reject: false,
@@ -123,8 +127,10 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
   })();
 
   const final = await finished;
+  log.debug({ ms: Math.round(performance.now() - started) }, "build finished");
   await hostLoop;
   await writer.flush();
+  log.debug({ ms: Math.round(performance.now() - started) }, "outputs written");
   o.statCache.flush();
   o.signal?.removeEventListener("abort", onAbort);
   const exitCode = interrupted ? ExitCode.INTERRUPTED : final.failed > 0 || final.skipped > 0 || hostFailure ? ExitCode.BUILD_FAILED : ExitCode.OK;

@@ -1,6 +1,7 @@
 // Writes action outputs into the project tree exactly where make would put them: atomically
 // (temp file + rename, so an interrupted build never leaves a partial object), skipping files
-// already in place with the same content, and giving each a fresh mtime as a rebuilt target has.
+// already in place with the same content, and giving each a fresh mtime as a rebuilt target has —
+// independent actions in parallel, a dependent only after what it depends on.
 import { mkdir, stat, utimes } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { type Digest, CorruptBlobError, digestKey } from "../core/index.js";
@@ -9,32 +10,53 @@ import type { StatCache } from "../merkle/index.js";
 import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
 
 export class OutputWriter {
-  /** Writes run one after another, in the order results arrived (dependencies before dependents). */
-  private chain: Promise<void> = Promise.resolve();
+  /** Each action's write, by action id: a dependent's files are written after its dependencies' (mtime order, as make expects). */
+  private readonly written = new Map<string, Promise<void>>();
+  private readonly pending: Promise<void>[] = [];
   private firstError?: unknown;
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
 
   constructor(
     private readonly store: BlobStore,
     private readonly statCache: StatCache,
     private readonly projectRoot: string,
+    /** Actions written at once (independent ones only). */
+    private readonly concurrency = 8,
   ) {}
 
-  /** Queues the outputs of one action (cwd relative to the project root). */
-  write(cwd: string, result: ActionResult): void {
-    this.chain = this.chain.then(async () => {
-      if (this.firstError) return;
-      try {
-        for (const of of result.outputFiles) await this.writeOne(join(this.projectRoot, cwd, of.path), of.digest!, of.isExecutable);
-      } catch (err) {
-        this.firstError = err;
-      }
-    });
+  /** Queues the outputs of one action (cwd relative to the project root), after those of `deps`. */
+  write(id: string, deps: readonly string[], cwd: string, result: Promise<ActionResult | undefined>): void {
+    const before = deps.map((d) => this.written.get(d)).filter((p): p is Promise<void> => !!p);
+    const p = Promise.all([result, ...before]).then(([r]) =>
+      this.limited(async () => {
+        if (this.firstError || !r) return;
+        try {
+          for (const of of r.outputFiles) await this.writeOne(join(this.projectRoot, cwd, of.path), of.digest!, of.isExecutable);
+        } catch (err) {
+          this.firstError ??= err;
+        }
+      }),
+    );
+    this.written.set(id, p);
+    this.pending.push(p);
   }
 
   /** Waits for every queued write; rethrows the first failure. */
   async flush(): Promise<void> {
-    await this.chain;
+    await Promise.all(this.pending);
     if (this.firstError) throw this.firstError;
+  }
+
+  private async limited(f: () => Promise<void>): Promise<void> {
+    while (this.active >= this.concurrency) await new Promise<void>((r) => this.waiting.push(r));
+    this.active++;
+    try {
+      await f();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
   }
 
   private async writeOne(dest: string, digest: Digest, executable: boolean): Promise<void> {

@@ -1,5 +1,4 @@
 // Runs one tool as the leader of its own process group, so a timeout or a cancellation kills everything it started.
-import { execa } from "execa";
 import { ExitCode, OrionError, Status } from "../core/index.js";
 import { SpawnError, SpawnServer, type SpawnServerResult } from "./spawn-server.js";
 
@@ -101,6 +100,8 @@ function serverResult(what: string, file: string, options: RunOptions, result: S
 
 /** The fallback: Node fork()s itself for the tool (costly for a large heap: the spawn server avoids it). */
 async function runWithExeca(what: string, file: string, args: string[], options: RunOptions): Promise<RunResult> {
+  // Loaded on first use: a build served from the cache runs no tool and should not pay ~190 ms for it.
+  const { execa } = await import("execa");
   const child = execa(file, args, {
     cwd: options.cwd,
     env: options.env,
