@@ -110,6 +110,8 @@ export class LocalExecutor {
   private readonly dirs: Promise<{ ctx: string; sb: string; stamps: string }>;
   /** Input-root hash → its materialized context; concurrent requests for one root share one materialization. */
   private readonly contexts = new Map<string, Promise<string>>();
+  /** (context, working directory) pairs already checked to exist. */
+  private readonly knownDirs = new Set<string>();
   /** Contexts this process has handed out (never pruned under it). */
   private readonly inUse = new Set<string>();
   /** The newest context this process made, reused file by file for the next one. */
@@ -167,7 +169,13 @@ export class LocalExecutor {
         cwd = join(ctxRoot, wd);
         outputBase = sandbox;
         replacements = plan.replacements;
-        for (const d of plan.privateParents) await fsp.mkdir(d, { recursive: true });
+        await Promise.all(plan.privateParents.map((d) => fsp.mkdir(d, { recursive: true })));
+        // A context never changes: a working directory found in it once stays there.
+        const key = `${ctxRoot}\0${wd}`;
+        if (!this.knownDirs.has(key)) {
+          await this.checkWorkingDirectory(cwd, wd, what);
+          this.knownDirs.add(key);
+        }
       } else {
         await materializeTree(this.store, await loadInputTree(this.store, req.inputRoot), sandbox, { readOnly: false });
         cwd = join(sandbox, wd);
@@ -177,9 +185,9 @@ export class LocalExecutor {
           // An input at an output path is a hard link into the store: a tool writing it in place would corrupt the blob.
           await fsp.rm(join(outputBase, out), { force: true });
         }
+        await this.checkWorkingDirectory(cwd, wd, what);
+        for (const out of outputs) await fsp.mkdir(posix.dirname(join(outputBase, out)), { recursive: true });
       }
-      await this.checkWorkingDirectory(cwd, wd, what);
-      for (const out of outputs) await fsp.mkdir(posix.dirname(join(outputBase, out)), { recursive: true });
       const runArgv = plan?.argv ?? argv.map((a) => (a === projectRoot || a.startsWith(projectRoot + "/") ? sandbox + a.slice(projectRoot.length) : a));
       const inputFetchEnd = this.clock.now();
 
