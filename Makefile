@@ -28,12 +28,17 @@ dist/.built: node_modules/.installed $(SOURCES)
 	npx tsc -p tsconfig.json
 	@touch $@
 
-build: install dist/.built native/build/orion-spawn
+build: install dist/.built native/build/orion-spawn native/build/orion-cc
 
 # The spawn server: Node asks it to start each tool, so no child is fork()ed from the large Node process.
 native/build/orion-spawn: native/spawn/orion-spawn.c
 	@mkdir -p $(@D)
 	cc -O2 -Wall -o $@ $<
+
+# The `orion cc` client: forwards each compiler call to the local agent, so no compile pays Node's start-up.
+native/build/orion-cc: native/cc/orion-cc.c
+	@mkdir -p $(@D)
+	cc -O2 -Wall -Wextra -o $@ $<
 
 test: build
 	bash scripts/run-tests

@@ -1,11 +1,13 @@
 // The `orion` command line: parses flags and config, wires the parts, maps every failure to the Contract's exit codes.
-import { availableParallelism } from "node:os";
-import { resolve } from "node:path";
+import { availableParallelism, homedir } from "node:os";
+import { basename, join, resolve } from "node:path";
 import { existsSync, statSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { errorMessage, ExitCode, OrionError, UsageError } from "../core/errors.js";
 import { ExtractError } from "../../dag-extract/errors.js";
-import { loadConfig, type Config, type ResolvedConfig } from "./config.js";
+import { defaultCacheDir, loadConfig, type Config, type ResolvedConfig } from "./config.js";
+import type { CcConfig } from "../cc/command.js";
+import { MASQUERADE_NAMES } from "../cc/compiler.js";
 import { Reporter, type ReporterMode } from "./reporter.js";
 
 const VERSION = "0.1.0";
@@ -113,7 +115,8 @@ async function cacheCommand(action: "stats" | "clear", opts: { json?: boolean })
       process.stdout.write(`orion: cleared the action cache in ${cfg.cacheDir}\n`);
       return ExitCode.OK;
     }
-    const s = { cacheDir: cfg.cacheDir, ...cache.stats(), bytesStored: store.sizeBytes() };
+    const { CcStats } = await import("../cc/stats.js");
+    const s = { cacheDir: cfg.cacheDir, ...cache.stats(), ...CcStats.readCounts(cfg.cacheDir), bytesStored: store.sizeBytes() };
     process.stdout.write(opts.json ? JSON.stringify(s) + "\n" : Object.entries(s).map(([k, v]) => `${k}: ${v}`).join("\n") + "\n");
     return ExitCode.OK;
   } finally {
@@ -122,7 +125,49 @@ async function cacheCommand(action: "stats" | "clear", opts: { json?: boolean })
   }
 }
 
+
+/** Configuration variables other than ORION_CACHE_DIR that need the full (zod-validated) loader. */
+const CC_SLOW_CONFIG_ENV = ["ORION_MAX_CACHE_BYTES", "ORION_NO_CACHE", "ORION_LOG_LEVEL", "ORION_LOG_FILE"];
+
+/**
+ * The configuration one compile call needs. With no user config file and only ORION_CACHE_DIR set (the
+ * common case) it skips the full loader, whose validator costs ~120 ms to load — paid on every compile.
+ * Orion logs to stderr only when asked (ORION_LOG_LEVEL): stderr belongs to the compiler.
+ */
+async function ccConfig(env: Record<string, string>): Promise<CcConfig> {
+  const { silentLogger, createRootLogger } = await import("../core/logger.js");
+  const userFile = join(env.XDG_CONFIG_HOME || join(homedir(), ".config"), "orion", "config.json");
+  if (!existsSync(userFile) && CC_SLOW_CONFIG_ENV.every((k) => !env[k])) {
+    return { cacheDir: env.ORION_CACHE_DIR || defaultCacheDir(env), maxCacheBytes: 10 * 1024 ** 3, noCache: false, logger: silentLogger };
+  }
+  const cfg = await loadConfig({ env, flags: {}, cores: availableParallelism() });
+  const logger = cfg.logFile || env.ORION_LOG_LEVEL ? createRootLogger({ level: cfg.logLevel, file: cfg.logFile }) : silentLogger;
+  return { cacheDir: cfg.cacheDir, maxCacheBytes: cfg.maxCacheBytes, noCache: cfg.noCache, logger };
+}
+
+async function ccCommand(compilerArgv: string[]): Promise<number> {
+  const { ccCommand: run } = await import("../cc/command.js");
+  return run(compilerArgv, { config: ccConfig });
+}
+
+async function masqueradeCommand(dir: string): Promise<number> {
+  const { createMasquerade, masqueradeTarget } = await import("../cc/masquerade.js");
+  const target = masqueradeTarget();
+  const r = createMasquerade(dir, target, process.env, process.cwd());
+  process.stdout.write(`orion: ${r.dir}: ${r.links.join(", ")} -> ${target}\nUse it with: PATH=${r.dir}:$PATH make -j\n`);
+  return ExitCode.OK;
+}
+
 export async function main(argv: string[]): Promise<number> {
+  // `orion cc` and masquerade calls bypass commander: every argument after the compiler is the compiler's.
+  const invokedAs = basename(process.argv[1] ?? "");
+  try {
+    // Invoked under a masquerade link's name (`orion masquerade`): `gcc ARGS` means `orion cc gcc ARGS`.
+    if (MASQUERADE_NAMES.includes(invokedAs)) return await ccCommand([invokedAs, ...argv]);
+    if (argv[0] === "cc") return await ccCommand(argv.slice(1));
+  } catch (err) {
+    return reportError(err);
+  }
   const { ours, passThrough } = splitPassThrough(argv);
   let exitCode: number = ExitCode.OK;
   const program = new Command("orion")
@@ -164,10 +209,42 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
       exitCode = await graphCommand(dir, opts, passThrough);
     });
 
+  program
+    .command("agent", { hidden: true })
+    .description("serve `orion cc` calls on a unix socket until idle (the native client starts it on demand)")
+    .option("--socket <path>", "the socket to listen on (default: ORION_AGENT_SOCKET, else under XDG_RUNTIME_DIR or the cache dir)")
+    .option("--idle-ms <n>", "exit after this long without a call (default: ORION_AGENT_IDLE_MS, else 10 minutes)", intOption("--idle-ms", 1))
+    .option("--foreground", "serve in this process instead of starting a detached agent")
+    .action(async (opts: { socket?: string; idleMs?: number; foreground?: boolean }) => {
+      const cfg = await config({}, undefined);
+      const { runAgentCommand } = await import("../agent/command.js");
+      exitCode = await runAgentCommand({ ...opts, cacheDir: cfg.cacheDir, logLevel: cfg.logLevel, logFile: cfg.logFile, env: process.env, script: process.argv[1] ?? "" });
+    });
+
+  program
+    .command("cc")
+    .description("run COMPILER ARGS through the cache — a drop-in CC: make -j CC=\"orion cc gcc\"; output and exit code are the compiler's")
+    .argument("<compiler>", "the compiler (gcc, clang, a path)")
+    .argument("[args...]", "its arguments, passed through untouched")
+    .allowUnknownOption()
+    .helpOption(false)
+    .action(async (compiler: string, args: string[]) => {
+      // Reached only through `orion help cc`-style paths: main() hands `orion cc ...` to ccCommand before commander parses.
+      exitCode = await ccCommand([compiler, ...args]);
+    });
+
+  program
+    .command("masquerade")
+    .description("fill DIR with gcc, cc, g++, c++ (and clang, clang++) links to orion; PATH=DIR:$PATH make caches every compile")
+    .argument("<dir>", "the directory to fill (created when absent)")
+    .action(async (dir: string) => {
+      exitCode = await masqueradeCommand(dir);
+    });
+
   const cache = program.command("cache").description("inspect or clear the local cache");
   cache
     .command("stats")
-    .description("entries and bytes in the action cache and the CAS")
+    .description("entries and bytes in the action cache and the CAS, and the orion cc counters (hits, misses, uncacheable, localCompiles, remoteCompiles, fallbacks)")
     .option("--json", "one JSON object")
     .action(async (opts) => {
       exitCode = await cacheCommand("stats", opts);

@@ -1,0 +1,413 @@
+/* orion-cc: the per-compile native client of `orion cc` — forwards one compiler call to the local agent over a unix socket, starting the agent when none runs, and runs the compiler itself whenever the agent cannot serve the call. */
+
+/*
+ * Usage: orion-cc COMPILER ARGS...   (or invoked as gcc, cc, g++, c++, clang, clang++: orion-cc <that name> ARGS...)
+ *
+ * Protocol (src/agent/protocol.ts is the reference; integers are little-endian u32 unless noted). Each message is
+ * a frame: u32 payload length, then the payload. One request and one reply per connection.
+ *   request:  u32 version (1), u32 argc, u32 envc, then NUL-terminated argv[0..argc), cwd, env[0..envc)
+ *   reply:    u8 status (0 done, 1 run it yourself), i32 exit code, u32 n, n stdout bytes, u32 m, m stderr bytes
+ *
+ * Socket: $ORION_AGENT_SOCKET, else <dir>/orion-agent-<uid>.sock with dir = $XDG_RUNTIME_DIR, $ORION_CACHE_DIR,
+ * $XDG_CACHE_HOME/orion or $HOME/.cache/orion (first set, non-empty); /tmp/orion-<uid>/... when longer than 107 bytes.
+ * The same rule as src/agent/socket-path.ts.
+ *
+ * Start-up: when no agent answers, take an flock on <socket>.lock, try again, and if still nobody answers spawn
+ * `node <repo>/bin/orion agent --foreground --socket PATH` in its own session, keeping the lock until the socket
+ * accepts (or ~5 s pass): concurrent first calls wait on the lock and then find the one agent.
+ *
+ * Whatever goes wrong with the agent (or ORION_NO_AGENT=1), the compiler is exec()ed directly: Orion's plumbing
+ * never fails a build. ORION_MASQUERADE_DIR names a directory of symlinks to orion (gcc -> orion); it is skipped
+ * when COMPILER is looked up on PATH, so the real compiler runs, and the agent gets its absolute path.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROTOCOL_VERSION 1u
+#define MAX_FRAME (64u << 20)
+#define MAX_SOCKET_PATH 107
+#define START_TIMEOUT_MS 5000
+#define STATUS_DONE 0
+#define STATUS_FALLBACK 1
+
+extern char **environ;
+
+/* The call being made: argv with argv[0] resolved to the real compiler's path (or left as given when unresolved). */
+static char **call_argv;
+static int call_argc;
+static char resolved[PATH_MAX];
+
+static int debug_enabled;
+#define DEBUG(...) do { if (debug_enabled) { fprintf(stderr, "orion-cc: " __VA_ARGS__); fputc('\n', stderr); } } while (0)
+
+/* Runs the compiler directly; returns only if even that cannot happen. */
+static void run_directly(void) {
+  if (strchr(call_argv[0], '/')) execv(call_argv[0], call_argv);
+  else execvp(call_argv[0], call_argv);
+  fprintf(stderr, "orion-cc: %s: %s\n", call_argv[0], strerror(errno));
+  exit(errno == ENOENT ? 127 : 126);
+}
+
+static int is_masquerade_name(const char *name) {
+  static const char *const names[] = {"gcc", "cc", "g++", "c++", "clang", "clang++", NULL};
+  for (const char *const *n = names; *n; n++)
+    if (strcmp(name, *n) == 0) return 1;
+  return 0;
+}
+
+/* Length of dir without trailing slashes (but "/" stays one byte... as an empty prefix, like the TS rule). */
+static size_t trimmed_len(const char *dir, size_t len) {
+  while (len > 0 && dir[len - 1] == '/') len--;
+  return len;
+}
+
+/* Looks `name` up on PATH, skipping the masquerade directory; fills `resolved` and returns 1 when found. */
+static int resolve_on_path(const char *name) {
+  const char *path = getenv("PATH");
+  const char *masq = getenv("ORION_MASQUERADE_DIR");
+  struct stat masq_st;
+  int have_masq = masq && *masq && stat(masq, &masq_st) == 0;
+  size_t masq_len = have_masq ? trimmed_len(masq, strlen(masq)) : 0;
+  if (!path) path = "/usr/local/bin:/usr/bin:/bin";
+  while (1) {
+    const char *end = strchrnul(path, ':');
+    size_t len = (size_t)(end - path);
+    const char *dir = len ? path : ".";
+    size_t dlen = len ? trimmed_len(path, len) : 1;
+    int skip = 0;
+    if (have_masq) {
+      if (dlen == masq_len && strncmp(dir, masq, dlen) == 0) {
+        skip = 1;
+      } else {
+        /* The same directory under another spelling (a symlink, "./"): compare the inode too. */
+        char d[PATH_MAX];
+        struct stat st;
+        if (dlen < sizeof d) {
+          memcpy(d, dir, dlen);
+          d[dlen] = 0;
+          if (dlen == 0) strcpy(d, "/");
+          if (stat(d, &st) == 0 && st.st_dev == masq_st.st_dev && st.st_ino == masq_st.st_ino) skip = 1;
+        }
+      }
+    }
+    if (!skip && dlen + 1 + strlen(name) < sizeof resolved) {
+      snprintf(resolved, sizeof resolved, "%.*s/%s", (int)dlen, dir, name);
+      if (access(resolved, X_OK) == 0) {
+        struct stat st;
+        if (stat(resolved, &st) == 0 && S_ISREG(st.st_mode)) {
+          if (resolved[0] != '/') {
+            /* An empty or relative PATH entry: the agent runs in another cwd, so send an absolute path. */
+            char abs[PATH_MAX];
+            if (realpath(resolved, abs)) snprintf(resolved, sizeof resolved, "%s", abs);
+          }
+          return 1;
+        }
+      }
+    }
+    if (!*end) return 0;
+    path = end + 1;
+  }
+}
+
+static const char *env_set(const char *name) {
+  const char *v = getenv(name);
+  return v && *v ? v : NULL;
+}
+
+/* The agent's socket path, per the rule in the header comment; 0 on failure. */
+static int socket_path(char *out, size_t size) {
+  const char *explicit_path = env_set("ORION_AGENT_SOCKET");
+  if (explicit_path) {
+    if (strlen(explicit_path) >= size) return 0;
+    strcpy(out, explicit_path);
+    return 1;
+  }
+  unsigned uid = (unsigned)getuid();
+  char dir[PATH_MAX];
+  const char *d;
+  int n;
+  if ((d = env_set("XDG_RUNTIME_DIR")) || (d = env_set("ORION_CACHE_DIR"))) {
+    n = snprintf(dir, sizeof dir, "%.*s", (int)trimmed_len(d, strlen(d)), d);
+  } else if ((d = env_set("XDG_CACHE_HOME"))) {
+    n = snprintf(dir, sizeof dir, "%.*s/orion", (int)trimmed_len(d, strlen(d)), d);
+  } else {
+    const char *home = env_set("HOME");
+    if (!home) {
+      struct passwd *pw = getpwuid(getuid());
+      home = pw && pw->pw_dir ? pw->pw_dir : "";
+    }
+    n = snprintf(dir, sizeof dir, "%.*s/.cache/orion", (int)trimmed_len(home, strlen(home)), home);
+  }
+  if (n < 0 || (size_t)n >= sizeof dir) return 0;
+  n = snprintf(out, size, "%s/orion-agent-%u.sock", dir, uid);
+  if (n < 0 || (size_t)n >= size || n > MAX_SOCKET_PATH) {
+    n = snprintf(out, size, "/tmp/orion-%u/orion-agent-%u.sock", uid, uid);
+    if (n < 0 || (size_t)n >= size) return 0;
+  }
+  return 1;
+}
+
+/* mkdir -p of the socket's directory (mode 0700 for the parts it creates). */
+static void make_parent_dirs(const char *path) {
+  char p[PATH_MAX];
+  snprintf(p, sizeof p, "%s", path);
+  for (char *s = p + 1; *s; s++) {
+    if (*s != '/') continue;
+    *s = 0;
+    mkdir(p, 0700);
+    *s = '/';
+  }
+}
+
+/* A connected socket, or -1 with errno set. */
+static int connect_agent(const char *path) {
+  struct sockaddr_un addr;
+  if (strlen(path) >= sizeof addr.sun_path) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  strcpy(addr.sun_path, path);
+  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0) return fd;
+  int e = errno;
+  close(fd);
+  errno = e;
+  return -1;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+/* The repository root: this binary lives at <repo>/native/build/orion-cc. */
+static int repo_root(char *out, size_t size) {
+  ssize_t n = readlink("/proc/self/exe", out, size - 1);
+  if (n <= 0) return 0;
+  out[n] = 0;
+  for (int i = 0; i < 3; i++) {
+    char *slash = strrchr(out, '/');
+    if (!slash) return 0;
+    *slash = 0;
+  }
+  return out[0] != 0;
+}
+
+/* Forks the agent into its own session with stdin on /dev/null and stdout/stderr on <socket>.log; returns its pid. */
+static pid_t spawn_agent(const char *sock) {
+  char root[PATH_MAX], script[PATH_MAX + 16], log[PATH_MAX + 8];
+  if (!repo_root(root, sizeof root)) return -1;
+  snprintf(script, sizeof script, "%s/bin/orion", root);
+  snprintf(log, sizeof log, "%s.log", sock);
+  const char *node = env_set("ORION_NODE");
+  if (!node) node = "node";
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  setsid();
+  int in = open("/dev/null", O_RDONLY);
+  int out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+  if (out < 0) out = open("/dev/null", O_WRONLY);
+  if (in >= 0) dup2(in, 0);
+  if (out >= 0) {
+    dup2(out, 1);
+    dup2(out, 2);
+  }
+  /* No inherited descriptor may stay open in a process that outlives the build: make's jobserver pipe, the
+     pipe a caller reads our output from (it would never see EOF), the start-up lock. */
+  long maxfd = sysconf(_SC_OPEN_MAX);
+  if (maxfd < 0 || maxfd > 65536) maxfd = 65536;
+  for (int fd = 3; fd < maxfd; fd++) close(fd);
+  signal(SIGPIPE, SIG_DFL);
+  execlp(node, node, script, "agent", "--foreground", "--socket", sock, (char *)NULL);
+  _exit(127);
+}
+
+/* Starts the agent unless another client did while we waited for the lock; returns a connected socket or -1. */
+static int start_agent_and_connect(const char *sock) {
+  char lock[PATH_MAX + 8];
+  snprintf(lock, sizeof lock, "%s.lock", sock);
+  make_parent_dirs(sock);
+  int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lfd < 0) {
+    DEBUG("cannot open %s: %s", lock, strerror(errno));
+    return -1;
+  }
+  while (flock(lfd, LOCK_EX) != 0) {
+    if (errno != EINTR) {
+      close(lfd);
+      return -1;
+    }
+  }
+  int fd = connect_agent(sock);
+  if (fd >= 0) {
+    close(lfd);
+    return fd;
+  }
+  pid_t pid = spawn_agent(sock);
+  DEBUG("started the agent, pid %d", (int)pid);
+  if (pid > 0) {
+    for (int waited = 0; waited < START_TIMEOUT_MS; waited += 5) {
+      fd = connect_agent(sock);
+      if (fd >= 0) break;
+      int status;
+      /* The agent died on start-up (no node, a broken build): stop waiting. */
+      if (waitpid(pid, &status, WNOHANG) == pid) break;
+      sleep_ms(5);
+    }
+  }
+  close(lfd);
+  return fd;
+}
+
+static int write_all(int fd, const void *buf, size_t len) {
+  const char *p = buf;
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+static int read_all(int fd, void *buf, size_t len) {
+  char *p = buf;
+  while (len > 0) {
+    ssize_t n = read(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+static void put_u32(char *p, uint32_t v) {
+  p[0] = (char)(v & 0xff);
+  p[1] = (char)((v >> 8) & 0xff);
+  p[2] = (char)((v >> 16) & 0xff);
+  p[3] = (char)((v >> 24) & 0xff);
+}
+
+static uint32_t get_u32(const unsigned char *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Sends the call; 0 on success. */
+static int send_request(int fd) {
+  char cwd[PATH_MAX];
+  if (!getcwd(cwd, sizeof cwd)) return -1;
+  uint32_t envc = 0;
+  size_t len = 16; /* frame length, version, argc, envc */
+  for (int i = 0; i < call_argc; i++) len += strlen(call_argv[i]) + 1;
+  len += strlen(cwd) + 1;
+  for (char **e = environ; *e; e++, envc++) len += strlen(*e) + 1;
+  if (len - 4 > MAX_FRAME) return -1;
+  char *buf = malloc(len);
+  if (!buf) return -1;
+  put_u32(buf, (uint32_t)(len - 4));
+  put_u32(buf + 4, PROTOCOL_VERSION);
+  put_u32(buf + 8, (uint32_t)call_argc);
+  put_u32(buf + 12, envc);
+  char *p = buf + 16;
+  for (int i = 0; i < call_argc; i++) p = stpcpy(p, call_argv[i]) + 1;
+  p = stpcpy(p, cwd) + 1;
+  for (char **e = environ; *e; e++) p = stpcpy(p, *e) + 1;
+  int rc = write_all(fd, buf, len);
+  free(buf);
+  return rc;
+}
+
+/* Reads the reply and, when the agent served the call, writes its output and exits with its code. Returns otherwise. */
+static void finish_call(int fd) {
+  unsigned char head[4];
+  if (read_all(fd, head, 4) != 0) return;
+  uint32_t len = get_u32(head);
+  if (len < 13 || len > MAX_FRAME) return;
+  unsigned char *buf = malloc(len);
+  if (!buf || read_all(fd, buf, len) != 0) return;
+  if (buf[0] != STATUS_DONE) {
+    DEBUG("the agent asks us to run the compiler ourselves");
+    return;
+  }
+  int32_t code = (int32_t)get_u32(buf + 1);
+  uint32_t out_len = get_u32(buf + 5);
+  if ((uint64_t)out_len + 13 > len) return;
+  uint32_t err_len = get_u32(buf + 9 + out_len);
+  if ((uint64_t)out_len + err_len + 13 != len) return;
+  /* Only now, with the whole reply in hand, is anything printed: a half reply falls back without duplicated output. */
+  if (write_all(1, buf + 9, out_len) != 0 || write_all(2, buf + 13 + out_len, err_len) != 0) exit(code == 0 ? 1 : code);
+  exit(code);
+}
+
+int main(int argc, char **argv) {
+  debug_enabled = env_set("ORION_CC_DEBUG") != NULL;
+  const char *self = strrchr(argv[0], '/');
+  self = self ? self + 1 : argv[0];
+  if (is_masquerade_name(self)) {
+    /* Called as gcc: the call is argv itself, with argv[0] the bare name to resolve. */
+    argv[0] = (char *)self;
+    call_argv = argv;
+    call_argc = argc;
+  } else {
+    if (argc < 2) {
+      fprintf(stderr, "usage: orion-cc COMPILER [ARGS...]\n");
+      return 2;
+    }
+    call_argv = argv + 1;
+    call_argc = argc - 1;
+  }
+  if (!strchr(call_argv[0], '/')) {
+    if (resolve_on_path(call_argv[0])) {
+      call_argv[0] = resolved;
+    } else if (env_set("ORION_MASQUERADE_DIR")) {
+      /* execvp would find the masquerade link again and loop. */
+      fprintf(stderr, "orion-cc: %s: not found on PATH (outside %s)\n", call_argv[0], getenv("ORION_MASQUERADE_DIR"));
+      return 127;
+    }
+  }
+  if (env_set("ORION_NO_AGENT") && strcmp(getenv("ORION_NO_AGENT"), "0") != 0) run_directly();
+  /* A source on stdin (configure probes: `echo ... | cc -x c -`) needs this process's stdin, which the
+     agent cannot read: such a call is never cacheable anyway, so the compiler runs here. */
+  for (int i = 1; i < call_argc; i++) {
+    if (strcmp(call_argv[i], "-") == 0) run_directly();
+  }
+
+  signal(SIGPIPE, SIG_IGN); /* a vanished agent becomes EPIPE, and a fallback, not a dead client */
+  char sock[PATH_MAX];
+  if (!socket_path(sock, sizeof sock)) run_directly();
+  int fd = connect_agent(sock);
+  if (fd < 0 && (errno == ENOENT || errno == ECONNREFUSED)) fd = start_agent_and_connect(sock);
+  if (fd < 0) {
+    DEBUG("no agent at %s: %s; running %s directly", sock, strerror(errno), call_argv[0]);
+    run_directly();
+  }
+  if (send_request(fd) == 0) finish_call(fd);
+  DEBUG("the agent did not serve the call; running %s directly", call_argv[0]);
+  close(fd);
+  signal(SIGPIPE, SIG_DFL);
+  run_directly();
+  return 127;
+}

@@ -1,0 +1,91 @@
+// `orion agent`: wires the agent server to its handler, its socket and its log — or, without --foreground, starts it detached.
+import { spawn } from "node:child_process";
+import { mkdirSync, openSync, closeSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname } from "node:path";
+import type { CallHandler } from "../cc/types.js";
+import type { Logger } from "../core/logger.js";
+import { PassThroughHandler } from "./passthrough.js";
+import { AgentAlreadyRunning, socketAnswers, startAgent } from "./server.js";
+import { agentSideFiles, agentSocketPath } from "./socket-path.js";
+
+/** sccache's server waits 10 minutes; a build's compiles come far closer together than that. */
+export const DEFAULT_IDLE_MS = 600_000;
+const START_TIMEOUT_MS = 5_000;
+
+export interface AgentCommandOptions {
+  socket?: string;
+  idleMs?: number;
+  foreground?: boolean;
+  cacheDir: string;
+  logLevel: string;
+  logFile?: string;
+  env: Record<string, string | undefined>;
+  /** The orion script to re-run detached when not in the foreground. */
+  script: string;
+}
+
+export async function runAgentCommand(o: AgentCommandOptions): Promise<number> {
+  const socketPath = o.socket ?? agentSocketPath({ env: o.env, uid: process.getuid?.() ?? 0, home: homedir() });
+  const fromEnv = Number(o.env.ORION_AGENT_IDLE_MS);
+  const idleMs = o.idleMs ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : DEFAULT_IDLE_MS);
+  if (!o.foreground) return startDetached(o.script, socketPath, idleMs);
+
+  const { createRootLogger } = await import("../core/logger.js");
+  const logger = createRootLogger({ level: o.logLevel, file: o.logFile });
+  const handler = await loadHandler(o.env.ORION_AGENT_HANDLER, o.cacheDir, logger);
+  let agent;
+  try {
+    agent = await startAgent({ socketPath, handler, idleMs, logger });
+  } catch (err) {
+    // Two agents started by hand (the native client's lock prevents it otherwise): the first one serves.
+    if (err instanceof AgentAlreadyRunning) return 0;
+    throw err;
+  }
+  const stop = () => void agent.close();
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+  await agent.closed;
+  return 0;
+}
+
+/** The caching CcService when it is built, else the pass-through handler (or when ORION_AGENT_HANDLER=passthrough). */
+async function loadHandler(choice: string | undefined, cacheDir: string, logger: Logger): Promise<CallHandler> {
+  if (choice === "passthrough") return new PassThroughHandler();
+  // A variable specifier: the service is written alongside this module and may not exist yet.
+  const spec = "../cc/service.js";
+  try {
+    const mod = (await import(spec)) as { CcService: new (o: { cacheDir: string; logger: Logger }) => CallHandler };
+    return new mod.CcService({ cacheDir, logger });
+  } catch (err) {
+    logger.warn({ err }, "the cc service is unavailable; the agent passes calls through to the compiler");
+    return new PassThroughHandler();
+  }
+}
+
+/** Runs `orion agent --foreground` in its own session, waits until it accepts, prints the socket path. */
+async function startDetached(script: string, socketPath: string, idleMs: number): Promise<number> {
+  if (await socketAnswers(socketPath)) {
+    process.stdout.write(`${socketPath}\n`);
+    return 0;
+  }
+  mkdirSync(dirname(socketPath), { recursive: true, mode: 0o700 });
+  const log = openSync(agentSideFiles(socketPath).log, "a", 0o600);
+  const child = spawn(process.execPath, [script, "agent", "--foreground", "--socket", socketPath, "--idle-ms", String(idleMs)], {
+    detached: true,
+    stdio: ["ignore", log, log],
+  });
+  closeSync(log);
+  child.unref();
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (await socketAnswers(socketPath)) {
+      process.stdout.write(`${socketPath}\n`);
+      return 0;
+    }
+    if (child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  process.stderr.write(`orion: the agent did not start; see ${agentSideFiles(socketPath).log}\n`);
+  return 3;
+}

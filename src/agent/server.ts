@@ -1,0 +1,163 @@
+// The agent's unix-socket server: reads one call per connection, hands it to a CallHandler, replies, and exits when idle.
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { dirname } from "node:path";
+import type { CallHandler } from "../cc/types.js";
+import type { Logger } from "../core/logger.js";
+import { decodeRequest, encodeReply, FrameReader, ReplyStatus } from "./protocol.js";
+import { agentSideFiles } from "./socket-path.js";
+
+export interface AgentOptions {
+  socketPath: string;
+  handler: CallHandler;
+  /** The agent closes after this long with no call in flight and none received. */
+  idleMs: number;
+  logger: Logger;
+  /** Called once when the agent closes because it was idle (before `closed` resolves). */
+  onIdle?: () => void;
+  /** Written to the pid file; the process's own pid unless a test says otherwise. */
+  pid?: number;
+}
+
+export interface Agent {
+  socketPath: string;
+  /** Resolves once the agent has stopped listening and removed its socket and pid files. */
+  closed: Promise<void>;
+  /** Stops accepting calls; calls in flight still get their replies. */
+  close(): Promise<void>;
+}
+
+/** Thrown by startAgent when a live agent already answers on the socket: the caller should just exit. */
+export class AgentAlreadyRunning extends Error {
+  constructor(readonly socketPath: string) {
+    super(`an agent already listens on ${socketPath}`);
+    this.name = "AgentAlreadyRunning";
+  }
+}
+
+/** True when something accepts connections on the socket path. */
+export function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection(path);
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+export async function startAgent(options: AgentOptions): Promise<Agent> {
+  const { socketPath, handler, idleMs, logger } = options;
+  const log = logger.child({ module: "agent" });
+  const files = agentSideFiles(socketPath);
+  mkdirSync(dirname(socketPath), { recursive: true, mode: 0o700 });
+  if (await socketAnswers(socketPath)) throw new AgentAlreadyRunning(socketPath);
+  // A socket file nobody answers on is left by an agent that was killed: replace it.
+  rmSync(socketPath, { force: true });
+
+  const server: Server = createServer({ allowHalfOpen: true });
+  /** Connections whose reply has not been fully written yet; the idle timer runs only while this is 0. */
+  let inFlight = 0;
+  let idleTimer: NodeJS.Timeout | undefined;
+  let closing: Promise<void> | undefined;
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((r) => (resolveClosed = r));
+
+  const armIdle = () => {
+    clearTimeout(idleTimer);
+    if (inFlight > 0 || closing) return;
+    idleTimer = setTimeout(() => {
+      log.info({ idleMs }, "idle; exiting");
+      options.onIdle?.();
+      void close();
+    }, idleMs);
+  };
+
+  server.on("connection", (sock: Socket) => {
+    inFlight++;
+    clearTimeout(idleTimer);
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      inFlight--;
+      armIdle();
+    };
+    sock.on("close", finish);
+    sock.on("error", (err) => log.debug({ err }, "client connection failed"));
+    const reader = new FrameReader();
+    let served = false;
+    // A client that hangs up before a whole request (a liveness probe, a killed client) gets nothing back.
+    sock.on("end", () => {
+      if (!served) sock.destroy();
+    });
+    sock.on("data", (chunk: Buffer) => {
+      if (served) return;
+      let frames: Buffer[];
+      try {
+        frames = reader.push(chunk);
+      } catch (err) {
+        log.warn({ err }, "bad frame from a client");
+        served = true;
+        sock.destroy();
+        return;
+      }
+      if (frames.length === 0) return;
+      served = true;
+      void serve(sock, frames[0]!);
+    });
+  });
+
+  const serve = async (sock: Socket, payload: Buffer) => {
+    let reply: Buffer;
+    try {
+      const call = decodeRequest(payload);
+      const r = await handler.handle(call);
+      reply = encodeReply({ status: ReplyStatus.DONE, ...r });
+    } catch (err) {
+      // The client runs the compiler itself on FALLBACK: one bad call never fails the build nor kills the agent.
+      log.warn({ err }, "call failed in the agent; the client will run the compiler itself");
+      reply = encodeReply({ status: ReplyStatus.FALLBACK, exitCode: -1, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) });
+    }
+    sock.end(reply);
+  };
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(socketPath, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  server.on("error", (err) => log.error({ err }, "agent socket failed"));
+  // Remember which socket file is ours, so closing never removes a successor's.
+  const ino = statSync(socketPath).ino;
+  const pid = options.pid ?? process.pid;
+  writeFileSync(files.pid, `${pid}\n`);
+  log.info({ socketPath, pid, idleMs }, "agent listening");
+  armIdle();
+
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      clearTimeout(idleTimer);
+      // Unlink first: a client arriving from now on finds no socket and starts a fresh agent instead of
+      // connecting to one that is going away.
+      try {
+        if (statSync(socketPath).ino === ino) rmSync(socketPath, { force: true });
+      } catch {
+        /* already gone */
+      }
+      try {
+        if (readFileSync(files.pid, "utf8").trim() === String(pid)) rmSync(files.pid, { force: true });
+      } catch {
+        /* already gone */
+      }
+      await new Promise<void>((r) => server.close(() => r()));
+      resolveClosed();
+    })();
+    return closing;
+  };
+
+  return { socketPath, closed, close };
+}

@@ -1,0 +1,67 @@
+// Decides whether one compiler call is a cacheable single-source compile (parseCompileArgs plus the rules only `orion cc` needs) or runs as the compiler would.
+import { isAbsolute, resolve } from "node:path";
+import { type CompileArgs, parseCompileArgs } from "../cache/index.js";
+
+export interface Classification {
+  args: CompileArgs;
+  cacheable: boolean;
+  /** Why not, when not cacheable. */
+  reason?: string;
+  /** The user asked for `-MMD` (a depfile without system headers). */
+  userDepfileOmitsSystemHeaders: boolean;
+}
+
+/**
+ * Environment variables that make the compiler write extra files or change its output in ways the key
+ * does not cover; a call with any of them set runs uncached.
+ */
+const UNCACHEABLE_ENV = ["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES", "GCC_COMPARE_DEBUG"];
+
+/** Options that bring in programs, plugins or driver specs the toolchain digest does not cover, or write outputs Orion cannot name. */
+function uncacheableOption(a: string): string | undefined {
+  if (a.startsWith("-B")) return `${a} changes the programs the driver runs`;
+  if (a.startsWith("-fplugin")) return `${a} loads a compiler plugin`;
+  if (a === "-specs" || a.startsWith("-specs=") || a.startsWith("--specs")) return `${a} reads a driver specs file`;
+  if (a === "-wrapper") return "-wrapper runs the compiler's programs through another one";
+  if (a === "-MG") return "-MG treats missing headers as generated";
+  if (a.startsWith("-Wa,") && /(^|,)-a[a-z]*=/.test(a.slice(4))) return `${a} writes an assembler listing`;
+  if (a === "-Xclang") return "-Xclang passes options Orion cannot see into";
+  return undefined;
+}
+
+/** True for paths that are not ordinary files to store and restore (`-o /dev/null`, `-MF /dev/stdout`). */
+function isSpecialPath(p: string, cwd: string): boolean {
+  const abs = isAbsolute(p) ? p : resolve(cwd, p);
+  return p === "-" || abs.startsWith("/dev/") || abs.startsWith("/proc/");
+}
+
+export function classifyCall(argv: readonly string[], cwd: string, env: Record<string, string | undefined>): Classification {
+  const args = parseCompileArgs([...argv]);
+  const mmd = argv.some((a) => a === "-MMD" || a.startsWith("-Wp,-MMD,"));
+  const out: Classification = { args, cacheable: args.cacheable, reason: args.reason, userDepfileOmitsSystemHeaders: mmd };
+  // parseCompileArgs also calls a link cacheable (orion build keys links by their inputs); `orion cc` caches compiles only.
+  if (out.cacheable && args.kind !== "compile") {
+    out.cacheable = false;
+    out.reason = `a ${args.kind} runs uncached`;
+  }
+  if (!out.cacheable) return out;
+  const problems: string[] = [];
+  for (let i = 1; i < argv.length; i++) {
+    const bad = uncacheableOption(argv[i]!);
+    if (bad) problems.push(bad);
+  }
+  for (const name of UNCACHEABLE_ENV) if (env[name] !== undefined) problems.push(`${name} is set`);
+  if (args.output !== undefined && isSpecialPath(args.output, cwd)) problems.push(`output ${args.output} is not a regular file`);
+  if (args.depfile && isSpecialPath(args.depfile.path, cwd)) problems.push(`depfile ${args.depfile.path} is not a regular file`);
+  if (args.sources[0] !== undefined && isSpecialPath(args.sources[0], cwd)) problems.push(`source ${args.sources[0]} is not a regular file`);
+  // -MMD leaves out every header gcc deems a system header: those of -isystem/-idirafter/sysroot dirs too, which the
+  // toolchain digest does not cover. Learning headers from such a depfile could miss a changed one, so do not cache.
+  if (mmd && (args.isystemDirs.length > 0 || args.idirafterDirs.length > 0 || argv.some((a) => a.startsWith("--sysroot") || a === "-isysroot" || a.startsWith("-isysroot")))) {
+    problems.push("-MMD hides the headers of -isystem/-idirafter/sysroot dirs");
+  }
+  if (problems.length > 0) {
+    out.cacheable = false;
+    out.reason = problems.join("; ");
+  }
+  return out;
+}

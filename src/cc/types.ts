@@ -1,0 +1,4 @@
+// The orion cc call and reply: what the native client forwards and the agent answers.
+export interface CompilerCall { argv: string[]; cwd: string; env: Record<string, string> }
+export interface CompilerReply { exitCode: number; stdout: Buffer; stderr: Buffer }
+export interface CallHandler { handle(call: CompilerCall): Promise<CompilerReply> }
