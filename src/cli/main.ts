@@ -190,7 +190,7 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .description("build DIR (default .) through Orion's scheduler and cache; ARGS after -- go to make (targets, VAR=value)")
     .argument("[dir]", "the project directory (with a Makefile or compile_commands.json)")
     .option("--json", "print the build events as NDJSON on stdout, ending with the summary")
-    .option("-j, --jobs <n>", "actions in flight (default: one per core)", intOption("--jobs", 1))
+    .option("-j, --jobs <n>", "tools running at once, as make -j (default: one per core)", intOption("--jobs", 1))
     .option("--no-cache", "neither read nor write the action cache")
     .option("--retries <n>", "extra attempts after an infrastructure failure (default 2)", intOption("--retries", 0))
     .addOption(new Option("--head <host:port>", "a farm's head (ORION_HEAD); the embedded default when absent").hideHelp())
