@@ -7,6 +7,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { expect } from "vitest";
+import type { SummaryEvent } from "../src/scheduler/events.js";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const ORION_BIN = join(REPO, "bin", "orion");
@@ -89,19 +90,8 @@ export async function runOrion(args: string[], o: OrionEnv): Promise<ProcResult>
 
 export type BuildEvent = { type: string; seq: number; buildId: string; [k: string]: any };
 
-export interface Summary {
-  type: "summary";
-  actions: number;
-  executed: number;
-  cacheHits: number;
-  failed: number;
-  skipped: number;
-  hostSteps: number;
-  attempts: number;
-  clones: number;
-  wallMs: number;
-  nodes: Record<string, number>;
-}
+/** The Contract's summary line, as the scheduler types it. */
+export type Summary = SummaryEvent;
 
 /**
  * Parses `--json` NDJSON and checks the Contract on it: every line is a JSON object with `type`,

@@ -1,5 +1,6 @@
 // The action cache: ActionResults by action key and compile manifests by level-1 key, in SQLite, with the lookups that turn a stored entry into a usable hit.
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
+import { openDatabase } from "../core/sqlite.js";
 import { EMPTY_DIGEST, digestOf, sameDigest, type Digest } from "../core/digest.js";
 import type { Clock } from "../core/clock.js";
 import { ActionResult, CompileManifest } from "../gen/orion/v1/remote_execution.js";
@@ -44,10 +45,7 @@ export class SqliteActionCache implements ActionCache {
   constructor(path: string, options: SqliteActionCacheOptions = {}) {
     const clock = options.clock;
     this.now = clock ? () => clock.now() : () => Date.now();
-    this.db = new Database(path);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("busy_timeout = 5000");
-    this.db.pragma("synchronous = NORMAL");
+    this.db = openDatabase(path);
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS ac (
         key TEXT PRIMARY KEY,

@@ -1,9 +1,10 @@
 // Toolchain detection: one digest naming a compiler driver, the programs it runs, its version, target and system headers (DESIGN.md, Contract "Action keys").
 import { execFile } from "node:child_process";
 import { readFileSync, readdirSync, realpathSync, renameSync, statSync, writeFileSync, mkdirSync } from "node:fs";
-import { basename, delimiter, dirname, isAbsolute, join, resolve } from "node:path";
+import { basename, dirname, isAbsolute, resolve } from "node:path";
 import { KeyHasher, digestOfFile } from "../core/digest.js";
 import { OrionError, errorMessage } from "../core/errors.js";
+import { findProgram } from "../core/programs.js";
 
 /**
  * Version of what enters the toolchain digest. Change it when you change the
@@ -73,25 +74,6 @@ function stampsHold(stamps: readonly Stamp[]): boolean {
   });
 }
 
-/** An executable's absolute path: as given when it has a slash (relative to cwd), else the first hit on PATH. */
-function which(program: string, env: NodeJS.ProcessEnv): string | undefined {
-  if (program.includes("/")) {
-    const abs = resolve(program);
-    return stampOf(abs) ? abs : undefined;
-  }
-  for (const dir of (env.PATH ?? "").split(delimiter)) {
-    if (!dir) continue;
-    const p = join(dir, program);
-    try {
-      const st = statSync(p);
-      if (st.isFile() && st.mode & 0o111) return p;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
 /** Streams the file: the programs are tens of megabytes, and a synchronous read would stall every other start-up task. */
 async function hashFile(path: string): Promise<string> {
   return (await digestOfFile(path)).hash;
@@ -157,7 +139,7 @@ async function detect(name: string, driver: string, realPath: string, env: Recor
   const programs: [string, string][] = [];
   PROGRAMS.forEach((p, i) => {
     const printed = progs[i]!.ok ? progs[i]!.stdout.trim() : "";
-    const abs = printed ? which(printed, env) : undefined;
+    const abs = printed ? findProgram(printed, process.cwd(), env) : undefined;
     if (abs) programs.push([p, realpathSync(abs)]);
   });
   // A driver without cc1plus fails -xc++; its C list is then the whole story.
@@ -234,7 +216,7 @@ function writeMemoFile(file: string, entries: Record<string, MemoEntry>): void {
 export async function detectToolchain(compiler: string, options: DetectToolchainOptions = {}): Promise<Toolchain> {
   const env = options.env ?? process.env;
   const name = basename(compiler);
-  const driver = which(compiler, env);
+  const driver = findProgram(compiler, process.cwd(), env);
   if (!driver) throw new OrionError(`compiler not found: ${compiler}`);
   let realPath: string;
   try {

@@ -3,7 +3,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, mkdirSync, readdirSync, statSync, unlinkSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { dirname, join } from "node:path";
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
+import { openDatabase } from "../core/sqlite.js";
 import {
   CorruptBlobError,
   OrionError,
@@ -85,11 +86,7 @@ export class SqliteBlobStore implements BlobStore {
     mkdirSync(this.tmpDir, { recursive: true });
     this.removeStaleTemps();
 
-    this.db = new Database(join(options.dir, "cas.db"));
-    this.db.pragma("busy_timeout = 10000");
-    this.db.pragma("journal_mode = WAL");
-    // WAL + NORMAL: a power loss may drop the last commits, which only forgets blobs whose files are still valid.
-    this.db.pragma("synchronous = NORMAL");
+    this.db = openDatabase(join(options.dir, "cas.db"));
     // The running total lives in the index itself, kept by triggers, so every process sharing the store sees one number.
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS blobs (

@@ -1,7 +1,8 @@
 // The `orion cc` counters (hits, misses, uncacheable calls, local/remote compiles, fallbacks) in a small SQLite table shared by every process using one cache dir.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
+import { openDatabase } from "../core/sqlite.js";
 
 export const CC_COUNTERS = ["hits", "misses", "uncacheable", "localCompiles", "remoteCompiles", "fallbacks"] as const;
 export type CcCounter = (typeof CC_COUNTERS)[number];
@@ -43,11 +44,8 @@ export class CcStats {
 
   constructor(cacheDir: string) {
     this.db = openWithRetry(() => {
-      const db = new Database(ccStatsPath(cacheDir));
+      const db = openDatabase(ccStatsPath(cacheDir));
       try {
-        db.pragma("busy_timeout = 5000");
-        db.pragma("journal_mode = WAL");
-        db.pragma("synchronous = NORMAL");
         db.exec("CREATE TABLE IF NOT EXISTS cc_stats (name TEXT PRIMARY KEY, value INTEGER NOT NULL)");
         return db;
       } catch (err) {

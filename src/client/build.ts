@@ -11,7 +11,8 @@ import type { BuildsApi, ContextUpload } from "../head/api.js";
 import type { BuildEvent, Summary } from "../scheduler/index.js";
 import type { BuildGraph } from "../../dag-extract/index.js";
 import { OutputWriter } from "./outputs.js";
-import { findProgram, type ProgramDigests } from "./programs.js";
+import type { ProgramDigests } from "./programs.js";
+import { findProgram } from "../core/programs.js";
 
 export interface ClientBuildOptions {
   /** What to build, as dag-extract found it. */

@@ -3,7 +3,6 @@ import { realpathSync } from "node:fs";
 import { isCompilerDriver } from "../../dag-extract/classify.js";
 import { detectToolchain } from "../cache/index.js";
 import { digestOfFile, OrionError } from "../core/index.js";
-export { findProgram } from "../core/programs.js";
 
 /** Digests the programs of a build once per process: compilers through detectToolchain, other tools (ar) by their real bytes. */
 export class ProgramDigests {

@@ -1,4 +1,4 @@
-// A source context (one Merkle tree of the project) indexed for the head's key look-ups: path → digest, dir → names, with no I/O.
+// A source context (one Merkle tree of the project) indexed for the head's key look-ups: path → digest, with no I/O.
 import { posix } from "node:path";
 import type { Digest } from "../core/index.js";
 
@@ -8,8 +8,6 @@ export interface ContextEntry {
 }
 
 export class ContextIndex {
-  private listings?: Map<string, string[]>;
-
   constructor(
     readonly root: Digest,
     /** Tree-relative path → file. */
@@ -18,29 +16,6 @@ export class ContextIndex {
 
   file(path: string): ContextEntry | undefined {
     return this.files.get(path);
-  }
-
-  /** The sorted names directly inside `dir` ("" = the root); undefined when the tree has no such directory. */
-  listDir(dir: string): string[] | undefined {
-    if (!this.listings) {
-      const sets = new Map<string, Set<string>>();
-      for (const path of this.files.keys()) {
-        let child = path;
-        let parent = posix.dirname(path);
-        for (;;) {
-          const key = parent === "." ? "" : parent;
-          let set = sets.get(key);
-          if (!set) sets.set(key, (set = new Set()));
-          const had = set.has(posix.basename(child));
-          set.add(posix.basename(child));
-          if (had || key === "") break;
-          child = key;
-          parent = posix.dirname(key);
-        }
-      }
-      this.listings = new Map([...sets].map(([k, v]) => [k, [...v].sort()]));
-    }
-    return this.listings.get(dir === "." ? "" : dir);
   }
 }
 

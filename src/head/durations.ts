@@ -1,5 +1,6 @@
 // Learned action durations (by kind and label, an moving average over builds) that order the ready queue by critical path.
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
+import { openDatabase } from "../core/sqlite.js";
 
 export interface DurationHistory {
   /** Expected milliseconds for an action, or undefined when it never ran. */
@@ -17,9 +18,7 @@ export class SqliteDurationHistory implements DurationHistory {
   private readonly upsert: Database.Statement<[string, number]>;
 
   constructor(path: string) {
-    this.db = new Database(path);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("busy_timeout = 5000");
+    this.db = openDatabase(path);
     this.db.exec("CREATE TABLE IF NOT EXISTS durations (key TEXT PRIMARY KEY, ms REAL NOT NULL)");
     this.upsert = this.db.prepare("INSERT INTO durations (key, ms) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET ms = excluded.ms");
   }

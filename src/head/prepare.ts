@@ -3,7 +3,7 @@
 // Compiles run against the whole source context and are keyed in two levels; archives and
 // links run against a small input root of exactly the files their argv names.
 import { posix } from "node:path";
-import { type Digest, digestKey, digestOfMessage } from "../core/index.js";
+import { type Digest, digestKey, digestOfMessage, parseDigestKey } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
 import {
   type ActionCache,
@@ -55,6 +55,8 @@ export interface Prepared {
   level1?: string;
   /** Compile: its search dirs as tree paths (the source's dir, -iquote, -I, -isystem, -idirafter), for shadow probes. */
   searchDirs?: string[];
+  /** Compile: the source's tree path (left out of the manifest). */
+  source?: string;
   /** Archive/link: the action-cache key. */
   key?: string;
   /** A valid cached result, when the cache had one. */
@@ -82,13 +84,14 @@ export async function prepareAction(a: GraphAction, view: BuildView, deps: Prepa
   let inputRoot: Digest;
   let level1: string | undefined;
   let searchDirs: string[] | undefined;
+  let source: string | undefined;
   let key: string | undefined;
   let cacheable = !view.noCache;
 
   if (a.kind === "compile") {
     inputRoot = view.context.root;
     const args = parseCompileArgs(a.arguments);
-    const source = args.sources[0] !== undefined ? toTreePath(view.projectRoot, a.cwd, args.sources[0]) : undefined;
+    source = args.sources[0] !== undefined ? toTreePath(view.projectRoot, a.cwd, args.sources[0]) : undefined;
     const sourceEntry = source !== undefined ? lookupFile(view, source) : undefined;
     if (!args.cacheable || !sourceEntry) cacheable = false;
     if (cacheable && sourceEntry) {
@@ -149,7 +152,7 @@ export async function prepareAction(a: GraphAction, view: BuildView, deps: Prepa
     salt: Buffer.alloc(0),
     platform: command.platform,
   };
-  const prepared: Prepared = { command, action, actionDigest: digestOfMessage(Action, action), inputRoot, level1, searchDirs, key };
+  const prepared: Prepared = { command, action, actionDigest: digestOfMessage(Action, action), inputRoot, level1, searchDirs, source, key };
   if (cacheable) prepared.cached = await lookup(prepared, view, deps);
   return prepared;
 }
@@ -189,8 +192,7 @@ export async function recordResult(
     return;
   }
   if (!p.level1 || depfile === undefined) return;
-  const args = parseCompileArgs(a.arguments);
-  const source = args.sources[0] !== undefined ? toTreePath(view.projectRoot, a.cwd, args.sources[0]) : undefined;
+  const source = p.source;
   const headers: { path: string; digest: Digest }[] = [];
   const seen = new Set<string>();
   for (const dep of parseDepfile(depfile).deps) {
@@ -224,11 +226,7 @@ async function fileDigest(view: BuildView, deps: PrepareDeps, cwd: string, p: st
 }
 
 async function putDirectories(store: BlobStore, directories: Map<string, Directory>): Promise<void> {
-  const digests = [...directories.values()].map((d) => digestOfMessage(Directory, d));
-  const missing = new Set((await store.findMissing(digests)).map(digestKey));
-  for (const dir of directories.values()) {
-    const bytes = Directory.encode(dir).finish();
-    const d = digestOfMessage(Directory, dir);
-    if (missing.has(digestKey(d))) await store.put(bytes, d);
-  }
+  // The map is keyed by digestKey already: name each blob by its key, encode only the missing ones.
+  const digests = [...directories.keys()].map(parseDigestKey);
+  for (const d of await store.findMissing(digests)) await store.put(Directory.encode(directories.get(digestKey(d))!).finish(), d);
 }

@@ -1,7 +1,8 @@
 // A persistent (path, size, mtime, inode) → digest cache, so re-hashing an unchanged tree reads no file contents.
 import type { BigIntStats } from "node:fs";
 import * as fsp from "node:fs/promises";
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
+import { openDatabase } from "../core/sqlite.js";
 import { digestOfFile, systemClock, type Clock, type Digest } from "../core/index.js";
 
 export interface StatCacheOptions {
@@ -41,11 +42,7 @@ export class StatCache {
   constructor(path: string, options: StatCacheOptions = {}) {
     this.racyWindowNs = BigInt(options.racyWindowMs ?? 2000) * 1_000_000n;
     this.clock = options.clock ?? systemClock;
-    this.db = new Database(path);
-    this.db.pragma("busy_timeout = 10000");
-    this.db.pragma("journal_mode = WAL");
-    // A lost write after a power cut only costs a re-hash.
-    this.db.pragma("synchronous = NORMAL");
+    this.db = openDatabase(path);
     this.db.exec(`CREATE TABLE IF NOT EXISTS stat_cache (
       path TEXT PRIMARY KEY,
       size INTEGER NOT NULL,
