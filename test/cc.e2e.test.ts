@@ -51,9 +51,9 @@ function delta(before: CcCounts, after: CcCounts): CcCounts {
 }
 
 /** `make -j2` in dir with CC pointing at the Node path of `orion cc` (bypassing any native client, so this tests the in-process path). */
-async function makeOrion(dir: string, o: { cacheDir: string; configHome: string }, args: string[] = [], compiler = "gcc") {
+async function makeOrion(dir: string, o: { cacheDir: string; configHome: string }, args: string[] = [], compiler = "gcc", extraEnv: Record<string, string> = {}) {
   const r = await execa("make", ["-C", dir, "-j2", `CC=${process.execPath} ${ORION_BIN} cc ${compiler}`, ...args], {
-    env: envFor(o),
+    env: envFor(o, extraEnv),
     extendEnv: false,
     reject: false,
     stdin: "ignore",
@@ -121,12 +121,27 @@ describe("orion cc with make on multi-c", () => {
     expect(cli.bytesStored).toBeGreaterThan(0);
   });
 
-  it("a second build in a fresh copy at the same path is all hits, with identical outputs", async () => {
+  it("a second build in a fresh copy at the same path is all hits, with identical outputs; ORION_RECORD logs every call", async () => {
     copyFixture("multi-c", dir);
     const before = await stats(o);
-    await makeOrion(dir, o);
+    const recordFile = join(scratch.root, "multi-c-calls.ndjson");
+    await makeOrion(dir, o, [], "gcc", { ORION_RECORD: recordFile });
     expect(differingFiles(dir, reference.outputs)).toEqual([]);
     expect(delta(before, await stats(o))).toEqual({ hits: MULTI_C_COMPILES, misses: 0, uncacheable: 2, localCompiles: 0, remoteCompiles: 0, fallbacks: 0 });
+
+    type Rec = { type: string; kind: string; cwd: string; argv: string[]; reads: string[]; writes: string[]; exitCode: number; outcome: string; ms: number };
+    const calls = readFileSync(recordFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Rec);
+    expect(calls.length).toBe(MULTI_C_COMPILES + 2);
+    const compiles = calls.filter((c) => c.kind === "compile");
+    expect(compiles.length).toBe(MULTI_C_COMPILES);
+    expect(compiles.every((c) => c.outcome === "hit" && c.exitCode === 0 && c.ms >= 0)).toBe(true);
+    const addC = compiles.find((c) => c.argv.includes("lib/add.c"))!;
+    expect(addC.cwd).toBe(dir);
+    expect(addC.reads).toEqual(expect.arrayContaining([join(dir, "lib/add.c"), join(dir, "lib/calc.h")]));
+    expect(addC.writes).toContain(join(dir, "lib/add.o"));
+    const links = calls.filter((c) => c.kind === "link");
+    expect(links.map((c) => c.writes[0]).sort()).toEqual(MULTI_C_PROGRAMS.map((p) => join(dir, p)).sort());
+    expect(links.every((c) => c.outcome === "uncacheable" && c.reads.some((r) => r.endsWith(".a")))).toBe(true);
   });
 
   /**
@@ -276,7 +291,7 @@ describe("orion cc on calls it does not cache", () => {
     expect(ol.exitCode).toBe(gl.exitCode);
     expect(delta(before, await stats(o))).toMatchObject({ hits: 0, misses: 0, uncacheable: 3, fallbacks: 0 });
 
-    // -M (depgen) runs uncached with gcc's output.
+    // -M (depgen) gives gcc's output (cached: see the depgen tests below).
     const m = ["gcc", "-M", "good.c"];
     const [gm, om] = [await direct(dir, m), await orionCc(dir, o, m)];
     expect([om.exitCode, om.stdout.toString()]).toEqual([gm.exitCode, gm.stdout.toString()]);
@@ -286,6 +301,81 @@ describe("orion cc on calls it does not cache", () => {
     const r = await orionCc(dir, o, ["no-such-compiler-xyz", "-c", "good.c", "-o", "good.o"]);
     expect(r.exitCode).toBe(127);
     expect(r.stderr.toString()).toContain("no-such-compiler-xyz");
+  });
+});
+
+describe("orion cc caches dependency generation (-M/-MM)", () => {
+  const o = orionEnv("depgen");
+  const dir = join(scratch.root, "depgen");
+  mkdirSync(join(dir, "inc"), { recursive: true });
+  writeFileSync(join(dir, "a.c"), '#include "a.h"\n#include <maybe.h>\nint a;\n');
+  writeFileSync(join(dir, "b.c"), '#include "b.h"\n#include <stdio.h>\nint b;\n');
+  writeFileSync(join(dir, "inc", "a.h"), "#define A 1\n");
+  writeFileSync(join(dir, "inc", "b.h"), "#define B 1\n");
+  const mm = ["gcc", "-Iinc", "-MM", "a.c", "b.c"];
+
+  /** orion cc and gcc give the same bytes and exit code; returns the counter delta of the orion call. */
+  async function same(args: string[]): Promise<CcCounts> {
+    const g = await direct(dir, args);
+    const before = await stats(o);
+    const r = await orionCc(dir, o, args);
+    expect([r.exitCode, r.stdout.toString(), r.stderr.toString()]).toEqual([g.exitCode, g.stdout.toString(), g.stderr.toString()]);
+    return delta(before, await stats(o));
+  }
+
+  it("-MM over several sources: a miss, then a hit with gcc's exact output", async () => {
+    expect(await same(mm)).toMatchObject({ misses: 1, hits: 0 });
+    expect(await same(mm)).toMatchObject({ misses: 0, hits: 1 });
+  });
+
+  it("a header edit misses; so does a missing <header> that appears (gcc skipped it silently)", async () => {
+    writeFileSync(join(dir, "inc", "b.h"), "#define B 2\n");
+    expect(await same(mm)).toMatchObject({ misses: 1 });
+    expect(await same(mm)).toMatchObject({ hits: 1 });
+    writeFileSync(join(dir, "inc", "maybe.h"), "#include \"a.h\"\n");
+    const d = await same(mm);
+    expect(d).toMatchObject({ misses: 1, hits: 0 });
+    expect((await direct(dir, mm)).stdout.toString()).toContain("maybe.h");
+  });
+
+  it("a failing depgen (an #error) replays gcc's exit code, output and diagnostics from the cache", async () => {
+    writeFileSync(join(dir, "c.c"), '#include "a.h"\n#error "not configured"\nint c;\n');
+    const args = ["gcc", "-Iinc", "-MM", "c.c", "a.c"];
+    expect(await same(args)).toMatchObject({ misses: 1 });
+    expect(await same(args)).toMatchObject({ hits: 1 });
+    expect((await direct(dir, args)).exitCode).not.toBe(0);
+  });
+
+  it("-MM -MF FILE restores the file byte for byte", async () => {
+    const args = ["gcc", "-Iinc", "-MM", "-MT", "a.o", "-MF", "deps.mk", "a.c"];
+    await direct(dir, args);
+    const want = readFileSync(join(dir, "deps.mk"));
+    for (const expected of [{ misses: 1 }, { hits: 1 }]) {
+      writeFileSync(join(dir, "deps.mk"), "stale\n");
+      expect(await same(args)).toMatchObject(expected);
+      expect(readFileSync(join(dir, "deps.mk")).equals(want)).toBe(true);
+    }
+  });
+});
+
+describe("orion cc answers a configure script's probes as the compiler does", () => {
+  const o = orionEnv("configure");
+
+  it("config.h is identical with CC=gcc and CC='orion cc gcc', cold and warm", async () => {
+    const run = async (cc: string, name: string): Promise<string> => {
+      const d = copyFixture("configure-probe", join(scratch.root, name));
+      const r = await execa("sh", ["./configure"], { cwd: d, env: envFor(o, { CC: cc }), extendEnv: false, reject: false, stdin: "ignore" });
+      expect(r.exitCode, r.stderr).toBe(0);
+      return readFileSync(join(d, "config.h"), "utf8");
+    };
+    const want = await run("gcc", "configure-gcc");
+    expect(want).toContain("#define HAVE_STDIO_H 1");
+    expect(want).toContain("#define HAVE_PRINTF 1");
+    expect(want).toContain("#undef HAVE_NO_SUCH_FUNCTION_XYZ");
+    expect(want).not.toContain("BROKEN_COMPILER");
+    const orionCcCmd = `${process.execPath} ${ORION_BIN} cc gcc`;
+    expect(await run(orionCcCmd, "configure-orion-1")).toBe(want);
+    expect(await run(orionCcCmd, "configure-orion-2")).toBe(want);
   });
 });
 

@@ -4,15 +4,18 @@ import { openDatabase } from "../core/sqlite.js";
 import { EMPTY_DIGEST, digestOf, sameDigest, type Digest } from "../core/digest.js";
 import type { Clock } from "../core/clock.js";
 import { ActionResult, CompileManifest } from "../gen/orion/v1/remote_execution.js";
-import { compileLevel2Key } from "./keys.js";
+import { compileLevel2Key, isAbsentHeader } from "./keys.js";
 
 /** Most manifests kept under one level-1 key; older ones are dropped first. */
 export const MAX_MANIFESTS_PER_KEY = 16;
 
 export interface ActionCache {
   getResult(key: string): ActionResult | undefined;
-  /** Stores a successful result; a result with exitCode != 0 is refused (a no-op): compiler errors are never cached. */
-  putResult(key: string, result: ActionResult): void;
+  /**
+   * Stores a successful result; a result with exitCode != 0 is refused (a no-op): compiler errors are never cached —
+   * unless `storeFailure` says the caller knows every input the failure depends on (a depgen's output and exit code).
+   */
+  putResult(key: string, result: ActionResult, options?: { storeFailure?: boolean }): void;
   /** Manifests under a level-1 key, newest first. */
   getManifests(level1: string): CompileManifest[];
   /** Adds a manifest (headers sorted by path); an identical one is moved to the front instead; at most 16 are kept. */
@@ -88,8 +91,8 @@ export class SqliteActionCache implements ActionCache {
     return ActionResult.decode(row.result);
   }
 
-  putResult(key: string, result: ActionResult): void {
-    if (result.exitCode !== 0) return;
+  putResult(key: string, result: ActionResult, options: { storeFailure?: boolean } = {}): void {
+    if (result.exitCode !== 0 && !options.storeFailure) return;
     const now = this.now();
     this.q.put.run(key, Buffer.from(ActionResult.encode(result).finish()), now, now);
   }
@@ -165,11 +168,14 @@ export async function lookupCompile(
   level1: string,
   headerDigestOf: (path: string) => Digest | undefined | Promise<Digest | undefined>,
   probesFor: (headers: string[]) => string[],
+  /** Told the headers of the manifest that matched, when one did. */
+  onMatch?: (headers: { path: string; digest: Digest }[]) => void,
 ): Promise<ActionResult | undefined> {
   for (const manifest of cache.getManifests(level1)) {
     let matches = true;
     for (const h of manifest.headers) {
-      if (!sameDigest(await headerDigestOf(h.path), h.digest)) {
+      const now = await headerDigestOf(h.path);
+      if (isAbsentHeader(h.digest) ? now !== undefined : !sameDigest(now, h.digest)) {
         matches = false;
         break;
       }
@@ -178,7 +184,10 @@ export async function lookupCompile(
     const headers = manifest.headers.map((h) => ({ path: h.path, digest: h.digest! }));
     const level2 = compileLevel2Key(level1, headers, probesFor(headers.map((h) => h.path)));
     const result = await lookupValid(cache, store, level2);
-    if (result) return result;
+    if (result) {
+      onMatch?.(headers);
+      return result;
+    }
   }
   return undefined;
 }

@@ -85,8 +85,12 @@ describe("parseCompileArgs", () => {
   });
 
   it("classifies -M/-MM as depgen", () => {
-    expect(parseCompileArgs(["cc", "-MM", "a.c", "b.c"])).toMatchObject({ kind: "depgen", cacheable: false, sources: ["a.c", "b.c"] });
-    expect(parseCompileArgs(["cc", "-M", "-MF", "x.d", "a.c"])).toMatchObject({ kind: "depgen", cacheable: false });
+    expect(parseCompileArgs(["cc", "-MM", "a.c", "b.c"])).toMatchObject({ kind: "depgen", cacheable: true, sources: ["a.c", "b.c"], depOutput: undefined });
+    expect(parseCompileArgs(["cc", "-M", "-MF", "x.d", "a.c"])).toMatchObject({ kind: "depgen", cacheable: true, depOutput: "x.d" });
+    expect(parseCompileArgs(["cc", "-MM", "a.c", "-o", "deps.mk"])).toMatchObject({ kind: "depgen", depOutput: "deps.mk" });
+    expect(parseCompileArgs(["cc", "-MM", "-"])).toMatchObject({ kind: "depgen", cacheable: false });
+    expect(parseCompileArgs(["cc", "-MM", "-MD", "-c", "a.c"])).toMatchObject({ kind: "depgen", cacheable: false });
+    expect(parseCompileArgs(["cc", "-MM"])).toMatchObject({ kind: "depgen", cacheable: false, reason: "no source file" });
   });
 
   it("classifies links", () => {

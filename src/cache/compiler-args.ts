@@ -5,7 +5,10 @@ export type CompileKind = "compile" | "depgen" | "link" | "other";
 
 export interface CompileArgs {
   kind: CompileKind;
-  /** True only for a single-source `-c`/`-S` compile with `-o` whose outputs Orion can name and cache. */
+  /**
+   * True only for a single-source `-c`/`-S` compile with `-o` whose outputs Orion can name and cache — or, with
+   * kind "depgen", a `-M`/`-MM` call over named source files (`orion cc` caches those; `orion build` does not).
+   */
   cacheable: boolean;
   /** Why `cacheable` is false (always set when it is). */
   reason?: string;
@@ -17,6 +20,8 @@ export interface CompileArgs {
   output?: string;
   /** The make-style depfile `-MD`/`-MMD` writes: `-MF` (explicit) or derived from `-o`. */
   depfile?: { path: string; explicit: boolean };
+  /** Where a depgen (`-M`/`-MM`) call writes its rules: the `-MF` or `-o` file; undefined = stdout. */
+  depOutput?: string;
   /** `-include FILE` and `-imacros FILE`: inputs the compiler reads before the source. */
   forcedIncludes: string[];
   includeDirs: string[];
@@ -200,9 +205,15 @@ export function parseCompileArgs(argv: string[]): CompileArgs {
   }
 
   if (depOnly) {
+    // -M/-MM implies -E: the call only writes make rules naming its inputs — to -MF, else -o, else stdout.
     r.kind = "depgen";
-    r.cacheable = false;
-    r.reason = "-M/-MM only generates dependencies";
+    r.depOutput = mf ?? r.output;
+    if (stdin) problems.unshift("input read from stdin");
+    if (r.sources.length === 0 && !stdin) problems.push("no source file");
+    if (r.inputs.length > 0) problems.push(`non-source inputs ${r.inputs.join(" ")}`);
+    if (compileOnly || assembleOnly || depWithCompile) problems.push("-M/-MM mixed with -c/-S/-MD");
+    r.cacheable = problems.length === 0;
+    if (!r.cacheable) r.reason = problems.join("; ");
     return r;
   }
   if (compileOnly || assembleOnly || preprocessOnly) {

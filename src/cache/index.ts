@@ -16,10 +16,13 @@ export {
   keyWorkingDir,
   compileLevel1Key,
   compileLevel2Key,
+  ABSENT_HEADER,
+  isAbsentHeader,
   linkKey,
   resolveLibraries,
   shadowProbes,
   parseDepfile,
+  depfileInputs,
   type CompileLevel1Input,
   type LinkKeyInput,
 } from "./keys.js";

@@ -102,6 +102,16 @@ export function compileLevel1Key(input: CompileLevel1Input): string {
  * named + which shadowing candidates exist (shadowProbes), so a new header
  * that would be found before a recorded one makes a different key.
  */
+/**
+ * A manifest entry's digest for a header that was looked for and not found (a depgen's missing `<header>`): the
+ * look-up matches it only while the path still does not exist.
+ */
+export const ABSENT_HEADER: Digest = Object.freeze({ hash: "absent", sizeBytes: 0 });
+
+export function isAbsentHeader(d: Digest | undefined): boolean {
+  return d !== undefined && d.hash === ABSENT_HEADER.hash && d.sizeBytes === 0;
+}
+
 export function compileLevel2Key(
   level1: string,
   headers: readonly { path: string; digest: Digest }[],
@@ -202,6 +212,19 @@ export function resolveLibraries(argv: readonly string[], cwdAbs: string, search
  * are gathered from every rule naming one of them. Rules without deps (the
  * phony `header.h:` rules -MP adds) are ignored.
  */
+/** Every prerequisite named by any rule of a make-style dependency text (`-M`/`-MM` over many sources writes one rule each), first mention first. */
+export function depfileInputs(text: string): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const line of text.replace(/\r\n/g, "\n").replace(/\\\n/g, " ").split("\n")) {
+    const words = splitWords(line);
+    const colon = words.findIndex((w) => w.kind === "colon");
+    if (colon < 0) continue;
+    for (const w of words.slice(colon + 1)) if (w.kind === "word" && !seen.has(w.text)) seen.add(w.text), out.push(w.text);
+  }
+  return out;
+}
+
 export function parseDepfile(text: string): { targets: string[]; deps: string[] } {
   const rules: { targets: string[]; deps: string[] }[] = [];
   const logical = text.replace(/\r\n/g, "\n").replace(/\\\n/g, " ").split("\n");

@@ -15,6 +15,9 @@ describe("classifyCall", () => {
     expect(cacheable(["gcc", "-include", "cfg.h", "-isystem", "sys", "-MD", "-MF", "a.d", "-MT", "a.o", "-c", "a.c", "-o", "a.o"])).toBe(true);
     expect(cacheable(["g++", "-x", "c++", "-c", "a.inl", "-o", "a.o"])).toBe(true);
     expect(cacheable(["gcc", "-MMD", "-MP", "-c", "a.c", "-o", "a.o"])).toBe(true);
+    // Dependency generation, over one source or many, to stdout or a file.
+    expect(cacheable(["gcc", "-MM", "-Iinc", "a.c", "b.c"])).toBe(true);
+    expect(cacheable(["gcc", "-M", "-MF", "deps.mk", "a.c"])).toBe(true);
   });
 
   it("runs everything else as the compiler would", () => {
@@ -23,8 +26,9 @@ describe("classifyCall", () => {
       [["gcc", "-E", "a.c"], /-E/],
       [["gcc", "-x", "c", "-", "-o", "x"], /stdin/],
       [["gcc", "-x", "c", "-c", "-", "-o", "x.o"], /stdin/],
-      [["gcc", "-M", "a.c"], /-M/],
-      [["gcc", "-MM", "a.c"], /-M/],
+      [["gcc", "-MM", "-"], /stdin/],
+      [["gcc", "-MM", "-isystem", "sys", "a.c"], /-MM hides/],
+      [["gcc", "-M", "-MG", "a.c"], /-MG/],
       [["gcc", "-c", "a.c"], /no -o/],
       [["gcc", "-c", "a.c", "b.c", "-o", "x.o"], /2 sources/],
       [["gcc", "-c", "a.c", "-o", "/dev/null"], /not a regular file/],

@@ -37,10 +37,11 @@ function isSpecialPath(p: string, cwd: string): boolean {
 
 export function classifyCall(argv: readonly string[], cwd: string, env: Record<string, string | undefined>): Classification {
   const args = parseCompileArgs([...argv]);
-  const mmd = argv.some((a) => a === "-MMD" || a.startsWith("-Wp,-MMD,"));
+  const mmd = argv.some((a) => a === "-MMD" || a === "-MM" || a.startsWith("-Wp,-MMD,"));
   const out: Classification = { args, cacheable: args.cacheable, reason: args.reason, userDepfileOmitsSystemHeaders: mmd };
-  // parseCompileArgs also calls a link cacheable (orion build keys links by their inputs); `orion cc` caches compiles only.
-  if (out.cacheable && args.kind !== "compile") {
+  // parseCompileArgs also calls a link cacheable (orion build keys links by their inputs); `orion cc` caches
+  // compiles and dependency generation only.
+  if (out.cacheable && args.kind !== "compile" && args.kind !== "depgen") {
     out.cacheable = false;
     out.reason = `a ${args.kind} runs uncached`;
   }
@@ -53,11 +54,12 @@ export function classifyCall(argv: readonly string[], cwd: string, env: Record<s
   for (const name of UNCACHEABLE_ENV) if (env[name] !== undefined) problems.push(`${name} is set`);
   if (args.output !== undefined && isSpecialPath(args.output, cwd)) problems.push(`output ${args.output} is not a regular file`);
   if (args.depfile && isSpecialPath(args.depfile.path, cwd)) problems.push(`depfile ${args.depfile.path} is not a regular file`);
-  if (args.sources[0] !== undefined && isSpecialPath(args.sources[0], cwd)) problems.push(`source ${args.sources[0]} is not a regular file`);
-  // -MMD leaves out every header gcc deems a system header: those of -isystem/-idirafter/sysroot dirs too, which the
+  for (const src of args.sources) if (isSpecialPath(src, cwd)) problems.push(`source ${src} is not a regular file`);
+  if (args.depOutput !== undefined && isSpecialPath(args.depOutput, cwd)) problems.push(`dependency output ${args.depOutput} is not a regular file`);
+  // -MMD/-MM leave out every header gcc deems a system header: those of -isystem/-idirafter/sysroot dirs too, which the
   // toolchain digest does not cover. Learning headers from such a depfile could miss a changed one, so do not cache.
   if (mmd && (args.isystemDirs.length > 0 || args.idirafterDirs.length > 0 || argv.some((a) => a.startsWith("--sysroot") || a === "-isysroot" || a.startsWith("-isysroot")))) {
-    problems.push("-MMD hides the headers of -isystem/-idirafter/sysroot dirs");
+    problems.push(`${argv.includes("-MM") ? "-MM" : "-MMD"} hides the headers of -isystem/-idirafter/sysroot dirs`);
   }
   if (problems.length > 0) {
     out.cacheable = false;

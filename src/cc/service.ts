@@ -1,7 +1,7 @@
 // CcService: answers one compiler call through the cache — a hit restores the object (and depfile) and replays the diagnostics, a miss runs the compiler, learns its headers and stores the result — and runs every other call as the compiler would.
 import { randomBytes } from "node:crypto";
 import type { BigIntStats } from "node:fs";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import { readFile, rm, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, posix, resolve } from "node:path";
 import { type Digest, digestOf, errorMessage, type Logger } from "../core/index.js";
@@ -16,15 +16,18 @@ import {
   keyWorkingDir,
   lookupCompile,
   normalizeArgv,
-  parseDepfile,
+  ABSENT_HEADER,
+  depfileInputs,
+  isAbsentHeader,
   shadowProbes,
 } from "../cache/index.js";
-import type { StatCache } from "../merkle/index.js";
+import { type DirState, DirListings, type StatCache } from "../merkle/index.js";
 import { openCacheDir } from "../client/embedded.js";
 import { ActionResult, CompileManifest, type OutputFile } from "../gen/orion/v1/remote_execution.js";
 import { type Classification, classifyCall } from "./classify.js";
 import { defaultSelfPaths, findCompiler, notFoundReply, runCaptured } from "./compiler.js";
 import { CcStats, type CcCounter, openWithRetry } from "./stats.js";
+import { appendRecord, type CallNote, callRecord } from "./record.js";
 import type { CallHandler, CompilerCall, CompilerReply } from "./types.js";
 
 export interface CcServiceOptions {
@@ -49,11 +52,15 @@ export interface CcServiceOptions {
 const SYSTEM_PREFIXES = ["/usr/", "/lib/", "/lib64/"];
 
 /**
- * A file changed this close to (or after) the start of a call may have changed while the compiler read
- * it; its result is then not stored (ccache's "file too new"). The margin covers the kernel's coarse
- * file-timestamp clock lagging the wall clock by a tick.
+ * A file changed this close to (or after) the moment the compiler was started may have changed while the
+ * compiler read it; its result is then not stored (ccache's "file too new"). The margin covers the kernel's
+ * coarse file-timestamp clock lagging the wall clock by a tick. Measured from the compiler's start, not the
+ * call's: a header a build step writes just before the compile (jemalloc's private_namespace.gen.h) is
+ * settled by the time the compiler reads it, and its results are worth keeping.
  */
 const TOO_NEW_MARGIN_MS = 10n;
+
+const PROBE_MEMO_MAX = 20_000;
 
 interface Stores {
   store: BlobStore;
@@ -70,10 +77,8 @@ interface CompileKey {
   level1: string;
   /** The search dirs as key paths (the source's dir, -iquote, -I, -isystem, -idirafter), for shadow probes. */
   searchDirs: string[];
-  sourceAbs: string;
-  sourceStat: BigIntStats;
-  /** Call start minus the margin, in ns since the epoch: inputs modified at or after this are too new to record. */
-  tooNewNs: bigint;
+  /** The sources (one for a compile, any number for -M/-MM) as key paths, absolute paths and stats at key time. */
+  sources: { path: string; abs: string; stat: BigIntStats }[];
 }
 
 /** A path as it enters a manifest: normalized, relative paths kept relative to the call's cwd (as the compiler resolved them), absolute ones absolute. */
@@ -93,6 +98,10 @@ export class CcService implements CallHandler {
   /** Opened on the first cacheable call: links and probes never pay for the stores. */
   private stores?: Stores;
   private statsDb?: CcStats | null;
+  /** Directory listings kept across calls: shadow probes ask hundreds of "does it exist?" per look-up. */
+  private readonly dirs = new DirListings();
+  /** Shadow-probe answers by (cwd, search dirs, headers), reused while the directories they came from are unchanged. */
+  private readonly probeMemo = new Map<string, { dirs: DirState[]; probes: string[] }>();
 
   constructor(options: CcServiceOptions) {
     this.o = options;
@@ -101,12 +110,27 @@ export class CcService implements CallHandler {
   }
 
   async handle(call: CompilerCall): Promise<CompilerReply> {
-    const startMs = BigInt(Date.now());
+    const recordTo = call.env.ORION_RECORD;
+    if (!recordTo) return this.serve(call, { outcome: "uncacheable" });
+    const started = Date.now();
+    const note: CallNote = { outcome: "uncacheable" };
+    const cls = { value: undefined as Classification | undefined };
+    const reply = await this.serve(call, note, cls);
+    try {
+      appendRecord(recordTo, callRecord(call, cls.value, note, reply.exitCode, started, Date.now()));
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err), file: recordTo }, "cannot append to ORION_RECORD");
+    }
+    return reply;
+  }
+
+  private async serve(call: CompilerCall, note: CallNote, clsOut?: { value?: Classification }): Promise<CompilerReply> {
     const name = call.argv[0];
     if (name === undefined) return notFoundReply("(no compiler named)");
     const exe = findCompiler(name, call.cwd, call.env, { selfPaths: this.selfPaths, skipDirs: masqueradeDirs(call.env) });
     if (!exe) return notFoundReply(name);
     const cls = classifyCall(call.argv, call.cwd, call.env);
+    if (clsOut) clsOut.value = cls;
     if (!cls.cacheable || this.o.noCache) {
       this.log.debug({ argv: call.argv, reason: this.o.noCache ? "no-cache" : cls.reason }, "not cacheable; running the compiler");
       this.bump("uncacheable");
@@ -115,17 +139,19 @@ export class CcService implements CallHandler {
 
     let key: CompileKey | undefined;
     try {
-      key = await this.compileKey(exe, call, cls, startMs);
+      key = await this.compileKey(exe, call, cls);
       if (key) {
-        const hit = await this.lookup(key);
+        const hit = await this.lookup(key, note);
         if (hit) {
           this.bump("hits");
+          note.outcome = "hit";
           return hit;
         }
       }
     } catch (err) {
       this.log.warn({ err: errorMessage(err), argv: call.argv }, "cache look-up failed; running the compiler directly");
       this.bump("fallbacks");
+      note.outcome = "fallback";
       return runCaptured(exe, call);
     } finally {
       this.flushStatCache();
@@ -135,7 +161,8 @@ export class CcService implements CallHandler {
       this.bump("uncacheable");
       return this.passThrough(exe, call);
     }
-    return this.miss(key);
+    note.outcome = "miss";
+    return this.miss(key, note);
   }
 
   close(): void {
@@ -192,12 +219,15 @@ export class CcService implements CallHandler {
   }
 
   /** Level 1 and what level 2 needs; undefined when the source or a forced include cannot be read (the compiler will say why). */
-  private async compileKey(exe: string, call: CompilerCall, cls: Classification, startMs: bigint): Promise<CompileKey | undefined> {
+  private async compileKey(exe: string, call: CompilerCall, cls: Classification): Promise<CompileKey | undefined> {
     const { args } = cls;
-    const source = args.sources[0]!;
-    const sourceAbs = resolve(call.cwd, source);
-    const sourceStat = await stat(sourceAbs, { bigint: true }).catch(() => undefined);
-    if (!sourceStat?.isFile()) return undefined;
+    const sources: CompileKey["sources"] = [];
+    for (const path of args.sources) {
+      const abs = resolve(call.cwd, path);
+      const st = await stat(abs, { bigint: true }).catch(() => undefined);
+      if (!st?.isFile()) return undefined;
+      sources.push({ path, abs, stat: st });
+    }
     const forced: string[] = [];
     for (const f of args.forcedIncludes) {
       // gcc looks for -include FILE in the cwd first; one found only along the search path is left to the compiler.
@@ -207,7 +237,11 @@ export class CcService implements CallHandler {
     }
     const { statCache } = this.open();
     const toolchain = await detectToolchain(exe, { env: call.env, memoFile: join(this.o.cacheDir, "toolchains.json") });
-    const sourceDigest = await statCache.digestOf(sourceAbs, sourceStat);
+    const sourceDigests: Digest[] = [];
+    for (const src of sources) sourceDigests.push(await statCache.digestOf(src.abs, src.stat));
+    // One source (a compile): its digest, as `orion build` keys it. Several (-MM a.c b.c): the digest of their digests
+    // in argv order (argv, in the key too, says which is which).
+    const sourceDigest = sourceDigests.length === 1 ? sourceDigests[0]! : digestOf(Buffer.from(sourceDigests.map((d) => `${d.hash}/${d.sizeBytes}`).join("\n")));
     const forcedIncludeDigests: Digest[] = [];
     for (const abs of forced) forcedIncludeDigests.push(await statCache.digestOf(abs));
     const level1 = compileLevel1Key({
@@ -219,24 +253,42 @@ export class CcService implements CallHandler {
       sourceDigest,
       forcedIncludeDigests,
     });
-    const searchDirs = [posix.dirname(source), ...args.iquoteDirs, ...args.includeDirs, ...args.isystemDirs, ...args.idirafterDirs].map(keyPath);
-    return { exe, call, cls, toolchain, level1, searchDirs, sourceAbs, sourceStat, tooNewNs: (startMs - TOO_NEW_MARGIN_MS) * 1_000_000n };
+    const sourceDirs = [...new Set(args.sources.map((p) => posix.dirname(p)))];
+    const searchDirs = [...sourceDirs, ...args.iquoteDirs, ...args.includeDirs, ...args.isystemDirs, ...args.idirafterDirs].map(keyPath);
+    return { exe, call, cls, toolchain, level1, searchDirs, sources };
   }
 
   private probes(k: CompileKey, headers: string[]): string[] {
-    return shadowProbes(headers, k.searchDirs, (p) => existsSync(resolve(k.call.cwd, p)));
+    const memoKey = `${k.call.cwd}\0${k.searchDirs.join("\0")}\u0001${headers.join("\0")}`;
+    const memo = this.probeMemo.get(memoKey);
+    if (memo && this.dirs.unchanged(memo.dirs)) return memo.probes;
+    const session = this.dirs.session();
+    const probes = shadowProbes(headers, k.searchDirs, (p) => session.exists(resolve(k.call.cwd, p)));
+    const dirs = session.snapshot();
+    if (this.probeMemo.size >= PROBE_MEMO_MAX) this.probeMemo.clear();
+    if (dirs) this.probeMemo.set(memoKey, { dirs, probes });
+    else this.probeMemo.delete(memoKey);
+    return probes;
   }
 
   /** A hit restores the outputs and replays stdout/stderr; undefined on a miss (or when a stored blob vanished meanwhile). */
-  private async lookup(k: CompileKey): Promise<CompilerReply | undefined> {
+  private async lookup(k: CompileKey, note: CallNote): Promise<CompilerReply | undefined> {
     const { store, cache, statCache } = this.open();
     const cwd = k.call.cwd;
     const result = await lookupCompile(
       cache,
-      store,
+      // Presence is checked where it matters, by copying each blob out below (absent → a miss): checking it first
+      // as well would cost a stat and an index read per blob on every hit.
+      { findMissing: async () => [] },
       k.level1,
-      (h) => statCache.digestOf(resolve(cwd, h)).catch(() => undefined),
+      (h) => {
+        // A synchronous stat: ~100 headers per look-up, and a thread-pool round trip each costs more than the stat.
+        const abs = resolve(cwd, h);
+        const st = statOrUndefined(abs);
+        return st?.isFile() ? statCache.digestOf(abs, st).catch(() => undefined) : undefined;
+      },
       (headers) => this.probes(k, headers),
+      (headers) => (note.headers = headers.filter((h) => !isAbsentHeader(h.digest)).map((h) => h.path)),
     );
     if (!result) return undefined;
     const [stdout, stderr] = await Promise.all([blob(store, result.stdoutRaw, result.stdoutDigest), blob(store, result.stderrRaw, result.stderrDigest)]);
@@ -247,15 +299,16 @@ export class CcService implements CallHandler {
       if (!existsSync(dirname(dest))) return undefined;
       if (!(await store.copyOut(of.digest!, dest, of.isExecutable))) return undefined;
     }
-    return { exitCode: 0, stdout, stderr };
+    return { exitCode: result.exitCode, stdout, stderr };
   }
 
-  private async miss(k: CompileKey): Promise<CompilerReply> {
+  private async miss(k: CompileKey, note: CallNote): Promise<CompilerReply> {
     const { args } = k.cls;
     const cwd = k.call.cwd;
+    const depgen = args.kind === "depgen";
     let tmpDepfile: string | undefined;
     const extra: string[] = [];
-    if (!args.depfile) {
+    if (!args.depfile && !depgen) {
       // The user asked for no depfile: ask for one in a temp file to learn the headers, and remove it afterwards.
       const tmpDir = join(this.o.cacheDir, "tmp");
       try {
@@ -270,10 +323,25 @@ export class CcService implements CallHandler {
     }
     this.bump("misses");
     this.bump("localCompiles");
-    const reply = await runCaptured(k.exe, k.call, extra);
+    const tooNewNs = (BigInt(Date.now()) - TOO_NEW_MARGIN_MS) * 1_000_000n;
+    // -M/-MM skip a missing <header> without a word, so their rules alone do not say what must stay absent: a second
+    // pass with -M -MG (run alongside) names every header looked for, found or not, system ones included.
+    const [reply, everyHeader] = await Promise.all([
+      runCaptured(k.exe, k.call, extra),
+      depgen ? runCaptured(k.exe, { ...k.call, argv: depgenEveryHeaderArgv(k.call.argv) }) : undefined,
+    ]);
     try {
-      // A compiler's error is the user's answer: never cached.
-      if (reply.exitCode === 0) await this.record(k, reply, tmpDepfile ?? resolve(cwd, args.depfile!.path));
+      if (depgen) {
+        // A depgen's output is a function of the files it read and the headers it did not find, both known here, so
+        // even a failed one (Redis's `-MM *.c` before jemalloc.h is generated) replays exactly. A compile's error is
+        // the user's answer: never cached.
+        if (isOrdinaryExit(reply.exitCode) && everyHeader && isOrdinaryExit(everyHeader.exitCode)) {
+          const own = args.depOutput === undefined ? reply.stdout.toString("utf8") : await readFile(resolve(cwd, args.depOutput), "utf8").catch(() => "");
+          note.headers = await this.record(k, reply, `${own}\n${everyHeader.stdout.toString("utf8")}`, tooNewNs);
+        }
+      } else if (reply.exitCode === 0) {
+        note.headers = await this.record(k, reply, await readFile(tmpDepfile ?? resolve(cwd, args.depfile!.path), "utf8"), tooNewNs);
+      }
     } catch (err) {
       this.log.warn({ err: errorMessage(err), argv: k.call.argv }, "storing a compile result failed; the compile itself succeeded");
       this.bump("fallbacks");
@@ -285,27 +353,36 @@ export class CcService implements CallHandler {
   }
 
   /** Stores a successful compile: its outputs and diagnostics under level 2, the headers its depfile named as a manifest under level 1. */
-  private async record(k: CompileKey, reply: CompilerReply, depfileAbs: string): Promise<void> {
+  /** Returns the headers it learned (present ones), or undefined when nothing was stored. */
+  private async record(k: CompileKey, reply: CompilerReply, rules: string, tooNewNs: bigint): Promise<string[] | undefined> {
     const { store, cache, statCache } = this.open();
     const { args } = k.cls;
     const cwd = k.call.cwd;
-    const tooNew = (st: BigIntStats): boolean => st.mtimeNs >= k.tooNewNs || st.ctimeNs >= k.tooNewNs;
+    const tooNew = (st: BigIntStats): boolean => st.mtimeNs >= tooNewNs || st.ctimeNs >= tooNewNs;
 
-    const source = await stat(k.sourceAbs, { bigint: true });
-    if (source.mtimeNs !== k.sourceStat.mtimeNs || source.size !== k.sourceStat.size || source.ino !== k.sourceStat.ino || tooNew(source)) {
-      this.log.debug({ source: k.sourceAbs }, "source changed around the compile; not stored");
-      return;
+    for (const src of k.sources) {
+      const now = await stat(src.abs, { bigint: true });
+      if (now.mtimeNs !== src.stat.mtimeNs || now.size !== src.stat.size || now.ino !== src.stat.ino || tooNew(now)) {
+        this.log.debug({ source: src.abs }, "source changed around the compile; not stored");
+        return;
+      }
     }
-    const sourceKey = keyPath(args.sources[0]!);
+    const sourceKeys = new Set(k.sources.map((s) => keyPath(s.path)));
     const headers: { path: string; digest: Digest }[] = [];
     const seen = new Set<string>();
-    for (const dep of parseDepfile(await readFile(depfileAbs, "utf8")).deps) {
+    for (const dep of depfileInputs(rules)) {
       const path = keyPath(dep);
-      if (path === sourceKey || seen.has(path)) continue;
+      if (sourceKeys.has(path) || seen.has(path)) continue;
       seen.add(path);
       if (isAbsolute(path) && this.isSystemHeader(path, k.toolchain)) continue;
       const abs = resolve(cwd, path);
-      const st = await stat(abs, { bigint: true });
+      const st = await stat(abs, { bigint: true }).catch(() => undefined);
+      if (!st?.isFile()) {
+        // Only a depgen's -MG pass names headers that do not exist: recorded as "must stay absent".
+        if (args.kind !== "depgen") throw new Error(`the depfile names ${path}, which is not a file`);
+        headers.push({ path, digest: ABSENT_HEADER });
+        continue;
+      }
       if (tooNew(st)) {
         this.log.debug({ header: abs }, "header changed around the compile; not stored");
         return;
@@ -319,18 +396,24 @@ export class CcService implements CallHandler {
       const digest = await store.putFile(resolve(cwd, path));
       outputFiles.push({ path, digest, isExecutable: false, contents: Buffer.alloc(0) });
     };
-    await put(args.output!);
-    if (args.depfile) await put(args.depfile.path);
+    if (args.kind === "depgen") {
+      if (args.depOutput !== undefined) await put(args.depOutput);
+    } else {
+      await put(args.output!);
+      if (args.depfile) await put(args.depfile.path);
+    }
     const result = ActionResult.fromPartial({
       outputFiles,
-      exitCode: 0,
+      exitCode: reply.exitCode,
       stdoutRaw: reply.stdout,
       stdoutDigest: digestOf(reply.stdout),
       stderrRaw: reply.stderr,
       stderrDigest: digestOf(reply.stderr),
     });
-    cache.putResult(compileLevel2Key(k.level1, headers, this.probes(k, headers.map((h) => h.path))), result);
+    // Only a depgen's failure reaches here (see miss()); its output is as reproducible as a success.
+    cache.putResult(compileLevel2Key(k.level1, headers, this.probes(k, headers.map((h) => h.path))), result, { storeFailure: args.kind === "depgen" });
     cache.addManifest(k.level1, CompileManifest.fromPartial({ headers }));
+    return headers.filter((h) => !isAbsentHeader(h.digest)).map((h) => h.path);
   }
 
   private isSystemHeader(abs: string, toolchain: Toolchain): boolean {
@@ -343,6 +426,36 @@ async function blob(store: BlobStore, inline: Uint8Array | undefined, digest: Di
   if (!digest || digest.sizeBytes === 0) return Buffer.alloc(0);
   if (inline && inline.length === digest.sizeBytes) return Buffer.from(inline);
   return store.get(digest);
+}
+
+/** An exit code the compiler chose (not a signal's 128+n, not "could not run"). */
+function isOrdinaryExit(code: number): boolean {
+  return code >= 0 && code < 126;
+}
+
+/** A depgen call's argv turned into the -M -MG pass that lists every header looked for, on stdout. */
+function depgenEveryHeaderArgv(argv: readonly string[]): string[] {
+  const out = [argv[0]!];
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "-M" || a === "-MM") continue;
+    if (a === "-MF" || a === "-o") {
+      i++;
+      continue;
+    }
+    if ((a.startsWith("-MF") && a.length > 3) || (a.startsWith("-o") && a.length > 2)) continue; // joined -MFfile, -ofile
+    out.push(a);
+  }
+  out.push("-M", "-MG");
+  return out;
+}
+
+function statOrUndefined(abs: string): BigIntStats | undefined {
+  try {
+    return statSync(abs, { bigint: true, throwIfNoEntry: false });
+  } catch {
+    return undefined; // ENOTDIR, EACCES: not a header the compiler could read either
+  }
 }
 
 /** The masquerade dir the launcher names (ORION_MASQUERADE_DIR): never searched for the real compiler. */

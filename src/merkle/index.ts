@@ -12,3 +12,4 @@ export {
   type MerkleTree,
   type TreeEntry,
 } from "./tree.js";
+export { DirListings, type DirState, type ProbeSession } from "./dir-listing.js";
