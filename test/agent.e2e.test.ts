@@ -1,4 +1,5 @@
 // End-to-end: `orion cc` through the real native client, launcher and agent — results, exit codes, start-up races, a killed agent, idle exit, fallbacks.
+import { CcStats } from "../src/cc/stats.js";
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
@@ -123,6 +124,13 @@ describe("orion cc through the agent", () => {
     const serviceBuilt = existsSync(join(REPO, "dist", "src", "cc", "service.js"));
     const log = existsSync(`${socket}.log`) ? readFileSync(`${socket}.log`, "utf8") : "";
     if (serviceBuilt) expect(log).not.toContain("the cc service is unavailable");
+    // A call Orion does not cache is handed back: the client execs it itself (its parent is this test, not the
+    // agent), and it counts as uncacheable, not as a fallback.
+    const before = CcStats.readCounts(join(dir, "cache"));
+    const ppid = await orionCc(["sh", "-c", "echo $PPID"], env);
+    expect(Number(ppid.stdout.toString().trim())).toBe(process.pid);
+    const after = CcStats.readCounts(join(dir, "cache"));
+    expect([after.uncacheable - before.uncacheable, after.fallbacks - before.fallbacks]).toEqual([1, 0]);
   });
 
   it("passes exit codes, stdout and stderr bytes through (a failing compile)", async () => {

@@ -55,8 +55,9 @@ async function loadHandler(choice: string | undefined, cacheDir: string, logger:
   // A variable specifier: the service is written alongside this module and may not exist yet.
   const spec = "../cc/service.js";
   try {
-    const mod = (await import(spec)) as { CcService: new (o: { cacheDir: string; logger: Logger }) => CallHandler };
-    return new mod.CcService({ cacheDir, logger });
+    const mod = (await import(spec)) as { CcService: new (o: { cacheDir: string; logger: Logger; uncachedRunInClient: boolean }) => CallHandler };
+    // The native client runs uncached calls itself (an exec, no fork here, its own stdin and terminal).
+    return new mod.CcService({ cacheDir, logger, uncachedRunInClient: true });
   } catch (err) {
     logger.warn({ err }, "the cc service is unavailable; the agent passes calls through to the compiler");
     return new PassThroughHandler();

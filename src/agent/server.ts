@@ -114,7 +114,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     try {
       const call = decodeRequest(payload);
       const r = await handler.handle(call);
-      reply = encodeReply({ status: ReplyStatus.DONE, ...r });
+      // FALLBACK is also how the handler says "not mine: run it yourself" — the client execs the compiler.
+      reply = r.runInClient
+        ? encodeReply({ status: ReplyStatus.FALLBACK, exitCode: 0, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) })
+        : encodeReply({ status: ReplyStatus.DONE, ...r });
     } catch (err) {
       // The client runs the compiler itself on FALLBACK: one bad call never fails the build nor kills the agent.
       log.warn({ err }, "call failed in the agent; the client will run the compiler itself");

@@ -44,6 +44,12 @@ export interface CcServiceOptions {
    * passes one that inherits the terminal's stdio.
    */
   passThrough?: (exe: string, call: CompilerCall) => Promise<CompilerReply>;
+  /**
+   * Calls Orion does not cache are handed back to the caller (reply.runInClient) instead of run here: the agent's
+   * native client then execs the compiler itself, with its own stdio, and the agent spends no fork on it. Calls
+   * are still run here when ORION_RECORD asks for their exit code and duration.
+   */
+  uncachedRunInClient?: boolean;
   /** Real paths of Orion's own executables, never run as the compiler (default: defaultSelfPaths()). */
   selfPaths?: string[];
 }
@@ -189,6 +195,9 @@ export class CcService implements CallHandler {
   }
 
   private passThrough(exe: string, call: CompilerCall): Promise<CompilerReply> {
+    if (this.o.uncachedRunInClient && !call.env.ORION_RECORD) {
+      return Promise.resolve({ exitCode: 0, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), runInClient: true });
+    }
     return (this.o.passThrough ?? runCaptured)(exe, call);
   }
 
