@@ -13,7 +13,9 @@
  *   'O' bytes / 'E' bytes            the child's stdout / stderr
  *   'X' i32 exit code, i32 signal    the child ended (exactly one of them is -1); all its output came before
  * When the child (its process group's leader) ends, the rest of its group is killed before it is reaped,
- * so the group id cannot have been reused. The server exits when stdin closes, leaving children alone.
+ * so the group id cannot have been reused. When stdin closes (Node exited, or was killed) the server kills every
+ * child's group and exits: a tool nobody waits for any more must not go on writing its outputs (the `orion cc`
+ * client whose agent died runs the compiler itself, on the same output path).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -44,6 +46,12 @@ struct child {
 
 static struct child *children;
 static size_t nchildren, capchildren;
+
+/* Nobody will read our replies any more: kill what still runs and exit. */
+static void orphaned(void) {
+  for (size_t i = 0; i < nchildren; i++) kill(-children[i].pid, SIGKILL);
+  exit(0);
+}
 static volatile sig_atomic_t got_sigchld;
 
 static void on_sigchld(int sig) {
@@ -67,12 +75,14 @@ static uint32_t get_u32(const unsigned char *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+static void orphaned(void);
+
 static void write_all(const unsigned char *p, size_t n) {
   while (n > 0) {
     ssize_t w = write(1, p, n);
     if (w < 0) {
       if (errno == EINTR) continue;
-      exit(0); /* Node is gone (EPIPE): nobody is left to report to */
+      orphaned(); /* Node is gone (EPIPE): nobody is left to report to */
     }
     p += w;
     n -= (size_t)w;
@@ -370,7 +380,7 @@ int main(void) {
         if (!in) die("realloc");
       }
       ssize_t r = read(0, in + inlen, incap - inlen);
-      if (r == 0) return 0; /* Node closed us (or exited): the children are its to kill */
+      if (r == 0) orphaned(); /* Node closed us, exited or was killed */
       if (r < 0 && errno != EINTR && errno != EAGAIN) die("read");
       if (r > 0) inlen += (size_t)r;
       size_t at = 0;

@@ -163,7 +163,8 @@ export class CcService implements CallHandler {
       this.flushStatCache();
     }
     if (!key) {
-      // The source or a forced include is not a readable file: the compiler's own answer is the one to give.
+      // The source or a forced include is not a readable file (the compiler's own answer is the one to give), or the
+      // source is too new to cache.
       this.bump("uncacheable");
       return this.passThrough(exe, call);
     }
@@ -227,14 +228,17 @@ export class CcService implements CallHandler {
     }
   }
 
-  /** Level 1 and what level 2 needs; undefined when the source or a forced include cannot be read (the compiler will say why). */
+  /** Level 1 and what level 2 needs; undefined when the source or a forced include cannot be read (the compiler will say why) or a source is too new to cache. */
   private async compileKey(exe: string, call: CompilerCall, cls: Classification): Promise<CompileKey | undefined> {
     const { args } = cls;
     const sources: CompileKey["sources"] = [];
+    // A source written a moment ago (a configure probe's conftest.c) could not be stored after the compile anyway
+    // (see TOO_NEW_MARGIN_MS): such a call is handed back like any uncached one.
+    const tooNewNs = (BigInt(Date.now()) - TOO_NEW_MARGIN_MS) * 1_000_000n;
     for (const path of args.sources) {
       const abs = resolve(call.cwd, path);
       const st = await stat(abs, { bigint: true }).catch(() => undefined);
-      if (!st?.isFile()) return undefined;
+      if (!st?.isFile() || st.mtimeNs >= tooNewNs || st.ctimeNs >= tooNewNs) return undefined;
       sources.push({ path, abs, stat: st });
     }
     const forced: string[] = [];
