@@ -14,6 +14,8 @@ export interface CompileArgs {
   reason?: string;
   /** Source files (by extension, or any input following `-x LANG`). */
   sources: string[];
+  /** Where each of `sources` sits in argv. */
+  sourceIndices: number[];
   /** Other input files named in argv (objects, archives, linker scripts…), in argv order. */
   inputs: string[];
   /** The `-o` value. */
@@ -99,6 +101,7 @@ export function parseCompileArgs(argv: string[]): CompileArgs {
     kind: "other",
     cacheable: false,
     sources: [],
+    sourceIndices: [],
     inputs: [],
     forcedIncludes: [],
     includeDirs: [],
@@ -148,6 +151,7 @@ export function parseCompileArgs(argv: string[]): CompileArgs {
       const lang = xLang ?? SOURCE_LANGUAGE[extname(a)];
       if (lang) {
         r.sources.push(a);
+        r.sourceIndices.push(i);
         sourceLanguages.push(lang);
       } else {
         r.inputs.push(a);

@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import type { BigIntStats } from "node:fs";
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { readFile, rm, stat } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { dirname, isAbsolute, join, posix, resolve } from "node:path";
 import { type Digest, digestOf, errorMessage, type Logger } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
@@ -67,6 +68,9 @@ const SYSTEM_PREFIXES = ["/usr/", "/lib/", "/lib64/"];
 const TOO_NEW_MARGIN_MS = 10n;
 
 const PROBE_MEMO_MAX = 20_000;
+
+/** Sources of a many-source -M/-MM run at once (each its own compiler process). */
+const DEPGEN_PARALLEL = Math.max(2, availableParallelism());
 
 interface Stores {
   store: BlobStore;
@@ -143,6 +147,92 @@ export class CcService implements CallHandler {
       return this.passThrough(exe, call);
     }
 
+    if (cls.args.kind === "depgen" && cls.args.sources.length > 1 && cls.args.depOutput === undefined) {
+      return this.depgenPerSource(exe, call, cls, note);
+    }
+    return this.cached(exe, call, cls, note, true);
+  }
+
+  /**
+   * `-M`/`-MM` over many sources to stdout is one independent run per source, its output their concatenation (stdout
+   * and stderr, in argv order): each source is cached on its own, so a header that changes on every build (Redis's
+   * release.h, read only by release.c) re-runs one source, not the whole list. Sources run a few at a time.
+   */
+  private async depgenPerSource(exe: string, call: CompilerCall, cls: Classification, note: CallNote): Promise<CompilerReply> {
+    const at = cls.args.sourceIndices;
+    const others = new Set(at);
+    const subs: CompilerCall[] = at.map((i) => ({ ...call, argv: call.argv.filter((_, j) => j === i || !others.has(j)) }));
+    const notes: CallNote[] = subs.map(() => ({ outcome: "uncacheable" }));
+    const replies: (CompilerReply | undefined)[] = new Array(subs.length);
+    const keys: (CompileKey | undefined)[] = new Array(subs.length);
+
+    // Look-ups first (cheap): what is left runs, each source on its own for its exact output, and ONE -M -MG pass over
+    // all of them (split by rule: without -MP it writes exactly one rule per source) names what each looked for.
+    try {
+      for (let n = 0; n < subs.length; n++) {
+        const sub = subs[n]!;
+        const key = await this.compileKey(exe, sub, classifyCall(sub.argv, sub.cwd, sub.env));
+        keys[n] = key;
+        const hit = key ? await this.lookup(key, notes[n]!) : undefined;
+        if (hit) {
+          this.bump("hits");
+          notes[n]!.outcome = "hit";
+          replies[n] = hit;
+        }
+      }
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err), argv: call.argv }, "cache look-up failed; running the compiler directly");
+      this.bump("fallbacks");
+      note.outcome = "fallback";
+      return runCaptured(exe, call);
+    } finally {
+      this.flushStatCache();
+    }
+    const missed = subs.map((_, n) => n).filter((n) => replies[n] === undefined && keys[n] !== undefined);
+    const missedSet = new Set(missed.map((n) => at[n]!));
+    const everyHeader = missed.length === 0 ? Promise.resolve(undefined) : this.everyHeaderRules(exe, { ...call, argv: call.argv.filter((_, j) => !others.has(j) || missedSet.has(j)) }, missed.length);
+
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < subs.length) {
+        const n = next++;
+        if (replies[n]) continue;
+        const key = keys[n];
+        if (!key) {
+          this.bump("uncacheable");
+          replies[n] = await runCaptured(exe, subs[n]!);
+          continue;
+        }
+        notes[n]!.outcome = "miss";
+        replies[n] = await this.miss(key, notes[n]!, everyHeader.then((rules) => rules?.[missed.indexOf(n)]));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(DEPGEN_PARALLEL, subs.length) }, worker));
+    const done = replies as CompilerReply[];
+    note.outcome = notes.every((x) => x.outcome === "hit") ? "hit" : notes.some((x) => x.outcome === "fallback") ? "fallback" : "miss";
+    note.headers = [...new Set(notes.flatMap((x) => x.headers ?? []))];
+    return {
+      exitCode: Math.max(0, ...done.map((r) => r.exitCode)),
+      stdout: Buffer.concat(done.map((r) => r.stdout)),
+      stderr: Buffer.concat(done.map((r) => r.stderr)),
+    };
+  }
+
+  /** The -M -MG pass over a depgen call's sources, one rule text per source in argv order; undefined when that split is not certain. */
+  private async everyHeaderRules(exe: string, call: CompilerCall, sources: number): Promise<string[] | undefined> {
+    const r = await runCaptured(exe, { ...call, argv: depgenEveryHeaderArgv(call.argv) });
+    if (!isOrdinaryExit(r.exitCode)) return undefined;
+    const rules = r.stdout
+      .toString("utf8")
+      .replace(/\r\n/g, "\n")
+      .replace(/\\\n/g, " ")
+      .split("\n")
+      .filter((line) => depfileInputs(line).length > 0 || /[^\\]:/.test(line));
+    return rules.length === sources ? rules : undefined;
+  }
+
+  /** The cache path of one cacheable call; `handBack`: a call that turns out uncacheable may go back to the client. */
+  private async cached(exe: string, call: CompilerCall, cls: Classification, note: CallNote, handBack: boolean): Promise<CompilerReply> {
     let key: CompileKey | undefined;
     try {
       key = await this.compileKey(exe, call, cls);
@@ -166,7 +256,7 @@ export class CcService implements CallHandler {
       // The source or a forced include is not a readable file (the compiler's own answer is the one to give), or the
       // source is too new to cache.
       this.bump("uncacheable");
-      return this.passThrough(exe, call);
+      return handBack ? this.passThrough(exe, call) : runCaptured(exe, call);
     }
     note.outcome = "miss";
     return this.miss(key, note);
@@ -315,7 +405,8 @@ export class CcService implements CallHandler {
     return { exitCode: result.exitCode, stdout, stderr };
   }
 
-  private async miss(k: CompileKey, note: CallNote): Promise<CompilerReply> {
+  /** `everyHeaderRules`: for a depgen, its -M -MG rule when a batch pass computes it (undefined: not known, do not store). */
+  private async miss(k: CompileKey, note: CallNote, everyHeaderRules?: Promise<string | undefined>): Promise<CompilerReply> {
     const { args } = k.cls;
     const cwd = k.call.cwd;
     const depgen = args.kind === "depgen";
@@ -341,7 +432,11 @@ export class CcService implements CallHandler {
     // pass with -M -MG (run alongside) names every header looked for, found or not, system ones included.
     const [reply, everyHeader] = await Promise.all([
       runCaptured(k.exe, k.call, extra),
-      depgen ? runCaptured(k.exe, { ...k.call, argv: depgenEveryHeaderArgv(k.call.argv) }) : undefined,
+      !depgen
+        ? undefined
+        : everyHeaderRules
+          ? everyHeaderRules.then((text) => (text === undefined ? undefined : { exitCode: 0, stdout: Buffer.from(text), stderr: Buffer.alloc(0) }))
+          : runCaptured(k.exe, { ...k.call, argv: depgenEveryHeaderArgv(k.call.argv) }),
     ]);
     try {
       if (depgen) {
@@ -451,7 +546,7 @@ function depgenEveryHeaderArgv(argv: readonly string[]): string[] {
   const out = [argv[0]!];
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === "-M" || a === "-MM") continue;
+    if (a === "-M" || a === "-MM" || a === "-MP") continue; // no -MP: exactly one rule per source
     if (a === "-MF" || a === "-o") {
       i++;
       continue;
