@@ -1,5 +1,5 @@
 // End-to-end: `orion cc` as a drop-in CC for real make builds — byte-identical objects, depfiles and diagnostics, hits and misses exactly where the inputs say, uncached calls behaving as the compiler does, and masquerade links.
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
@@ -353,6 +353,25 @@ describe("orion cc caches dependency generation (-M/-MM)", () => {
       writeFileSync(join(dir, "deps.mk"), "stale\n");
       expect(await same(args)).toMatchObject(expected);
       expect(readFileSync(join(dir, "deps.mk")).equals(want)).toBe(true);
+    }
+  });
+});
+
+describe("orion cc caches a compile without -o", () => {
+  const o = orionEnv("no-o");
+  const dir = copyFixture("multi-c", join(scratch.root, "no-o"));
+
+  it("gcc -c lib/add.c writes add.o in the cwd; a hit restores it there, byte-identical", async () => {
+    const args = ["gcc", "-O2", "-g", "-c", "lib/add.c"];
+    await direct(dir, args);
+    const want = readFileSync(join(dir, "add.o"));
+    for (const expected of [{ misses: 1, hits: 0 }, { misses: 0, hits: 1 }]) {
+      rmSync(join(dir, "add.o"), { force: true });
+      const before = await stats(o);
+      const r = await orionCc(dir, o, args);
+      expect(r.exitCode, r.stderr.toString()).toBe(0);
+      expect(delta(before, await stats(o))).toMatchObject(expected);
+      expect(readFileSync(join(dir, "add.o")).equals(want)).toBe(true);
     }
   });
 });

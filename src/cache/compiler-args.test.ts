@@ -84,6 +84,14 @@ describe("parseCompileArgs", () => {
     expect(a.reason).toMatch(reason);
   });
 
+  it("a -c/-S compile without -o writes <basename>.o/.s in the cwd: an output only when asked for (orion cc)", () => {
+    expect(parseCompileArgs(["cc", "-c", "src/a.c"])).toMatchObject({ cacheable: false, reason: "no -o output" });
+    expect(parseCompileArgs(["cc", "-c", "src/a.c"], { implicitOutput: true })).toMatchObject({ cacheable: true, output: "a.o" });
+    expect(parseCompileArgs(["cc", "-S", "a.c"], { implicitOutput: true })).toMatchObject({ cacheable: true, output: "a.s" });
+    expect(parseCompileArgs(["cc", "-c", "-MD", "src/a.c"], { implicitOutput: true }).depfile).toEqual({ path: "a.d", explicit: false });
+    expect(parseCompileArgs(["cc", "-c", "a.c", "b.c"], { implicitOutput: true }).cacheable).toBe(false);
+  });
+
   it("classifies -M/-MM as depgen", () => {
     expect(parseCompileArgs(["cc", "-MM", "a.c", "b.c"])).toMatchObject({ kind: "depgen", cacheable: true, sources: ["a.c", "b.c"], depOutput: undefined });
     expect(parseCompileArgs(["cc", "-M", "-MF", "x.d", "a.c"])).toMatchObject({ kind: "depgen", cacheable: true, depOutput: "x.d" });

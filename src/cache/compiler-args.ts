@@ -96,7 +96,15 @@ function withExtension(path: string, ext: string): string {
 }
 
 /** Parses argv (argv[0] is the compiler); never throws, never touches the file system. */
-export function parseCompileArgs(argv: string[]): CompileArgs {
+export interface ParseOptions {
+  /**
+   * A `-c`/`-S` compile without `-o` writes `<source basename>.o`/`.s` in the cwd, as gcc does; with this set that
+   * name becomes `output` (orion cc caches such calls), otherwise the call is not cacheable.
+   */
+  implicitOutput?: boolean;
+}
+
+export function parseCompileArgs(argv: string[], options: ParseOptions = {}): CompileArgs {
   const r: CompileArgs = {
     kind: "other",
     cacheable: false,
@@ -226,7 +234,10 @@ export function parseCompileArgs(argv: string[]): CompileArgs {
     if (stdin) problems.unshift("source read from stdin");
     if (r.sources.length === 0 && !stdin) problems.push("no source file");
     if (r.sources.length > 1) problems.push(`${r.sources.length} sources in one compile`);
-    if (r.output === undefined) problems.push("no -o output");
+    if (r.output === undefined) {
+      if (options.implicitOutput && !preprocessOnly && !stdin && r.sources.length === 1) r.output = withExtension(basename(r.sources[0]!), assembleOnly ? ".s" : ".o");
+      else problems.push("no -o output");
+    }
   } else if (r.sources.length + r.inputs.length > 0 || r.output !== undefined) {
     r.kind = "link";
     if (stdin) problems.unshift("input read from stdin");

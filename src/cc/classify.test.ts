@@ -18,6 +18,8 @@ describe("classifyCall", () => {
     // Dependency generation, over one source or many, to stdout or a file.
     expect(cacheable(["gcc", "-MM", "-Iinc", "a.c", "b.c"])).toBe(true);
     expect(cacheable(["gcc", "-M", "-MF", "deps.mk", "a.c"])).toBe(true);
+    // No -o: gcc writes a.o in the cwd, and so does a hit.
+    expect(cacheable(["gcc", "-c", "src/a.c"])).toBe(true);
   });
 
   it("runs everything else as the compiler would", () => {
@@ -29,7 +31,7 @@ describe("classifyCall", () => {
       [["gcc", "-MM", "-"], /stdin/],
       [["gcc", "-MM", "-isystem", "sys", "a.c"], /-MM hides/],
       [["gcc", "-M", "-MG", "a.c"], /-MG/],
-      [["gcc", "-c", "a.c"], /no -o/],
+      [["gcc", "-c", "a.c", "b.c"], /2 sources/],
       [["gcc", "-c", "a.c", "b.c", "-o", "x.o"], /2 sources/],
       [["gcc", "-c", "a.c", "-o", "/dev/null"], /not a regular file/],
       [["gcc", "-MD", "-MF", "/dev/null", "-c", "a.c", "-o", "a.o"], /depfile/],

@@ -36,7 +36,7 @@ function isSpecialPath(p: string, cwd: string): boolean {
 }
 
 export function classifyCall(argv: readonly string[], cwd: string, env: Record<string, string | undefined>): Classification {
-  const args = parseCompileArgs([...argv]);
+  const args = parseCompileArgs([...argv], { implicitOutput: true });
   const mmd = argv.some((a) => a === "-MMD" || a === "-MM" || a.startsWith("-Wp,-MMD,"));
   const out: Classification = { args, cacheable: args.cacheable, reason: args.reason, userDepfileOmitsSystemHeaders: mmd };
   // parseCompileArgs also calls a link cacheable (orion build keys links by their inputs); `orion cc` caches
