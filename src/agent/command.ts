@@ -1,6 +1,7 @@
 // `orion agent`: wires the agent server to its handler, its socket and its log — or, without --foreground, starts it detached.
 import { spawn } from "node:child_process";
-import { mkdirSync, openSync, closeSync } from "node:fs";
+import { mkdirSync, openSync, closeSync, statSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { homedir } from "node:os";
 import { dirname } from "node:path";
 import type { CallHandler } from "../cc/types.js";
@@ -36,7 +37,7 @@ export async function runAgentCommand(o: AgentCommandOptions): Promise<number> {
   const handler = await loadHandler(o.env.ORION_AGENT_HANDLER, o.cacheDir, logger);
   let agent;
   try {
-    agent = await startAgent({ socketPath, handler, idleMs, logger });
+    agent = await startAgent({ socketPath, handler, idleMs, logger, isStale: codeChangedCheck() });
   } catch (err) {
     // Two agents started by hand (the native client's lock prevents it otherwise): the first one serves.
     if (err instanceof AgentAlreadyRunning) return 0;
@@ -47,6 +48,32 @@ export async function runAgentCommand(o: AgentCommandOptions): Promise<number> {
   process.once("SIGINT", stop);
   await agent.closed;
   return 0;
+}
+
+/**
+ * A cheap check (one stat, at most every 2 s) of whether the built code this agent runs from was replaced since it
+ * started: an agent left running across a rebuild or an upgrade must not keep answering with the old rules.
+ */
+function codeChangedCheck(): () => boolean {
+  const self = fileURLToPath(import.meta.url);
+  const stamp = (): number => {
+    try {
+      return statSync(self).mtimeMs;
+    } catch {
+      return -1; // removed: changed
+    }
+  };
+  const started = stamp();
+  let checkedAt = 0;
+  let stale = false;
+  return () => {
+    const now = Date.now();
+    if (!stale && now - checkedAt >= 2000) {
+      checkedAt = now;
+      stale = stamp() !== started;
+    }
+    return stale;
+  };
 }
 
 /** The caching CcService when it is built, else the pass-through handler (or when ORION_AGENT_HANDLER=passthrough). */

@@ -43,6 +43,29 @@ function callAgent(socketPath: string, argv: string[]): Promise<Reply> {
 }
 
 describe("startAgent", () => {
+  it("closes after a reply once its code is stale, so the next client starts a fresh agent; the reply still arrives", async () => {
+    const socketPath = freshSocket();
+    let stale = false;
+    const agent = await startAgent({ socketPath, handler: new EchoHandler(), idleMs: 60_000, logger: silentLogger, isStale: () => stale });
+    expect((await callAgent(socketPath, ["cc", "one"])).stdout.toString()).toBe("one");
+    stale = true;
+    const r = await callAgent(socketPath, ["cc", "two"]);
+    expect([r.status, r.stdout.toString()]).toEqual([ReplyStatus.DONE, "two"]);
+    await agent.closed;
+    expect(existsSync(socketPath)).toBe(false);
+  });
+
+  it("hands a call back to the client (FALLBACK) when the handler says runInClient", async () => {
+    const socketPath = freshSocket();
+    const handler: CallHandler = { handle: async () => ({ exitCode: 0, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), runInClient: true }) };
+    const agent = await startAgent({ socketPath, handler, idleMs: 60_000, logger: silentLogger });
+    try {
+      expect((await callAgent(socketPath, ["cc", "-o", "app", "a.o"])).status).toBe(ReplyStatus.FALLBACK);
+    } finally {
+      await agent.close();
+    }
+  });
+
   it("serves many concurrent calls and writes its pid file", async () => {
     const socketPath = freshSocket();
     const handler = new EchoHandler();

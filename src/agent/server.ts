@@ -15,6 +15,11 @@ export interface AgentOptions {
   logger: Logger;
   /** Called once when the agent closes because it was idle (before `closed` resolves). */
   onIdle?: () => void;
+  /**
+   * Asked after each reply: true when this agent's code has been replaced on disk (Orion was rebuilt or upgraded),
+   * so it stops taking calls and the next client starts an agent running the new code.
+   */
+  isStale?: () => boolean;
   /** Written to the pid file; the process's own pid unless a test says otherwise. */
   pid?: number;
 }
@@ -124,6 +129,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       reply = encodeReply({ status: ReplyStatus.FALLBACK, exitCode: -1, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) });
     }
     sock.end(reply);
+    if (options.isStale?.() && !closing) {
+      log.info("this agent's code changed on disk; closing so the next call starts a fresh one");
+      void close();
+    }
   };
 
   await new Promise<void>((resolve, reject) => {
