@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, statSync } from "node:fs";
 import { readFile, rm, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { dirname, isAbsolute, join, posix, resolve } from "node:path";
-import { type Digest, digestOf, errorMessage, type Logger } from "../core/index.js";
+import { type Digest, digestOf, digestOfFile, errorMessage, type Logger, sameDigest } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
 import {
   type ActionCache,
@@ -87,8 +87,8 @@ interface CompileKey {
   level1: string;
   /** The search dirs as key paths (the source's dir, -iquote, -I, -isystem, -idirafter), for shadow probes. */
   searchDirs: string[];
-  /** The sources (one for a compile, any number for -M/-MM) as key paths, absolute paths and stats at key time. */
-  sources: { path: string; abs: string; stat: BigIntStats }[];
+  /** The sources (one for a compile, any number for -M/-MM) as key paths, absolute paths, stats and digests at key time. */
+  sources: { path: string; abs: string; stat: BigIntStats; digest: Digest }[];
 }
 
 /** A path as it enters a manifest: normalized, relative paths kept relative to the call's cwd (as the compiler resolved them), absolute ones absolute. */
@@ -322,14 +322,11 @@ export class CcService implements CallHandler {
   private async compileKey(exe: string, call: CompilerCall, cls: Classification): Promise<CompileKey | undefined> {
     const { args } = cls;
     const sources: CompileKey["sources"] = [];
-    // A source written a moment ago (a configure probe's conftest.c) could not be stored after the compile anyway
-    // (see TOO_NEW_MARGIN_MS): such a call is handed back like any uncached one.
-    const tooNewNs = (BigInt(Date.now()) - TOO_NEW_MARGIN_MS) * 1_000_000n;
     for (const path of args.sources) {
       const abs = resolve(call.cwd, path);
       const st = await stat(abs, { bigint: true }).catch(() => undefined);
-      if (!st?.isFile() || st.mtimeNs >= tooNewNs || st.ctimeNs >= tooNewNs) return undefined;
-      sources.push({ path, abs, stat: st });
+      if (!st?.isFile()) return undefined;
+      sources.push({ path, abs, stat: st, digest: { hash: "", sizeBytes: 0 } });
     }
     const forced: string[] = [];
     for (const f of args.forcedIncludes) {
@@ -341,7 +338,7 @@ export class CcService implements CallHandler {
     const { statCache } = this.open();
     const toolchain = await detectToolchain(exe, { env: call.env, memoFile: join(this.o.cacheDir, "toolchains.json") });
     const sourceDigests: Digest[] = [];
-    for (const src of sources) sourceDigests.push(await statCache.digestOf(src.abs, src.stat));
+    for (const src of sources) sourceDigests.push((src.digest = await statCache.digestOf(src.abs, src.stat)));
     // One source (a compile): its digest, as `orion build` keys it. Several (-MM a.c b.c): the digest of their digests
     // in argv order (argv, in the key too, says which is which).
     const sourceDigest = sourceDigests.length === 1 ? sourceDigests[0]! : digestOf(Buffer.from(sourceDigests.map((d) => `${d.hash}/${d.sizeBytes}`).join("\n")));
@@ -470,7 +467,11 @@ export class CcService implements CallHandler {
 
     for (const src of k.sources) {
       const now = await stat(src.abs, { bigint: true });
-      if (now.mtimeNs !== src.stat.mtimeNs || now.size !== src.stat.size || now.ino !== src.stat.ino || tooNew(now)) {
+      const unchanged = now.mtimeNs === src.stat.mtimeNs && now.size === src.stat.size && now.ino === src.stat.ino;
+      // A source written just before the call (a configure probe's conftest.c) is hashed again: the digest the key
+      // was made from, before the compiler started, must still be its content now that it has finished — so the
+      // compiler read those bytes too (short of the file changing and changing back while it ran).
+      if (!unchanged || (tooNew(now) && !sameDigest(await digestOfFile(src.abs), src.digest))) {
         this.log.debug({ source: src.abs }, "source changed around the compile; not stored");
         return;
       }
