@@ -192,22 +192,22 @@ export class CcService implements CallHandler {
     const missedSet = new Set(missed.map((n) => at[n]!));
     const everyHeader = missed.length === 0 ? Promise.resolve(undefined) : this.everyHeaderRules(exe, { ...call, argv: call.argv.filter((_, j) => !others.has(j) || missedSet.has(j)) }, missed.length);
 
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < subs.length) {
-        const n = next++;
-        if (replies[n]) continue;
+    // At most DEPGEN_PARALLEL compilers at once; a source whose compiler has exited waits for the shared pass
+    // without holding a slot.
+    const slots = new Slots(DEPGEN_PARALLEL);
+    await Promise.all(
+      subs.map(async (sub, n) => {
+        if (replies[n]) return;
         const key = keys[n];
         if (!key) {
           this.bump("uncacheable");
-          replies[n] = await runCaptured(exe, subs[n]!);
-          continue;
+          replies[n] = await slots.run(() => runCaptured(exe, sub));
+          return;
         }
         notes[n]!.outcome = "miss";
-        replies[n] = await this.miss(key, notes[n]!, everyHeader.then((rules) => rules?.[missed.indexOf(n)]));
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(DEPGEN_PARALLEL, subs.length) }, worker));
+        replies[n] = await this.miss(key, notes[n]!, everyHeader.then((rules) => rules?.[missed.indexOf(n)]), slots);
+      }),
+    );
     const done = replies as CompilerReply[];
     note.outcome = notes.every((x) => x.outcome === "hit") ? "hit" : notes.some((x) => x.outcome === "fallback") ? "fallback" : "miss";
     note.headers = [...new Set(notes.flatMap((x) => x.headers ?? []))];
@@ -403,7 +403,7 @@ export class CcService implements CallHandler {
   }
 
   /** `everyHeaderRules`: for a depgen, its -M -MG rule when a batch pass computes it (undefined: not known, do not store). */
-  private async miss(k: CompileKey, note: CallNote, everyHeaderRules?: Promise<string | undefined>): Promise<CompilerReply> {
+  private async miss(k: CompileKey, note: CallNote, everyHeaderRules?: Promise<string | undefined>, slots?: Slots): Promise<CompilerReply> {
     const { args } = k.cls;
     const cwd = k.call.cwd;
     const depgen = args.kind === "depgen";
@@ -428,7 +428,7 @@ export class CcService implements CallHandler {
     // -M/-MM skip a missing <header> without a word, so their rules alone do not say what must stay absent: a second
     // pass with -M -MG (run alongside) names every header looked for, found or not, system ones included.
     const [reply, everyHeader] = await Promise.all([
-      runCaptured(k.exe, k.call, extra),
+      slots ? slots.run(() => runCaptured(k.exe, k.call, extra)) : runCaptured(k.exe, k.call, extra),
       !depgen
         ? undefined
         : everyHeaderRules
@@ -535,6 +535,26 @@ async function blob(store: BlobStore, inline: Uint8Array | undefined, digest: Di
   if (!digest || digest.sizeBytes === 0) return Buffer.alloc(0);
   if (inline && inline.length === digest.sizeBytes) return Buffer.from(inline);
   return store.get(digest);
+}
+
+/** A counting semaphore: at most `n` of the functions given to run() are running at once. */
+class Slots {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+  constructor(n: number) {
+    this.free = n;
+  }
+  async run<T>(f: () => Promise<T>): Promise<T> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((r) => this.waiting.push(r));
+    try {
+      return await f();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    }
+  }
 }
 
 /** An exit code the compiler chose (not a signal's 128+n, not "could not run"). */
