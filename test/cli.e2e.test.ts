@@ -61,6 +61,11 @@ describe("11. usage and configuration errors exit 2 with one line", () => {
     const r = await runOrion(["build", multiC], { ...orion, cacheDir });
     expectUsageError(r, new RegExp(cacheDir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
   });
+
+  it("14b. a cache dir the kernel refuses to create (under /proc): one line, exit 2 — not a hang", async () => {
+    const r = await runOrion(["build", multiC], { ...orion, cacheDir: "/proc/orion-no-such-dir/cache" });
+    expectUsageError(r, /\/proc\/orion-no-such-dir/);
+  });
 });
 
 describe("11. help and graph", () => {

@@ -1,6 +1,7 @@
 // `orion agent`: wires the agent server to its handler, its socket and its log — or, without --foreground, starts it detached.
+import { makeDirSync } from "../core/fs.js";
 import { spawn } from "node:child_process";
-import { mkdirSync, openSync, closeSync, statSync } from "node:fs";
+import { openSync, closeSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { homedir } from "node:os";
 import { dirname } from "node:path";
@@ -97,7 +98,7 @@ async function startDetached(script: string, socketPath: string, idleMs: number)
     process.stdout.write(`${socketPath}\n`);
     return 0;
   }
-  mkdirSync(dirname(socketPath), { recursive: true, mode: 0o700 });
+  makeDirSync(dirname(socketPath), 0o700);
   const log = openSync(agentSideFiles(socketPath).log, "a", 0o600);
   const child = spawn(process.execPath, [script, "agent", "--foreground", "--socket", socketPath, "--idle-ms", String(idleMs)], {
     detached: true,

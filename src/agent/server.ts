@@ -1,5 +1,6 @@
 // The agent's unix-socket server: reads one call per connection, hands it to a CallHandler, replies, and exits when idle.
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { makeDirSync } from "../core/fs.js";
+import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
 import type { CallHandler } from "../cc/types.js";
@@ -56,7 +57,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const { socketPath, handler, idleMs, logger } = options;
   const log = logger.child({ module: "agent" });
   const files = agentSideFiles(socketPath);
-  mkdirSync(dirname(socketPath), { recursive: true, mode: 0o700 });
+  makeDirSync(dirname(socketPath), 0o700);
   if (await socketAnswers(socketPath)) throw new AgentAlreadyRunning(socketPath);
   // A socket file nobody answers on is left by an agent that was killed: replace it.
   rmSync(socketPath, { force: true });

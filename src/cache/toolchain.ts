@@ -1,6 +1,7 @@
 // Toolchain detection: one digest naming a compiler driver, the programs it runs, its version, target and system headers (DESIGN.md, Contract "Action keys").
+import { makeDirSync } from "../core/fs.js";
 import { execFile } from "node:child_process";
-import { readFileSync, readdirSync, realpathSync, renameSync, statSync, writeFileSync, mkdirSync } from "node:fs";
+import { readFileSync, readdirSync, realpathSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, isAbsolute, resolve } from "node:path";
 import { KeyHasher, digestOfFile } from "../core/digest.js";
 import { OrionError, errorMessage } from "../core/errors.js";
@@ -197,7 +198,7 @@ function readMemoFile(file: string): Record<string, MemoEntry> {
 
 function writeMemoFile(file: string, entries: Record<string, MemoEntry>): void {
   try {
-    mkdirSync(dirname(file), { recursive: true });
+    makeDirSync(dirname(file));
     const tmp = `${file}.${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify({ version: TOOLCHAIN_KEY_VERSION, entries }));
     renameSync(tmp, file);

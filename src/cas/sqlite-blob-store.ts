@@ -1,6 +1,7 @@
 // The local content-addressed store: verified blob files in sharded folders, indexed and LRU-evicted through SQLite.
+import { makeDirSync } from "../core/fs.js";
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, mkdirSync, readdirSync, statSync, unlinkSync } from "node:fs";
+import { createReadStream, readdirSync, statSync, unlinkSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type Database from "better-sqlite3";
@@ -82,8 +83,8 @@ export class SqliteBlobStore implements BlobStore {
     this.maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
     this.fsync = options.fsync ?? false;
     this.clock = options.clock ?? systemClock;
-    mkdirSync(this.blobsDir, { recursive: true });
-    mkdirSync(this.tmpDir, { recursive: true });
+    makeDirSync(this.blobsDir);
+    makeDirSync(this.tmpDir);
     this.removeStaleTemps();
 
     this.db = openDatabase(join(options.dir, "cas.db"));

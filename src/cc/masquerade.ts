@@ -1,5 +1,6 @@
 // `orion masquerade DIR`: a folder of compiler-named links to Orion, so `PATH=DIR:$PATH make` sends every compile through `orion cc` without touching the Makefile.
-import { lstatSync, mkdirSync, readlinkSync, realpathSync, symlinkSync, unlinkSync } from "node:fs";
+import { makeDirSync } from "../core/fs.js";
+import { lstatSync, readlinkSync, realpathSync, symlinkSync, unlinkSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { UsageError } from "../core/errors.js";
 import { MASQUERADE_NAMES, findCompiler, orionLauncher } from "./compiler.js";
@@ -36,7 +37,7 @@ export interface MasqueradeResult {
 export function createMasquerade(dirArg: string, target: string, env: Record<string, string | undefined>, cwd: string): MasqueradeResult {
   const dir = resolve(cwd, dirArg);
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirSync(dir);
   } catch (err) {
     throw new UsageError(`cannot create ${dir}: ${(err as Error).message}`, err);
   }

@@ -1,7 +1,8 @@
 // CcService: answers one compiler call through the cache — a hit restores the object (and depfile) and replays the diagnostics, a miss runs the compiler, learns its headers and stores the result — and runs every other call as the compiler would.
+import { makeDirSync } from "../core/fs.js";
 import { randomBytes } from "node:crypto";
 import type { BigIntStats } from "node:fs";
-import { existsSync, mkdirSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { readFile, rm, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { dirname, isAbsolute, join, posix, resolve } from "node:path";
@@ -413,7 +414,7 @@ export class CcService implements CallHandler {
       // The user asked for no depfile: ask for one in a temp file to learn the headers, and remove it afterwards.
       const tmpDir = join(this.o.cacheDir, "tmp");
       try {
-        mkdirSync(tmpDir, { recursive: true });
+        makeDirSync(tmpDir);
         tmpDepfile = join(tmpDir, `dep-${process.pid}-${randomBytes(6).toString("hex")}.d`);
         extra.push("-MD", "-MF", tmpDepfile);
       } catch (err) {

@@ -1,5 +1,6 @@
 // The embedded default: a head and one node in this process, wired through the same interfaces the farm uses over gRPC.
-import { mkdirSync } from "node:fs";
+import { makeDirSync } from "../core/fs.js";
+
 import { join } from "node:path";
 import { hostname } from "node:os";
 import { type Digest, type Logger, randomIds, systemClock, UsageError, errorMessage } from "../core/index.js";
@@ -28,7 +29,7 @@ export interface Embedded {
 /** Opens the per-user cache folder's stores; an unusable folder is the user's to fix (exit 2). */
 export function openCacheDir(cacheDir: string): { store: (max: number) => BlobStore; cache: () => ActionCache; statCache: () => StatCache } {
   try {
-    mkdirSync(cacheDir, { recursive: true });
+    makeDirSync(cacheDir);
   } catch (err) {
     throw new UsageError(`cannot create the cache directory ${cacheDir}: ${errorMessage(err)}`, err);
   }

@@ -3,3 +3,4 @@ export * from "./digest.js";
 export * from "./clock.js";
 export * from "./errors.js";
 export * from "./logger.js";
+export { makeDirSync } from "./fs.js";

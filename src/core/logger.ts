@@ -1,5 +1,7 @@
 // The process's one pino root logger is made in its main and passed down; library code takes a Logger.
+import { dirname } from "node:path";
 import { pino, type Logger } from "pino";
+import { makeDirSync } from "./fs.js";
 
 export type { Logger };
 
@@ -11,7 +13,9 @@ export interface LoggerOptions {
 
 export function createRootLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? process.env.ORION_LOG_LEVEL ?? "warn";
-  const dest = options.file ? pino.destination({ dest: options.file, mkdir: true, sync: false }) : pino.destination(2);
+  // The log file's folder is made here, not by pino (its recursive mkdir never returns under /proc).
+  if (options.file) makeDirSync(dirname(options.file));
+  const dest = options.file ? pino.destination({ dest: options.file, sync: false }) : pino.destination(2);
   return pino({ level, base: { pid: process.pid } }, dest);
 }
 
