@@ -90,12 +90,14 @@ export function blobService(o: BlobServiceOptions): BlobsServer {
         if (!validDigest(d)) throw Object.assign(new Error("not a digest"), { code: Status.INVALID_ARGUMENT });
         const data = await o.store.get(d);
         if (!data) throw Object.assign(new Error(`blob ${digestKey(d)} not found`), { code: Status.NOT_FOUND });
-        for (let at = Math.max(0, call.request.offset); at < data.length || (at === 0 && data.length === 0); at += CHUNK_BYTES) {
+        // At least one chunk, so an empty blob is an answer too.
+        let at = Math.max(0, call.request.offset);
+        do {
           if (call.cancelled) return;
           const ok = call.write({ digest: at === 0 ? d : undefined, offset: at, data: data.subarray(at, at + CHUNK_BYTES), finishWrite: false });
           if (!ok) await new Promise<void>((r) => call.once("drain", r));
-          if (data.length === 0) break;
-        }
+          at += CHUNK_BYTES;
+        } while (at < data.length);
         call.end();
       })().catch((err) => call.emit("error", { code: typeof err.code === "number" ? err.code : Status.INTERNAL, details: errorMessage(err) }));
     },
@@ -107,41 +109,53 @@ export function blobService(o: BlobServiceOptions): BlobsServer {
         call.resume();
         return;
       }
-      void (async () => {
-        let digest: Digest | undefined;
-        let expected = 0;
-        const tmp = join(o.tmpDir, `upload-${randomUUID()}`);
-        const fh = await fsp.open(tmp, "wx", 0o600);
-        try {
-          for await (const chunk of call) {
-            const c = chunk as { digest?: Digest; offset: number; data: Buffer };
-            if (!digest) {
-              if (!validDigest(c.digest)) return callback(invalid("the first chunk of a write must carry the blob's digest"));
-              digest = c.digest;
-            }
-            if (c.offset !== expected) return callback(invalid(`chunk at offset ${c.offset}, expected ${expected}`));
-            if (expected + c.data.length > digest.sizeBytes) return callback(invalid(`more bytes than the ${digest.sizeBytes} the digest names`));
-            await fh.write(c.data);
-            expected += c.data.length;
-          }
-          await fh.close();
-          if (!digest) return callback(invalid("an empty write names no blob"));
-          try {
-            // putFile hashes the bytes and stores nothing when they do not match.
-            await o.store.putFile(tmp, digest);
-          } catch (err) {
-            if (err instanceof CorruptBlobError) {
-              log.warn({ digest: digestKey(digest) }, "refused a streamed upload whose bytes do not match its digest");
-              return callback({ code: Status.DATA_LOSS, details: `blob ${digestKey(digest)}: ${errorMessage(err)}` });
-            }
-            throw err;
-          }
-          callback(null, { committedSize: expected });
-        } finally {
-          await fh.close().catch(() => undefined);
+      const tmp = join(o.tmpDir, `upload-${randomUUID()}`);
+      receive(call, tmp)
+        .then(
+          (r): Promise<Partial<grpc.StatusObject> | { committedSize: number }> => (r.code !== undefined ? Promise.resolve(r) : store(r.digest, r.size)),
+          (err: unknown) => ({ code: Status.INTERNAL, details: errorMessage(err) }),
+        )
+        // The spool file goes before the answer: nothing of a refused blob outlives the call.
+        .then(async (outcome) => {
           await fsp.rm(tmp, { force: true });
+          if ("committedSize" in outcome) callback(null, outcome);
+          else callback(outcome);
+        });
+
+      async function store(digest: Digest, size: number): Promise<Partial<grpc.StatusObject> | { committedSize: number }> {
+        try {
+          // putFile hashes the bytes and stores nothing when they do not match.
+          await o.store.putFile(tmp, digest);
+          return { committedSize: size };
+        } catch (err) {
+          if (!(err instanceof CorruptBlobError)) return { code: Status.INTERNAL, details: errorMessage(err) };
+          log.warn({ digest: digestKey(digest) }, "refused a streamed upload whose bytes do not match its digest");
+          return { code: Status.DATA_LOSS, details: `blob ${digestKey(digest)} refused: ${errorMessage(err)}` };
         }
-      })().catch((err) => callback({ code: Status.INTERNAL, details: errorMessage(err) }));
+      }
     },
   };
+}
+
+/** Spools a streamed upload to `tmp`, checking that chunks follow each other and stay within the named size. */
+async function receive(call: AsyncIterable<unknown>, tmp: string): Promise<{ code: number; details: string } | { code?: undefined; digest: Digest; size: number }> {
+  let digest: Digest | undefined;
+  let size = 0;
+  const fh = await fsp.open(tmp, "wx", 0o600);
+  try {
+    for await (const chunk of call) {
+      const c = chunk as { digest?: Digest; offset: number; data: Buffer };
+      if (!digest) {
+        if (!validDigest(c.digest)) return invalid("the first chunk of a write must carry the blob's digest");
+        digest = c.digest;
+      }
+      if (c.offset !== size) return invalid(`chunk at offset ${c.offset}, expected ${size}`);
+      if (size + c.data.length > digest.sizeBytes) return invalid(`more bytes than the ${digest.sizeBytes} the digest names`);
+      await fh.write(c.data);
+      size += c.data.length;
+    }
+  } finally {
+    await fh.close();
+  }
+  return digest ? { digest, size } : invalid("an empty write names no blob");
 }

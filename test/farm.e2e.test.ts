@@ -1,0 +1,232 @@
+// End-to-end: a real farm — `orion head` and four `orion node` processes on 127.0.0.1 port 0 — building
+// the fixtures with `orion build --head` and real gcc; no transport is mocked.
+import { chmodSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { execa, type ResultPromise } from "execa";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  buildOutputs,
+  cleanEnv,
+  copyFixture,
+  differingFiles,
+  makeReference,
+  ORION_BIN,
+  type OrionBuild,
+  orionBuild,
+  type OrionEnv,
+  runOrion,
+  runProgram,
+  Scratch,
+  snapshot,
+} from "./helpers.js";
+
+const scratch = new Scratch("farm");
+const TOKEN = "farm-e2e-token";
+const HEARTBEAT_MS = 200;
+const NODE_TTL_MS = 1000;
+
+interface Daemon {
+  proc: ResultPromise;
+  /** The first stdout line, parsed. */
+  hello: Record<string, unknown>;
+  logFile: string;
+}
+
+let seq = 0;
+
+/** Starts `orion ARGS` as a daemon and waits for its first stdout line (a JSON object). */
+async function startDaemon(args: string[]): Promise<Daemon> {
+  const logFile = join(scratch.root, `daemon-${++seq}.log`);
+  const proc = execa(process.execPath, [ORION_BIN, ...args, "--log-file", logFile], {
+    env: cleanEnv({ XDG_STATE_HOME: scratch.dir("state"), XDG_CONFIG_HOME: scratch.configHome, ORION_LOG_LEVEL: "debug" }),
+    extendEnv: false,
+    reject: false,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    buffer: false,
+  });
+  const hello = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    let text = "";
+    let err = "";
+    const timer = setTimeout(() => reject(new Error(`orion ${args.join(" ")}: no first line after 20 s\n${err}`)), 20_000);
+    proc.stderr!.on("data", (c: Buffer) => (err += c.toString()));
+    proc.stdout!.on("data", (c: Buffer) => {
+      text += c.toString();
+      const nl = text.indexOf("\n");
+      if (nl >= 0) {
+        clearTimeout(timer);
+        resolve(JSON.parse(text.slice(0, nl)) as Record<string, unknown>);
+      }
+    });
+    void proc.then((r) => {
+      clearTimeout(timer);
+      reject(new Error(`orion ${args.join(" ")} exited ${r.exitCode} before its first line\n${err}`));
+    });
+  });
+  return { proc, hello, logFile };
+}
+
+async function stopDaemon(d: Daemon): Promise<number | undefined> {
+  d.proc.kill("SIGTERM");
+  const r = await d.proc;
+  return r.exitCode;
+}
+
+let head: Daemon;
+let address = "";
+const nodes: Daemon[] = [];
+let noToolchain: Daemon;
+const client = (): OrionEnv => ({ cacheDir: join(scratch.root, "client-cache"), configHome: scratch.configHome });
+
+function nodeArgs(i: number): string[] {
+  return ["node", "--head", address, "--token", TOKEN, "--slots", "1", "--data-dir", join(scratch.root, `node-${i}`)];
+}
+
+async function farmBuild(dir: string, extra: string[] = []): Promise<OrionBuild> {
+  return orionBuild(dir, client(), ["--head", address, "--token", TOKEN, ...extra]);
+}
+
+async function status(): Promise<{ nodes: { name: string; toolchains: string[]; state: string }[] }> {
+  const r = await runOrion(["status", "--head", address, "--token", TOKEN, "--json"], client());
+  expect(r.exitCode, r.stderr).toBe(0);
+  return JSON.parse(r.stdout);
+}
+
+/** Every executed action of every farm build, by node name. */
+const executedOn = new Map<string, number>();
+function tally(b: OrionBuild): void {
+  for (const [n, c] of Object.entries(b.summary.nodes)) executedOn.set(n, (executedOn.get(n) ?? 0) + c);
+}
+
+beforeAll(async () => {
+  head = await startDaemon([
+    "head", "--listen", "127.0.0.1:0", "--data-dir", join(scratch.root, "head"), "--token", TOKEN,
+    "--heartbeat-ms", String(HEARTBEAT_MS), "--node-ttl-ms", String(NODE_TTL_MS), "--pid-file", join(scratch.root, "head.pid"),
+  ]);
+  expect(head.hello.type).toBe("listening");
+  address = head.hello.grpc as string;
+  expect(address).toMatch(/^127\.0\.0\.1:\d+$/);
+  nodes.push(...(await Promise.all([1, 2, 3].map((i) => startDaemon(nodeArgs(i))))));
+  noToolchain = await startDaemon(["node", "--head", address, "--token", TOKEN, "--name", "no-toolchain", "--data-dir", join(scratch.root, "node-x"), "--toolchain", "true=/bin/true"]);
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all([...nodes, noToolchain].filter(Boolean).map((d) => stopDaemon(d)));
+  if (head) expect(await stopDaemon(head)).toBe(0);
+  scratch.cleanup();
+});
+
+describe("a head and four nodes on loopback", () => {
+  it("registers every node under a unique name, with the toolchains it was given", async () => {
+    const names = nodes.map((n) => n.hello.name as string);
+    expect(new Set(names).size).toBe(3);
+    const s = await status();
+    expect(s.nodes.map((n) => n.name).sort()).toEqual([...names, "no-toolchain"].sort());
+    expect(s.nodes.find((n) => n.name === "no-toolchain")!.toolchains).toEqual(["true"]);
+    expect(s.nodes.find((n) => n.name === names[0])!.toolchains).toEqual(expect.arrayContaining(["gcc", "cc", "ar"]));
+  });
+
+  it("builds multi-c over the farm byte for byte as the embedded build does, on more than one node", async () => {
+    const tree = join(scratch.root, "multi-c");
+    // The embedded build first, at the same absolute path (objects built with -g embed it).
+    copyFixture("multi-c", tree);
+    const embedded = await orionBuild(tree, { cacheDir: join(scratch.root, "embedded-cache"), configHome: scratch.configHome });
+    expect(embedded.exitCode, embedded.stderr).toBe(0);
+    const programs = ["app1/app1", "app2/app2"];
+    const want = snapshot(tree, buildOutputs(tree, programs));
+    const stdout = await runProgram(join(tree, "app1/app1"));
+
+    copyFixture("multi-c", tree);
+    const farm = await farmBuild(tree);
+    tally(farm);
+    expect(farm.exitCode, farm.stderr).toBe(0);
+    expect(farm.summary.executed).toBe(32);
+    expect(differingFiles(tree, want)).toEqual([]);
+    expect(await runProgram(join(tree, "app1/app1"))).toBe(stdout);
+    expect(Object.keys(farm.summary.nodes).length, JSON.stringify(farm.summary.nodes)).toBeGreaterThan(1);
+    const started = farm.events.filter((e) => e.type === "action" && e.state === "finished").map((e) => e.node);
+    expect(new Set(started).size).toBeGreaterThan(1);
+
+    // A fresh copy at the same path: everything comes from the head's action cache.
+    copyFixture("multi-c", tree);
+    const warm = await farmBuild(tree);
+    expect(warm.exitCode, warm.stderr).toBe(0);
+    expect(warm.summary.cacheHits).toBe(32);
+    expect(differingFiles(tree, want)).toEqual([]);
+  });
+
+  it("builds the C++ and generated-header fixtures as make does (host steps run on the client)", async () => {
+    for (const [name, programs] of [["cxx", ["geometry"]], ["gen-header", ["hello"]]] as const) {
+      const tree = join(scratch.root, name);
+      const ref = await makeReference(name, tree, [...programs]);
+      copyFixture(name, tree);
+      const b = await farmBuild(tree);
+      tally(b);
+      expect(b.exitCode, `${name}: ${b.stderr}`).toBe(0);
+      expect(differingFiles(tree, ref.outputs), name).toEqual([]);
+      for (const [p, out] of ref.stdout) expect(await runProgram(join(tree, p))).toBe(out);
+    }
+  });
+
+  it("refuses a wrong or missing token with exit 3 and a clear message", async () => {
+    const tree = copyFixture("multi-c", join(scratch.root, "token"));
+    const wrong = await runOrion(["build", tree, "--head", address, "--token", "not-the-token"], client());
+    expect(wrong.exitCode).toBe(3);
+    expect(wrong.stderr).toMatch(/refused .*wrong token/);
+    const missing = await runOrion(["build", tree, "--head", address], client());
+    expect(missing.exitCode).toBe(3);
+    expect(missing.stderr).toMatch(/requires a token/);
+    const node = await runOrion(["node", "--head", address, "--token", "nope", "--data-dir", join(scratch.root, "node-bad")], client());
+    expect(node.exitCode).toBe(3);
+    expect(node.stderr).toMatch(/wrong token/);
+  });
+
+  it("fails at once, exit 3, when no node has the build's toolchain", async () => {
+    // A gcc wrapper is another toolchain (its driver's bytes differ), which no node advertises.
+    const bin = scratch.dir("other-gcc");
+    writeFileSync(join(bin, "gcc"), '#!/bin/sh\nexec /usr/bin/gcc "$@"\n');
+    chmodSync(join(bin, "gcc"), 0o755);
+    const tree = copyFixture("multi-c", join(scratch.root, "no-toolchain"));
+    const started = Date.now();
+    const r = await runOrion(["build", tree, "--head", address, "--token", TOKEN, "--", `CC=${join(bin, "gcc")}`], client());
+    expect(r.exitCode, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/no node has the toolchain for gcc/);
+    expect(Date.now() - started).toBeLessThan(20_000);
+  });
+
+  it("gives a node without the build's toolchain nothing to run", () => {
+    expect([...executedOn.values()].reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    expect(executedOn.has("no-toolchain")).toBe(false);
+  });
+
+  it("stops a node cleanly on SIGTERM; restarted, it keeps its name", async () => {
+    const old = nodes[1]!;
+    const name = old.hello.name as string;
+    expect(await stopDaemon(old)).toBe(0);
+    expect((await status()).nodes.map((n) => n.name)).not.toContain(name);
+    nodes[1] = await startDaemon(nodeArgs(2));
+    expect(nodes[1].hello.name).toBe(name);
+    expect((await status()).nodes.map((n) => n.name)).toContain(name);
+  });
+
+  it("evicts a silent node after its TTL and takes it back under its name when it speaks again", async () => {
+    const d = nodes[2]!;
+    const name = d.hello.name as string;
+    d.proc.kill("SIGSTOP");
+    try {
+      const deadline = Date.now() + NODE_TTL_MS * 6;
+      while ((await status()).nodes.some((n) => n.name === name) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      expect((await status()).nodes.map((n) => n.name)).not.toContain(name);
+    } finally {
+      d.proc.kill("SIGCONT");
+    }
+    const deadline = Date.now() + NODE_TTL_MS * 6;
+    while (!(await status()).nodes.some((n) => n.name === name) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect((await status()).nodes.map((n) => n.name)).toContain(name);
+    // And it still builds.
+    const tree = copyFixture("multi-c", join(scratch.root, "after-eviction"));
+    const b = await farmBuild(tree, ["--no-cache"]);
+    expect(b.exitCode, b.stderr).toBe(0);
+  });
+});
