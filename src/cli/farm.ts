@@ -222,7 +222,7 @@ export async function statusCommand(o: { head: string; token?: string; json?: bo
     }
     const lines = [`head ${o.head}: ${s.nodes.length} node${s.nodes.length === 1 ? "" : "s"}, ${s.builds.length} running build${s.builds.length === 1 ? "" : "s"}`];
     for (const n of s.nodes) {
-      lines.push(`  ${n.name}  ${n.state}  ${n.running}/${n.slots} running  seen ${(n.lastSeenMsAgo / 1000).toFixed(1)} s ago  ${n.address || "-"}  [${n.toolchains.join(" ")}]`);
+      lines.push(`  ${n.name}  ${n.state}  ${n.running}/${n.slots} running  load ${n.load.toFixed(2)}  seen ${(n.lastSeenMsAgo / 1000).toFixed(1)} s ago  ${n.address || "-"}  [${n.toolchains.join(" ")}]`);
     }
     for (const b of s.builds) lines.push(`  build ${b.buildId}  ${b.done}/${b.actions} actions  ${(b.runningMs / 1000).toFixed(1)} s  ${b.projectRoot}`);
     process.stdout.write(lines.join("\n") + "\n");

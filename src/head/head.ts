@@ -56,8 +56,9 @@ interface NodeRecord {
   instanceId: string;
   advertise: string;
   slots: number;
-  /** Tools running, as its last heartbeat said. */
+  /** Tools running and load average, as its last heartbeat said. */
   running: number;
+  load: number;
   /** Names of its toolchains, for status. */
   toolchainNames: string[];
   toolchains: Set<string>;
@@ -128,6 +129,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
       instanceId: req.instanceId,
       advertise: req.advertise,
       running: 0,
+      load: 0,
       toolchainNames: req.toolchains.map((t) => t.name),
       slots: req.slots,
       toolchains,
@@ -152,6 +154,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
     if (!node) throw new OrionError(`unknown node ${req.nodeId}`, { code: Status.NOT_FOUND });
     node.lastSeen = this.opts.clock.now();
     node.running = req.running;
+    node.load = req.load;
     return { cancelLeaseIds: [] };
   }
 
@@ -241,6 +244,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
         toolchains: n.toolchainNames,
         lastSeenMsAgo: now - n.lastSeen,
         state: now - n.lastSeen > ttl / 2 ? "silent" : "alive",
+        load: n.load,
       })),
       builds: [...this.builds.values()]
         .filter((b) => !b.finished)

@@ -1,4 +1,5 @@
 // A node: pulls leases from the head when it has free slots, runs each in a sandbox, reports the result.
+import { loadavg } from "node:os";
 import { type Logger, errorMessage, isInfrastructureError, Status } from "../core/index.js";
 import type { NodeControlApi } from "../head/api.js";
 import type { Lease, Toolchain } from "../gen/orion/v1/scheduler.js";
@@ -109,7 +110,7 @@ export class Node {
     if (this.stopped || !(this.heartbeatMs > 0)) return;
     this.heartbeatTimer = setTimeout(() => {
       this.opts.head
-        .heartbeat({ nodeId: this.nodeId, running: this.running, load: 0 })
+        .heartbeat({ nodeId: this.nodeId, running: this.running, load: loadavg()[0] ?? 0 })
         .catch((err) => this.recover(err, "heartbeat failed"))
         .finally(() => this.scheduleHeartbeat());
     }, this.heartbeatMs);
