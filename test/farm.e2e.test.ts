@@ -210,6 +210,52 @@ describe("a head and four nodes on loopback", () => {
     expect((await status()).nodes.map((n) => n.name)).toContain(name);
   });
 
+  it("hands a stopping node's running work back to the queue: the build still succeeds on another node", async () => {
+    // A g++ that takes half a second per compile, offered only by two extra nodes, so the build runs there alone.
+    const bin = scratch.dir("slow-gxx");
+    const gxx = join(bin, "g++");
+    writeFileSync(gxx, '#!/bin/sh\ncase " $* " in *" -c "*) sleep 0.5 ;; esac\nexec /usr/bin/g++ "$@"\n');
+    chmodSync(gxx, 0o755);
+    const slow = await Promise.all(
+      ["slow-1", "slow-2"].map((name) =>
+        startDaemon(["node", "--head", address, "--token", TOKEN, "--name", name, "--slots", "1", "--data-dir", join(scratch.root, name), "--toolchain", `g++=${gxx}`]),
+      ),
+    );
+    try {
+      const tree = copyFixture("cxx", join(scratch.root, "cxx-handback"));
+      const proc = execa(process.execPath, [ORION_BIN, "build", tree, "--json", "--head", address, "--token", TOKEN, "--", `CXX=${gxx}`], {
+        env: cleanEnv({ ORION_CACHE_DIR: join(scratch.root, "client-cache"), XDG_CONFIG_HOME: scratch.configHome }),
+        extendEnv: false,
+        reject: false,
+        stdin: "ignore",
+        buffer: { stdout: true, stderr: true },
+      });
+      // Stop slow-1 as soon as it has started something.
+      let stopping: Promise<number | undefined> | undefined;
+      let text = "";
+      proc.stdout!.on("data", (c: Buffer) => {
+        text += c.toString();
+        if (!stopping && /"state":"started"[^\n]*"node":"slow-1"/.test(text)) stopping = stopDaemon(slow[0]!);
+      });
+      const r = await proc;
+      expect(r.exitCode, String(r.stderr)).toBe(0);
+      expect(stopping, "slow-1 never started an action").toBeDefined();
+      expect(await stopping).toBe(0);
+      const events = String(r.stdout).split("\n").filter(Boolean).map((l) => JSON.parse(l));
+      const retried = events.filter((e) => e.type === "action" && e.state === "retry");
+      expect(retried.length).toBeGreaterThan(0);
+      expect(retried[0].node).toBe("slow-1");
+      expect(retried[0].error).toMatch(/slow-1 stopped/);
+      const summary = events.at(-1);
+      expect(summary.type).toBe("summary");
+      expect(summary.executed).toBe(5);
+      expect(summary.nodes).toEqual({ "slow-2": 5 });
+      expect(await runProgram(join(tree, "geometry"))).toMatch(/circle/);
+    } finally {
+      await Promise.all(slow.map((d) => (d.proc.exitCode === undefined || d.proc.exitCode === null ? stopDaemon(d) : undefined)));
+    }
+  });
+
   it("evicts a silent node after its TTL and takes it back under its name when it speaks again", async () => {
     const d = nodes[2]!;
     const name = d.hello.name as string;

@@ -96,6 +96,8 @@ export async function headCommand(o: HeadCommandOptions, env: NodeJS.ProcessEnv 
     logger,
     heartbeatMs,
     nodeTtlMs: o.nodeTtlMs ?? heartbeatMs * 3,
+    // Long enough for a client to collect every result (and re-attach after a blip), short enough not to grow forever.
+    keepFinishedMs: 10 * 60_000,
     // Files outside a project (system libraries, -I/opt/...) are named by their bytes on the head's machine.
     externalDigest: (p): Promise<Digest | undefined> => statCache.digestOf(p).catch(() => undefined),
   });

@@ -6,7 +6,9 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FakeClock, Status, sequentialIds, silentLogger } from "../core/index.js";
 import { type BlobStore, createBlobStore } from "../cas/index.js";
 import { SqliteActionCache } from "../cache/index.js";
-import type { RegisterRequest } from "../gen/orion/v1/scheduler.js";
+import type { GraphAction, RegisterRequest } from "../gen/orion/v1/scheduler.js";
+import { Directory } from "../gen/orion/v1/remote_execution.js";
+import type { BuildEvent } from "../scheduler/index.js";
 import { Head } from "./head.js";
 
 let dir: string;
@@ -29,7 +31,7 @@ beforeEach(() => {
   store = createBlobStore({ dir: join(dir, "cas") });
   cache = new SqliteActionCache(join(dir, "ac.db"));
   clock = new FakeClock();
-  head = new Head({ store, cache, clock, ids: sequentialIds("l"), logger: silentLogger, externalDigest: async () => undefined, heartbeatMs: 100, nodeTtlMs: 300 });
+  head = new Head({ store, cache, clock, ids: sequentialIds("l"), logger: silentLogger, externalDigest: async () => undefined, heartbeatMs: 100, nodeTtlMs: 300, keepFinishedMs: 1000 });
 });
 
 afterEach(() => {
@@ -76,5 +78,61 @@ describe("Head membership", () => {
     await head.register(reg("n", "x"));
     clock.advance(200);
     expect((await head.getStatus()).nodes[0]).toMatchObject({ name: "n", state: "silent", lastSeenMsAgo: 200, slots: 2, toolchains: ["gcc"] });
+  });
+});
+
+/** A build of independent no-input actions ("other": they run against an empty input root) with the given toolchains. */
+async function submit(toolchains: string[]): Promise<{ buildId: string; events: BuildEvent[] }> {
+  const root = await store.put(Directory.encode({ files: [], directories: [], symlinks: [] }).finish());
+  const actions: GraphAction[] = toolchains.map((toolchain, i) => ({
+    id: `a${i}`, kind: "other", label: `RUN ${i}`, arguments: ["/usr/bin/tool"], cwd: "", inputs: [], outputs: [], deps: [],
+    host: false, toolchain, environmentVariables: [], shell: "",
+  }));
+  const { buildId } = await head.submitBuild({ contextRoot: root, actions, noCache: true, retries: 2, jobs: 0, token: "", projectRoot: "/p" }, { root, files: new Map() });
+  const events: BuildEvent[] = [];
+  head.watchBuild(buildId, 0, (e) => events.push(e));
+  return { buildId, events };
+}
+
+async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+}
+
+describe("Head placement", () => {
+  it("fails an action no node's toolchain can run at once, as an infrastructure failure naming the nodes", async () => {
+    await head.register(reg("gcc-box", "g"));
+    const { events } = await submit(["d-clang"]);
+    await settle();
+    const failed = events.find((e) => e.type === "action" && e.state === "failed");
+    expect(failed).toMatchObject({ infra: true, error: expect.stringMatching(/no node has the toolchain for tool .*gcc-box \[gcc\]/) });
+    expect(events.at(-1)).toMatchObject({ type: "summary", failed: 1 });
+  });
+
+  it("re-queues an evicted node's lease for another node, and forgets a finished build after keepFinishedMs", async () => {
+    await head.register(reg("a", "a"));
+    const { buildId, events } = await submit(["d-gcc"]);
+    await settle();
+    const first = await head.lease({ nodeId: "a", maxActions: 4, waitMs: 0 });
+    expect(first.leases).toHaveLength(1);
+    await head.register(reg("b", "b"));
+    // "a" falls silent; "b" keeps its heartbeats up.
+    for (let i = 0; i < 6; i++) {
+      clock.advance(100);
+      await head.heartbeat({ nodeId: "b", running: 0, load: 0 });
+    }
+    expect(events.some((e) => e.type === "action" && e.state === "retry" && e.node === "a")).toBe(true);
+    for (let i = 0; i < 3; i++) {
+      clock.advance(100); // past the retry's backoff (≤ 100 ms for a first retry)
+      await head.heartbeat({ nodeId: "b", running: 0, load: 0 });
+    }
+    const second = await head.lease({ nodeId: "b", maxActions: 4, waitMs: 0 });
+    expect(second.leases.map((l) => [l.actionId, l.attempt])).toEqual([["a0", 2]]);
+    // The stale lease's report is ignored; the live one's counts.
+    const result = { outputFiles: [], exitCode: 0, stdoutRaw: Buffer.alloc(0), stderrRaw: Buffer.alloc(0), stdoutDigest: undefined, stderrDigest: undefined, executionMetadata: undefined };
+    await head.reportResult({ nodeId: "a", leaseId: first.leases[0]!.leaseId, result, error: "", depfile: "" });
+    await head.reportResult({ nodeId: "b", leaseId: second.leases[0]!.leaseId, result, error: "", depfile: "" });
+    expect(events.at(-1)).toMatchObject({ type: "summary", executed: 1, nodes: { b: 1 } });
+    clock.advance(1_000);
+    expect(() => head.watchBuild(buildId, 0, () => {})).toThrow(/unknown build/);
   });
 });

@@ -48,6 +48,8 @@ export interface HeadOptions {
   heartbeatMs?: number;
   /** A node silent this long is evicted and its leases re-queued; absent = never (the embedded node lives in this process). */
   nodeTtlMs?: number;
+  /** A finished build's events and results are kept this long for its client, then forgotten; absent = kept. */
+  keepFinishedMs?: number;
 }
 
 interface NodeRecord {
@@ -299,6 +301,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
           for (const l of build.listeners) l(e);
           if (e.type === "summary") {
             build.finished = true;
+            if (this.opts.keepFinishedMs !== undefined) this.opts.clock.setTimeout(() => this.dropBuild(id), this.opts.keepFinishedMs);
             // The client's host-step long-poll must not outlive its build.
             this.wake();
           }

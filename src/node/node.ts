@@ -66,10 +66,11 @@ export class Node {
     this.stopped = true;
     this.stopping.abort();
     clearTimeout(this.heartbeatTimer);
+    // Leaving first hands the leases back under the node's name; the cancelled tools' reports then arrive stale.
+    await this.opts.head.leave({ nodeId: this.nodeId }).catch((err) => this.log.debug({ err: errorMessage(err) }, "could not say goodbye"));
     for (const c of this.inFlight.values()) c.abort();
     this.slotFreed?.();
     await this.loop;
-    await this.opts.head.leave({ nodeId: this.nodeId }).catch((err) => this.log.debug({ err: errorMessage(err) }, "could not say goodbye"));
   }
 
   /** (Re-)registers under the name asked for; after an eviction the head hands the same name back. */
@@ -95,6 +96,19 @@ export class Node {
     return this.registering;
   }
 
+  /** Waits `ms`, or less when the node stops meanwhile. */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.stopping.signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.stopping.signal.addEventListener("abort", done, { once: true });
+    });
+  }
+
   /** After a failed call: an evicted node (the head says NOT_FOUND) registers again; anything else is logged and retried. */
   private async recover(err: unknown, what: string): Promise<void> {
     if (this.stopped) return;
@@ -118,6 +132,8 @@ export class Node {
   }
 
   private async run(): Promise<void> {
+    /** Lease calls failed in a row: the wait before the next one doubles, up to 5 s (a head restarting is not hammered). */
+    let failures = 0;
     while (!this.stopped) {
       const free = this.opts.slots - this.running;
       if (free <= 0) {
@@ -130,9 +146,10 @@ export class Node {
       } catch (err) {
         if (this.stopped) break;
         await this.recover(err, "lease failed; retrying");
-        await new Promise((r) => setTimeout(r, 200));
+        await this.pause(Math.min(5000, 200 * 2 ** failures++));
         continue;
       }
+      failures = 0;
       if (this.stopped) break;
       for (const lease of leases) void this.execute(lease);
     }
