@@ -182,6 +182,26 @@ describe("a head and four nodes on loopback", () => {
     expect(node.stderr).toMatch(/wrong token/);
   });
 
+  it("refuses bad farm flags with one line and exit 2, and an unreachable head with exit 3", async () => {
+    const cases: [string[], RegExp][] = [
+      [["head", "--listen", "nowhere"], /--listen takes HOST:PORT/],
+      [["head", "--listen", "0.0.0.0:0", "--data-dir", join(scratch.root, "head-open")], /not a loopback address: give --token/],
+      [["head", "--node-ttl-ms", "soon"], /--node-ttl-ms takes a whole number/],
+      [["node", "--data-dir", join(scratch.root, "node-nohead")], /needs --head HOST:PORT/],
+      [["node", "--head", address, "--toolchain", "gcc"], /--toolchain takes NAME=PATH/],
+      [["status", "--head", "nowhere"], /head: expected HOST:PORT/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await runOrion(args, client());
+      expect(r.exitCode, `orion ${args.join(" ")}: ${r.stderr}`).toBe(2);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).toMatch(message);
+    }
+    const down = await runOrion(["status", "--head", "127.0.0.1:1"], client());
+    expect(down.exitCode).toBe(3);
+    expect(down.stderr).toMatch(/cannot reach the head at 127\.0\.0\.1:1/);
+  });
+
   it("fails at once, exit 3, when no node has the build's toolchain", async () => {
     // A gcc wrapper is another toolchain (its driver's bytes differ), which no node advertises.
     const bin = scratch.dir("other-gcc");

@@ -151,11 +151,11 @@ function writeIdentity(file: string, id: NodeIdentity): void {
 }
 
 /** Connects and checks the head answers, so an unreachable or misnamed head is one clear line (exit 3). */
-async function connect(address: string, token: string | undefined): Promise<FarmConnection> {
+async function connect(address: string, token: string | undefined, patient = false): Promise<FarmConnection> {
   parseAddress(address, "--head");
   const conn = connectFarm(address, { token });
   try {
-    await conn.waitForReady(10_000);
+    await conn.waitForReady(10_000, { failFast: !patient });
   } catch (err) {
     conn.close();
     throw new OrionError(errorMessage(err), { exitCode: ExitCode.INFRASTRUCTURE });
@@ -178,7 +178,8 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   const toolchains = await detectNodeToolchains(specs, { memoFile: join(dataDir, "toolchains.json"), env });
   if (toolchains.length === 0) throw new UsageError("no toolchain found on PATH; give --toolchain NAME=PATH");
 
-  const conn = await connect(headAddress, token);
+  // A node may start before its head: it waits a little for it.
+  const conn = await connect(headAddress, token, true);
   const store = createBlobStore({ dir: join(dataDir, "cas"), readThrough: conn.blobs });
   const executor = new LocalExecutor({ store, workDir: join(dataDir, "work"), workerName: identity.name, logger });
   const node = new Node({

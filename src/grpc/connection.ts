@@ -12,8 +12,11 @@ export interface FarmConnection {
   blobs: GrpcBlobStore;
   nodeControl: GrpcNodeControl;
   builds: GrpcBuilds;
-  /** Resolves once the channel is connected, or rejects after `ms` (the head is unreachable). */
-  waitForReady(ms: number): Promise<void>;
+  /**
+   * Resolves once the channel is connected; rejects after `ms`, or at the first failed attempt with
+   * `failFast` (a command line should not sit out a refused connection; a daemon may wait for its head).
+   */
+  waitForReady(ms: number, options?: { failFast?: boolean }): Promise<void>;
   close(): void;
 }
 
@@ -33,10 +36,21 @@ export function connectFarm(address: string, options: { token?: string } = {}): 
     blobs: new GrpcBlobStore({ client: blobsClient, address }),
     nodeControl: new GrpcNodeControl(nodeClient, address, metadata),
     builds: new GrpcBuilds(buildsClient, address, metadata),
-    waitForReady: (ms) =>
-      new Promise((resolve, reject) =>
-        blobsClient.waitForReady(Date.now() + ms, (err) => (err ? reject(new Error(`cannot reach the head at ${address}: ${err.message}`)) : resolve())),
-      ),
+    waitForReady: (ms, o = {}) =>
+      new Promise((resolve, reject) => {
+        const deadline = Date.now() + ms;
+        const watch = (): void => {
+          const state = channel.getConnectivityState(true);
+          if (state === grpc.connectivityState.READY) return resolve();
+          if (o.failFast && state === grpc.connectivityState.TRANSIENT_FAILURE) {
+            return reject(new Error(`cannot reach the head at ${address}: the connection failed`));
+          }
+          channel.watchConnectivityState(state, deadline, (err) =>
+            err ? reject(new Error(`cannot reach the head at ${address}: no connection within ${ms} ms`)) : watch(),
+          );
+        };
+        watch();
+      }),
     close() {
       blobsClient.close();
       nodeClient.close();
