@@ -2,7 +2,7 @@
 // the fixtures with `orion build --head` and real gcc; no transport is mocked.
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { execa, type ResultPromise } from "execa";
+import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   buildOutputs,
@@ -19,59 +19,12 @@ import {
   Scratch,
   snapshot,
 } from "./helpers.js";
+import { type Daemon, startDaemon, stopDaemon } from "./farm-helpers.js";
 
 const scratch = new Scratch("farm");
 const TOKEN = "farm-e2e-token";
 const HEARTBEAT_MS = 200;
 const NODE_TTL_MS = 1000;
-
-interface Daemon {
-  proc: ResultPromise;
-  /** The first stdout line, parsed. */
-  hello: Record<string, unknown>;
-  logFile: string;
-}
-
-let seq = 0;
-
-/** Starts `orion ARGS` as a daemon and waits for its first stdout line (a JSON object). */
-async function startDaemon(args: string[]): Promise<Daemon> {
-  const logFile = join(scratch.root, `daemon-${++seq}.log`);
-  const proc = execa(process.execPath, [ORION_BIN, ...args, "--log-file", logFile], {
-    env: cleanEnv({ XDG_STATE_HOME: scratch.dir("state"), XDG_CONFIG_HOME: scratch.configHome, ORION_LOG_LEVEL: "debug" }),
-    extendEnv: false,
-    reject: false,
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-    buffer: false,
-  });
-  const hello = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    let text = "";
-    let err = "";
-    const timer = setTimeout(() => reject(new Error(`orion ${args.join(" ")}: no first line after 20 s\n${err}`)), 20_000);
-    proc.stderr!.on("data", (c: Buffer) => (err += c.toString()));
-    proc.stdout!.on("data", (c: Buffer) => {
-      text += c.toString();
-      const nl = text.indexOf("\n");
-      if (nl >= 0) {
-        clearTimeout(timer);
-        resolve(JSON.parse(text.slice(0, nl)) as Record<string, unknown>);
-      }
-    });
-    void proc.then((r) => {
-      clearTimeout(timer);
-      reject(new Error(`orion ${args.join(" ")} exited ${r.exitCode} before its first line\n${err}`));
-    });
-  });
-  return { proc, hello, logFile };
-}
-
-async function stopDaemon(d: Daemon): Promise<number | undefined> {
-  d.proc.kill("SIGTERM");
-  const r = await d.proc;
-  return r.exitCode;
-}
 
 let head: Daemon;
 let address = "";
@@ -100,15 +53,15 @@ function tally(b: OrionBuild): void {
 }
 
 beforeAll(async () => {
-  head = await startDaemon([
+  head = await startDaemon(scratch, [
     "head", "--listen", "127.0.0.1:0", "--data-dir", join(scratch.root, "head"), "--token", TOKEN,
     "--heartbeat-ms", String(HEARTBEAT_MS), "--node-ttl-ms", String(NODE_TTL_MS), "--pid-file", join(scratch.root, "head.pid"),
   ]);
   expect(head.hello.type).toBe("listening");
   address = head.hello.grpc as string;
   expect(address).toMatch(/^127\.0\.0\.1:\d+$/);
-  nodes.push(...(await Promise.all([1, 2, 3].map((i) => startDaemon(nodeArgs(i))))));
-  noToolchain = await startDaemon(["node", "--head", address, "--token", TOKEN, "--name", "no-toolchain", "--data-dir", join(scratch.root, "node-x"), "--toolchain", "true=/bin/true"]);
+  nodes.push(...(await Promise.all([1, 2, 3].map((i) => startDaemon(scratch, nodeArgs(i))))));
+  noToolchain = await startDaemon(scratch, ["node", "--head", address, "--token", TOKEN, "--name", "no-toolchain", "--data-dir", join(scratch.root, "node-x"), "--toolchain", "true=/bin/true"]);
 }, 60_000);
 
 afterAll(async () => {
@@ -225,7 +178,7 @@ describe("a head and four nodes on loopback", () => {
     const name = old.hello.name as string;
     expect(await stopDaemon(old)).toBe(0);
     expect((await status()).nodes.map((n) => n.name)).not.toContain(name);
-    nodes[1] = await startDaemon(nodeArgs(2));
+    nodes[1] = await startDaemon(scratch, nodeArgs(2));
     expect(nodes[1].hello.name).toBe(name);
     expect((await status()).nodes.map((n) => n.name)).toContain(name);
   });
@@ -238,7 +191,7 @@ describe("a head and four nodes on loopback", () => {
     chmodSync(gxx, 0o755);
     const slow = await Promise.all(
       ["slow-1", "slow-2"].map((name) =>
-        startDaemon(["node", "--head", address, "--token", TOKEN, "--name", name, "--slots", "1", "--data-dir", join(scratch.root, name), "--toolchain", `g++=${gxx}`]),
+        startDaemon(scratch, ["node", "--head", address, "--token", TOKEN, "--name", name, "--slots", "1", "--data-dir", join(scratch.root, name), "--toolchain", `g++=${gxx}`]),
       ),
     );
     try {

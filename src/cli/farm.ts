@@ -3,6 +3,7 @@
 import { randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, homedir, hostname } from "node:os";
+import { isIP } from "node:net";
 import { join } from "node:path";
 import { type Digest, ExitCode, type Logger, OrionError, UsageError, errorMessage, randomIds, systemClock } from "../core/index.js";
 import { createRootLogger } from "../core/logger.js";
@@ -51,6 +52,20 @@ function stopSignal(log: Logger): Promise<string> {
   });
 }
 
+function readPem(file: string, flag: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new UsageError(`${flag} ${file}: ${errorMessage(err)}`, err);
+  }
+}
+
+/** How a client reaches a head: its token and, for TLS, the CA file to check it against. */
+export interface ClientAuth {
+  token?: string;
+  tlsCa?: string;
+}
+
 function writePidFile(file: string | undefined): () => void {
   if (!file) return () => {};
   try {
@@ -68,6 +83,8 @@ export interface HeadCommandOptions {
   heartbeatMs?: number;
   nodeTtlMs?: number;
   insecure?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
   logFile?: string;
   pidFile?: string;
   logLevel: string;
@@ -80,6 +97,8 @@ export async function headCommand(o: HeadCommandOptions, env: NodeJS.ProcessEnv 
   if (!LOOPBACK.has(host) && !token && !o.insecure) {
     throw new UsageError(`--listen ${listen} is not a loopback address: give --token (or ORION_TOKEN), or --insecure to serve without one`);
   }
+  if (!o.tlsCert !== !o.tlsKey) throw new UsageError("--tls-cert and --tls-key go together");
+  const tls = o.tlsCert && o.tlsKey ? { cert: readPem(o.tlsCert, "--tls-cert"), key: readPem(o.tlsKey, "--tls-key") } : undefined;
   const dataDir = ensureDir(o.dataDir ?? stateDir(env, "head"), "--data-dir");
   const logger = createRootLogger({ level: o.logLevel, file: o.logFile });
   const heartbeatMs = o.heartbeatMs ?? 5000;
@@ -101,10 +120,10 @@ export async function headCommand(o: HeadCommandOptions, env: NodeJS.ProcessEnv 
     // Files outside a project (system libraries, -I/opt/...) are named by their bytes on the head's machine.
     externalDigest: (p): Promise<Digest | undefined> => statCache.digestOf(p).catch(() => undefined),
   });
-  const server = await startFarmServer({ head, store, listen, token, tmpDir: join(dataDir, "tmp"), logger });
+  const server = await startFarmServer({ head, store, listen, token, tls, tmpDir: join(dataDir, "tmp"), logger });
   const removePid = writePidFile(o.pidFile);
   process.stdout.write(JSON.stringify({ type: "listening", grpc: server.address }) + "\n");
-  logger.info({ grpc: server.address, dataDir, auth: !!token }, "head listening");
+  logger.info({ grpc: server.address, dataDir, auth: !!token, tls: !!tls }, "head listening");
   await stopSignal(logger);
   head.close();
   await server.close();
@@ -123,6 +142,7 @@ export interface NodeCommandOptions {
   slots?: number;
   dataDir?: string;
   token?: string;
+  tlsCa?: string;
   toolchain?: string[];
   advertise?: string;
   logFile?: string;
@@ -151,9 +171,12 @@ function writeIdentity(file: string, id: NodeIdentity): void {
 }
 
 /** Connects and checks the head answers, so an unreachable or misnamed head is one clear line (exit 3). */
-async function connect(address: string, token: string | undefined, patient = false): Promise<FarmConnection> {
-  parseAddress(address, "--head");
-  const conn = connectFarm(address, { token });
+async function connect(address: string, auth: ClientAuth, patient = false): Promise<FarmConnection> {
+  const { host } = parseAddress(address, "--head");
+  // grpc-js names an IP-addressed head as the TLS server name, which Node flags with a deprecation warning on
+  // every connection; the certificate is still checked against the IP, so the warning only adds noise to stderr.
+  if (auth.tlsCa && isIP(host.replace(/^\[|\]$/g, ""))) process.noDeprecation = true;
+  const conn = connectFarm(address, { token: auth.token, tlsCa: auth.tlsCa ? readPem(auth.tlsCa, "--tls-ca") : undefined });
   try {
     await conn.waitForReady(10_000, { failFast: !patient });
   } catch (err) {
@@ -179,7 +202,7 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   if (toolchains.length === 0) throw new UsageError("no toolchain found on PATH; give --toolchain NAME=PATH");
 
   // A node may start before its head: it waits a little for it.
-  const conn = await connect(headAddress, token, true);
+  const conn = await connect(headAddress, { token, tlsCa: o.tlsCa ?? env.ORION_TLS_CA }, true);
   const store = createBlobStore({ dir: join(dataDir, "cas"), readThrough: conn.blobs });
   const executor = new LocalExecutor({ store, workDir: join(dataDir, "work"), workerName: identity.name, logger });
   const node = new Node({
@@ -215,8 +238,8 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   return ExitCode.OK;
 }
 
-export async function statusCommand(o: { head: string; token?: string; json?: boolean }): Promise<number> {
-  const conn = await connect(o.head, o.token);
+export async function statusCommand(o: { head: string; json?: boolean } & ClientAuth): Promise<number> {
+  const conn = await connect(o.head, o);
   try {
     const s = await conn.builds.getStatus();
     if (o.json) {
@@ -236,6 +259,6 @@ export async function statusCommand(o: { head: string; token?: string; json?: bo
 }
 
 /** The farm side of `orion build --head`: the head's Builds service and its blob store. */
-export async function connectBuild(address: string, token: string | undefined): Promise<FarmConnection> {
-  return connect(address, token);
+export async function connectBuild(address: string, auth: ClientAuth): Promise<FarmConnection> {
+  return connect(address, auth);
 }

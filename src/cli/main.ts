@@ -41,11 +41,11 @@ function config(flags: Config, dir: string | undefined): Promise<ResolvedConfig>
 
 async function buildCommand(
   dirArg: string | undefined,
-  opts: { json?: boolean; jobs?: number; cache?: boolean; retries?: number; head?: string; token?: string },
+  opts: { json?: boolean; jobs?: number; cache?: boolean; retries?: number; head?: string; token?: string; tlsCa?: string },
   passThrough: string[],
 ): Promise<number> {
   const dir = projectDir(dirArg);
-  const cfg = await config({ jobs: opts.jobs, retries: opts.retries, noCache: opts.cache === false ? true : undefined, head: opts.head, token: opts.token }, dir);
+  const cfg = await config({ jobs: opts.jobs, retries: opts.retries, noCache: opts.cache === false ? true : undefined, head: opts.head, token: opts.token, tlsCa: opts.tlsCa }, dir);
   const mode: ReporterMode = opts.json ? "json" : process.stdout.isTTY ? "tty" : "plain";
   const reporter = new Reporter(mode, process.stdout);
 
@@ -69,7 +69,7 @@ async function buildCommand(
   let backend: { head: BuildsApi; store: BlobStore; statCache: StatCache; inProcess: boolean; close(): Promise<void> };
   if (cfg.head) {
     const { connectBuild } = await import("./farm.js");
-    const conn = await connectBuild(cfg.head, cfg.token);
+    const conn = await connectBuild(cfg.head, { token: cfg.token, tlsCa: cfg.tlsCa });
     const statCache = openCacheDir(cfg.cacheDir).statCache();
     backend = {
       head: conn.builds,
@@ -220,6 +220,7 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .option("--retries <n>", "extra attempts after an infrastructure failure (default 2)", intOption("--retries", 0))
     .option("--head <host:port>", "build on a farm: its head's address (ORION_HEAD); the embedded head and node when absent")
     .option("--token <token>", "the farm's token (ORION_TOKEN)")
+    .option("--tls-ca <file>", "reach the head over TLS, checking its certificate against this CA (ORION_TLS_CA)")
     .addHelpText("after", "\nExamples:\n  orion build ./fixtures/multi-c\n  orion build . --json -- CFLAGS=-O0 all\n  orion build --head 10.0.0.5:50050 --token $T ./proj\n")
     .action(async (dir: string | undefined, opts) => {
       exitCode = await buildCommand(dir, opts, passThrough);
@@ -234,6 +235,8 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .option("--heartbeat-ms <n>", "how often nodes report (default 5000)", intOption("--heartbeat-ms", 10))
     .option("--node-ttl-ms <n>", "evict a node silent this long and re-queue its work (default 3 heartbeats)", intOption("--node-ttl-ms", 10))
     .option("--insecure", "allow a non-loopback --listen without a token")
+    .option("--tls-cert <file>", "serve TLS with this PEM certificate chain (with --tls-key)")
+    .option("--tls-key <file>", "the PEM private key of --tls-cert")
     .option("--log-file <file>", "JSON log lines here instead of stderr")
     .option("--pid-file <file>", "write the process id here while running")
     .addHelpText("after", '\nIts first line on stdout is {"type":"listening","grpc":"HOST:PORT"}.\n')
@@ -251,6 +254,7 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .option("--slots <n>", "actions at once (default: one per core)", intOption("--slots", 1))
     .option("--data-dir <dir>", "the node's CAS, sandboxes and name (default $XDG_STATE_HOME/orion/node)")
     .option("--token <token>", "the farm's token (ORION_TOKEN)")
+    .option("--tls-ca <file>", "reach the head over TLS, checking its certificate against this CA (ORION_TLS_CA)")
     .option("--toolchain <name=path...>", "a program this node runs (repeatable; default gcc, g++, cc, c++, clang, clang++, ar, ranlib on PATH)")
     .option("--advertise <host:port>", "the address peers reach this node at")
     .option("--log-file <file>", "JSON log lines here instead of stderr")
@@ -258,7 +262,7 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .action(async (opts) => {
       const cfg = await config({}, undefined);
       const { nodeCommand } = await import("./farm.js");
-      exitCode = await nodeCommand({ ...opts, head: opts.head ?? cfg.head, token: opts.token ?? cfg.token, logFile: opts.logFile ?? cfg.logFile, logLevel: process.env.ORION_LOG_LEVEL ?? "info" });
+      exitCode = await nodeCommand({ ...opts, head: opts.head ?? cfg.head, token: opts.token ?? cfg.token, tlsCa: opts.tlsCa ?? cfg.tlsCa, logFile: opts.logFile ?? cfg.logFile, logLevel: process.env.ORION_LOG_LEVEL ?? "info" });
     });
 
   program
@@ -266,11 +270,12 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .description("show a farm's nodes (slots, running, toolchains, last heartbeat) and running builds")
     .option("--head <host:port>", "the head's address (ORION_HEAD; default 127.0.0.1:50050)")
     .option("--token <token>", "the farm's token (ORION_TOKEN)")
+    .option("--tls-ca <file>", "reach the head over TLS, checking its certificate against this CA (ORION_TLS_CA)")
     .option("--json", "one JSON object")
     .action(async (opts) => {
-      const cfg = await config({ head: opts.head, token: opts.token }, undefined);
+      const cfg = await config({ head: opts.head, token: opts.token, tlsCa: opts.tlsCa }, undefined);
       const { statusCommand, DEFAULT_HEAD } = await import("./farm.js");
-      exitCode = await statusCommand({ head: cfg.head ?? DEFAULT_HEAD, token: cfg.token, json: opts.json });
+      exitCode = await statusCommand({ head: cfg.head ?? DEFAULT_HEAD, token: cfg.token, tlsCa: cfg.tlsCa, json: opts.json });
     });
 
   program

@@ -20,8 +20,14 @@ export interface FarmConnection {
   close(): void;
 }
 
-export function connectFarm(address: string, options: { token?: string } = {}): FarmConnection {
-  const credentials = grpc.credentials.createInsecure();
+export interface ConnectOptions {
+  token?: string;
+  /** PEM certificate(s) to trust: the connection uses TLS and checks the head's certificate against them. */
+  tlsCa?: Buffer;
+}
+
+export function connectFarm(address: string, options: ConnectOptions = {}): FarmConnection {
+  const credentials = options.tlsCa ? grpc.credentials.createSsl(options.tlsCa) : grpc.credentials.createInsecure();
   const channel = new grpc.Channel(address, credentials, CHANNEL_OPTIONS);
   const clientOptions: grpc.ClientOptions = {
     channelOverride: channel,

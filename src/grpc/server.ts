@@ -19,6 +19,8 @@ export interface FarmServerOptions {
   token?: string;
   /** Spool folder for streamed uploads. */
   tmpDir: string;
+  /** PEM certificate chain and private key: serve TLS instead of plaintext. */
+  tls?: { cert: Buffer; key: Buffer };
   logger: Logger;
 }
 
@@ -36,7 +38,7 @@ export async function startFarmServer(o: FarmServerOptions): Promise<FarmServer>
   server.addService(NodeControlService, nodeControlService(o.head, auth));
   server.addService(BuildsService, buildsService(o.head, auth, o.logger));
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(o.listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(o.listen, credentials(o.tls), (err, p) => (err ? reject(err) : resolve(p))),
   ).catch((err) => {
     const msg = `cannot listen on ${o.listen}: ${errorMessage(err)}`;
     throw /EADDRINUSE|EACCES|EADDRNOTAVAIL|ENOTFOUND/.test(msg) ? new UsageError(msg, err) : new OrionError(msg, { cause: err });
@@ -55,4 +57,13 @@ export async function startFarmServer(o: FarmServerOptions): Promise<FarmServer>
         });
       }),
   };
+}
+
+function credentials(tls: FarmServerOptions["tls"]): grpc.ServerCredentials {
+  if (!tls) return grpc.ServerCredentials.createInsecure();
+  try {
+    return grpc.ServerCredentials.createSsl(null, [{ cert_chain: tls.cert, private_key: tls.key }], false);
+  } catch (err) {
+    throw new UsageError(`cannot use the TLS certificate and key: ${errorMessage(err)}`, err);
+  }
 }
