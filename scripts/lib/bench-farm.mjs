@@ -1,7 +1,10 @@
-// scripts/bench-farm, part 1 (throughput): a real head (gRPC server in this process) and 2 node processes whose
-// registered executor does nothing, so the figures measure Orion's scheduling and wire, not fork().
-// Measures actions/s for N independent actions submitted at once, and ready-to-started latency (p50/p99)
-// at a fixed offered load. Run through scripts/bench-farm; needs a built Orion (make build).
+// scripts/bench-farm: a real head (gRPC server in this process) and node processes whose registered executor runs
+// no tool, so the figures measure Orion's scheduling and wire, not fork() or gcc.
+// --part throughput (default): 2 nodes with a no-op executor; actions/s for N independent actions submitted at
+//   once, and ready-to-started latency (p50/p99) at a fixed offered load.
+// --part scaling: nodes × 4 slots with an executor that sleeps each action's recorded duration; makespan of (a) Redis's
+//   recorded graph and (b) six independent copies of its compile profile, against max(critical path, work / slots).
+// Run through scripts/bench-farm; needs a built Orion (make build).
 import { fork } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,6 +23,10 @@ const { values: args } = parseArgs({
   options: {
     node: { type: "string" },
     name: { type: "string" },
+    executor: { type: "string", default: "noop" },
+    part: { type: "string", default: "throughput" },
+    graph: { type: "string", default: new URL("../../../shared/data/redis-7.0.15-graph.json", import.meta.url).pathname },
+    "node-counts": { type: "string", default: "1,2,4,6" },
     actions: { type: "string", default: "10000" },
     rate: { type: "string", default: "500" },
     seconds: { type: "string", default: "10" },
@@ -28,11 +35,12 @@ const { values: args } = parseArgs({
   },
 });
 
-if (args.node) await runNode(args.node, args.name, Number(args.slots));
+if (args.node) await runNode(args.node, args.name, Number(args.slots), args.executor);
+else if (args.part === "scaling") await runScaling();
 else await runHead();
 
-/** A node process: registers with the head and answers every lease at once, stamping when it started. */
-async function runNode(address, name, slots) {
+/** A node process: registers with the head; its executor stamps when each action started, then returns at once ("noop") or after argv[1] ms ("sleep"). */
+async function runNode(address, name, slots, kind) {
   const conn = connectFarm(address);
   const node = new Node({
     name,
@@ -42,9 +50,10 @@ async function runNode(address, name, slots) {
     toolchains: [{ name: "noop", digest: TOOLCHAIN, path: "" }],
     leaseWaitMs: 1000,
     executor: {
-      async execute() {
+      async execute(req) {
         // The start time rides back in stdout: sub-millisecond, and the head stores it with the result.
         const started = now();
+        if (kind === "sleep") await new Promise((r) => setTimeout(r, Number(req.command.arguments[1])));
         return {
           result: { outputFiles: [], exitCode: 0, stdoutRaw: Buffer.from(String(started)), stderrRaw: Buffer.alloc(0), stdoutDigest: undefined, stderrDigest: undefined, executionMetadata: undefined },
           phases: { inputFetchMs: 0, executeMs: 0, uploadMs: 0 },
@@ -62,7 +71,8 @@ async function runNode(address, name, slots) {
   });
 }
 
-async function runHead() {
+/** A head with its gRPC server in this process; `nodes(n, slots, executor, tag)` starts node processes, `close()` ends everything. */
+async function startFarm(durations) {
   const { createBlobStore } = await import(dist + "cas/index.js");
   const { SqliteActionCache } = await import(dist + "cache/index.js");
   const { Head } = await import(dist + "head/index.js");
@@ -70,20 +80,51 @@ async function runHead() {
   const dir = mkdtempSync(join(tmpdir(), "orion-bench-farm-"));
   const store = createBlobStore({ dir: join(dir, "cas") });
   const cache = new SqliteActionCache(join(dir, "ac.db"));
-  const head = new Head({ store, cache, clock: core.systemClock, ids: core.randomIds, logger: core.silentLogger, externalDigest: async () => undefined, heartbeatMs: 5000, nodeTtlMs: 60_000 });
+  const head = new Head({ store, cache, durations, clock: core.systemClock, ids: core.randomIds, logger: core.silentLogger, externalDigest: async () => undefined, heartbeatMs: 5000, nodeTtlMs: 60_000 });
   const server = await startFarmServer({ head, store, listen: "127.0.0.1:0", tmpDir: join(dir, "tmp"), logger: core.silentLogger });
-  const children = [];
-  for (let i = 0; i < Number(args.nodes); i++) {
-    const child = fork(new URL(import.meta.url).pathname, ["--node", server.address, "--name", `bench-${i + 1}`, "--slots", args.slots], { stdio: "inherit" });
-    await new Promise((r) => child.once("message", r));
-    children.push(child);
-  }
   const root = await store.put(Directory.encode({ files: [], directories: [], symlinks: [] }).finish());
-  const context = { root, files: new Map() };
+  let children = [];
+  return {
+    head,
+    context: { root, files: new Map() },
+    async nodes(n, slots, executor, tag) {
+      await stopNodes();
+      for (let i = 0; i < n; i++) {
+        const child = fork(new URL(import.meta.url).pathname, ["--node", server.address, "--name", `${tag}-${i + 1}`, "--slots", String(slots), "--executor", executor], { stdio: "inherit" });
+        await new Promise((r) => child.once("message", r));
+        children.push(child);
+      }
+    },
+    async close() {
+      await stopNodes();
+      head.close();
+      await server.close();
+      cache.close();
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  async function stopNodes() {
+    for (const c of children) c.send("stop");
+    await Promise.all(children.map((c) => new Promise((r) => c.once("exit", r))));
+    children = [];
+  }
+}
+
+/** A graph action the bench nodes accept: argv[1] is how long the sleeping executor takes. */
+function benchAction(id, label, deps, ms = 0) {
+  return { id, kind: "other", label, arguments: ["bench", String(ms)], cwd: "", inputs: [], outputs: [], deps, host: false, toolchain: TOOLCHAIN, environmentVariables: [], shell: "" };
+}
+
+async function runHead() {
+  const farm = await startFarm(undefined);
+  const { head, context } = farm;
+  const root = context.root;
+  await farm.nodes(Number(args.nodes), Number(args.slots), "noop", "bench");
   let nextId = 0;
   const action = () => {
     const id = `a${nextId++}`;
-    return { id, kind: "other", label: `NOOP ${id}`, arguments: ["noop"], cwd: "", inputs: [], outputs: [], deps: [], host: false, toolchain: TOOLCHAIN, environmentVariables: [], shell: "" };
+    return benchAction(id, `NOOP ${id}`, []);
   };
 
   /** Submits one build; resolves with its summary and each action's ready → started and queued → started latency. */
@@ -149,11 +190,60 @@ async function runHead() {
   console.log(`latency at ${rate} actions/s offered (${latency.actions} actions): ready → started p50 ${latency.readyToStartedMs.p50} ms, p99 ${latency.readyToStartedMs.p99} ms (queued → started p50 ${latency.queuedToStartedMs.p50} ms, p99 ${latency.queuedToStartedMs.p99} ms)`);
   console.log(JSON.stringify(out));
 
-  for (const c of children) c.send("stop");
-  await Promise.all(children.map((c) => new Promise((r) => c.once("exit", r))));
-  head.close();
-  await server.close();
-  cache.close();
-  store.close();
-  rmSync(dir, { recursive: true, force: true });
+  await farm.close();
+}
+
+/** Makespan of a graph on n nodes × 4 sleeping slots, against its lower bound. */
+async function runScaling() {
+  const { readFileSync } = await import("node:fs");
+  const g = JSON.parse(readFileSync(args.graph, "utf8"));
+  const ms = (n) => Math.max(0, Math.round(n.wall_s * 1000));
+  const deps = new Map(g.nodes.map((n) => [n.id, []]));
+  for (const [from, to] of g.edges) deps.get(to).push(from);
+  const redis = g.nodes.map((n) => benchAction(n.id, `${n.kind} ${n.id}`, [...new Set(deps.get(n.id))], ms(n)));
+  const compiles = g.nodes.filter((n) => n.kind === "compile");
+  const wide = [];
+  for (let copy = 0; copy < 6; copy++) for (const n of compiles) wide.push(benchAction(`c${copy}-${n.id}`, `compile ${n.id}`, [], ms(n)));
+  // Durations as a second build would know them: the head orders the ready queue by the real critical path.
+  const known = new Map([...redis, ...wide].map((a) => [a.label, Number(a.arguments[1])]));
+  const farm = await startFarm({ estimate: (_kind, label) => known.get(label), record() {}, close() {} });
+
+  const criticalPath = (actions) => {
+    const byId = new Map(actions.map((a) => [a.id, a]));
+    const memo = new Map();
+    const longest = (id) => {
+      if (!memo.has(id)) {
+        const a = byId.get(id);
+        memo.set(id, Number(a.arguments[1]) + Math.max(0, ...a.deps.map(longest)));
+      }
+      return memo.get(id);
+    };
+    return Math.max(...actions.map((a) => longest(a.id)));
+  };
+  const work = (actions) => actions.reduce((t, a) => t + Number(a.arguments[1]), 0);
+
+  const run = async (actions) => {
+    const t0 = now();
+    const { buildId } = await farm.head.submitBuild({ contextRoot: farm.context.root, actions, noCache: true, retries: 0, jobs: 0, token: "", projectRoot: "/bench" }, farm.context);
+    const summary = await new Promise((resolve) => farm.head.watchBuild(buildId, 0, (e) => e.type === "summary" && resolve(e)));
+    const makespan = now() - t0;
+    farm.head.dropBuild(buildId);
+    if (summary.failed || summary.skipped) throw new Error(`bench build failed: ${JSON.stringify(summary)}`);
+    return makespan;
+  };
+
+  const rows = [];
+  const slots = 4;
+  for (const n of args["node-counts"].split(",").map(Number)) {
+    await farm.nodes(n, slots, "sleep", `n${n}`);
+    for (const [name, actions] of [["redis", redis], ["wide", wide]]) {
+      const bound = Math.max(criticalPath(actions), work(actions) / (n * slots));
+      const makespan = await run(actions);
+      const row = { graph: name, nodes: n, slots: n * slots, actions: actions.length, boundS: +(bound / 1000).toFixed(2), makespanS: +(makespan / 1000).toFixed(2), efficiency: +(bound / makespan).toFixed(3) };
+      rows.push(row);
+      console.log(`${name.padEnd(5)} ${n} node(s) x ${slots} slots: makespan ${row.makespanS} s, bound ${row.boundS} s, ${(row.efficiency * 100).toFixed(1)} % of the bound`);
+    }
+  }
+  console.log(JSON.stringify({ scaling: rows }));
+  await farm.close();
 }

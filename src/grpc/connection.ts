@@ -36,12 +36,11 @@ export function connectFarm(address: string, options: ConnectOptions = {}): Farm
   const blobsClient = new BlobsClient(address, credentials, clientOptions);
   const nodeClient = new NodeControlClient(address, credentials, clientOptions);
   const buildsClient = new BuildsClient(address, credentials, clientOptions);
-  const metadata = () => new grpc.Metadata();
   return {
     address,
     blobs: new GrpcBlobStore({ client: blobsClient, address }),
-    nodeControl: new GrpcNodeControl(nodeClient, address, metadata),
-    builds: new GrpcBuilds(buildsClient, address, metadata),
+    nodeControl: new GrpcNodeControl(nodeClient, address),
+    builds: new GrpcBuilds(buildsClient, address),
     waitForReady: (ms, o = {}) =>
       new Promise((resolve, reject) => {
         const deadline = Date.now() + ms;

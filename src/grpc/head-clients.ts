@@ -1,5 +1,5 @@
 // Client adapters: NodeControlApi, BuildsApi and FarmStatusApi over the wire, so the node and `orion build` run the same code as in-process.
-import type * as grpc from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
 import { OrionError, Status } from "../core/index.js";
 import type { BuildsApi, ContextUpload, FarmStatusApi, HostStepLease, NodeControlApi } from "../head/api.js";
 import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
@@ -32,31 +32,35 @@ function deadline(ms: number): Partial<grpc.CallOptions> {
   return { deadline: Date.now() + ms };
 }
 
+/** Per-call metadata: empty, the connection's interceptor adds the token. */
+function md(): grpc.Metadata {
+  return new grpc.Metadata();
+}
+
 export class GrpcNodeControl implements NodeControlApi {
   constructor(
     private readonly client: NodeControlClient,
     private readonly address: string,
-    private readonly metadata: () => grpc.Metadata,
   ) {}
 
   register(req: RegisterRequest): Promise<RegisterResponse> {
-    return rpc((cb) => this.client.register(req, this.metadata(), deadline(UNARY_DEADLINE_MS), cb), this.address, "Register");
+    return rpc((cb) => this.client.register(req, md(), deadline(UNARY_DEADLINE_MS), cb), this.address, "Register");
   }
 
   heartbeat(req: HeartbeatRequest): Promise<HeartbeatResponse> {
-    return rpc((cb) => this.client.heartbeat(req, this.metadata(), deadline(UNARY_DEADLINE_MS), cb), this.address, "Heartbeat");
+    return rpc((cb) => this.client.heartbeat(req, md(), deadline(UNARY_DEADLINE_MS), cb), this.address, "Heartbeat");
   }
 
   lease(req: LeaseRequest, signal?: AbortSignal): Promise<LeaseResponse> {
-    return rpc((cb) => this.client.lease(req, this.metadata(), deadline(req.waitMs + LONG_POLL_SLACK_MS), cb), this.address, "Lease", signal);
+    return rpc((cb) => this.client.lease(req, md(), deadline(req.waitMs + LONG_POLL_SLACK_MS), cb), this.address, "Lease", signal);
   }
 
   async reportResult(req: ReportResultRequest): Promise<void> {
-    await rpc((cb) => this.client.reportResult(req, this.metadata(), deadline(UNARY_DEADLINE_MS), cb), this.address, "ReportResult");
+    await rpc((cb) => this.client.reportResult(req, md(), deadline(UNARY_DEADLINE_MS), cb), this.address, "ReportResult");
   }
 
   async leave(req: LeaveRequest): Promise<void> {
-    await rpc((cb) => this.client.leave(req, this.metadata(), deadline(5_000), cb), this.address, "Leave");
+    await rpc((cb) => this.client.leave(req, md(), deadline(5_000), cb), this.address, "Leave");
   }
 }
 
@@ -73,19 +77,18 @@ export class GrpcBuilds implements BuildsApi, FarmStatusApi {
   constructor(
     private readonly client: BuildsClient,
     private readonly address: string,
-    private readonly metadata: () => grpc.Metadata,
   ) {}
 
   async submitBuild(req: SubmitBuildRequest, context?: ContextUpload): Promise<{ buildId: string }> {
     const full = { ...req, contextRoot: context?.root ?? req.contextRoot };
-    const res = await rpc<SubmitBuildResponse>((cb) => this.client.submitBuild(full, this.metadata(), deadline(UNARY_DEADLINE_MS), cb), this.address, "SubmitBuild");
+    const res = await rpc<SubmitBuildResponse>((cb) => this.client.submitBuild(full, md(), deadline(UNARY_DEADLINE_MS), cb), this.address, "SubmitBuild");
     return { buildId: res.buildId };
   }
 
   watchBuild(buildId: string, fromSeq: number, onEvent: (event: BuildEvent) => void, onError?: (err: Error) => void): () => void {
     let detached = false;
     let sawSummary = false;
-    const stream = this.client.watchBuild({ buildId, fromSeq }, this.metadata());
+    const stream = this.client.watchBuild({ buildId, fromSeq }, md());
     stream.on("data", (e: { json: string }) => {
       if (detached) return;
       const event = JSON.parse(e.json) as BuildEvent;
@@ -118,7 +121,7 @@ export class GrpcBuilds implements BuildsApi, FarmStatusApi {
 
   async leaseHostSteps(buildId: string, max: number, waitMs: number): Promise<HostStepLease[]> {
     const res = await rpc<LeaseHostStepsResponse>(
-      (cb) => this.client.leaseHostSteps({ buildId, maxSteps: max, waitMs }, this.metadata(), deadline(waitMs + LONG_POLL_SLACK_MS), cb),
+      (cb) => this.client.leaseHostSteps({ buildId, maxSteps: max, waitMs }, md(), deadline(waitMs + LONG_POLL_SLACK_MS), cb),
       this.address,
       "LeaseHostSteps",
     );
@@ -127,18 +130,18 @@ export class GrpcBuilds implements BuildsApi, FarmStatusApi {
 
   async reportHostStep(buildId: string, leaseId: string, ok: boolean, context?: ContextUpload): Promise<void> {
     await rpc(
-      (cb) => this.client.reportHostStep({ buildId, leaseId, ok, contextRoot: context?.root }, this.metadata(), deadline(UNARY_DEADLINE_MS), cb),
+      (cb) => this.client.reportHostStep({ buildId, leaseId, ok, contextRoot: context?.root }, md(), deadline(UNARY_DEADLINE_MS), cb),
       this.address,
       "ReportHostStep",
     );
   }
 
   async cancelBuild(buildId: string): Promise<void> {
-    await rpc((cb) => this.client.cancelBuild({ buildId }, this.metadata(), deadline(5_000), cb), this.address, "CancelBuild");
+    await rpc((cb) => this.client.cancelBuild({ buildId }, md(), deadline(5_000), cb), this.address, "CancelBuild");
   }
 
   getStatus(): Promise<GetStatusResponse> {
-    return rpc((cb) => this.client.getStatus({}, this.metadata(), deadline(10_000), cb), this.address, "GetStatus");
+    return rpc((cb) => this.client.getStatus({}, md(), deadline(10_000), cb), this.address, "GetStatus");
   }
 
   private async flushResults(buildId: string): Promise<void> {
@@ -147,7 +150,7 @@ export class GrpcBuilds implements BuildsApi, FarmStatusApi {
     try {
       const actionIds = [...new Set(list.map((p) => p.actionId))];
       const res = await rpc<GetResultsResponse>(
-        (cb) => this.client.getResults({ buildId, actionIds }, this.metadata(), deadline(UNARY_DEADLINE_MS), cb),
+        (cb) => this.client.getResults({ buildId, actionIds }, md(), deadline(UNARY_DEADLINE_MS), cb),
         this.address,
         "GetResults",
       );
