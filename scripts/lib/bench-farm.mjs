@@ -4,6 +4,8 @@
 //   once, and ready-to-started latency (p50/p99) at a fixed offered load.
 // --part scaling: nodes × 4 slots with an executor that sleeps each action's recorded duration; makespan of (a) Redis's
 //   recorded graph and (b) six independent copies of its compile profile, against max(critical path, work / slots).
+// --part upload: the Redis tree's source context uploaded to a head process over loopback: the first upload (time,
+//   bytes), then the re-upload after one edited file.
 // Run through scripts/bench-farm; needs a built Orion (make build).
 import { fork } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -27,6 +29,7 @@ const { values: args } = parseArgs({
     part: { type: "string", default: "throughput" },
     graph: { type: "string", default: new URL("../../../shared/data/redis-7.0.15-graph.json", import.meta.url).pathname },
     "node-counts": { type: "string", default: "1,2,4,6" },
+    tarball: { type: "string", default: new URL("../../.cache/redis/redis_7.0.15.orig.tar.gz", import.meta.url).pathname },
     actions: { type: "string", default: "10000" },
     rate: { type: "string", default: "500" },
     seconds: { type: "string", default: "10" },
@@ -37,6 +40,7 @@ const { values: args } = parseArgs({
 
 if (args.node) await runNode(args.node, args.name, Number(args.slots), args.executor);
 else if (args.part === "scaling") await runScaling();
+else if (args.part === "upload") await runUpload();
 else await runHead();
 
 /** A node process: registers with the head; its executor stamps when each action started, then returns at once ("noop") or after argv[1] ms ("sleep"). */
@@ -246,4 +250,41 @@ async function runScaling() {
   }
   console.log(JSON.stringify({ scaling: rows }));
   await farm.close();
+}
+
+/** Hashes and uploads the Redis tree to a real `orion head` process, then again after editing one file. */
+async function runUpload() {
+  const { execFileSync, spawn } = await import("node:child_process");
+  const { appendFileSync } = await import("node:fs");
+  const { hashTree, uploadTree, StatCache } = await import(dist + "merkle/index.js");
+  const dir = mkdtempSync(join(tmpdir(), "orion-bench-upload-"));
+  execFileSync("tar", ["xzf", args.tarball, "-C", dir]);
+  const tree = join(dir, "redis-7.0.15");
+  const headProc = spawn(process.execPath, [new URL("../../bin/orion", import.meta.url).pathname, "head", "--listen", "127.0.0.1:0", "--data-dir", join(dir, "head")], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, ORION_LOG_LEVEL: "warn" },
+  });
+  const address = await new Promise((resolve) => headProc.stdout.once("data", (d) => resolve(JSON.parse(String(d).split("\n")[0]).grpc)));
+  const conn = connectFarm(address, { shortLived: true }); // as orion build --head connects
+  const statCache = new StatCache(join(dir, "stat-cache.db"));
+  const measure = async () => {
+    const t0 = now();
+    const hashed = await hashTree(tree, { statCache });
+    const t1 = now();
+    const up = await uploadTree(conn.blobs, hashed, tree, { concurrency: 64 });
+    const t2 = now();
+    return { files: hashed.files.size, hashMs: +(t1 - t0).toFixed(1), uploadMs: +(t2 - t1).toFixed(1), blobs: up.uploadedBlobs, bytes: up.uploadedBytes };
+  };
+  const first = await measure();
+  appendFileSync(join(tree, "src", "server.c"), "\n/* edited */\n");
+  const edit = await measure();
+  const again = await measure();
+  console.log(`first upload: ${first.files} files, ${first.blobs} blobs, ${(first.bytes / 1e6).toFixed(1)} MB in ${first.uploadMs} ms (hashing ${first.hashMs} ms)`);
+  console.log(`after editing src/server.c: ${edit.blobs} blobs, ${edit.bytes} bytes in ${edit.uploadMs} ms (re-hash ${edit.hashMs} ms); unchanged: ${again.blobs} blobs in ${again.uploadMs} ms`);
+  console.log(JSON.stringify({ upload: { first, edit, unchanged: again } }));
+  conn.close();
+  statCache.close();
+  headProc.kill("SIGTERM");
+  await new Promise((r) => headProc.once("exit", r));
+  rmSync(dir, { recursive: true, force: true });
 }

@@ -171,12 +171,12 @@ function writeIdentity(file: string, id: NodeIdentity): void {
 }
 
 /** Connects and checks the head answers, so an unreachable or misnamed head is one clear line (exit 3). */
-async function connect(address: string, auth: ClientAuth, patient = false): Promise<FarmConnection> {
+async function connect(address: string, auth: ClientAuth, patient = false, shortLived = false): Promise<FarmConnection> {
   const { host } = parseAddress(address, "--head");
   // grpc-js names an IP-addressed head as the TLS server name, which Node flags with a deprecation warning on
   // every connection; the certificate is still checked against the IP, so the warning only adds noise to stderr.
   if (auth.tlsCa && isIP(host.replace(/^\[|\]$/g, ""))) process.noDeprecation = true;
-  const conn = connectFarm(address, { token: auth.token, tlsCa: auth.tlsCa ? readPem(auth.tlsCa, "--tls-ca") : undefined });
+  const conn = connectFarm(address, { token: auth.token, tlsCa: auth.tlsCa ? readPem(auth.tlsCa, "--tls-ca") : undefined, shortLived });
   try {
     await conn.waitForReady(10_000, { failFast: !patient });
   } catch (err) {
@@ -260,5 +260,5 @@ export async function statusCommand(o: { head: string; json?: boolean } & Client
 
 /** The farm side of `orion build --head`: the head's Builds service and its blob store. */
 export async function connectBuild(address: string, auth: ClientAuth): Promise<FarmConnection> {
-  return connect(address, auth);
+  return connect(address, auth, false, true);
 }

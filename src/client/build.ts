@@ -176,7 +176,8 @@ async function hashContext(root: string, o: ClientBuildOptions): Promise<Context
     if (err instanceof OrionError) throw err;
     throw new OrionError(`cannot hash ${root}: ${errorMessage(err)}`, { exitCode: ExitCode.USAGE, cause: err });
   }
-  await uploadTree(o.store, tree, root);
+  // Over the wire, more blobs in flight means fuller batches (one call each), not more calls.
+  await uploadTree(o.store, tree, root, { concurrency: o.inProcess ? 16 : 64 });
   return { root: tree.root, files: o.inProcess ? tree.files : undefined };
 }
 

@@ -24,6 +24,8 @@ export interface ConnectOptions {
   token?: string;
   /** PEM certificate(s) to trust: the connection uses TLS and checks the head's certificate against them. */
   tlsCa?: Buffer;
+  /** A short-lived client (one build): its blob store remembers what the head holds instead of asking again. */
+  shortLived?: boolean;
 }
 
 export function connectFarm(address: string, options: ConnectOptions = {}): FarmConnection {
@@ -38,7 +40,7 @@ export function connectFarm(address: string, options: ConnectOptions = {}): Farm
   const buildsClient = new BuildsClient(address, credentials, clientOptions);
   return {
     address,
-    blobs: new GrpcBlobStore({ client: blobsClient, address }),
+    blobs: new GrpcBlobStore({ client: blobsClient, address, rememberPresent: options.shortLived }),
     nodeControl: new GrpcNodeControl(nodeClient, address),
     builds: new GrpcBuilds(buildsClient, address),
     waitForReady: (ms, o = {}) =>

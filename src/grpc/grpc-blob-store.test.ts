@@ -164,6 +164,20 @@ describe("GrpcBlobStore against a real Blobs server", () => {
     expect(fs.readFileSync(join(dir, "x.h"), "utf8")).toBe("#define X 1\n");
   });
 
+  it("remembers, for a short-lived client, what the head holds: a re-upload asks about new blobs only", async () => {
+    await serve(serverStore);
+    const c = connectFarm(address, { token: TOKEN, shortLived: true });
+    cleanups.push(() => c.close());
+    const a = Buffer.from("uploaded once");
+    const b = Buffer.from("already on the head");
+    await serverStore.put(b);
+    await c.blobs.put(a);
+    expect(await c.blobs.findMissing([digestOf(a), digestOf(b)])).toEqual([]);
+    server.forceShutdown(); // nothing left to ask: both answers come from the memo
+    expect(await c.blobs.findMissing([digestOf(a), digestOf(b)])).toEqual([]);
+    await expect(c.blobs.findMissing([digestOf("new")])).rejects.toThrow(/cannot reach the head/);
+  });
+
   it("refuses a wrong or missing token with UNAUTHENTICATED, an infrastructure error naming the cause", async () => {
     await serve(serverStore);
     const wrong = connect("guess");

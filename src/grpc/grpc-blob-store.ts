@@ -16,6 +16,8 @@ export interface GrpcBlobStoreOptions {
   client: BlobsClient;
   /** The peer's address, for messages. */
   address: string;
+  /** Remember which blobs the remote holds for this store's lifetime (a build's client; not a long-lived daemon). */
+  rememberPresent?: boolean;
 }
 
 interface PendingPut {
@@ -42,6 +44,13 @@ export function verifyReceived(expected: Digest, data: Uint8Array, from: string)
 export class GrpcBlobStore implements BlobStore {
   private readonly client: BlobsClient;
   private readonly address: string;
+  /**
+   * Blobs this connection saw the remote hold (stored by us, or not reported missing): asked about once per
+   * connection, so re-uploading a tree after a host step costs only its new files. A CAS evicts by age, and a
+   * build's blobs are its newest, so the memo holds for a connection's (one build's) lifetime — daemons go without.
+   */
+  private readonly present = new Set<string>();
+  private readonly remember: boolean;
   private puts: PendingPut[] = [];
   private gets: PendingGet[] = [];
   private flushScheduled = false;
@@ -49,14 +58,17 @@ export class GrpcBlobStore implements BlobStore {
   constructor(o: GrpcBlobStoreOptions) {
     this.client = o.client;
     this.address = o.address;
+    this.remember = o.rememberPresent ?? false;
   }
 
   async findMissing(digests: readonly Digest[]): Promise<Digest[]> {
     const out: Digest[] = [];
-    for (let i = 0; i < digests.length; i += FIND_MISSING_BATCH) {
-      const blobDigests = digests.slice(i, i + FIND_MISSING_BATCH).filter((d) => d.sizeBytes > 0);
-      if (!blobDigests.length) continue;
+    const unknown = digests.filter((d) => d.sizeBytes > 0 && !this.present.has(digestKey(d)));
+    for (let i = 0; i < unknown.length; i += FIND_MISSING_BATCH) {
+      const blobDigests = unknown.slice(i, i + FIND_MISSING_BATCH);
       const res = await rpc<FindMissingBlobsResponse>((cb) => this.client.findMissingBlobs({ blobDigests }, cb), this.address, "FindMissingBlobs");
+      const missing = new Set(res.missingBlobDigests.map(digestKey));
+      if (this.remember) for (const d of blobDigests) if (!missing.has(digestKey(d))) this.present.add(digestKey(d));
       out.push(...res.missingBlobDigests);
     }
     return out;
@@ -164,7 +176,10 @@ export class GrpcBlobStore implements BlobStore {
       const status = new Map(res.responses.map((r) => [r.digest ? digestKey(r.digest) : "", r.status]));
       for (const p of batch) {
         const s = status.get(digestKey(p.digest));
-        if (s && s.code === Status.OK) p.resolve();
+        if (s && s.code === Status.OK) {
+          if (this.remember) this.present.add(digestKey(p.digest));
+          p.resolve();
+        }
         else if (s?.code === Status.DATA_LOSS) p.reject(new CorruptBlobError(`${this.address} refused blob ${digestKey(p.digest)}: ${s.message}`));
         else p.reject(new OrionError(`${this.address} did not store blob ${digestKey(p.digest)}: ${s?.message ?? "no answer for it"}`, { code: s?.code ?? Status.INTERNAL }));
       }
@@ -230,7 +245,10 @@ export class GrpcBlobStore implements BlobStore {
   private writeStream(digest: Digest, chunks: () => AsyncGenerator<Buffer>): Promise<void> {
     return new Promise((resolve, reject) => {
       const stream = this.client.writeBlob((err) => {
-        if (!err) return resolve();
+        if (!err) {
+          if (this.remember) this.present.add(digestKey(digest));
+          return resolve();
+        }
         if (err.code === Status.DATA_LOSS) reject(new CorruptBlobError(`${this.address} refused blob ${digestKey(digest)}: ${err.details}`));
         else reject(fromServiceError(err, this.address, "WriteBlob"));
       });
