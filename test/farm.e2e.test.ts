@@ -1,6 +1,6 @@
 // End-to-end: a real farm — `orion head` and four `orion node` processes on 127.0.0.1 port 0 — building
 // the fixtures with `orion build --head` and real gcc; no transport is mocked.
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -67,10 +67,15 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([...nodes, noToolchain].filter(Boolean).map((d) => stopDaemon(d)));
   if (head) expect(await stopDaemon(head)).toBe(0);
+  expect(existsSync(join(scratch.root, "head.pid")), "the pid file outlived the head").toBe(false);
   scratch.cleanup();
 });
 
 describe("a head and four nodes on loopback", () => {
+  it("writes the head's pid file while it runs", () => {
+    expect(readFileSync(join(scratch.root, "head.pid"), "utf8").trim()).toBe(String(head.proc.pid));
+  });
+
   it("registers every node under a unique name, with the toolchains it was given", async () => {
     const names = nodes.map((n) => n.hello.name as string);
     expect(new Set(names).size).toBe(3);
