@@ -7,9 +7,8 @@ import { isIP } from "node:net";
 import { join } from "node:path";
 import { type Digest, ExitCode, type Logger, OrionError, UsageError, errorMessage, randomIds, systemClock } from "../core/index.js";
 import { createRootLogger } from "../core/logger.js";
-import { createBlobStore } from "../cas/index.js";
-import { SqliteActionCache } from "../cache/index.js";
-import { StatCache } from "../merkle/index.js";
+import { createBlobStore, DEFAULT_MAX_BYTES } from "../cas/index.js";
+import { openCacheDir } from "../client/embedded.js";
 import { Head, SqliteDurationHistory } from "../head/index.js";
 import { FarmExecutor, Node, detectNodeToolchains, parseToolchainSpec } from "../node/index.js";
 import { LocalExecutor } from "../exec/index.js";
@@ -102,10 +101,12 @@ export async function headCommand(o: HeadCommandOptions, env: NodeJS.ProcessEnv 
   const dataDir = ensureDir(o.dataDir ?? stateDir(env, "head"), "--data-dir");
   const logger = createRootLogger({ level: o.logLevel, file: o.logFile });
   const heartbeatMs = o.heartbeatMs ?? 5000;
-  const store = createBlobStore({ dir: join(dataDir, "cas") });
-  const cache = new SqliteActionCache(join(dataDir, "action-cache.db"));
+  // The same layout as a user's cache folder (cas/, action-cache.db, stat-cache.db), opened with the same errors.
+  const open = openCacheDir(dataDir);
+  const store = open.store(DEFAULT_MAX_BYTES);
+  const cache = open.cache();
+  const statCache = open.statCache();
   const durations = new SqliteDurationHistory(join(dataDir, "durations.db"));
-  const statCache = new StatCache(join(dataDir, "stat-cache.db"));
   const head = new Head({
     store,
     cache,

@@ -94,15 +94,17 @@ async function submit(toolchains: string[]): Promise<{ buildId: string; events: 
   return { buildId, events };
 }
 
-async function settle(): Promise<void> {
-  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+/** Lets the head's preparation (real file and SQLite I/O) run until `done` holds. */
+async function until(done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
 }
 
 describe("Head placement", () => {
   it("fails an action no node's toolchain can run at once, as an infrastructure failure naming the nodes", async () => {
     await head.register(reg("gcc-box", "g"));
     const { events } = await submit(["d-clang"]);
-    await settle();
+    await until(() => events.some((e) => e.type === "summary"));
     const failed = events.find((e) => e.type === "action" && e.state === "failed");
     expect(failed).toMatchObject({ infra: true, error: expect.stringMatching(/no node has the toolchain for tool .*gcc-box \[gcc\]/) });
     expect(events.at(-1)).toMatchObject({ type: "summary", failed: 1 });
@@ -111,7 +113,7 @@ describe("Head placement", () => {
   it("re-queues an evicted node's lease for another node, and forgets a finished build after keepFinishedMs", async () => {
     await head.register(reg("a", "a"));
     const { buildId, events } = await submit(["d-gcc"]);
-    await settle();
+    await until(() => events.some((e) => e.type === "action" && e.state === "queued"));
     const first = await head.lease({ nodeId: "a", maxActions: 4, waitMs: 0 });
     expect(first.leases).toHaveLength(1);
     await head.register(reg("b", "b"));
