@@ -2,6 +2,7 @@
 import { OrionError, UsageError, errorMessage } from "../core/index.js";
 import type { BlobStore } from "./blob-store.js";
 import { SqliteBlobStore } from "./sqlite-blob-store.js";
+import { ReadThroughBlobStore } from "./read-through-blob-store.js";
 
 export type { BlobStore } from "./blob-store.js";
 export { DEFAULT_MAX_BYTES, type SqliteBlobStoreOptions } from "./sqlite-blob-store.js";
@@ -13,11 +14,14 @@ export interface BlobStoreConfig {
   maxBytes?: number;
   /** fsync blobs before they become visible (default false). */
   fsync?: boolean;
+  /** A remote store that misses fall through to (a farm node reading from its head). */
+  readThrough?: BlobStore;
 }
 
 export function createBlobStore(config: BlobStoreConfig): BlobStore {
   try {
-    return new SqliteBlobStore({ dir: config.dir, maxBytes: config.maxBytes, fsync: config.fsync });
+    const local = new SqliteBlobStore({ dir: config.dir, maxBytes: config.maxBytes, fsync: config.fsync });
+    return config.readThrough ? new ReadThroughBlobStore(local, config.readThrough) : local;
   } catch (err) {
     const message = `cannot open the blob store in ${config.dir}: ${errorMessage(err)}`;
     // A folder the user cannot write is theirs to fix (exit 2); anything else is the machine's fault.

@@ -86,6 +86,9 @@ describe("SqliteBlobStore", () => {
     const file = s.blobPath(d.hash);
     fs.chmodSync(file, 0o644);
     fs.writeFileSync(file, "evil bytes"); // same size: the moved mtime makes findMissing re-hash it
+    // File times come from the kernel's coarse clock: a write within the same tick as the put keeps the old mtime.
+    const st = fs.statSync(file);
+    fs.utimesSync(file, st.atime, new Date(st.mtimeMs + 5_000));
     expect(await s.findMissing([d])).toEqual([d]);
     expect(await s.get(d)).toBeUndefined();
     expect(fs.existsSync(file)).toBe(false);

@@ -9,6 +9,9 @@ import { defaultCacheDir, loadConfig, type Config, type ResolvedConfig } from ".
 import type { CcConfig } from "../cc/command.js";
 import { MASQUERADE_NAMES } from "../cc/compiler.js";
 import { Reporter, type ReporterMode } from "./reporter.js";
+import type { BuildsApi } from "../head/api.js";
+import type { BlobStore } from "../cas/index.js";
+import type { StatCache } from "../merkle/index.js";
 
 const VERSION = "0.1.0";
 
@@ -36,10 +39,13 @@ function config(flags: Config, dir: string | undefined): Promise<ResolvedConfig>
   return loadConfig({ env: process.env, projectDir: dir, flags, cores: availableParallelism() });
 }
 
-async function buildCommand(dirArg: string | undefined, opts: { json?: boolean; jobs?: number; cache?: boolean; retries?: number }, passThrough: string[]): Promise<number> {
+async function buildCommand(
+  dirArg: string | undefined,
+  opts: { json?: boolean; jobs?: number; cache?: boolean; retries?: number; head?: string; token?: string; tlsCa?: string },
+  passThrough: string[],
+): Promise<number> {
   const dir = projectDir(dirArg);
-  const cfg = await config({ jobs: opts.jobs, retries: opts.retries, noCache: opts.cache === false ? true : undefined }, dir);
-  if (cfg.head) throw new UsageError(`--head ${cfg.head}: the farm transport is not available in this version; omit it for the embedded build`);
+  const cfg = await config({ jobs: opts.jobs, retries: opts.retries, noCache: opts.cache === false ? true : undefined, head: opts.head, token: opts.token, tlsCa: opts.tlsCa }, dir);
   const mode: ReporterMode = opts.json ? "json" : process.stdout.isTTY ? "tty" : "plain";
   const reporter = new Reporter(mode, process.stdout);
 
@@ -53,13 +59,32 @@ async function buildCommand(dirArg: string | undefined, opts: { json?: boolean; 
   }
 
   const { createRootLogger } = await import("../core/logger.js");
-  const { startEmbedded } = await import("../client/embedded.js");
+  const { startEmbedded, openCacheDir } = await import("../client/embedded.js");
   const { runBuild } = await import("../client/build.js");
   const { ProgramDigests } = await import("../client/programs.js");
   const { join } = await import("node:path");
   const logger = createRootLogger({ level: cfg.logLevel, file: cfg.logFile });
 
-  const embedded = await startEmbedded({ cacheDir: cfg.cacheDir, slots: cfg.jobs, maxCacheBytes: cfg.maxCacheBytes, logger });
+  // The farm (--head / ORION_HEAD) or the embedded head and node: the same runBuild either way.
+  let backend: { head: BuildsApi; store: BlobStore; statCache: StatCache; inProcess: boolean; close(): Promise<void> };
+  if (cfg.head) {
+    const { connectBuild } = await import("./farm.js");
+    const conn = await connectBuild(cfg.head, { token: cfg.token, tlsCa: cfg.tlsCa });
+    const statCache = openCacheDir(cfg.cacheDir).statCache();
+    backend = {
+      head: conn.builds,
+      store: conn.blobs,
+      statCache,
+      inProcess: false,
+      async close() {
+        conn.close();
+        statCache.close();
+      },
+    };
+  } else {
+    const embedded = await startEmbedded({ cacheDir: cfg.cacheDir, slots: cfg.jobs, maxCacheBytes: cfg.maxCacheBytes, logger });
+    backend = { head: embedded.head, store: embedded.store, statCache: embedded.statCache, inProcess: true, close: () => embedded.close() };
+  }
   const abort = new AbortController();
   let interrupts = 0;
   const onSigint = () => {
@@ -74,9 +99,9 @@ async function buildCommand(dirArg: string | undefined, opts: { json?: boolean; 
       graph,
       noCache: cfg.noCache,
       retries: cfg.retries,
-      head: embedded.head,
-      store: embedded.store,
-      statCache: embedded.statCache,
+      head: backend.head,
+      store: backend.store,
+      statCache: backend.statCache,
       programs: new ProgramDigests({ memoFile: join(cfg.cacheDir, "toolchains.json") }),
       logger,
       onEvent: (e) => reporter.onEvent(e),
@@ -85,13 +110,13 @@ async function buildCommand(dirArg: string | undefined, opts: { json?: boolean; 
         process.stderr.write(chunk);
       },
       signal: abort.signal,
-      inProcess: true,
+      inProcess: backend.inProcess,
     });
     return outcome.exitCode;
   } finally {
     process.off("SIGINT", onSigint);
     process.off("SIGTERM", onSigint);
-    await embedded.close();
+    await backend.close();
   }
 }
 
@@ -193,11 +218,64 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .option("-j, --jobs <n>", "tools running at once, as make -j (default: one per core)", intOption("--jobs", 1))
     .option("--no-cache", "neither read nor write the action cache")
     .option("--retries <n>", "extra attempts after an infrastructure failure (default 2)", intOption("--retries", 0))
-    .addOption(new Option("--head <host:port>", "a farm's head (ORION_HEAD); the embedded default when absent").hideHelp())
-    .addHelpText("after", "\nExamples:\n  orion build ./fixtures/multi-c\n  orion build . --json -- CFLAGS=-O0 all\n")
+    .option("--head <host:port>", "build on a farm: its head's address (ORION_HEAD); the embedded head and node when absent")
+    .option("--token <token>", "the farm's token (ORION_TOKEN)")
+    .option("--tls-ca <file>", "reach the head over TLS, checking its certificate against this CA (ORION_TLS_CA)")
+    .addHelpText("after", "\nExamples:\n  orion build ./fixtures/multi-c\n  orion build . --json -- CFLAGS=-O0 all\n  orion build --head 10.0.0.5:50050 --token $T ./proj\n")
     .action(async (dir: string | undefined, opts) => {
-      if (opts.head) process.env.ORION_HEAD = opts.head;
       exitCode = await buildCommand(dir, opts, passThrough);
+    });
+
+  program
+    .command("head")
+    .description("run a farm's head: the scheduler, action cache and CAS that nodes and builds connect to over gRPC (until SIGTERM)")
+    .option("--listen <host:port>", "address to serve on; port 0 picks a free one (default 127.0.0.1:50050)")
+    .option("--data-dir <dir>", "state: CAS, action cache, durations (default $XDG_STATE_HOME/orion/head)")
+    .option("--token <token>", "require this token from nodes and clients (ORION_TOKEN)")
+    .option("--heartbeat-ms <n>", "how often nodes report (default 5000)", intOption("--heartbeat-ms", 10))
+    .option("--node-ttl-ms <n>", "evict a node silent this long and re-queue its work (default 3 heartbeats)", intOption("--node-ttl-ms", 10))
+    .option("--insecure", "allow a non-loopback --listen without a token")
+    .option("--tls-cert <file>", "serve TLS with this PEM certificate chain (with --tls-key)")
+    .option("--tls-key <file>", "the PEM private key of --tls-cert")
+    .option("--log-file <file>", "JSON log lines here instead of stderr")
+    .option("--pid-file <file>", "write the process id here while running")
+    .addHelpText("after", '\nIts first line on stdout is {"type":"listening","grpc":"HOST:PORT"}.\n')
+    .action(async (opts) => {
+      const cfg = await config({}, undefined);
+      const { headCommand } = await import("./farm.js");
+      exitCode = await headCommand({ ...opts, token: opts.token ?? cfg.token, logFile: opts.logFile ?? cfg.logFile, logLevel: process.env.ORION_LOG_LEVEL ?? "info" });
+    });
+
+  program
+    .command("node")
+    .description("run a farm node: leases actions from the head when a slot is free and runs them in sandboxes (until SIGTERM)")
+    .option("--head <host:port>", "the head's address (ORION_HEAD)")
+    .option("--name <name>", "the node's name (default: the one kept in --data-dir, else the host name; the head makes it unique)")
+    .option("--slots <n>", "actions at once (default: one per core)", intOption("--slots", 1))
+    .option("--data-dir <dir>", "the node's CAS, sandboxes and name (default $XDG_STATE_HOME/orion/node)")
+    .option("--token <token>", "the farm's token (ORION_TOKEN)")
+    .option("--tls-ca <file>", "reach the head over TLS, checking its certificate against this CA (ORION_TLS_CA)")
+    .option("--toolchain <name=path...>", "a program this node runs (repeatable; default gcc, g++, cc, c++, clang, clang++, ar, ranlib on PATH)")
+    .option("--advertise <host:port>", "the address peers reach this node at")
+    .option("--log-file <file>", "JSON log lines here instead of stderr")
+    .option("--pid-file <file>", "write the process id here while running")
+    .action(async (opts) => {
+      const cfg = await config({}, undefined);
+      const { nodeCommand } = await import("./farm.js");
+      exitCode = await nodeCommand({ ...opts, head: opts.head ?? cfg.head, token: opts.token ?? cfg.token, tlsCa: opts.tlsCa ?? cfg.tlsCa, logFile: opts.logFile ?? cfg.logFile, logLevel: process.env.ORION_LOG_LEVEL ?? "info" });
+    });
+
+  program
+    .command("status")
+    .description("show a farm's nodes (slots, running, toolchains, last heartbeat) and running builds")
+    .option("--head <host:port>", "the head's address (ORION_HEAD; default 127.0.0.1:50050)")
+    .option("--token <token>", "the farm's token (ORION_TOKEN)")
+    .option("--tls-ca <file>", "reach the head over TLS, checking its certificate against this CA (ORION_TLS_CA)")
+    .option("--json", "one JSON object")
+    .action(async (opts) => {
+      const cfg = await config({ head: opts.head, token: opts.token, tlsCa: opts.tlsCa }, undefined);
+      const { statusCommand, DEFAULT_HEAD } = await import("./farm.js");
+      exitCode = await statusCommand({ head: cfg.head ?? DEFAULT_HEAD, token: cfg.token, tlsCa: cfg.tlsCa, json: opts.json });
     });
 
   program

@@ -61,6 +61,9 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
   let summary: Summary | undefined;
   let interrupted = false;
   let hostFailure = false;
+  /** Actions the infrastructure failed (no node for the toolchain, retries exhausted): exit 3, not 1. */
+  let infraFailure = false;
+  const infraReported = new Set<string>();
   const hostAbort = new AbortController();
   const onAbort = () => {
     interrupted = true;
@@ -69,8 +72,15 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
   };
   o.signal?.addEventListener("abort", onAbort, { once: true });
 
-  const finished = new Promise<Summary>((resolve) => {
+  const finished = new Promise<Summary>((resolve, reject) => {
     const detach = o.head.watchBuild(buildId, 0, (event) => {
+      if (event.type === "action" && event.state === "failed" && event.infra) {
+        infraFailure = true;
+        // One line per distinct cause: a toolchain no node has fails every compile the same way.
+        const why = event.error ?? "infrastructure failure";
+        if (!infraReported.has(why)) o.diagnostics(`orion: ${event.label}: ${why}\n`);
+        infraReported.add(why);
+      }
       if (event.type === "action" && (event.state === "finished" || event.state === "cached" || event.state === "failed")) {
         const a = byId.get(event.id)!;
         const result = o.head.getResult(buildId, event.id);
@@ -89,11 +99,17 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
         resolve(event);
         queueMicrotask(() => detach());
       }
+    }, (err) => {
+      hostAbort.abort();
+      reject(err);
     });
   });
+  // The host-step loop ends on the summary; a watch that failed must end it too.
+  let watchFailed = false;
+  finished.catch(() => (watchFailed = true));
 
   const hostLoop = (async () => {
-    while (!summary) {
+    while (!summary && !watchFailed) {
       const leases = await o.head.leaseHostSteps(buildId, 1, 250);
       for (const lease of leases) {
         let ok = false;
@@ -127,14 +143,28 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
     }
   })();
 
-  const final = await finished;
+  // A host-step call that fails (the head went away) is rethrown below, not an unhandled rejection now.
+  hostLoop.catch(() => undefined);
+  let final: Summary;
+  try {
+    final = await finished;
+  } catch (err) {
+    await hostLoop.catch(() => undefined);
+    throw err;
+  }
   log.debug({ ms: Math.round(performance.now() - started) }, "build finished");
   await hostLoop;
   await writer.flush();
   log.debug({ ms: Math.round(performance.now() - started) }, "outputs written");
   o.statCache.flush();
   o.signal?.removeEventListener("abort", onAbort);
-  const exitCode = interrupted ? ExitCode.INTERRUPTED : final.failed > 0 || final.skipped > 0 || hostFailure ? ExitCode.BUILD_FAILED : ExitCode.OK;
+  const exitCode = interrupted
+    ? ExitCode.INTERRUPTED
+    : infraFailure
+      ? ExitCode.INFRASTRUCTURE
+      : final.failed > 0 || final.skipped > 0 || hostFailure
+        ? ExitCode.BUILD_FAILED
+        : ExitCode.OK;
   return { summary: final, exitCode, graph };
 }
 
@@ -146,7 +176,8 @@ async function hashContext(root: string, o: ClientBuildOptions): Promise<Context
     if (err instanceof OrionError) throw err;
     throw new OrionError(`cannot hash ${root}: ${errorMessage(err)}`, { exitCode: ExitCode.USAGE, cause: err });
   }
-  await uploadTree(o.store, tree, root);
+  // Over the wire, more blobs in flight means fuller batches (one call each), not more calls.
+  await uploadTree(o.store, tree, root, { concurrency: o.inProcess ? 16 : 64 });
   return { root: tree.root, files: o.inProcess ? tree.files : undefined };
 }
 

@@ -3,7 +3,9 @@
 import type { Digest } from "../core/index.js";
 import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
 import type {
+  GetStatusResponse,
   HeartbeatRequest,
+  LeaveRequest,
   HeartbeatResponse,
   LeaseRequest,
   LeaseResponse,
@@ -18,8 +20,11 @@ import type { ContextEntry } from "./context-index.js";
 export interface NodeControlApi {
   register(req: RegisterRequest): Promise<RegisterResponse>;
   heartbeat(req: HeartbeatRequest): Promise<HeartbeatResponse>;
-  lease(req: LeaseRequest): Promise<LeaseResponse>;
+  /** `signal` ends a waiting lease call early (a node stopping); leases granted meanwhile are released by `leave`. */
+  lease(req: LeaseRequest, signal?: AbortSignal): Promise<LeaseResponse>;
   reportResult(req: ReportResultRequest): Promise<void>;
+  /** The node stops: whatever it still holds goes back to the queue now rather than at its TTL. */
+  leave(req: LeaveRequest): Promise<void>;
 }
 
 /** A host step handed to the build's client, which runs it in the real tree. */
@@ -38,11 +43,19 @@ export interface ContextUpload {
 
 export interface BuildsApi {
   submitBuild(req: SubmitBuildRequest, context?: ContextUpload): Promise<{ buildId: string }>;
-  /** Delivers every event with seq > fromSeq, then live ones, until the summary; returns a detach function. */
-  watchBuild(buildId: string, fromSeq: number, onEvent: (event: BuildEvent) => void): () => void;
+  /**
+   * Delivers every event with seq > fromSeq, then live ones, until the summary; returns a detach function.
+   * `onError` hears of a watch that ended before the summary (the head went away).
+   */
+  watchBuild(buildId: string, fromSeq: number, onEvent: (event: BuildEvent) => void, onError?: (err: Error) => void): () => void;
   getResult(buildId: string, actionId: string): Promise<ActionResult | undefined>;
   leaseHostSteps(buildId: string, max: number, waitMs: number): Promise<HostStepLease[]>;
   /** A host step ended; when it changed the tree, the new context comes with it. */
   reportHostStep(buildId: string, leaseId: string, ok: boolean, context?: ContextUpload): Promise<void>;
   cancelBuild(buildId: string): Promise<void>;
+}
+
+/** What `orion status` shows: the head's nodes and running builds. */
+export interface FarmStatusApi {
+  getStatus(): Promise<GetStatusResponse>;
 }

@@ -17,8 +17,10 @@ import type { ActionCache } from "../cache/index.js";
 import { loadTree } from "../merkle/index.js";
 import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
 import type {
+  GetStatusResponse,
   GraphAction,
   HeartbeatRequest,
+  LeaveRequest,
   HeartbeatResponse,
   Lease as LeaseMessage,
   LeaseRequest,
@@ -29,7 +31,7 @@ import type {
   SubmitBuildRequest,
 } from "../gen/orion/v1/scheduler.js";
 import { type ActionKind, type BuildEvent, Scheduler, type Task, type TaskSpec, type Worker } from "../scheduler/index.js";
-import type { BuildsApi, ContextUpload, HostStepLease, NodeControlApi } from "./api.js";
+import type { BuildsApi, ContextUpload, FarmStatusApi, HostStepLease, NodeControlApi } from "./api.js";
 import { type ContextEntry, ContextIndex } from "./context-index.js";
 import type { DurationHistory } from "./durations.js";
 import { type BuildView, type Prepared, type PrepareDeps, prepareAction, recordResult } from "./prepare.js";
@@ -44,11 +46,23 @@ export interface HeadOptions {
   /** Durations learned from earlier builds, for critical-path ordering (defaults by kind otherwise). */
   durations?: DurationHistory;
   heartbeatMs?: number;
+  /** A node silent this long is evicted and its leases re-queued; absent = never (the embedded node lives in this process). */
+  nodeTtlMs?: number;
+  /** A finished build's events and results are kept this long for its client, then forgotten; absent = kept. */
+  keepFinishedMs?: number;
 }
 
 interface NodeRecord {
   id: string;
+  /** The registering process's random id: the same one registering again is a restart, not a second node. */
+  instanceId: string;
+  advertise: string;
   slots: number;
+  /** Tools running and load average, as its last heartbeat said. */
+  running: number;
+  load: number;
+  /** Names of its toolchains, for status. */
+  toolchainNames: string[];
   toolchains: Set<string>;
   /** An embedded node runs whatever toolchain the client found on this machine. */
   anyToolchain: boolean;
@@ -69,11 +83,12 @@ interface HeadBuild {
   listeners: Set<(e: BuildEvent) => void>;
   hostWorker: Worker<Payload>;
   finished: boolean;
+  startedAt?: number;
 }
 
 const DEFAULT_ESTIMATES: Record<string, number> = { compile: 150, link: 200, archive: 30, depgen: 100, configure: 3000, script: 100, other: 100 };
 
-export class Head implements NodeControlApi, BuildsApi {
+export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
   private readonly scheduler: Scheduler<Payload>;
   private readonly builds = new Map<string, HeadBuild>();
   private readonly nodes = new Map<string, NodeRecord>();
@@ -84,6 +99,7 @@ export class Head implements NodeControlApi, BuildsApi {
   private waiters = new Set<() => void>();
   private readonly deps: PrepareDeps;
   private closed = false;
+  private sweepTimer?: { cancel(): void };
   private readonly log: Logger;
 
   constructor(private readonly opts: HeadOptions) {
@@ -95,17 +111,28 @@ export class Head implements NodeControlApi, BuildsApi {
       onReady: (task) => this.onReady(task),
       onWork: () => this.wake(),
     });
+    this.armSweep();
   }
 
   // --- nodes ---------------------------------------------------------------
 
   async register(req: RegisterRequest): Promise<RegisterResponse> {
-    let id = req.name || "node";
-    for (let n = 2; this.nodes.has(id); n++) id = `${req.name || "node"}-${n}`;
+    const asked = req.name || "node";
+    const previous = this.nodes.get(asked);
+    // The same process (or its restart, which keeps its instance id in its data dir) comes back: it
+    // takes its name back, and whatever its old incarnation held goes back to the queue.
+    if (previous && req.instanceId && previous.instanceId === req.instanceId) this.removeNode(asked, `node ${asked} re-registered`);
+    let id = asked;
+    for (let n = 2; this.nodes.has(id); n++) id = `${asked}-${n}`;
     const toolchains = new Set(req.toolchains.map((t) => t.digest));
     const anyToolchain = req.toolchains.some((t) => t.digest === "*");
     const record: NodeRecord = {
       id,
+      instanceId: req.instanceId,
+      advertise: req.advertise,
+      running: 0,
+      load: 0,
+      toolchainNames: req.toolchains.map((t) => t.name),
       slots: req.slots,
       toolchains,
       anyToolchain,
@@ -115,13 +142,12 @@ export class Head implements NodeControlApi, BuildsApi {
         accepts: (t) => {
           const p = t.payload;
           if (!p || "host" in p) return false;
-          const tc = p.prepared.command.platform?.properties.find((x) => x.name === "toolchain")?.value ?? "";
-          return anyToolchain || toolchains.has(tc);
+            return anyToolchain || toolchains.has(toolchainOf(p.prepared));
         },
       },
     };
     this.nodes.set(id, record);
-    this.log.info({ node: id, slots: req.slots }, "node registered");
+    this.log.info({ node: id, slots: req.slots, toolchains: record.toolchainNames }, "node registered");
     return { nodeId: id, heartbeatMs: this.opts.heartbeatMs ?? 5000 };
   }
 
@@ -129,13 +155,27 @@ export class Head implements NodeControlApi, BuildsApi {
     const node = this.nodes.get(req.nodeId);
     if (!node) throw new OrionError(`unknown node ${req.nodeId}`, { code: Status.NOT_FOUND });
     node.lastSeen = this.opts.clock.now();
+    node.running = req.running;
+    node.load = req.load;
     return { cancelLeaseIds: [] };
+  }
+
+  async leave(req: LeaveRequest): Promise<void> {
+    if (this.nodes.has(req.nodeId)) this.log.info({ node: req.nodeId }, "node left");
+    this.removeNode(req.nodeId, `node ${req.nodeId} stopped`);
   }
 
   async lease(req: LeaseRequest): Promise<LeaseResponse> {
     const node = this.nodes.get(req.nodeId);
     if (!node) throw new OrionError(`unknown node ${req.nodeId}`, { code: Status.NOT_FOUND });
-    const leases = await this.waitFor(() => this.scheduler.lease(node.worker, Math.max(1, req.maxActions)), req.waitMs);
+    node.lastSeen = this.opts.clock.now();
+    // An evicted node must not take work: it re-registers first.
+    const leases = await this.waitFor(
+      () => (this.nodes.get(req.nodeId) === node ? this.scheduler.lease(node.worker, Math.max(1, req.maxActions)) : []),
+      req.waitMs,
+      () => this.nodes.get(req.nodeId) !== node,
+    );
+    node.lastSeen = this.opts.clock.now();
     return {
       leases: leases.map((l): LeaseMessage => {
         const build = this.builds.get(l.task.buildId)!;
@@ -188,7 +228,39 @@ export class Head implements NodeControlApi, BuildsApi {
   /** Drops a node: its leases go back to the queue. */
   removeNode(nodeId: string, reason: string): void {
     if (!this.nodes.delete(nodeId)) return;
-    this.scheduler.releaseWorker(nodeId, reason);
+    const released = this.scheduler.releaseWorker(nodeId, reason);
+    for (const leaseId of this.leaseOwners.keys()) if (!this.scheduler.isLive(leaseId)) this.leaseOwners.delete(leaseId);
+    if (released) this.log.info({ node: nodeId, released }, "leases re-queued");
+    this.wake();
+  }
+
+  async getStatus(): Promise<GetStatusResponse> {
+    const now = this.opts.clock.now();
+    const ttl = this.opts.nodeTtlMs ?? Infinity;
+    return {
+      nodes: [...this.nodes.values()].map((n) => ({
+        name: n.id,
+        address: n.advertise,
+        slots: n.slots,
+        running: n.running,
+        toolchains: n.toolchainNames,
+        lastSeenMsAgo: now - n.lastSeen,
+        state: now - n.lastSeen > ttl / 2 ? "silent" : "alive",
+        load: n.load,
+      })),
+      builds: [...this.builds.values()]
+        .filter((b) => !b.finished)
+        .map((b) => {
+          const summary = this.scheduler.summary(b.id);
+          return {
+            buildId: b.id,
+            projectRoot: b.req.projectRoot,
+            actions: summary?.actions ?? 0,
+            done: summary ? summary.executed + summary.cacheHits + summary.failed + summary.skipped : 0,
+            runningMs: b.events.length ? now - (b.startedAt ?? now) : 0,
+          };
+        }),
+    };
   }
 
   // --- builds --------------------------------------------------------------
@@ -206,6 +278,7 @@ export class Head implements NodeControlApi, BuildsApi {
       listeners: new Set(),
       hostWorker: { name: "client", accepts: (t) => t.buildId === id && !!t.payload && "host" in t.payload },
       finished: false,
+      startedAt: this.opts.clock.now(),
     };
     this.builds.set(id, build);
     const estimate = (kind: string, label: string) => this.opts.durations?.estimate(kind, label) ?? DEFAULT_ESTIMATES[kind] ?? 100;
@@ -228,6 +301,7 @@ export class Head implements NodeControlApi, BuildsApi {
           for (const l of build.listeners) l(e);
           if (e.type === "summary") {
             build.finished = true;
+            if (this.opts.keepFinishedMs !== undefined) this.opts.clock.setTimeout(() => this.dropBuild(id), this.opts.keepFinishedMs);
             // The client's host-step long-poll must not outlive its build.
             this.wake();
           }
@@ -287,6 +361,7 @@ export class Head implements NodeControlApi, BuildsApi {
   /** Ends every long-poll at once; later lease calls return nothing. */
   close(): void {
     this.closed = true;
+    this.sweepTimer?.cancel();
     this.wake();
   }
 
@@ -305,6 +380,14 @@ export class Head implements NodeControlApi, BuildsApi {
           build.results.set(action.id, prepared.cached);
           this.recordProduced(build, action, prepared.cached);
           this.scheduler.markCached(build.id, action.id);
+        } else if (!this.placeable(prepared)) {
+          // Waiting would hang the build: no node could ever take this action.
+          const tool = posix.basename(action.arguments[0] ?? "");
+          const error = this.nodes.size
+            ? `no node has the toolchain for ${tool} (${toolchainOf(prepared).slice(0, 16)}); nodes: ${[...this.nodes.values()].map((n) => `${n.id} [${n.toolchainNames.join(" ")}]`).join(", ")}`
+            : `no node is registered with the head to run ${tool}`;
+          this.log.warn({ action: action.id, error }, "action cannot be placed");
+          this.scheduler.failReady(build.id, action.id, error, true);
         } else {
           this.scheduler.enqueue(build.id, action.id, { prepared });
         }
@@ -314,6 +397,28 @@ export class Head implements NodeControlApi, BuildsApi {
         this.scheduler.failReady(build.id, action.id, errorMessage(err));
       },
     );
+  }
+
+  private placeable(prepared: Prepared): boolean {
+    const tc = toolchainOf(prepared);
+    for (const n of this.nodes.values()) if (n.anyToolchain || n.toolchains.has(tc)) return true;
+    return false;
+  }
+
+  /** Evicts nodes silent past their TTL, every half TTL. */
+  private armSweep(): void {
+    const ttl = this.opts.nodeTtlMs;
+    if (!ttl || this.closed) return;
+    this.sweepTimer = this.opts.clock.setTimeout(() => {
+      const now = this.opts.clock.now();
+      for (const n of [...this.nodes.values()]) {
+        if (now - n.lastSeen > ttl) {
+          this.log.warn({ node: n.id, silentMs: now - n.lastSeen }, "node evicted");
+          this.removeNode(n.id, `node ${n.id} silent for ${now - n.lastSeen} ms`);
+        }
+      }
+      this.armSweep();
+    }, Math.max(10, Math.floor(ttl / 2)));
   }
 
   private recordProduced(build: HeadBuild, action: GraphAction, result: ActionResult): void {
@@ -369,4 +474,8 @@ function phasesOf(result: ActionResult) {
     executeMs: span(m?.executionStartTimestamp, m?.executionCompletedTimestamp),
     uploadMs: span(m?.outputUploadStartTimestamp, m?.outputUploadCompletedTimestamp),
   };
+}
+
+function toolchainOf(prepared: Prepared): string {
+  return prepared.command.platform?.properties.find((x) => x.name === "toolchain")?.value ?? "";
 }

@@ -1,4 +1,5 @@
 // A node: pulls leases from the head when it has free slots, runs each in a sandbox, reports the result.
+import { loadavg } from "node:os";
 import { type Logger, errorMessage, isInfrastructureError, Status } from "../core/index.js";
 import type { NodeControlApi } from "../head/api.js";
 import type { Lease, Toolchain } from "../gen/orion/v1/scheduler.js";
@@ -21,6 +22,12 @@ export interface NodeOptions {
   leaseWaitMs?: number;
   /** Per-action timeout. */
   actionTimeoutMs?: number;
+  /** Kept across restarts (in the node's data dir), so the head knows a restart from a second node. */
+  instanceId?: string;
+  /** Where this node serves blobs to peers, as announced to the head. */
+  advertise?: string;
+  /** Told the name the head gave it (to keep in its data dir). */
+  onRegistered?(name: string): void;
 }
 
 export class Node {
@@ -33,6 +40,11 @@ export class Node {
   private loop?: Promise<void>;
   private slotFreed?: () => void;
   private readonly inFlight = new Map<string, AbortController>();
+  /** Aborted by stop: ends a waiting lease call and the heartbeat loop. */
+  private readonly stopping = new AbortController();
+  private heartbeatTimer?: NodeJS.Timeout;
+  private heartbeatMs = 0;
+  private registering?: Promise<void>;
   private readonly log: Logger;
 
   constructor(private readonly opts: NodeOptions) {
@@ -44,26 +56,84 @@ export class Node {
   }
 
   async start(): Promise<void> {
-    const reg = await this.opts.head.register({
-      name: this.opts.name,
-      slots: this.opts.slots,
-      toolchains: this.opts.toolchains,
-      advertise: "",
-      token: "",
-    });
-    this.nodeId = reg.nodeId;
+    await this.register();
     this.loop = this.run();
+    this.scheduleHeartbeat();
   }
 
   /** Stops leasing; running actions are cancelled (their process groups killed) and handed back. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
+    clearTimeout(this.heartbeatTimer);
+    // Leaving first hands the leases back under the node's name; the cancelled tools' reports then arrive stale.
+    await this.opts.head.leave({ nodeId: this.nodeId }).catch((err) => this.log.debug({ err: errorMessage(err) }, "could not say goodbye"));
     for (const c of this.inFlight.values()) c.abort();
     this.slotFreed?.();
     await this.loop;
   }
 
+  /** (Re-)registers under the name asked for; after an eviction the head hands the same name back. */
+  private register(): Promise<void> {
+    this.registering ??= (async () => {
+      try {
+        const reg = await this.opts.head.register({
+          name: this.nodeId || this.opts.name,
+          slots: this.opts.slots,
+          toolchains: this.opts.toolchains,
+          advertise: this.opts.advertise ?? "",
+          token: "",
+          instanceId: this.opts.instanceId ?? "",
+        });
+        if (this.nodeId && reg.nodeId !== this.nodeId) this.log.warn({ was: this.nodeId, now: reg.nodeId }, "re-registered under another name");
+        this.nodeId = reg.nodeId;
+        this.heartbeatMs = reg.heartbeatMs;
+        this.opts.onRegistered?.(reg.nodeId);
+      } finally {
+        this.registering = undefined;
+      }
+    })();
+    return this.registering;
+  }
+
+  /** Waits `ms`, or less when the node stops meanwhile. */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.stopping.signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.stopping.signal.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  /** After a failed call: an evicted node (the head says NOT_FOUND) registers again; anything else is logged and retried. */
+  private async recover(err: unknown, what: string): Promise<void> {
+    if (this.stopped) return;
+    if ((err as { code?: number }).code !== Status.NOT_FOUND) {
+      this.log.warn({ err: errorMessage(err) }, what);
+      return;
+    }
+    this.log.warn("the head no longer knows this node; registering again");
+    await this.register().catch((e) => this.log.warn({ err: errorMessage(e) }, "could not register again"));
+  }
+
+  private scheduleHeartbeat(): void {
+    if (this.stopped || !(this.heartbeatMs > 0)) return;
+    this.heartbeatTimer = setTimeout(() => {
+      this.opts.head
+        .heartbeat({ nodeId: this.nodeId, running: this.running, load: loadavg()[0] ?? 0 })
+        .catch((err) => this.recover(err, "heartbeat failed"))
+        .finally(() => this.scheduleHeartbeat());
+    }, this.heartbeatMs);
+    this.heartbeatTimer.unref();
+  }
+
   private async run(): Promise<void> {
+    /** Lease calls failed in a row: the wait before the next one doubles, up to 5 s (a head restarting is not hammered). */
+    let failures = 0;
     while (!this.stopped) {
       const free = this.opts.slots - this.running;
       if (free <= 0) {
@@ -72,13 +142,15 @@ export class Node {
       }
       let leases: Lease[];
       try {
-        ({ leases } = await this.opts.head.lease({ nodeId: this.nodeId, maxActions: free, waitMs: this.opts.leaseWaitMs ?? 1000 }));
+        ({ leases } = await this.opts.head.lease({ nodeId: this.nodeId, maxActions: free, waitMs: this.opts.leaseWaitMs ?? 1000 }, this.stopping.signal));
       } catch (err) {
         if (this.stopped) break;
-        this.log.warn({ err: errorMessage(err) }, "lease failed; retrying");
-        await new Promise((r) => setTimeout(r, 200));
+        await this.recover(err, "lease failed; retrying");
+        await this.pause(Math.min(5000, 200 * 2 ** failures++));
         continue;
       }
+      failures = 0;
+      if (this.stopped) break;
       for (const lease of leases) void this.execute(lease);
     }
     while (this.reporting > 0) await new Promise<void>((r) => (this.slotFreed = r));

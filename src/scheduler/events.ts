@@ -51,6 +51,8 @@ export interface ActionEvent extends EventBase {
   phases?: Phases;
   /** For failed actions: why, in one line (the diagnostics travel separately). */
   error?: string;
+  /** For failed actions: the infrastructure failed (retries exhausted, no node can run it), not the tool — exit code 3. */
+  infra?: boolean;
 }
 
 export interface Summary {

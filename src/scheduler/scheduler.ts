@@ -172,11 +172,11 @@ export class Scheduler<P = unknown> {
   }
 
   /** The head could not prepare the task (an input missing, a toolchain no node has): it fails. */
-  failReady(buildId: string, taskId: string, error: string): void {
+  failReady(buildId: string, taskId: string, error: string, infra = false): void {
     const t = this.expect(buildId, taskId, ["ready"]);
     if (!t) return;
     const build = this.builds.get(buildId)!;
-    this.fail(build, t, error);
+    this.fail(build, t, error, infra ? { infra } : {});
   }
 
   /** Hands a worker up to `max` queued tasks it accepts, highest priority first. */
@@ -315,7 +315,7 @@ export class Scheduler<P = unknown> {
 
   private retryOrFail(build: BuildRecord<P>, t: TaskRecord<P>, error: string, node: string): void {
     if (t.spec.host || t.attempt > build.options.retries || build.cancelled) {
-      return this.fail(build, t, error, { node });
+      return this.fail(build, t, error, build.cancelled ? { node } : { node, infra: true });
     }
     this.emitAction(build, t, "retry", { node, error });
     t.state = "backoff";
@@ -329,7 +329,7 @@ export class Scheduler<P = unknown> {
     }, delay);
   }
 
-  private fail(build: BuildRecord<P>, t: TaskRecord<P>, error?: string, extra: { node?: string; ms?: number; phases?: Phases } = {}): void {
+  private fail(build: BuildRecord<P>, t: TaskRecord<P>, error?: string, extra: { node?: string; ms?: number; phases?: Phases; infra?: boolean } = {}): void {
     if (t.spec.host) {
       this.emit(build, { type: "host-step", id: t.spec.id, cmd: t.spec.cmd ?? t.spec.label, cwd: t.spec.cwd ?? "", state: "failed" });
     } else {
@@ -402,7 +402,7 @@ export class Scheduler<P = unknown> {
     build: BuildRecord<P>,
     t: TaskRecord<P>,
     state: "queued" | "started" | "cached" | "finished" | "failed" | "retry" | "cancelled",
-    extra: { node?: string; ms?: number; phases?: Phases; error?: string },
+    extra: { node?: string; ms?: number; phases?: Phases; error?: string; infra?: boolean },
   ): void {
     this.emit(build, {
       type: "action",

@@ -1,0 +1,265 @@
+// Wiring of the farm's commands — `orion head`, `orion node`, `orion status` and the transport of `orion build --head`.
+// Loaded only by those commands: it pulls in grpc-js, which an embedded `orion build` never pays for.
+import { randomUUID } from "node:crypto";
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, homedir, hostname } from "node:os";
+import { isIP } from "node:net";
+import { join } from "node:path";
+import { type Digest, ExitCode, type Logger, OrionError, UsageError, errorMessage, randomIds, systemClock } from "../core/index.js";
+import { createRootLogger } from "../core/logger.js";
+import { createBlobStore, DEFAULT_MAX_BYTES } from "../cas/index.js";
+import { openCacheDir } from "../client/embedded.js";
+import { Head, SqliteDurationHistory } from "../head/index.js";
+import { FarmExecutor, Node, detectNodeToolchains, parseToolchainSpec } from "../node/index.js";
+import { LocalExecutor } from "../exec/index.js";
+import { connectFarm, type FarmConnection, startFarmServer } from "../grpc/index.js";
+
+export const DEFAULT_HEAD = "127.0.0.1:50050";
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
+
+/** HOST:PORT, or a usage error naming the flag. */
+export function parseAddress(value: string, flag: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(value);
+  if (!m || Number(m[2]) > 65535) throw new UsageError(`${flag} takes HOST:PORT, not ${JSON.stringify(value)}`);
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+function stateDir(env: NodeJS.ProcessEnv, role: string): string {
+  return join(env.XDG_STATE_HOME || join(homedir(), ".local", "state"), "orion", role);
+}
+
+function ensureDir(dir: string, flag: string): string {
+  try {
+    mkdirSync(dir, { recursive: true });
+    return dir;
+  } catch (err) {
+    throw new UsageError(`${flag} ${dir}: ${errorMessage(err)}`, err);
+  }
+}
+
+/** Resolves when the process is asked to stop (SIGTERM, SIGINT). */
+function stopSignal(log: Logger): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (sig: string) => {
+      log.info({ signal: sig }, "stopping");
+      process.off("SIGTERM", on);
+      process.off("SIGINT", on);
+      resolve(sig);
+    };
+    process.on("SIGTERM", on);
+    process.on("SIGINT", on);
+  });
+}
+
+function readPem(file: string, flag: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new UsageError(`${flag} ${file}: ${errorMessage(err)}`, err);
+  }
+}
+
+/** How a client reaches a head: its token and, for TLS, the CA file to check it against. */
+export interface ClientAuth {
+  token?: string;
+  tlsCa?: string;
+}
+
+function writePidFile(file: string | undefined): () => void {
+  if (!file) return () => {};
+  try {
+    writeFileSync(file, `${process.pid}\n`);
+  } catch (err) {
+    throw new UsageError(`--pid-file ${file}: ${errorMessage(err)}`, err);
+  }
+  return () => rmSync(file, { force: true });
+}
+
+export interface HeadCommandOptions {
+  listen?: string;
+  dataDir?: string;
+  token?: string;
+  heartbeatMs?: number;
+  nodeTtlMs?: number;
+  insecure?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  logFile?: string;
+  pidFile?: string;
+  logLevel: string;
+}
+
+export async function headCommand(o: HeadCommandOptions, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const listen = o.listen ?? DEFAULT_HEAD;
+  const { host } = parseAddress(listen, "--listen");
+  const token = o.token ?? env.ORION_TOKEN ?? undefined;
+  if (!LOOPBACK.has(host) && !token && !o.insecure) {
+    throw new UsageError(`--listen ${listen} is not a loopback address: give --token (or ORION_TOKEN), or --insecure to serve without one`);
+  }
+  if (!o.tlsCert !== !o.tlsKey) throw new UsageError("--tls-cert and --tls-key go together");
+  const tls = o.tlsCert && o.tlsKey ? { cert: readPem(o.tlsCert, "--tls-cert"), key: readPem(o.tlsKey, "--tls-key") } : undefined;
+  const dataDir = ensureDir(o.dataDir ?? stateDir(env, "head"), "--data-dir");
+  const logger = createRootLogger({ level: o.logLevel, file: o.logFile });
+  const heartbeatMs = o.heartbeatMs ?? 5000;
+  // The same layout as a user's cache folder (cas/, action-cache.db, stat-cache.db), opened with the same errors.
+  const open = openCacheDir(dataDir);
+  const store = open.store(DEFAULT_MAX_BYTES);
+  const cache = open.cache();
+  const statCache = open.statCache();
+  const durations = new SqliteDurationHistory(join(dataDir, "durations.db"));
+  const head = new Head({
+    store,
+    cache,
+    durations,
+    clock: systemClock,
+    ids: randomIds,
+    logger,
+    heartbeatMs,
+    nodeTtlMs: o.nodeTtlMs ?? heartbeatMs * 3,
+    // Long enough for a client to collect every result (and re-attach after a blip), short enough not to grow forever.
+    keepFinishedMs: 10 * 60_000,
+    // Files outside a project (system libraries, -I/opt/...) are named by their bytes on the head's machine.
+    externalDigest: (p): Promise<Digest | undefined> => statCache.digestOf(p).catch(() => undefined),
+  });
+  const server = await startFarmServer({ head, store, listen, token, tls, tmpDir: join(dataDir, "tmp"), logger });
+  const removePid = writePidFile(o.pidFile);
+  process.stdout.write(JSON.stringify({ type: "listening", grpc: server.address }) + "\n");
+  logger.info({ grpc: server.address, dataDir, auth: !!token, tls: !!tls }, "head listening");
+  await stopSignal(logger);
+  head.close();
+  await server.close();
+  statCache.close();
+  durations.close();
+  cache.close();
+  store.close();
+  removePid();
+  logger.flush();
+  return ExitCode.OK;
+}
+
+export interface NodeCommandOptions {
+  head?: string;
+  name?: string;
+  slots?: number;
+  dataDir?: string;
+  token?: string;
+  tlsCa?: string;
+  toolchain?: string[];
+  advertise?: string;
+  logFile?: string;
+  pidFile?: string;
+  logLevel: string;
+}
+
+interface NodeIdentity {
+  name: string;
+  instanceId: string;
+}
+
+function readIdentity(file: string): NodeIdentity | undefined {
+  try {
+    const j = JSON.parse(readFileSync(file, "utf8")) as Partial<NodeIdentity>;
+    return typeof j.name === "string" && typeof j.instanceId === "string" ? { name: j.name, instanceId: j.instanceId } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeIdentity(file: string, id: NodeIdentity): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(id) + "\n");
+  renameSync(tmp, file);
+}
+
+/** Connects and checks the head answers, so an unreachable or misnamed head is one clear line (exit 3). */
+async function connect(address: string, auth: ClientAuth, patient = false, shortLived = false): Promise<FarmConnection> {
+  const { host } = parseAddress(address, "--head");
+  // grpc-js names an IP-addressed head as the TLS server name, which Node flags with a deprecation warning on
+  // every connection; the certificate is still checked against the IP, so the warning only adds noise to stderr.
+  if (auth.tlsCa && isIP(host.replace(/^\[|\]$/g, ""))) process.noDeprecation = true;
+  const conn = connectFarm(address, { token: auth.token, tlsCa: auth.tlsCa ? readPem(auth.tlsCa, "--tls-ca") : undefined, shortLived });
+  try {
+    await conn.waitForReady(10_000, { failFast: !patient });
+  } catch (err) {
+    conn.close();
+    throw new OrionError(errorMessage(err), { exitCode: ExitCode.INFRASTRUCTURE });
+  }
+  return conn;
+}
+
+export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const headAddress = o.head ?? env.ORION_HEAD;
+  if (!headAddress) throw new UsageError("orion node needs --head HOST:PORT (or ORION_HEAD)");
+  parseAddress(headAddress, "--head");
+  if (o.advertise) parseAddress(o.advertise, "--advertise");
+  const token = o.token ?? env.ORION_TOKEN ?? undefined;
+  const specs = (o.toolchain ?? []).map(parseToolchainSpec);
+  const dataDir = ensureDir(o.dataDir ?? stateDir(env, "node"), "--data-dir");
+  const logger = createRootLogger({ level: o.logLevel, file: o.logFile });
+  const identityFile = join(dataDir, "node.json");
+  const kept = readIdentity(identityFile);
+  const identity: NodeIdentity = { name: o.name ?? kept?.name ?? hostname(), instanceId: kept?.instanceId ?? randomUUID() };
+  const toolchains = await detectNodeToolchains(specs, { memoFile: join(dataDir, "toolchains.json"), env });
+  if (toolchains.length === 0) throw new UsageError("no toolchain found on PATH; give --toolchain NAME=PATH");
+
+  // A node may start before its head: it waits a little for it.
+  const conn = await connect(headAddress, { token, tlsCa: o.tlsCa ?? env.ORION_TLS_CA }, true);
+  const store = createBlobStore({ dir: join(dataDir, "cas"), readThrough: conn.blobs });
+  const executor = new LocalExecutor({ store, workDir: join(dataDir, "work"), workerName: identity.name, logger });
+  const node = new Node({
+    name: identity.name,
+    slots: o.slots ?? availableParallelism(),
+    head: conn.nodeControl,
+    executor: new FarmExecutor({ inner: executor, toolchains, local: store, remote: conn.blobs }),
+    logger,
+    toolchains,
+    instanceId: identity.instanceId,
+    advertise: o.advertise ?? "",
+    leaseWaitMs: 10_000,
+    onRegistered: (name) => writeIdentity(identityFile, { name, instanceId: identity.instanceId }),
+  });
+  const stopped = stopSignal(logger);
+  try {
+    await node.start();
+  } catch (err) {
+    conn.close();
+    store.close();
+    throw err;
+  }
+  const removePid = writePidFile(o.pidFile);
+  process.stdout.write(JSON.stringify({ type: "registered", name: node.id, head: headAddress, toolchains: toolchains.map((t) => t.name) }) + "\n");
+  logger.info({ name: node.id, head: headAddress, toolchains: toolchains.map((t) => `${t.name}=${t.path}`) }, "node registered");
+  await stopped;
+  await node.stop();
+  await executor.close();
+  conn.close();
+  store.close();
+  removePid();
+  logger.flush();
+  return ExitCode.OK;
+}
+
+export async function statusCommand(o: { head: string; json?: boolean } & ClientAuth): Promise<number> {
+  const conn = await connect(o.head, o);
+  try {
+    const s = await conn.builds.getStatus();
+    if (o.json) {
+      process.stdout.write(JSON.stringify({ head: o.head, ...s }) + "\n");
+      return ExitCode.OK;
+    }
+    const lines = [`head ${o.head}: ${s.nodes.length} node${s.nodes.length === 1 ? "" : "s"}, ${s.builds.length} running build${s.builds.length === 1 ? "" : "s"}`];
+    for (const n of s.nodes) {
+      lines.push(`  ${n.name}  ${n.state}  ${n.running}/${n.slots} running  load ${n.load.toFixed(2)}  seen ${(n.lastSeenMsAgo / 1000).toFixed(1)} s ago  ${n.address || "-"}  [${n.toolchains.join(" ")}]`);
+    }
+    for (const b of s.builds) lines.push(`  build ${b.buildId}  ${b.done}/${b.actions} actions  ${(b.runningMs / 1000).toFixed(1)} s  ${b.projectRoot}`);
+    process.stdout.write(lines.join("\n") + "\n");
+    return ExitCode.OK;
+  } finally {
+    conn.close();
+  }
+}
+
+/** The farm side of `orion build --head`: the head's Builds service and its blob store. */
+export async function connectBuild(address: string, auth: ClientAuth): Promise<FarmConnection> {
+  return connect(address, auth, false, true);
+}

@@ -1,0 +1,160 @@
+// The Blobs service over a BlobStore: find-missing, batched small blobs, chunked streams for large ones; every blob received is verified before it is stored.
+import { randomUUID } from "node:crypto";
+import * as fsp from "node:fs/promises";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { CorruptBlobError, type Digest, type Logger, Status, digestKey, errorMessage } from "../core/index.js";
+import type { BlobStore } from "../cas/index.js";
+import type { BlobsServer, BatchUpdateBlobsResponse_Response, BatchReadBlobsResponse_Response } from "../gen/orion/v1/blobs.js";
+import type { Authenticator } from "./auth.js";
+import { BATCH_BYTES, CHUNK_BYTES } from "./limits.js";
+import { unary } from "./handlers.js";
+
+export interface BlobServiceOptions {
+  store: BlobStore;
+  auth: Authenticator;
+  /** Where streamed uploads are spooled before they are verified and stored. */
+  tmpDir: string;
+  logger: Logger;
+}
+
+/** A digest a peer sent: a SHA-256 hex hash and a non-negative size. */
+export function validDigest(d: Digest | undefined): d is Digest {
+  return !!d && /^[0-9a-f]{64}$/.test(d.hash) && Number.isSafeInteger(d.sizeBytes) && d.sizeBytes >= 0;
+}
+
+function invalid(message: string): { code: number; details: string } {
+  return { code: Status.INVALID_ARGUMENT, details: message };
+}
+
+export function blobService(o: BlobServiceOptions): BlobsServer {
+  const log = o.logger.child({ module: "blobs" });
+  return {
+    findMissingBlobs: unary(o.auth, async (req) => {
+      const digests = req.blobDigests.filter(validDigest);
+      return { missingBlobDigests: await o.store.findMissing(digests) };
+    }),
+
+    batchUpdateBlobs: unary(o.auth, async (req) => {
+      // The blobs of one batch are stored concurrently: each put is a handful of file-system round trips.
+      const responses = await Promise.all(
+        req.requests.map(async (r): Promise<BatchUpdateBlobsResponse_Response> => {
+          if (!validDigest(r.digest)) return { digest: r.digest, status: { code: Status.INVALID_ARGUMENT, message: "not a digest" } };
+          try {
+            // put verifies the bytes against the digest and stores nothing on a mismatch.
+            await o.store.put(r.data, r.digest);
+            return { digest: r.digest, status: { code: Status.OK, message: "" } };
+          } catch (err) {
+            const corrupt = err instanceof CorruptBlobError;
+            if (corrupt) log.warn({ digest: digestKey(r.digest) }, "refused an upload whose bytes do not match its digest");
+            return { digest: r.digest, status: { code: corrupt ? Status.DATA_LOSS : Status.INTERNAL, message: errorMessage(err) } };
+          }
+        }),
+      );
+      return { responses };
+    }),
+
+    batchReadBlobs: unary(o.auth, async (req) => {
+      const responses: BatchReadBlobsResponse_Response[] = [];
+      let bytes = 0;
+      for (const d of req.digests) {
+        if (!validDigest(d)) {
+          responses.push({ digest: d, data: Buffer.alloc(0), status: { code: Status.INVALID_ARGUMENT, message: "not a digest" } });
+          continue;
+        }
+        // Keep the answer within the message limit: the client streams what does not fit.
+        if (bytes + d.sizeBytes > BATCH_BYTES && bytes > 0) {
+          responses.push({ digest: d, data: Buffer.alloc(0), status: { code: Status.RESOURCE_EXHAUSTED, message: "batch too large; read it as a stream" } });
+          continue;
+        }
+        const data = await o.store.get(d);
+        if (data) bytes += data.length;
+        responses.push(
+          data
+            ? { digest: d, data, status: { code: Status.OK, message: "" } }
+            : { digest: d, data: Buffer.alloc(0), status: { code: Status.NOT_FOUND, message: `blob ${digestKey(d)} not found` } },
+        );
+      }
+      return { responses };
+    }),
+
+    readBlob(call) {
+      const denied = o.auth(call.metadata);
+      if (denied) {
+        call.emit("error", { code: grpc.status.UNAUTHENTICATED, details: denied });
+        return;
+      }
+      void (async () => {
+        const d = call.request.digest;
+        if (!validDigest(d)) throw Object.assign(new Error("not a digest"), { code: Status.INVALID_ARGUMENT });
+        const data = await o.store.get(d);
+        if (!data) throw Object.assign(new Error(`blob ${digestKey(d)} not found`), { code: Status.NOT_FOUND });
+        // At least one chunk, so an empty blob is an answer too.
+        let at = Math.max(0, call.request.offset);
+        do {
+          if (call.cancelled) return;
+          const ok = call.write({ digest: at === 0 ? d : undefined, offset: at, data: data.subarray(at, at + CHUNK_BYTES), finishWrite: false });
+          if (!ok) await new Promise<void>((r) => call.once("drain", r));
+          at += CHUNK_BYTES;
+        } while (at < data.length);
+        call.end();
+      })().catch((err) => call.emit("error", { code: typeof err.code === "number" ? err.code : Status.INTERNAL, details: errorMessage(err) }));
+    },
+
+    writeBlob(call, callback) {
+      const denied = o.auth(call.metadata);
+      if (denied) {
+        callback({ code: grpc.status.UNAUTHENTICATED, details: denied });
+        call.resume();
+        return;
+      }
+      const tmp = join(o.tmpDir, `upload-${randomUUID()}`);
+      receive(call, tmp)
+        .then(
+          (r): Promise<Partial<grpc.StatusObject> | { committedSize: number }> => (r.code !== undefined ? Promise.resolve(r) : store(r.digest, r.size)),
+          (err: unknown) => ({ code: Status.INTERNAL, details: errorMessage(err) }),
+        )
+        // The spool file goes before the answer: nothing of a refused blob outlives the call.
+        .then(async (outcome) => {
+          await fsp.rm(tmp, { force: true });
+          if ("committedSize" in outcome) callback(null, outcome);
+          else callback(outcome);
+        });
+
+      async function store(digest: Digest, size: number): Promise<Partial<grpc.StatusObject> | { committedSize: number }> {
+        try {
+          // putFile hashes the bytes and stores nothing when they do not match.
+          await o.store.putFile(tmp, digest);
+          return { committedSize: size };
+        } catch (err) {
+          if (!(err instanceof CorruptBlobError)) return { code: Status.INTERNAL, details: errorMessage(err) };
+          log.warn({ digest: digestKey(digest) }, "refused a streamed upload whose bytes do not match its digest");
+          return { code: Status.DATA_LOSS, details: `blob ${digestKey(digest)} refused: ${errorMessage(err)}` };
+        }
+      }
+    },
+  };
+}
+
+/** Spools a streamed upload to `tmp`, checking that chunks follow each other and stay within the named size. */
+async function receive(call: AsyncIterable<unknown>, tmp: string): Promise<{ code: number; details: string } | { code?: undefined; digest: Digest; size: number }> {
+  let digest: Digest | undefined;
+  let size = 0;
+  const fh = await fsp.open(tmp, "wx", 0o600);
+  try {
+    for await (const chunk of call) {
+      const c = chunk as { digest?: Digest; offset: number; data: Buffer };
+      if (!digest) {
+        if (!validDigest(c.digest)) return invalid("the first chunk of a write must carry the blob's digest");
+        digest = c.digest;
+      }
+      if (c.offset !== size) return invalid(`chunk at offset ${c.offset}, expected ${size}`);
+      if (size + c.data.length > digest.sizeBytes) return invalid(`more bytes than the ${digest.sizeBytes} the digest names`);
+      await fh.write(c.data);
+      size += c.data.length;
+    }
+  } finally {
+    await fh.close();
+  }
+  return digest ? { digest, size } : invalid("an empty write names no blob");
+}

@@ -1,0 +1,68 @@
+// A connection to a head: one keep-alive channel shared by the Blobs, NodeControl and Builds clients, with the token on every call.
+import * as grpc from "@grpc/grpc-js";
+import { BlobsClient } from "../gen/orion/v1/blobs.js";
+import { BuildsClient, NodeControlClient } from "../gen/orion/v1/scheduler.js";
+import { tokenInterceptor } from "./auth.js";
+import { GrpcBlobStore } from "./grpc-blob-store.js";
+import { GrpcBuilds, GrpcNodeControl } from "./head-clients.js";
+import { CHANNEL_OPTIONS } from "./limits.js";
+
+export interface FarmConnection {
+  address: string;
+  blobs: GrpcBlobStore;
+  nodeControl: GrpcNodeControl;
+  builds: GrpcBuilds;
+  /**
+   * Resolves once the channel is connected; rejects after `ms`, or at the first failed attempt with
+   * `failFast` (a command line should not sit out a refused connection; a daemon may wait for its head).
+   */
+  waitForReady(ms: number, options?: { failFast?: boolean }): Promise<void>;
+  close(): void;
+}
+
+export interface ConnectOptions {
+  token?: string;
+  /** PEM certificate(s) to trust: the connection uses TLS and checks the head's certificate against them. */
+  tlsCa?: Buffer;
+  /** A short-lived client (one build): its blob store remembers what the head holds instead of asking again. */
+  shortLived?: boolean;
+}
+
+export function connectFarm(address: string, options: ConnectOptions = {}): FarmConnection {
+  const credentials = options.tlsCa ? grpc.credentials.createSsl(options.tlsCa) : grpc.credentials.createInsecure();
+  const channel = new grpc.Channel(address, credentials, CHANNEL_OPTIONS);
+  const clientOptions: grpc.ClientOptions = {
+    channelOverride: channel,
+    interceptors: options.token ? [tokenInterceptor(options.token)] : [],
+  };
+  const blobsClient = new BlobsClient(address, credentials, clientOptions);
+  const nodeClient = new NodeControlClient(address, credentials, clientOptions);
+  const buildsClient = new BuildsClient(address, credentials, clientOptions);
+  return {
+    address,
+    blobs: new GrpcBlobStore({ client: blobsClient, address, rememberPresent: options.shortLived }),
+    nodeControl: new GrpcNodeControl(nodeClient, address),
+    builds: new GrpcBuilds(buildsClient, address),
+    waitForReady: (ms, o = {}) =>
+      new Promise((resolve, reject) => {
+        const deadline = Date.now() + ms;
+        const watch = (): void => {
+          const state = channel.getConnectivityState(true);
+          if (state === grpc.connectivityState.READY) return resolve();
+          if (o.failFast && state === grpc.connectivityState.TRANSIENT_FAILURE) {
+            return reject(new Error(`cannot reach the head at ${address}: the connection failed`));
+          }
+          channel.watchConnectivityState(state, deadline, (err) =>
+            err ? reject(new Error(`cannot reach the head at ${address}: no connection within ${ms} ms`)) : watch(),
+          );
+        };
+        watch();
+      }),
+    close() {
+      blobsClient.close();
+      nodeClient.close();
+      buildsClient.close();
+      channel.close();
+    },
+  };
+}

@@ -1,0 +1,92 @@
+// The head's NodeControl and Builds services: thin adapters from the generated grpc-js interfaces onto NodeControlApi, BuildsApi and FarmStatusApi.
+import * as grpc from "@grpc/grpc-js";
+import { type Logger, errorMessage } from "../core/index.js";
+import type { BuildsApi, FarmStatusApi, NodeControlApi } from "../head/api.js";
+import type { ActionOutcome, BuildsServer, NodeControlServer } from "../gen/orion/v1/scheduler.js";
+import type { Authenticator } from "./auth.js";
+import { toStatus } from "./errors.js";
+import { unary } from "./handlers.js";
+
+export function nodeControlService(head: NodeControlApi, auth: Authenticator): NodeControlServer {
+  return {
+    register: unary(auth, (req) => head.register(req)),
+    heartbeat: unary(auth, (req) => head.heartbeat(req)),
+    lease: unary(auth, async (req, call) => {
+      // A node that hangs up mid-wait (stopping) must not be handed leases it will never see.
+      const abort = new AbortController();
+      call.on("cancelled", () => abort.abort());
+      return head.lease(req, abort.signal);
+    }),
+    reportResult: unary(auth, async (req) => {
+      await head.reportResult(req);
+      return {};
+    }),
+    leave: unary(auth, async (req) => {
+      await head.leave(req);
+      return {};
+    }),
+  };
+}
+
+export function buildsService(head: BuildsApi & FarmStatusApi, auth: Authenticator, logger: Logger): BuildsServer {
+  const log = logger.child({ module: "builds-service" });
+  return {
+    submitBuild: unary(auth, (req) => head.submitBuild(req, req.contextRoot ? { root: req.contextRoot } : undefined)),
+
+    watchBuild(call) {
+      const denied = auth(call.metadata);
+      if (denied) {
+        call.emit("error", { code: grpc.status.UNAUTHENTICATED, details: denied });
+        return;
+      }
+      let detach: () => void = () => {};
+      let ended = false;
+      try {
+        detach = head.watchBuild(call.request.buildId, Number(call.request.fromSeq), (e) => {
+          if (ended) return;
+          call.write({ seq: e.seq, type: e.type, json: JSON.stringify(e) });
+          if (e.type === "summary") {
+            ended = true;
+            call.end();
+          }
+        });
+      } catch (err) {
+        call.emit("error", toStatus(err));
+        return;
+      }
+      if (ended) detach();
+      call.on("cancelled", () => {
+        ended = true;
+        detach();
+      });
+    },
+
+    getResults: unary(auth, async (req) => {
+      const outcomes: ActionOutcome[] = [];
+      for (const id of req.actionIds) {
+        const result = await head.getResult(req.buildId, id);
+        outcomes.push({ actionId: id, state: result ? "done" : "unknown", result });
+      }
+      return { outcomes };
+    }),
+
+    cancelBuild: unary(auth, async (req) => {
+      await head.cancelBuild(req.buildId);
+      return {};
+    }),
+
+    leaseHostSteps: unary(auth, async (req) => ({
+      leases: (await head.leaseHostSteps(req.buildId, req.maxSteps, req.waitMs)).map((l) => ({ leaseId: l.leaseId, actionId: l.actionId, arguments: l.argv, cwd: l.cwd })),
+    })),
+
+    reportHostStep: unary(auth, async (req) => {
+      await head.reportHostStep(req.buildId, req.leaseId, req.ok, req.contextRoot ? { root: req.contextRoot } : undefined).catch((err) => {
+        log.warn({ build: req.buildId, err: errorMessage(err) }, "host step report failed");
+        throw err;
+      });
+      return {};
+    }),
+
+    getStatus: unary(auth, () => head.getStatus()),
+  };
+}

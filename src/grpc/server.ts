@@ -1,0 +1,69 @@
+// The head's gRPC server: Blobs, NodeControl and Builds on one port, behind one token check.
+import { mkdirSync } from "node:fs";
+import * as grpc from "@grpc/grpc-js";
+import { type Logger, OrionError, UsageError, errorMessage } from "../core/index.js";
+import type { BlobStore } from "../cas/index.js";
+import type { BuildsApi, FarmStatusApi, NodeControlApi } from "../head/api.js";
+import { BlobsService } from "../gen/orion/v1/blobs.js";
+import { BuildsService, NodeControlService } from "../gen/orion/v1/scheduler.js";
+import { tokenAuthenticator } from "./auth.js";
+import { blobService } from "./blob-service.js";
+import { buildsService, nodeControlService } from "./head-services.js";
+import { SERVER_OPTIONS } from "./limits.js";
+
+export interface FarmServerOptions {
+  head: NodeControlApi & BuildsApi & FarmStatusApi;
+  store: BlobStore;
+  /** HOST:PORT; port 0 binds a free port. */
+  listen: string;
+  token?: string;
+  /** Spool folder for streamed uploads. */
+  tmpDir: string;
+  /** PEM certificate chain and private key: serve TLS instead of plaintext. */
+  tls?: { cert: Buffer; key: Buffer };
+  logger: Logger;
+}
+
+export interface FarmServer {
+  /** HOST:PORT actually bound. */
+  address: string;
+  close(): Promise<void>;
+}
+
+export async function startFarmServer(o: FarmServerOptions): Promise<FarmServer> {
+  mkdirSync(o.tmpDir, { recursive: true });
+  const auth = tokenAuthenticator(o.token);
+  const server = new grpc.Server(SERVER_OPTIONS);
+  server.addService(BlobsService, blobService({ store: o.store, auth, tmpDir: o.tmpDir, logger: o.logger }));
+  server.addService(NodeControlService, nodeControlService(o.head, auth));
+  server.addService(BuildsService, buildsService(o.head, auth, o.logger));
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(o.listen, credentials(o.tls), (err, p) => (err ? reject(err) : resolve(p))),
+  ).catch((err) => {
+    const msg = `cannot listen on ${o.listen}: ${errorMessage(err)}`;
+    throw /EADDRINUSE|EACCES|EADDRNOTAVAIL|ENOTFOUND/.test(msg) ? new UsageError(msg, err) : new OrionError(msg, { cause: err });
+  });
+  const host = o.listen.slice(0, o.listen.lastIndexOf(":"));
+  return {
+    address: `${host}:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        // Open streams (a watch, a waiting lease) would hold a graceful shutdown forever: give them a moment, then cut.
+        const timer = setTimeout(() => server.forceShutdown(), 1000);
+        timer.unref();
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}
+
+function credentials(tls: FarmServerOptions["tls"]): grpc.ServerCredentials {
+  if (!tls) return grpc.ServerCredentials.createInsecure();
+  try {
+    return grpc.ServerCredentials.createSsl(null, [{ cert_chain: tls.cert, private_key: tls.key }], false);
+  } catch (err) {
+    throw new UsageError(`cannot use the TLS certificate and key: ${errorMessage(err)}`, err);
+  }
+}

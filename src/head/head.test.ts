@@ -1,0 +1,140 @@
+// The head's membership rules on a fake clock: unique names, a restart keeping its name, eviction after the TTL, leaving.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { FakeClock, Status, sequentialIds, silentLogger } from "../core/index.js";
+import { type BlobStore, createBlobStore } from "../cas/index.js";
+import { SqliteActionCache } from "../cache/index.js";
+import type { GraphAction, RegisterRequest } from "../gen/orion/v1/scheduler.js";
+import { Directory } from "../gen/orion/v1/remote_execution.js";
+import type { BuildEvent } from "../scheduler/index.js";
+import { Head } from "./head.js";
+
+let dir: string;
+let store: BlobStore;
+let cache: SqliteActionCache;
+let clock: FakeClock;
+let head: Head;
+
+const reg = (name: string, instanceId: string): RegisterRequest => ({
+  name,
+  slots: 2,
+  toolchains: [{ name: "gcc", digest: "d-gcc", path: "/usr/bin/gcc" }],
+  advertise: "",
+  token: "",
+  instanceId,
+});
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(join(os.tmpdir(), "orion-head-"));
+  store = createBlobStore({ dir: join(dir, "cas") });
+  cache = new SqliteActionCache(join(dir, "ac.db"));
+  clock = new FakeClock();
+  head = new Head({ store, cache, clock, ids: sequentialIds("l"), logger: silentLogger, externalDigest: async () => undefined, heartbeatMs: 100, nodeTtlMs: 300, keepFinishedMs: 1000 });
+});
+
+afterEach(() => {
+  head.close();
+  cache.close();
+  store.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const names = async () => (await head.getStatus()).nodes.map((n) => n.name).sort();
+
+describe("Head membership", () => {
+  it("makes names unique, but gives a restarted node (same instance id) its own name back", async () => {
+    expect((await head.register(reg("box", "a"))).nodeId).toBe("box");
+    expect((await head.register(reg("box", "b"))).nodeId).toBe("box-2");
+    // "a" restarts without having left: it replaces its stale registration rather than becoming box-3.
+    expect((await head.register(reg("box", "a"))).nodeId).toBe("box");
+    expect(await names()).toEqual(["box", "box-2"]);
+  });
+
+  it("evicts a node silent past its TTL; heartbeats keep one alive; the evicted one hears NOT_FOUND", async () => {
+    await head.register(reg("quiet", "q"));
+    await head.register(reg("chatty", "c"));
+    for (let i = 0; i < 5; i++) {
+      clock.advance(100);
+      await head.heartbeat({ nodeId: "chatty", running: 1, load: 0 });
+    }
+    expect(await names()).toEqual(["chatty"]);
+    expect((await head.getStatus()).nodes[0]!.running).toBe(1);
+    await expect(head.heartbeat({ nodeId: "quiet", running: 0, load: 0 })).rejects.toMatchObject({ code: Status.NOT_FOUND });
+    await expect(head.lease({ nodeId: "quiet", maxActions: 1, waitMs: 0 })).rejects.toMatchObject({ code: Status.NOT_FOUND });
+    // Coming back, it registers under its old name.
+    expect((await head.register(reg("quiet", "q"))).nodeId).toBe("quiet");
+  });
+
+  it("forgets a node that leaves, at once", async () => {
+    await head.register(reg("n", "x"));
+    await head.leave({ nodeId: "n" });
+    expect(await names()).toEqual([]);
+    expect((await head.register(reg("n", "y"))).nodeId).toBe("n");
+  });
+
+  it("marks a node silent past half its TTL in status", async () => {
+    await head.register(reg("n", "x"));
+    clock.advance(200);
+    expect((await head.getStatus()).nodes[0]).toMatchObject({ name: "n", state: "silent", lastSeenMsAgo: 200, slots: 2, toolchains: ["gcc"] });
+  });
+});
+
+/** A build of independent no-input actions ("other": they run against an empty input root) with the given toolchains. */
+async function submit(toolchains: string[]): Promise<{ buildId: string; events: BuildEvent[] }> {
+  const root = await store.put(Directory.encode({ files: [], directories: [], symlinks: [] }).finish());
+  const actions: GraphAction[] = toolchains.map((toolchain, i) => ({
+    id: `a${i}`, kind: "other", label: `RUN ${i}`, arguments: ["/usr/bin/tool"], cwd: "", inputs: [], outputs: [], deps: [],
+    host: false, toolchain, environmentVariables: [], shell: "",
+  }));
+  const { buildId } = await head.submitBuild({ contextRoot: root, actions, noCache: true, retries: 2, jobs: 0, token: "", projectRoot: "/p" }, { root, files: new Map() });
+  const events: BuildEvent[] = [];
+  head.watchBuild(buildId, 0, (e) => events.push(e));
+  return { buildId, events };
+}
+
+/** Lets the head's preparation (real file and SQLite I/O) run until `done` holds. */
+async function until(done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+}
+
+describe("Head placement", () => {
+  it("fails an action no node's toolchain can run at once, as an infrastructure failure naming the nodes", async () => {
+    await head.register(reg("gcc-box", "g"));
+    const { events } = await submit(["d-clang"]);
+    await until(() => events.some((e) => e.type === "summary"));
+    const failed = events.find((e) => e.type === "action" && e.state === "failed");
+    expect(failed).toMatchObject({ infra: true, error: expect.stringMatching(/no node has the toolchain for tool .*gcc-box \[gcc\]/) });
+    expect(events.at(-1)).toMatchObject({ type: "summary", failed: 1 });
+  });
+
+  it("re-queues an evicted node's lease for another node, and forgets a finished build after keepFinishedMs", async () => {
+    await head.register(reg("a", "a"));
+    const { buildId, events } = await submit(["d-gcc"]);
+    await until(() => events.some((e) => e.type === "action" && e.state === "queued"));
+    const first = await head.lease({ nodeId: "a", maxActions: 4, waitMs: 0 });
+    expect(first.leases).toHaveLength(1);
+    await head.register(reg("b", "b"));
+    // "a" falls silent; "b" keeps its heartbeats up.
+    for (let i = 0; i < 6; i++) {
+      clock.advance(100);
+      await head.heartbeat({ nodeId: "b", running: 0, load: 0 });
+    }
+    expect(events.some((e) => e.type === "action" && e.state === "retry" && e.node === "a")).toBe(true);
+    for (let i = 0; i < 3; i++) {
+      clock.advance(100); // past the retry's backoff (≤ 100 ms for a first retry)
+      await head.heartbeat({ nodeId: "b", running: 0, load: 0 });
+    }
+    const second = await head.lease({ nodeId: "b", maxActions: 4, waitMs: 0 });
+    expect(second.leases.map((l) => [l.actionId, l.attempt])).toEqual([["a0", 2]]);
+    // The stale lease's report is ignored; the live one's counts.
+    const result = { outputFiles: [], exitCode: 0, stdoutRaw: Buffer.alloc(0), stderrRaw: Buffer.alloc(0), stdoutDigest: undefined, stderrDigest: undefined, executionMetadata: undefined };
+    await head.reportResult({ nodeId: "a", leaseId: first.leases[0]!.leaseId, result, error: "", depfile: "" });
+    await head.reportResult({ nodeId: "b", leaseId: second.leases[0]!.leaseId, result, error: "", depfile: "" });
+    expect(events.at(-1)).toMatchObject({ type: "summary", executed: 1, nodes: { b: 1 } });
+    clock.advance(1_000);
+    expect(() => head.watchBuild(buildId, 0, () => {})).toThrow(/unknown build/);
+  });
+});

@@ -1,0 +1,54 @@
+// A farm node's executor: runs an action only with a toolchain this node advertises (argv[0] becomes
+// the node's own program with the action's toolchain digest — never whatever path the client sent),
+// and hands the outputs to the head's store before the result is reported.
+import { basename } from "node:path";
+import { type Digest, OrionError, Status, digestKey } from "../core/index.js";
+import type { BlobStore } from "../cas/index.js";
+import type { Toolchain } from "../gen/orion/v1/scheduler.js";
+import type { ExecOutcome, ExecRequest } from "../exec/index.js";
+import type { ActionExecutor } from "./node.js";
+
+export interface FarmExecutorOptions {
+  inner: ActionExecutor;
+  toolchains: readonly Toolchain[];
+  /** Where the inner executor leaves outputs. */
+  local: BlobStore;
+  /** The head's store, which the client and the action cache read. */
+  remote: BlobStore;
+}
+
+export class FarmExecutor implements ActionExecutor {
+  private readonly byDigest = new Map<string, Toolchain>();
+
+  constructor(private readonly o: FarmExecutorOptions) {
+    for (const t of o.toolchains) if (!this.byDigest.has(t.digest)) this.byDigest.set(t.digest, t);
+  }
+
+  async execute(req: ExecRequest): Promise<ExecOutcome> {
+    const digest = req.command.platform?.properties.find((p) => p.name === "toolchain")?.value ?? "";
+    const argv = req.command.arguments;
+    // The digest names the driver as called (gcc, cc, g++ differ), so the match carries the right name too.
+    const mine = this.byDigest.get(digest);
+    if (!mine || argv.length === 0) {
+      throw new OrionError(`this node has no toolchain ${digest.slice(0, 16)} for ${basename(argv[0] ?? "")}`, { code: Status.FAILED_PRECONDITION });
+    }
+    const outcome = await this.o.inner.execute({ ...req, command: { ...req.command, arguments: [mine.path, ...argv.slice(1)] } });
+    await this.upload(outcome);
+    return outcome;
+  }
+
+  private async upload(outcome: ExecOutcome): Promise<void> {
+    const r = outcome.result;
+    const wanted = new Map<string, Digest>();
+    for (const d of [...r.outputFiles.map((f) => f.digest), r.stdoutDigest, r.stderrDigest]) if (d && d.sizeBytes > 0) wanted.set(digestKey(d), d);
+    if (!wanted.size) return;
+    const missing = await this.o.remote.findMissing([...wanted.values()]);
+    await Promise.all(
+      missing.map(async (d) => {
+        const data = await this.o.local.get(d);
+        if (!data) throw new OrionError(`output blob ${digestKey(d)} vanished from the node's store`, { code: Status.DATA_LOSS });
+        await this.o.remote.put(data, d);
+      }),
+    );
+  }
+}

@@ -1,0 +1,53 @@
+// Helpers for the farm's end-to-end tests: `orion head` / `orion node` as real daemons (child processes of bin/orion).
+import { join } from "node:path";
+import { execa, type ResultPromise } from "execa";
+import { cleanEnv, ORION_BIN, type Scratch } from "./helpers.js";
+
+export interface Daemon {
+  proc: ResultPromise;
+  /** The first stdout line, parsed. */
+  hello: Record<string, unknown>;
+  logFile: string;
+}
+
+let seq = 0;
+
+/** Starts `orion ARGS` as a daemon (its state under the scratch dir, debug logs in a file) and waits for its first stdout line (a JSON object). */
+export async function startDaemon(scratch: Scratch, args: string[]): Promise<Daemon> {
+  const logFile = join(scratch.root, `daemon-${++seq}.log`);
+  const proc = execa(process.execPath, [ORION_BIN, ...args, "--log-file", logFile], {
+    env: cleanEnv({ XDG_STATE_HOME: scratch.dir("state"), XDG_CONFIG_HOME: scratch.configHome, ORION_LOG_LEVEL: "debug" }),
+    extendEnv: false,
+    reject: false,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    buffer: false,
+  });
+  const hello = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    let text = "";
+    let err = "";
+    const timer = setTimeout(() => reject(new Error(`orion ${args.join(" ")}: no first line after 20 s\n${err}`)), 20_000);
+    proc.stderr!.on("data", (c: Buffer) => (err += c.toString()));
+    proc.stdout!.on("data", (c: Buffer) => {
+      text += c.toString();
+      const nl = text.indexOf("\n");
+      if (nl >= 0) {
+        clearTimeout(timer);
+        resolve(JSON.parse(text.slice(0, nl)) as Record<string, unknown>);
+      }
+    });
+    void proc.then((r) => {
+      clearTimeout(timer);
+      reject(new Error(`orion ${args.join(" ")} exited ${r.exitCode} before its first line\n${err}`));
+    });
+  });
+  return { proc, hello, logFile };
+}
+
+/** SIGTERM, then the exit code. */
+export async function stopDaemon(d: Daemon): Promise<number | undefined> {
+  d.proc.kill("SIGTERM");
+  const r = await d.proc;
+  return r.exitCode;
+}
