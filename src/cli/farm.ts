@@ -1,7 +1,8 @@
 // Wiring of the farm's commands — `orion head`, `orion node`, `orion status` and the transport of `orion build --head`.
 // Loaded only by those commands: it pulls in grpc-js, which an embedded `orion build` never pays for.
 import { randomUUID } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { makeDirSync } from "../core/fs.js";
 import { availableParallelism, homedir, hostname } from "node:os";
 import { isIP } from "node:net";
 import { join } from "node:path";
@@ -30,7 +31,7 @@ function stateDir(env: NodeJS.ProcessEnv, role: string): string {
 
 function ensureDir(dir: string, flag: string): string {
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirSync(dir);
     return dir;
   } catch (err) {
     throw new UsageError(`${flag} ${dir}: ${errorMessage(err)}`, err);

@@ -1,5 +1,5 @@
 // The head's gRPC server: Blobs, NodeControl and Builds on one port, behind one token check.
-import { mkdirSync } from "node:fs";
+import { makeDirSync } from "../core/fs.js";
 import * as grpc from "@grpc/grpc-js";
 import { type Logger, OrionError, UsageError, errorMessage } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
@@ -31,7 +31,7 @@ export interface FarmServer {
 }
 
 export async function startFarmServer(o: FarmServerOptions): Promise<FarmServer> {
-  mkdirSync(o.tmpDir, { recursive: true });
+  makeDirSync(o.tmpDir);
   const auth = tokenAuthenticator(o.token);
   const server = new grpc.Server(SERVER_OPTIONS);
   server.addService(BlobsService, blobService({ store: o.store, auth, tmpDir: o.tmpDir, logger: o.logger }));
