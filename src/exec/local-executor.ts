@@ -191,6 +191,7 @@ export class LocalExecutor {
       const runArgv = plan?.argv ?? argv.map((a) => (a === projectRoot || a.startsWith(projectRoot + "/") ? sandbox + a.slice(projectRoot.length) : a));
       const inputFetchEnd = this.clock.now();
 
+      log.debug("tool started");
       const run = await runInProcessGroup(what, {
         argv: runArgv,
         cwd,
@@ -200,6 +201,7 @@ export class LocalExecutor {
         maxBuffer: MAX_STREAM_BYTES,
       });
       const executeEnd = this.clock.now();
+      log.debug("tool exited");
       // The tool is done with the CPU: the caller may start the next one while we collect outputs.
       req.onProcessExit?.();
 
