@@ -1,7 +1,7 @@
 // End-to-end: `make CC="orion cc gcc"` with ORION_HEAD set — the native client, the agent, a real head and two real node
 // processes on 127.0.0.1 port 0 and real gcc; cache misses compile on the farm, and a farm that is down costs a fallback, not a build.
 import { execFileSync } from "node:child_process";
-import { existsSync, symlinkSync } from "node:fs";
+import { existsSync, readFileSync, symlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { execa } from "execa";
@@ -82,6 +82,12 @@ describe("orion cc with ORION_HEAD: misses compile on the farm", () => {
     for (const p of PROGRAMS) expect(await runProgram(join(tree, p))).toBe(reference.stdout.get(p));
     const first = counts(cacheDir);
     expect(first, JSON.stringify(first)).toMatchObject({ misses: COMPILES, remoteCompiles: COMPILES, localCompiles: 0, fallbacks: 0, hits: 0 });
+    // Both nodes compiled (their debug logs, written asynchronously, name each action they ran).
+    const ranOn = () => nodes.map((n) => readFileSync(n.logFile, "utf8").split("\n").filter((l) => l.includes('"msg":"action finished"')).length);
+    for (let waited = 0; waited < 3000 && ranOn().reduce((a, b) => a + b, 0) < COMPILES; waited += 50) await new Promise((r) => setTimeout(r, 50));
+    const ran = ranOn();
+    expect(ran.reduce((a, b) => a + b, 0), JSON.stringify(ran)).toBe(COMPILES);
+    expect(ran.every((c) => c > 0), JSON.stringify(ran)).toBe(true);
 
     // A fresh copy at the same path: every compile is a hit in the local cache, nothing goes to the farm.
     const again = await makeWithOrion(env);
@@ -89,6 +95,13 @@ describe("orion cc with ORION_HEAD: misses compile on the farm", () => {
     expect(differingFiles(tree, reference.outputs)).toEqual([]);
     const second = counts(cacheDir);
     expect(second, JSON.stringify(second)).toMatchObject({ hits: COMPILES, misses: COMPILES, remoteCompiles: COMPILES, localCompiles: 0, fallbacks: 0 });
+
+    // Another client, its local cache empty: its misses are answered from the head's action cache, byte for byte too.
+    const other = client("farm-2", { ORION_HEAD: address, ORION_TOKEN: TOKEN });
+    const third = await makeWithOrion(other.env);
+    expect(third.exitCode, third.stderr).toBe(0);
+    expect(differingFiles(tree, reference.outputs)).toEqual([]);
+    expect(counts(other.cacheDir)).toMatchObject({ misses: COMPILES, remoteCompiles: COMPILES, localCompiles: 0, fallbacks: 0 });
   });
 
   it("a farm that is down: the build still succeeds, compiled here, each compile a fallback, said once", async () => {
