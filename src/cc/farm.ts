@@ -71,7 +71,8 @@ export class CcFarm {
       const contextRoot = await this.context(conn, plan.root);
       return await this.run(conn, plan, callCwd, contextRoot, toolchain, env);
     } catch (err) {
-      const reason = errorMessage(err).replace(/^cannot reach the head at \S+?:? /, "");
+      // "cannot reach the head at H:P: why" says the address twice once the caller names the farm.
+      const reason = errorMessage(err).replace(/^cannot reach the head at \S+: /, "");
       const unreachable = err instanceof OrionError && (err.code === Status.UNAVAILABLE || err.code === Status.DEADLINE_EXCEEDED || err.code === Status.UNAUTHENTICATED);
       if (unreachable) {
         this.downUntil = Date.now() + RETRY_AFTER_MS;
