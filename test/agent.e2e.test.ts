@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { cleanEnv, copyFixture, differingFiles, makeReference, ORION_BIN, REPO, runProgram, Scratch } from "./helpers.js";
+import { agentPids, killAgent, pidFile, stopAgents } from "./agent-helpers.js";
 
 const CLIENT = join(REPO, "native", "build", "orion-cc");
 const scratch = new Scratch("agent");
@@ -30,55 +31,6 @@ function fresh(extra: Record<string, string | undefined> = {}): { socket: string
   sockets.push(socket);
   const env = cleanEnv({ ORION_AGENT_SOCKET: socket, ORION_CACHE_DIR: join(dir, "cache"), XDG_CONFIG_HOME: scratch.configHome, ORION_AGENT_HANDLER: "passthrough", ORION_AGENT_IDLE_MS: "60000", ...extra });
   return { socket, env, dir };
-}
-
-/** The pids of agents serving this socket: processes whose command line names it (the path is unique to one test). */
-function agentPids(socket: string): number[] {
-  try {
-    return execFileSync("pgrep", ["-f", "--", `agent --foreground --socket ${socket}`], { encoding: "utf8" }).split("\n").filter(Boolean).map(Number);
-  } catch {
-    return []; // pgrep exits 1 when nothing matches
-  }
-}
-
-function pidFile(socket: string): number | undefined {
-  try {
-    return Number(readFileSync(`${socket}.pid`, "utf8").trim());
-  } catch {
-    return undefined;
-  }
-}
-
-/** True when pid is alive and is the agent of this socket: a stale pid file may name a recycled pid, which must never be killed. */
-function isAgentOf(pid: number, socket: string): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").includes(`agent --foreground --socket ${socket}`);
-  } catch {
-    return false;
-  }
-}
-
-/** SIGKILLs the agent of this socket named by its pid file, if that pid still is it; true when one was killed. */
-function killAgent(socket: string): boolean {
-  const pid = pidFile(socket);
-  if (pid === undefined || !isAgentOf(pid, socket)) return false;
-  try {
-    process.kill(pid, "SIGKILL");
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function stopAgents(socket: string): Promise<void> {
-  killAgent(socket);
-  for (const pid of agentPids(socket)) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      /* already gone */
-    }
-  }
 }
 
 /**

@@ -6,7 +6,7 @@ import { existsSync, statSync } from "node:fs";
 import { readFile, rm, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { dirname, isAbsolute, join, posix, resolve } from "node:path";
-import { type Digest, digestOf, digestOfFile, errorMessage, type Logger, sameDigest } from "../core/index.js";
+import { type Digest, digestOf, digestOfFile, errorMessage, ExitCode, type Logger, sameDigest } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
 import {
   type ActionCache,
@@ -29,6 +29,7 @@ import { ActionResult, CompileManifest, type OutputFile } from "../gen/orion/v1/
 import { type Classification, classifyCall } from "./classify.js";
 import { defaultSelfPaths, findCompiler, notFoundReply, runCaptured } from "./compiler.js";
 import { CcStats, type CcCounter, openWithRetry } from "./stats.js";
+import type { CcFarm, FarmOutcome } from "./farm.js";
 import { appendRecord, type CallNote, callRecord } from "./record.js";
 import type { CallHandler, CompilerCall, CompilerReply } from "./types.js";
 
@@ -113,6 +114,10 @@ export class CcService implements CallHandler {
   private readonly dirs = new DirListings();
   /** Shadow-probe answers by (cwd, search dirs, headers), reused while the directories they came from are unchanged. */
   private readonly probeMemo = new Map<string, { dirs: DirState[]; probes: string[] }>();
+  /** Farms the calls named (ORION_HEAD, with their token and CA), connected on first use; grpc-js loads only then. */
+  private readonly farms = new Map<string, CcFarm>();
+  /** Farms whose unavailability this process has already reported (once each: one line, not one per compile). */
+  private readonly farmNoticed = new Set<string>();
 
   constructor(options: CcServiceOptions) {
     this.o = options;
@@ -264,6 +269,8 @@ export class CcService implements CallHandler {
   }
 
   close(): void {
+    for (const farm of this.farms.values()) farm.close();
+    this.farms.clear();
     for (const f of [() => this.stores?.statCache.close(), () => this.stores?.cache.close(), () => this.stores?.store.close(), () => this.statsDb?.close()]) {
       try {
         f();
@@ -403,8 +410,78 @@ export class CcService implements CallHandler {
     return { exitCode: result.exitCode, stdout, stderr };
   }
 
-  /** `everyHeaderRules`: for a depgen, its -M -MG rule when a batch pass computes it (undefined: not known, do not store). */
+  /**
+   * A miss: with ORION_HEAD set, a compile a node can run goes to the farm; when the farm cannot take it, it compiles here
+   * (said once, counted in `fallbacks`) — or, with ORION_NO_FALLBACK=1, fails with exit code 3.
+   */
   private async miss(k: CompileKey, note: CallNote, everyHeaderRules?: Promise<string | undefined>, slots?: Slots): Promise<CompilerReply> {
+    const head = k.call.env.ORION_HEAD;
+    if (!head || k.cls.args.kind !== "compile") return this.localMiss(k, note, everyHeaderRules, slots);
+    const farmed = await this.farmMiss(k, note, head);
+    if ("reply" in farmed) return farmed.reply;
+    const reply = await this.localMiss(k, note, everyHeaderRules, slots);
+    return farmed.notice ? { ...reply, stderr: Buffer.concat([Buffer.from(farmed.notice), reply.stderr]) } : reply;
+  }
+
+  /** The farm's answer to a miss (`reply`), or nothing when it is compiled here — with the one line to say why (`notice`), the first time. */
+  private async farmMiss(k: CompileKey, note: CallNote, head: string): Promise<{ reply: CompilerReply } | { notice?: string }> {
+    const env = k.call.env;
+    // Headers changed after this point may have changed while the context was hashed: not stored (see record()).
+    const tooNewNs = (BigInt(Date.now()) - TOO_NEW_MARGIN_MS) * 1_000_000n;
+    let outcome: FarmOutcome;
+    try {
+      const mod = await import("./farm.js");
+      const plan = mod.planFarmCompile(k.exe, k.call.argv, k.call.cwd, k.cls.args, mod.findProjectRoot(k.call.cwd, env));
+      if (typeof plan === "string") {
+        this.log.debug({ argv: k.call.argv, reason: plan }, "compiled here, not on the farm");
+        return {};
+      }
+      const farm = this.farm(env, k.call.cwd, head, mod.CcFarm);
+      outcome = await farm.compile(plan, k.call.cwd, k.toolchain.digest, keyEnv(env));
+    } catch (err) {
+      outcome = { kind: "unavailable", reason: errorMessage(err), unreachable: false };
+    }
+    if (outcome.kind === "unavailable") {
+      const why = outcome.unreachable ? `farm at ${head} unreachable (${outcome.reason})` : `farm at ${head}: ${outcome.reason}`;
+      if (env.ORION_NO_FALLBACK === "1" || env.ORION_NO_FALLBACK === "true") {
+        this.bump("misses");
+        return { reply: { exitCode: ExitCode.INFRASTRUCTURE, stdout: Buffer.alloc(0), stderr: Buffer.from(`orion cc: ${why}; not compiling locally (ORION_NO_FALLBACK=1)\n`) } };
+      }
+      this.bump("fallbacks");
+      if (this.farmNoticed.has(head)) return {};
+      this.farmNoticed.add(head);
+      return { notice: `orion cc: ${why}; compiling locally\n` };
+    }
+    this.bump("misses");
+    this.bump("remoteCompiles");
+    const reply: CompilerReply = { exitCode: outcome.exitCode, stdout: outcome.stdout, stderr: outcome.stderr };
+    if (outcome.exitCode === 0 && outcome.depfile !== undefined) {
+      try {
+        note.headers = await this.record(k, reply, outcome.depfile, tooNewNs);
+      } catch (err) {
+        this.log.warn({ err: errorMessage(err), argv: k.call.argv }, "storing a farm compile's result failed; the compile itself succeeded");
+        this.bump("fallbacks");
+      } finally {
+        this.flushStatCache();
+      }
+    }
+    return { reply };
+  }
+
+  private farm(env: Record<string, string>, cwd: string, address: string, make: typeof CcFarm): CcFarm {
+    const token = env.ORION_TOKEN || undefined;
+    const tlsCa = env.ORION_TLS_CA ? resolve(cwd, env.ORION_TLS_CA) : undefined;
+    const key = `${address}\0${token ?? ""}\0${tlsCa ?? ""}`;
+    let farm = this.farms.get(key);
+    if (!farm) {
+      farm = new make({ address, token, tlsCa, statCache: this.open().statCache, cacheDir: this.o.cacheDir, logger: this.o.logger });
+      this.farms.set(key, farm);
+    }
+    return farm;
+  }
+
+  /** `everyHeaderRules`: for a depgen, its -M -MG rule when a batch pass computes it (undefined: not known, do not store). */
+  private async localMiss(k: CompileKey, note: CallNote, everyHeaderRules?: Promise<string | undefined>, slots?: Slots): Promise<CompilerReply> {
     const { args } = k.cls;
     const cwd = k.call.cwd;
     const depgen = args.kind === "depgen";

@@ -8,6 +8,7 @@ import { isIP } from "node:net";
 import { join } from "node:path";
 import { type Digest, ExitCode, type Logger, OrionError, UsageError, errorMessage, randomIds, systemClock } from "../core/index.js";
 import { createRootLogger } from "../core/logger.js";
+import { parseAddress } from "../core/address.js";
 import { createBlobStore, DEFAULT_MAX_BYTES } from "../cas/index.js";
 import { openCacheDir } from "../client/embedded.js";
 import { Head, SqliteDurationHistory } from "../head/index.js";
@@ -18,12 +19,7 @@ import { connectFarm, type FarmConnection, startFarmServer } from "../grpc/index
 export const DEFAULT_HEAD = "127.0.0.1:50050";
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
 
-/** HOST:PORT, or a usage error naming the flag. */
-export function parseAddress(value: string, flag: string): { host: string; port: number } {
-  const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(value);
-  if (!m || Number(m[2]) > 65535) throw new UsageError(`${flag} takes HOST:PORT, not ${JSON.stringify(value)}`);
-  return { host: m[1]!, port: Number(m[2]) };
-}
+export { parseAddress };
 
 function stateDir(env: NodeJS.ProcessEnv, role: string): string {
   return join(env.XDG_STATE_HOME || join(homedir(), ".local", "state"), "orion", role);

@@ -1,0 +1,232 @@
+// `orion cc` on a farm: keeps each project's source context uploaded to the head (re-hashed through the stat cache, never
+// older than the call), submits a cache miss as a one-compile build through the same Builds service and blob store as
+// `orion build --head`, and brings its object and depfile back into place. Loaded only when ORION_HEAD is set: it pulls in grpc-js.
+import { readFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { relative, resolve } from "node:path";
+import { type Digest, type Logger, EMPTY_DIGEST, OrionError, Status, errorMessage } from "../core/index.js";
+import { parseAddress } from "../core/address.js";
+import { hashTree, type StatCache, uploadTree } from "../merkle/index.js";
+import { connectFarm, type FarmConnection } from "../grpc/connection.js";
+import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
+import type { BuildEvent } from "../scheduler/index.js";
+import { type FarmCompile, FreshRuns, isContextNoise } from "./farm-plan.js";
+
+export { findProjectRoot, planFarmCompile, type FarmCompile } from "./farm-plan.js";
+
+/** A first connection that takes longer than this counts as unreachable. */
+const CONNECT_TIMEOUT_MS = 5_000;
+/** After the farm was unreachable, calls compile locally without asking again for this long. */
+const RETRY_AFTER_MS = 30_000;
+/** After the head said no node has a toolchain, calls with it compile locally without asking again for this long. */
+const NO_TOOLCHAIN_RETRY_MS = 30_000;
+/** A file that changes between its hash and its upload (a tool writing it right then) makes the context be hashed again. */
+const SNAPSHOT_ATTEMPTS = 3;
+/** Infrastructure retries the head may spend on one compile (a node lost mid-compile), as `orion build`'s default. */
+const RETRIES = 2;
+
+export interface CcFarmOptions {
+  /** The head, HOST:PORT (ORION_HEAD). */
+  address: string;
+  token?: string;
+  /** PEM file of the CA the head's certificate is checked against (ORION_TLS_CA). */
+  tlsCa?: string;
+  statCache: StatCache;
+  /** The local cache folder: left out of a context it sits inside. */
+  cacheDir: string;
+  logger: Logger;
+}
+
+/** What the farm made of one compile: the compiler's answer (outputs already in place), or why it could not run it. */
+export type FarmOutcome =
+  | { kind: "ran"; exitCode: number; stdout: Buffer; stderr: Buffer; depfile?: string }
+  | { kind: "unavailable"; reason: string; unreachable: boolean };
+
+export class CcFarm {
+  readonly address: string;
+  private readonly log: Logger;
+  /** The live connection (or the attempt at one); unset after a failed attempt, so a later call tries again. */
+  private conn?: Promise<FarmConnection>;
+  /** Until then, the farm counts as unreachable (why: `downReason`). */
+  private downUntil = 0;
+  private downReason = "";
+  /** Toolchain digest → until when the head is taken at its word that no node has it. */
+  private readonly missingToolchains = new Map<string, { until: number; reason: string }>();
+  /** Per project root: its context, hashed and uploaded no earlier than the call asking for it. */
+  private readonly contexts = new Map<string, FreshRuns<Digest>>();
+
+  constructor(private readonly o: CcFarmOptions) {
+    this.address = o.address;
+    this.log = o.logger.child({ module: "cc-farm", head: o.address });
+  }
+
+  /** Runs one compile on the farm; the outputs the compiler wrote are in place when it returns "ran". */
+  async compile(plan: FarmCompile, callCwd: string, toolchain: string, env: [string, string][]): Promise<FarmOutcome> {
+    const now = Date.now();
+    if (now < this.downUntil) return { kind: "unavailable", reason: this.downReason, unreachable: true };
+    const missing = this.missingToolchains.get(toolchain);
+    if (missing && now < missing.until) return { kind: "unavailable", reason: missing.reason, unreachable: false };
+    try {
+      const conn = await this.connection();
+      const contextRoot = await this.context(conn, plan.root);
+      return await this.run(conn, plan, callCwd, contextRoot, toolchain, env);
+    } catch (err) {
+      // "cannot reach the head at H:P: why" says the address twice once the caller names the farm.
+      const reason = errorMessage(err).replace(/^cannot reach the head at \S+: /, "");
+      const unreachable = err instanceof OrionError && (err.code === Status.UNAVAILABLE || err.code === Status.DEADLINE_EXCEEDED || err.code === Status.UNAUTHENTICATED);
+      if (unreachable) {
+        this.downUntil = Date.now() + RETRY_AFTER_MS;
+        this.downReason = reason;
+      }
+      this.log.warn({ err: errorMessage(err), unreachable }, "the farm could not run a compile");
+      return { kind: "unavailable", reason, unreachable };
+    }
+  }
+
+  close(): void {
+    this.conn?.then(
+      (c) => c.close(),
+      () => undefined,
+    );
+    this.conn = undefined;
+  }
+
+  private connection(): Promise<FarmConnection> {
+    if (this.conn) return this.conn;
+    const attempt = (async () => {
+      parseAddress(this.o.address, "ORION_HEAD");
+      let tlsCa: Buffer | undefined;
+      if (this.o.tlsCa) {
+        try {
+          tlsCa = readFileSync(this.o.tlsCa);
+        } catch (err) {
+          throw new OrionError(`ORION_TLS_CA ${this.o.tlsCa}: ${errorMessage(err)}`, { code: Status.UNAVAILABLE });
+        }
+      }
+      const conn = connectFarm(this.o.address, { token: this.o.token, tlsCa });
+      try {
+        await conn.waitForReady(CONNECT_TIMEOUT_MS, { failFast: true });
+      } catch (err) {
+        conn.close();
+        throw new OrionError(errorMessage(err), { code: Status.UNAVAILABLE, cause: err });
+      }
+      this.log.info("connected");
+      return conn;
+    })();
+    this.conn = attempt;
+    attempt.catch(() => {
+      if (this.conn === attempt) this.conn = undefined;
+    });
+    return attempt;
+  }
+
+  /** The context of `root` as it is now (hashed after this call was made), uploaded. */
+  private context(conn: FarmConnection, root: string): Promise<Digest> {
+    let runs = this.contexts.get(root);
+    if (!runs) {
+      const cacheRel = relative(root, this.o.cacheDir);
+      const exclude = (rel: string, isDir: boolean) => (isDir ? rel === cacheRel : isContextNoise(rel));
+      runs = new FreshRuns(async () => {
+        for (let attempt = 1; ; attempt++) {
+          const started = performance.now();
+          const tree = await hashTree(root, { statCache: this.o.statCache, exclude });
+          try {
+            const up = await uploadTree(conn.blobs, tree, root, { concurrency: 64 });
+            this.log.debug({ root, files: tree.files.size, uploadedBlobs: up.uploadedBlobs, ms: Math.round(performance.now() - started) }, "context hashed and uploaded");
+            return tree.root;
+          } catch (err) {
+            // A file written while we read it: hash again (the stat cache re-reads only what changed).
+            if (attempt >= SNAPSHOT_ATTEMPTS || !/changed after it was hashed|cannot read file/.test(errorMessage(err))) throw err;
+            this.log.debug({ err: errorMessage(err), attempt }, "a file changed during the upload; hashing the context again");
+          }
+        }
+      });
+      this.contexts.set(root, runs);
+    }
+    return runs.run();
+  }
+
+  private async run(conn: FarmConnection, plan: FarmCompile, callCwd: string, contextRoot: Digest, toolchain: string, env: [string, string][]): Promise<FarmOutcome> {
+    const builds = conn.builds;
+    const { buildId } = await builds.submitBuild({
+      contextRoot,
+      actions: [
+        {
+          id: "cc",
+          kind: "compile",
+          label: plan.label,
+          arguments: plan.argv,
+          cwd: plan.cwd,
+          inputs: [plan.source],
+          outputs: plan.outputs,
+          deps: [],
+          host: false,
+          toolchain,
+          environmentVariables: env.map(([name, value]) => ({ name, value })),
+          shell: plan.argv.join(" "),
+        },
+      ],
+      noCache: false,
+      retries: RETRIES,
+      jobs: 0,
+      token: "",
+      projectRoot: plan.root,
+    });
+    const infraError = await new Promise<string | undefined>((resolveWatch, rejectWatch) => {
+      let infra: string | undefined;
+      const detach = builds.watchBuild(
+        buildId,
+        0,
+        (e: BuildEvent) => {
+          if (e.type === "action" && e.state === "failed" && e.infra) infra = e.error ?? "infrastructure failure";
+          if (e.type === "summary") {
+            queueMicrotask(() => detach());
+            resolveWatch(infra);
+          }
+        },
+        rejectWatch,
+      );
+    });
+    if (infraError !== undefined) {
+      if (/no node (has the toolchain|is registered)/.test(infraError)) {
+        this.missingToolchains.set(toolchain, { until: Date.now() + NO_TOOLCHAIN_RETRY_MS, reason: infraError });
+      }
+      return { kind: "unavailable", reason: infraError, unreachable: false };
+    }
+    const result = await builds.getResult(buildId, "cc");
+    if (!result) return { kind: "unavailable", reason: `the head has no result for ${plan.label}`, unreachable: false };
+    return this.restore(conn, plan, callCwd, result);
+  }
+
+  /** Puts the object (and the depfile the user asked for) in place, reads the depfile, and fetches the compiler's output. */
+  private async restore(conn: FarmConnection, plan: FarmCompile, callCwd: string, result: ActionResult): Promise<FarmOutcome> {
+    const store = conn.blobs;
+    const byPath = new Map(result.outputFiles.map((f) => [f.path, f]));
+    const object = byPath.get(plan.object);
+    const dep = byPath.get(plan.depfile);
+    const fetch = async (inline: Uint8Array, digest: Digest | undefined): Promise<Buffer> => {
+      if (!digest || digest.sizeBytes === 0) return Buffer.alloc(0);
+      if (inline.length === digest.sizeBytes) return Buffer.from(inline);
+      const data = await store.get(digest);
+      if (!data) throw new OrionError(`the head lost a blob of ${plan.label}`, { code: Status.DATA_LOSS });
+      return data;
+    };
+    const [stdout, stderr, depText] = await Promise.all([
+      fetch(result.stdoutRaw, result.stdoutDigest),
+      fetch(result.stderrRaw, result.stderrDigest),
+      dep ? fetch(Buffer.alloc(0), dep.digest ?? EMPTY_DIGEST) : undefined,
+    ]);
+    if (result.exitCode !== 0) {
+      // As gcc does: a failed compile leaves no object behind (a stale one would look up to date).
+      await rm(resolve(callCwd, plan.object), { force: true });
+      return { kind: "ran", exitCode: result.exitCode, stdout, stderr };
+    }
+    if (!object?.digest || !dep?.digest || depText === undefined) {
+      return { kind: "unavailable", reason: `${plan.label} came back without its object or depfile`, unreachable: false };
+    }
+    const writes = [store.copyOut(object.digest, resolve(callCwd, plan.object), object.isExecutable)];
+    if (plan.depfileWanted) writes.push(store.copyOut(dep.digest, resolve(callCwd, plan.depfile), dep.isExecutable));
+    if (!(await Promise.all(writes)).every(Boolean)) throw new OrionError(`the head lost an output of ${plan.label}`, { code: Status.DATA_LOSS });
+    return { kind: "ran", exitCode: 0, stdout, stderr, depfile: depText.toString("utf8") };
+  }
+}
