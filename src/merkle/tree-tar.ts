@@ -12,6 +12,8 @@ import { loadTree, type TreeEntry } from "./tree.js";
 export const TAR_MAX_FILE_BYTES = 16 * 1024 * 1024;
 /** Blobs read ahead of the one being packed, so the store's latency hides behind the stream. */
 const READ_AHEAD = 8;
+/** Verified blobs stored at once while extracting. */
+const PUT_CONCURRENCY = 64;
 /** Every entry's mtime: the stream's bytes depend on the tree alone. */
 const EPOCH = new Date(0);
 
@@ -167,8 +169,11 @@ export async function extractTreeTar(source: AsyncIterable<Uint8Array>, o: TarEx
       ex.destroy(err instanceof Error ? err : new Error(errorMessage(err)));
     }
   })();
-  /** Path → digestKey of each file entry stored so far (hard links may name them). */
+  /** Path → digestKey of each file entry accepted so far (hard links may name them; a failed put fails the whole extraction). */
   const stored = new Map<string, string>();
+  /** Puts in flight, and the first one's failure. */
+  const puts = new Set<Promise<void>>();
+  let failure: unknown;
   try {
     for await (const entry of ex) {
       const h = entry.header;
@@ -186,16 +191,22 @@ export async function extractTreeTar(source: AsyncIterable<Uint8Array>, o: TarEx
           }
           const chunks: Buffer[] = [];
           for await (const c of entry) chunks.push(c as Buffer);
-          try {
-            // put hashes the bytes and stores nothing when they differ from the digest.
-            await o.store.put(Buffer.concat(chunks), want.digest);
-          } catch (err) {
-            if (err instanceof CorruptBlobError) throw new CorruptBlobError(`tar entry ${path} does not match its digest (${errorMessage(err)}); refused, nothing stored`);
-            throw err;
-          }
+          // put hashes the bytes and stores nothing when they differ from the digest. Several run at once
+          // while the stream goes on (one at a time, the store's latency would pace the whole stream).
+          const put = o.store.put(Buffer.concat(chunks), want.digest).then(
+            () => {
+              stats.files++;
+              stats.bytes += h.size;
+            },
+            (err: unknown) => {
+              failure ??= err instanceof CorruptBlobError ? new CorruptBlobError(`tar entry ${path} does not match its digest (${errorMessage(err)}); refused, nothing stored`) : err;
+            },
+          );
+          puts.add(put);
+          void put.finally(() => puts.delete(put));
           stored.set(path, digestKey(want.digest));
-          stats.files++;
-          stats.bytes += h.size;
+          while (puts.size >= PUT_CONCURRENCY) await Promise.race(puts);
+          if (failure !== undefined) throw failure;
           break;
         }
         case "link": {
@@ -219,10 +230,12 @@ export async function extractTreeTar(source: AsyncIterable<Uint8Array>, o: TarEx
           throw new CorruptBlobError(`tar entry ${JSON.stringify(h.name)} is a ${h.type}: only files, directories and links belong in a tree; refused`);
       }
     }
+    await Promise.all(puts);
+    if (failure !== undefined) throw failure;
   } catch (err) {
     stop = true;
     ex.destroy();
-    await feeding;
+    await Promise.all([feeding, ...puts]);
     throw err;
   }
   await feeding;
