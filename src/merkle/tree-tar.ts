@@ -149,9 +149,9 @@ async function drain(stream: AsyncIterable<unknown>): Promise<void> {
 /**
  * Reads a tree's tar stream into `store`. Each file entry must be a file of `files` with exactly the bytes
  * its digest names; the first entry that is not — or that escapes its folder, or is a device, FIFO or
- * other non-tree entry — ends the extraction with an error naming it. What was stored before it was
- * verified; the refused entry is not stored. Files of `files` the stream did not carry are simply not
- * stored (the caller fetches them another way).
+ * other non-tree entry — ends the extraction with an error naming it. Whatever was stored is verified
+ * (entries before it, and maybe a few after whose puts were already running); the refused entry is not
+ * stored. Files of `files` the stream did not carry are simply not stored (the caller fetches them).
  */
 export async function extractTreeTar(source: AsyncIterable<Uint8Array>, o: TarExtractOptions): Promise<TarExtractStats> {
   const ex = tarExtract();
