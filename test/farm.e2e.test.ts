@@ -46,6 +46,14 @@ async function status(): Promise<{ nodes: { name: string; toolchains: string[]; 
   return JSON.parse(r.stdout);
 }
 
+/** How many of `daemons` have logged a line matching `re` (their logs are written asynchronously: waits up to 5 s). */
+async function logged(daemons: Daemon[], re: RegExp): Promise<number> {
+  const count = () => daemons.filter((d) => existsSync(d.logFile) && re.test(readFileSync(d.logFile, "utf8"))).length;
+  const deadline = Date.now() + 5_000;
+  while (count() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  return count();
+}
+
 /** Every executed action of every farm build, by node name. */
 const executedOn = new Map<string, number>();
 function tally(b: OrionBuild): void {
@@ -105,6 +113,9 @@ describe("a head and four nodes on loopback", () => {
     expect(Object.keys(farm.summary.nodes).length, JSON.stringify(farm.summary.nodes)).toBeGreaterThan(1);
     const started = farm.events.filter((e) => e.type === "action" && e.state === "finished").map((e) => e.node);
     expect(new Set(started).size).toBeGreaterThan(1);
+    // The nodes held nothing of this tree: its first provisioning came as one tar stream from the head.
+    expect(await logged(nodes, /"msg":"context provisioned from one tar stream"/)).toBeGreaterThan(0);
+    expect(await logged([head], /"msg":"sent a tree as one tar stream"/)).toBeGreaterThan(0);
 
     // A fresh copy at the same path: everything comes from the head's action cache.
     copyFixture("multi-c", tree);

@@ -5,7 +5,8 @@
 // --part scaling: nodes × 4 slots with an executor that sleeps each action's recorded duration; makespan of (a) Redis's
 //   recorded graph and (b) six independent copies of its compile profile, against max(critical path, work / slots).
 // --part upload: the Redis tree's source context uploaded to a head process over loopback: the first upload (time,
-//   bytes), then the re-upload after one edited file.
+//   bytes), then the re-upload after one edited file; then a node's first provisioning of that tree, blob by blob
+//   and as one tar stream.
 // Run through scripts/bench-farm; needs a built Orion (make build).
 import { fork } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -273,7 +274,7 @@ async function runUpload() {
     const t1 = now();
     const up = await uploadTree(conn.blobs, hashed, tree, { concurrency: 64 });
     const t2 = now();
-    return { files: hashed.files.size, hashMs: +(t1 - t0).toFixed(1), uploadMs: +(t2 - t1).toFixed(1), blobs: up.uploadedBlobs, bytes: up.uploadedBytes };
+    return { root: hashed.root, files: hashed.files.size, hashMs: +(t1 - t0).toFixed(1), uploadMs: +(t2 - t1).toFixed(1), blobs: up.uploadedBlobs, bytes: up.uploadedBytes };
   };
   const first = await measure();
   appendFileSync(join(tree, "src", "server.c"), "\n/* edited */\n");
@@ -281,7 +282,35 @@ async function runUpload() {
   const again = await measure();
   console.log(`first upload: ${first.files} files, ${first.blobs} blobs, ${(first.bytes / 1e6).toFixed(1)} MB in ${first.uploadMs} ms (hashing ${first.hashMs} ms)`);
   console.log(`after editing src/server.c: ${edit.blobs} blobs, ${edit.bytes} bytes in ${edit.uploadMs} ms (re-hash ${edit.hashMs} ms); unchanged: ${again.blobs} blobs in ${again.uploadMs} ms`);
-  console.log(JSON.stringify({ upload: { first, edit, unchanged: again } }));
+  // A node's first provisioning of that context (fresh store, tree loaded, every file materialized):
+  // blob by blob through its read-through store, or as one tar stream (TarProvisioner) first.
+  const { createBlobStore, readThrough } = await import(dist + "cas/index.js");
+  const { loadInputTree, materializeTree } = await import(dist + "exec/index.js");
+  const { TarProvisioner } = await import(dist + "node/index.js");
+  const nodeConn = connectFarm(address);
+  const provision = async (tar) => {
+    const nodeDir = mkdtempSync(join(dir, "node-"));
+    const local = createBlobStore({ dir: join(nodeDir, "cas") });
+    const store = readThrough(local, nodeConn.blobs);
+    const t0 = now();
+    const inputs = await loadInputTree(store, again.root);
+    if (tar) await new TarProvisioner({ local, source: nodeConn.blobs }).provision(again.root, inputs, core.silentLogger);
+    await materializeTree(store, inputs, join(nodeDir, "ctx"), { readOnly: false });
+    const ms = +(now() - t0).toFixed(1);
+    local.close();
+    rmSync(nodeDir, { recursive: true, force: true });
+    return ms;
+  };
+  const perBlobMs = [];
+  const tarMs = [];
+  for (let i = 0; i < 3; i++) {
+    perBlobMs.push(await provision(false));
+    tarMs.push(await provision(true));
+  }
+  console.log(`first provisioning on a node: blob by blob ${perBlobMs.join(", ")} ms; one tar stream ${tarMs.join(", ")} ms`);
+  nodeConn.close();
+  const strip = ({ root, ...rest }) => rest;
+  console.log(JSON.stringify({ upload: { first: strip(first), edit: strip(edit), unchanged: strip(again) }, provision: { perBlobMs, tarMs } }));
   conn.close();
   statCache.close();
   headProc.kill("SIGTERM");

@@ -21,7 +21,7 @@ export interface BlobStoreConfig {
 export function createBlobStore(config: BlobStoreConfig): BlobStore {
   try {
     const local = new SqliteBlobStore({ dir: config.dir, maxBytes: config.maxBytes, fsync: config.fsync });
-    return config.readThrough ? new ReadThroughBlobStore(local, config.readThrough) : local;
+    return config.readThrough ? readThrough(local, config.readThrough) : local;
   } catch (err) {
     const message = `cannot open the blob store in ${config.dir}: ${errorMessage(err)}`;
     // A folder the user cannot write is theirs to fix (exit 2); anything else is the machine's fault.
@@ -29,4 +29,9 @@ export function createBlobStore(config: BlobStoreConfig): BlobStore {
     if (["EACCES", "EPERM", "EROFS", "ENOTDIR", "EEXIST"].includes(code)) throw new UsageError(message, err);
     throw new OrionError(message, { cause: err });
   }
+}
+
+/** `local` in front of `remote`: misses are fetched from the remote and kept (for a caller that also needs `local` alone). */
+export function readThrough(local: BlobStore, remote: BlobStore): BlobStore {
+  return new ReadThroughBlobStore(local, remote);
 }

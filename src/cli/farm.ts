@@ -9,10 +9,10 @@ import { join } from "node:path";
 import { type Digest, ExitCode, type Logger, OrionError, UsageError, errorMessage, randomIds, systemClock } from "../core/index.js";
 import { createRootLogger } from "../core/logger.js";
 import { parseAddress } from "../core/address.js";
-import { createBlobStore, DEFAULT_MAX_BYTES } from "../cas/index.js";
+import { createBlobStore, DEFAULT_MAX_BYTES, readThrough } from "../cas/index.js";
 import { openCacheDir } from "../client/embedded.js";
 import { Head, SqliteDurationHistory } from "../head/index.js";
-import { FarmExecutor, Node, detectNodeToolchains, parseToolchainSpec } from "../node/index.js";
+import { FarmExecutor, Node, TarProvisioner, detectNodeToolchains, parseToolchainSpec } from "../node/index.js";
 import { LocalExecutor } from "../exec/index.js";
 import { connectFarm, type FarmConnection, startFarmServer } from "../grpc/index.js";
 
@@ -201,8 +201,11 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
 
   // A node may start before its head: it waits a little for it.
   const conn = await connect(headAddress, { token, tlsCa: o.tlsCa ?? env.ORION_TLS_CA }, true);
-  const store = createBlobStore({ dir: join(dataDir, "cas"), readThrough: conn.blobs });
-  const executor = new LocalExecutor({ store, workDir: join(dataDir, "work"), workerName: identity.name, logger });
+  const local = createBlobStore({ dir: join(dataDir, "cas") });
+  const store = readThrough(local, conn.blobs);
+  // A context the node holds (almost) nothing of comes as one tar stream from the head, not blob by blob.
+  const provisioner = new TarProvisioner({ local, source: conn.blobs });
+  const executor = new LocalExecutor({ store, workDir: join(dataDir, "work"), workerName: identity.name, logger, provisioner });
   const node = new Node({
     name: identity.name,
     slots: o.slots ?? availableParallelism(),

@@ -4,3 +4,4 @@ export * from "./clock.js";
 export * from "./errors.js";
 export * from "./logger.js";
 export { makeDirSync } from "./fs.js";
+export { onceAny, type Emitter } from "./events.js";

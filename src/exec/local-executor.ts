@@ -46,6 +46,15 @@ export interface ExecOutcome {
   phases: { inputFetchMs: number; executeMs: number; uploadMs: number };
 }
 
+/**
+ * Fills the store with a new context's blobs before it is materialized, by a faster path than one
+ * read per blob (a farm node's tar stream from its head). It handles its own failures: whatever it
+ * did not bring, materialization still fetches blob by blob.
+ */
+export interface ContextProvisioner {
+  provision(root: Digest, tree: InputTree, log: Logger): Promise<void>;
+}
+
 export interface LocalExecutorOptions {
   store: BlobStore;
   /** Holds `ctx/` (shared input contexts, kept across runs) and `sb/` (private sandboxes); same file system as the store, so links work. */
@@ -55,6 +64,7 @@ export interface LocalExecutorOptions {
   clock?: Clock;
   /** PATH given to commands that set none; default this process's PATH. */
   path?: string;
+  provisioner?: ContextProvisioner;
 }
 
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 ** 3;
@@ -109,7 +119,7 @@ export class LocalExecutor {
   /** Real paths of workDir/ctx and workDir/sb: gcc records physical directories, so the prefix maps must name them. */
   private readonly dirs: Promise<{ ctx: string; sb: string; stamps: string }>;
   /** Input-root hash → its materialized context; concurrent requests for one root share one materialization. */
-  private readonly contexts = new Map<string, Promise<string>>();
+  private readonly byRoot = new Map<string, Promise<string>>();
   /** (context, working directory) pairs already checked to exist. */
   private readonly knownDirs = new Set<string>();
   /** Contexts this process has handed out (never pruned under it). */
@@ -118,6 +128,9 @@ export class LocalExecutor {
   private lastContext?: MaterializedTree;
   /** Private sandboxes that exist right now, removed on close. */
   private readonly sandboxes = new Set<string>();
+  /** Contexts found on disk at start (an earlier process made them) and not pruned since, by root hash. */
+  private readonly onDisk = new Set<string>();
+  private readonly provisioner?: ContextProvisioner;
 
   constructor(options: LocalExecutorOptions) {
     this.store = options.store;
@@ -125,6 +138,7 @@ export class LocalExecutor {
     this.logger = (options.logger ?? silentLogger).child({ module: "exec" });
     this.clock = options.clock ?? systemClock;
     this.path = options.path ?? process.env.PATH ?? "/usr/bin:/bin";
+    this.provisioner = options.provisioner;
     this.dirs = (async () => {
       const ctx = join(options.workDir, "ctx");
       const sb = join(options.workDir, "sb");
@@ -132,6 +146,7 @@ export class LocalExecutor {
       await fsp.mkdir(ctx, { recursive: true });
       await fsp.mkdir(sb, { recursive: true });
       await fsp.mkdir(stamps, { recursive: true });
+      for (const name of await fsp.readdir(ctx)) if (/^[0-9a-f]{64}$/.test(name)) this.onDisk.add(name);
       return { ctx: await fsp.realpath(ctx), sb: await fsp.realpath(sb), stamps };
     })();
     // Reported by the first execute; this keeps an early failure from being an unhandled rejection.
@@ -250,6 +265,12 @@ export class LocalExecutor {
     }
   }
 
+  /** Hashes of the input roots held as shared contexts: made or being made by this process, or left on disk by an earlier one. */
+  contexts(): string[] {
+    if (this.onDisk.size === 0) return [...this.byRoot.keys()];
+    return [...new Set([...this.byRoot.keys(), ...this.onDisk])];
+  }
+
   /** Removes the private sandboxes of actions still running; shared contexts stay for the next process. */
   async close(): Promise<void> {
     await Promise.all([...this.sandboxes].map((s) => removeTree(s).catch(() => undefined)));
@@ -258,13 +279,13 @@ export class LocalExecutor {
 
   /** The shared context of an input root, materialized at most once per digest (per process, and on disk across processes). */
   private context(root: Digest, log: Logger): Promise<string> {
-    let ctx = this.contexts.get(root.hash);
+    let ctx = this.byRoot.get(root.hash);
     if (!ctx) {
       ctx = this.materializeContext(root, log);
-      this.contexts.set(root.hash, ctx);
+      this.byRoot.set(root.hash, ctx);
       ctx.then((dir) => this.inUse.add(dir), () => undefined);
       // A failed materialization is not remembered: the next request tries again (the blob may have arrived).
-      ctx.catch(() => this.contexts.delete(root.hash));
+      ctx.catch(() => this.byRoot.delete(root.hash));
     }
     return ctx;
   }
@@ -289,6 +310,7 @@ export class LocalExecutor {
     try {
       const tree = await loadInputTree(this.store, root);
       const started = this.clock.now();
+      await this.provisioner?.provision(root, tree, log);
       await materializeTree(this.store, tree, tmp, { readOnly: true, reuse: this.lastContext });
       await this.writeStamps(root, tmp, tree);
       try {
@@ -354,8 +376,10 @@ export class LocalExecutor {
     for (const old of dated.slice(KEEP_CONTEXTS)) {
       if (old.path === keep || this.inUse.has(old.path) || old.mtime > cutoff) continue;
       await removeTree(old.path);
+      const name = old.path.slice(old.path.lastIndexOf("/") + 1);
+      this.onDisk.delete(name);
       const { stamps } = await this.dirs;
-      await fsp.rm(join(stamps, `${old.path.slice(old.path.lastIndexOf("/") + 1)}.json`), { force: true });
+      await fsp.rm(join(stamps, `${name}.json`), { force: true });
     }
   }
 

@@ -3,12 +3,13 @@ import { randomUUID } from "node:crypto";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { CorruptBlobError, type Digest, type Logger, Status, digestKey, errorMessage } from "../core/index.js";
+import { CorruptBlobError, type Digest, type Logger, Status, digestKey, errorMessage, onceAny } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
+import { packTreeTar } from "../merkle/index.js";
 import type { BlobsServer, BatchUpdateBlobsResponse_Response, BatchReadBlobsResponse_Response } from "../gen/orion/v1/blobs.js";
 import type { Authenticator } from "./auth.js";
 import { BATCH_BYTES, CHUNK_BYTES } from "./limits.js";
-import { unary } from "./handlers.js";
+import { serverStream, unary } from "./handlers.js";
 
 export interface BlobServiceOptions {
   store: BlobStore;
@@ -78,28 +79,36 @@ export function blobService(o: BlobServiceOptions): BlobsServer {
       return { responses };
     }),
 
-    readBlob(call) {
-      const denied = o.auth(call.metadata);
-      if (denied) {
-        call.emit("error", { code: grpc.status.UNAUTHENTICATED, details: denied });
-        return;
+    readBlob: serverStream(o.auth, async (req, call) => {
+      const d = req.digest;
+      if (!validDigest(d)) throw Object.assign(new Error("not a digest"), { code: Status.INVALID_ARGUMENT });
+      const data = await o.store.get(d);
+      if (!data) throw Object.assign(new Error(`blob ${digestKey(d)} not found`), { code: Status.NOT_FOUND });
+      // At least one chunk, so an empty blob is an answer too.
+      let at = Math.max(0, req.offset);
+      do {
+        if (call.cancelled) return;
+        const ok = call.write({ digest: at === 0 ? d : undefined, offset: at, data: data.subarray(at, at + CHUNK_BYTES), finishWrite: false });
+        if (!ok) await onceAny(call, ["drain", "cancelled"]);
+        at += CHUNK_BYTES;
+      } while (at < data.length);
+      call.end();
+    }),
+
+    readTree: serverStream(o.auth, async (req, call) => {
+      const root = req.rootDigest;
+      if (!validDigest(root)) throw Object.assign(new Error("not a digest"), { code: Status.INVALID_ARGUMENT });
+      const started = performance.now();
+      let bytes = 0;
+      for await (const data of packTreeTar(o.store, root, CHUNK_BYTES)) {
+        if (call.cancelled) return; // leaving the loop stops the packer
+        bytes += data.length;
+        // A cancelled call never drains: waiting for either keeps a gone node from holding the packer.
+        if (!call.write({ data })) await onceAny(call, ["drain", "cancelled"]);
       }
-      void (async () => {
-        const d = call.request.digest;
-        if (!validDigest(d)) throw Object.assign(new Error("not a digest"), { code: Status.INVALID_ARGUMENT });
-        const data = await o.store.get(d);
-        if (!data) throw Object.assign(new Error(`blob ${digestKey(d)} not found`), { code: Status.NOT_FOUND });
-        // At least one chunk, so an empty blob is an answer too.
-        let at = Math.max(0, call.request.offset);
-        do {
-          if (call.cancelled) return;
-          const ok = call.write({ digest: at === 0 ? d : undefined, offset: at, data: data.subarray(at, at + CHUNK_BYTES), finishWrite: false });
-          if (!ok) await new Promise<void>((r) => call.once("drain", r));
-          at += CHUNK_BYTES;
-        } while (at < data.length);
-        call.end();
-      })().catch((err) => call.emit("error", { code: typeof err.code === "number" ? err.code : Status.INTERNAL, details: errorMessage(err) }));
-    },
+      call.end();
+      log.info({ root: digestKey(root), bytes, ms: Math.round(performance.now() - started) }, "sent a tree as one tar stream");
+    }),
 
     writeBlob(call, callback) {
       const denied = o.auth(call.metadata);

@@ -7,6 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CorruptBlobError, type Digest, ExitCode, OrionError, Status, digestOf, silentLogger } from "../core/index.js";
 import { type BlobStore, createBlobStore } from "../cas/index.js";
+import { TamperingBlobStore } from "../cas/tampering-blob-store.js";
 import { BlobsClient, BlobsService, type BatchUpdateBlobsResponse, type WriteBlobResponse } from "../gen/orion/v1/blobs.js";
 import { tokenAuthenticator } from "./auth.js";
 import { blobService } from "./blob-service.js";
@@ -19,25 +20,6 @@ let server: grpc.Server;
 let address: string;
 let serverStore: BlobStore;
 const cleanups: (() => void)[] = [];
-
-/** Serves whatever the real store holds with one byte flipped: a peer gone bad. */
-class TamperingStore implements BlobStore {
-  constructor(private readonly inner: BlobStore) {}
-  findMissing = (d: readonly Digest[]) => this.inner.findMissing(d);
-  has = (d: Digest) => this.inner.has(d);
-  put = (data: Uint8Array, e?: Digest) => this.inner.put(data, e);
-  putFile = (p: string, e?: Digest) => this.inner.putFile(p, e);
-  adoptFile = (p: string) => this.inner.adoptFile(p);
-  copyOut = (d: Digest, dest: string, x: boolean) => this.inner.copyOut(d, dest, x);
-  materialize = (d: Digest, dest: string, x: boolean) => this.inner.materialize(d, dest, x);
-  async get(d: Digest): Promise<Buffer | undefined> {
-    const b = await this.inner.get(d);
-    if (b && b.length) b[b.length >> 1] = b[b.length >> 1]! ^ 0xff;
-    return b;
-  }
-  sizeBytes = () => this.inner.sizeBytes();
-  close = () => this.inner.close();
-}
 
 async function serve(store: BlobStore): Promise<void> {
   server = new grpc.Server();
@@ -136,7 +118,7 @@ describe("GrpcBlobStore against a real Blobs server", () => {
     const large = bytes(STREAM_THRESHOLD * 2, 4);
     await serverStore.put(small);
     await serverStore.put(large);
-    await serve(new TamperingStore(serverStore));
+    await serve(new TamperingBlobStore(serverStore));
     const { blobs } = connect();
     await expect(blobs.get(digestOf(small))).rejects.toThrow(/hash to .*refused/);
     await expect(blobs.get(digestOf(large))).rejects.toBeInstanceOf(CorruptBlobError);

@@ -8,6 +8,11 @@ export interface ContextEntry {
 }
 
 export class ContextIndex {
+  /** Blob hash → size of each distinct file blob, made on first use (placement asks; key look-ups never do). */
+  private blobs?: Map<string, number>;
+  /** Other context's root hash → bytes shared with it (contexts never change, so neither does this). */
+  private readonly shared = new Map<string, number>();
+
   constructor(
     readonly root: Digest,
     /** Tree-relative path → file. */
@@ -16,6 +21,26 @@ export class ContextIndex {
 
   file(path: string): ContextEntry | undefined {
     return this.files.get(path);
+  }
+
+  /** Bytes of this context's distinct blobs that `other` holds too: what a node holding `other` need not fetch. */
+  bytesSharedWith(other: ContextIndex): number {
+    let n = this.shared.get(other.root.hash);
+    if (n === undefined) {
+      n = 0;
+      const theirs = other.blobSizes();
+      for (const [hash, size] of this.blobSizes()) if (theirs.has(hash)) n += size;
+      this.shared.set(other.root.hash, n);
+    }
+    return n;
+  }
+
+  private blobSizes(): Map<string, number> {
+    if (!this.blobs) {
+      this.blobs = new Map();
+      for (const f of this.files.values()) this.blobs.set(f.digest.hash, f.digest.sizeBytes);
+    }
+    return this.blobs;
   }
 }
 

@@ -9,6 +9,7 @@ import { SqliteActionCache } from "../cache/index.js";
 import type { GraphAction, RegisterRequest } from "../gen/orion/v1/scheduler.js";
 import { Directory } from "../gen/orion/v1/remote_execution.js";
 import type { BuildEvent } from "../scheduler/index.js";
+import type { ContextEntry } from "./context-index.js";
 import { Head } from "./head.js";
 
 let dir: string;
@@ -57,12 +58,12 @@ describe("Head membership", () => {
     await head.register(reg("chatty", "c"));
     for (let i = 0; i < 5; i++) {
       clock.advance(100);
-      await head.heartbeat({ nodeId: "chatty", running: 1, load: 0 });
+      await head.heartbeat({ nodeId: "chatty", running: 1, load: 0, contextHashes: [] });
     }
     expect(await names()).toEqual(["chatty"]);
     expect((await head.getStatus()).nodes[0]!.running).toBe(1);
-    await expect(head.heartbeat({ nodeId: "quiet", running: 0, load: 0 })).rejects.toMatchObject({ code: Status.NOT_FOUND });
-    await expect(head.lease({ nodeId: "quiet", maxActions: 1, waitMs: 0 })).rejects.toMatchObject({ code: Status.NOT_FOUND });
+    await expect(head.heartbeat({ nodeId: "quiet", running: 0, load: 0, contextHashes: [] })).rejects.toMatchObject({ code: Status.NOT_FOUND });
+    await expect(head.lease({ nodeId: "quiet", maxActions: 1, waitMs: 0, contextHashes: [] })).rejects.toMatchObject({ code: Status.NOT_FOUND });
     // Coming back, it registers under its old name.
     expect((await head.register(reg("quiet", "q"))).nodeId).toBe("quiet");
   });
@@ -114,20 +115,20 @@ describe("Head placement", () => {
     await head.register(reg("a", "a"));
     const { buildId, events } = await submit(["d-gcc"]);
     await until(() => events.some((e) => e.type === "action" && e.state === "queued"));
-    const first = await head.lease({ nodeId: "a", maxActions: 4, waitMs: 0 });
+    const first = await head.lease({ nodeId: "a", maxActions: 4, waitMs: 0, contextHashes: [] });
     expect(first.leases).toHaveLength(1);
     await head.register(reg("b", "b"));
     // "a" falls silent; "b" keeps its heartbeats up.
     for (let i = 0; i < 6; i++) {
       clock.advance(100);
-      await head.heartbeat({ nodeId: "b", running: 0, load: 0 });
+      await head.heartbeat({ nodeId: "b", running: 0, load: 0, contextHashes: [] });
     }
     expect(events.some((e) => e.type === "action" && e.state === "retry" && e.node === "a")).toBe(true);
     for (let i = 0; i < 3; i++) {
       clock.advance(100); // past the retry's backoff (≤ 100 ms for a first retry)
-      await head.heartbeat({ nodeId: "b", running: 0, load: 0 });
+      await head.heartbeat({ nodeId: "b", running: 0, load: 0, contextHashes: [] });
     }
-    const second = await head.lease({ nodeId: "b", maxActions: 4, waitMs: 0 });
+    const second = await head.lease({ nodeId: "b", maxActions: 4, waitMs: 0, contextHashes: [] });
     expect(second.leases.map((l) => [l.actionId, l.attempt])).toEqual([["a0", 2]]);
     // The stale lease's report is ignored; the live one's counts.
     const result = { outputFiles: [], exitCode: 0, stdoutRaw: Buffer.alloc(0), stderrRaw: Buffer.alloc(0), stdoutDigest: undefined, stderrDigest: undefined, executionMetadata: undefined };
@@ -136,5 +137,65 @@ describe("Head placement", () => {
     expect(events.at(-1)).toMatchObject({ type: "summary", executed: 1, nodes: { b: 1 } });
     clock.advance(1_000);
     expect(() => head.watchBuild(buildId, 0, () => {})).toThrow(/unknown build/);
+  });
+});
+
+/** A fake digest: placement compares hashes and sizes, never bytes. */
+const fake = (tag: string, sizeBytes: number) => ({ hash: tag.padEnd(64, "0"), sizeBytes });
+
+/** A build of `n` independent compiles (equal priority) against a source context made of `files`. */
+async function submitCompiles(rootTag: string, files: Record<string, number>, n: number): Promise<BuildEvent[]> {
+  const root = fake(rootTag, 100);
+  const map = new Map<string, ContextEntry>(Object.entries(files).map(([path, size]) => [path, { digest: fake(path.replace(/\W/g, "") + size.toString(16), size), executable: false }]));
+  const actions: GraphAction[] = Array.from({ length: n }, (_, i) => ({
+    id: `${rootTag}${i}`, kind: "compile", label: `CC ${rootTag}${i}`, arguments: ["/usr/bin/gcc", "-c", `f${i}.c`, "-o", `f${i}.o`], cwd: "",
+    inputs: [], outputs: [`f${i}.o`], deps: [], host: false, toolchain: "d-gcc", environmentVariables: [], shell: "",
+  }));
+  const { buildId } = await head.submitBuild({ contextRoot: root, actions, noCache: true, retries: 0, jobs: 0, token: "", projectRoot: "/p" }, { root, files: map });
+  const events: BuildEvent[] = [];
+  head.watchBuild(buildId, 0, (e) => events.push(e));
+  await until(() => events.filter((e) => e.type === "action" && e.state === "queued").length === n);
+  return events;
+}
+
+describe("Head placement by input bytes held", () => {
+  it("hands a node the equally urgent compiles of the context it holds, else of the one it shares most bytes with", async () => {
+    await head.register(reg("holds-b", "b"));
+    await head.register(reg("holds-a", "a"));
+    await head.register(reg("fresh", "f"));
+    // Queued in this order: A's compiles, then B's, then A2's (A with one small file edited; the big header is shared).
+    await submitCompiles("a", { "big.h": 1_000_000, "x.c": 100 }, 3);
+    await submitCompiles("b", { "other.h": 5_000, "y.c": 100 }, 3);
+    await submitCompiles("c", { "big.h": 1_000_000, "x.c": 101 }, 3);
+    const lease = async (nodeId: string, max: number, contextHashes: string[]) =>
+      (await head.lease({ nodeId, maxActions: max, waitMs: 0, contextHashes })).leases.map((l) => l.actionId);
+    // B's compiles were queued after A's: queue order alone would give holds-b A's.
+    expect(await lease("holds-b", 2, [fake("b", 100).hash])).toEqual(["b0", "b1"]);
+    // A node holding A prefers A; once A is drained, A2 (it holds A2's big header) over B.
+    expect(await lease("holds-a", 4, [fake("a", 100).hash])).toEqual(["a0", "a1", "a2", "c0"]);
+    // What a node holds is what its latest call says.
+    expect(await lease("holds-b", 1, [fake("c", 100).hash])).toEqual(["c1"]);
+    // A node holding nothing takes the queue's order.
+    expect(await lease("fresh", 5, [])).toEqual(["b2", "c2"]);
+  });
+
+  it("never lets bytes held outrank the critical path", async () => {
+    await head.register(reg("holds-b", "b"));
+    await submitCompiles("b", { "y.c": 100 }, 2);
+    // An action on another context with a dependent: a longer path, so more urgent.
+    const root = fake("a", 100);
+    const mk = (id: string, deps: string[]): GraphAction => ({
+      id, kind: "compile", label: id, arguments: ["/usr/bin/gcc", "-c", `${id}.c`], cwd: "", inputs: [], outputs: [], deps,
+      host: false, toolchain: "d-gcc", environmentVariables: [], shell: "",
+    });
+    const { buildId } = await head.submitBuild(
+      { contextRoot: root, actions: [mk("first", []), mk("then", ["first"])], noCache: true, retries: 0, jobs: 0, token: "", projectRoot: "/p" },
+      { root, files: new Map() },
+    );
+    const events: BuildEvent[] = [];
+    head.watchBuild(buildId, 0, (e) => events.push(e));
+    await until(() => events.some((e) => e.type === "action" && e.state === "queued"));
+    const got = await head.lease({ nodeId: "holds-b", maxActions: 3, waitMs: 0, contextHashes: [fake("b", 100).hash] });
+    expect(got.leases.map((l) => l.actionId)).toEqual(["first", "b0", "b1"]);
   });
 });

@@ -67,6 +67,8 @@ interface NodeRecord {
   /** An embedded node runs whatever toolchain the client found on this machine. */
   anyToolchain: boolean;
   lastSeen: number;
+  /** Hashes of the input roots it holds, as its last lease or heartbeat said. */
+  contexts: ReadonlySet<string>;
   worker: Worker<Payload>;
 }
 
@@ -110,6 +112,9 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
       ids: opts.ids,
       onReady: (task) => this.onReady(task),
       onWork: () => this.wake(),
+      // Compiles run against the whole source context, which a node keeps materialized: that is the input
+      // worth placing by. Archives and links read a few objects through a small root of their own.
+      placementKey: (task) => (task.spec.kind === "compile" && task.payload && "prepared" in task.payload ? task.payload.prepared.inputRoot.hash : undefined),
     });
     this.armSweep();
   }
@@ -137,13 +142,15 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
       toolchains,
       anyToolchain,
       lastSeen: this.opts.clock.now(),
+      contexts: new Set(),
       worker: {
         name: id,
         accepts: (t) => {
           const p = t.payload;
           if (!p || "host" in p) return false;
-            return anyToolchain || toolchains.has(toolchainOf(p.prepared));
+          return anyToolchain || toolchains.has(toolchainOf(p.prepared));
         },
+        heldBytes: (key) => this.heldBytes(record, key),
       },
     };
     this.nodes.set(id, record);
@@ -157,6 +164,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
     node.lastSeen = this.opts.clock.now();
     node.running = req.running;
     node.load = req.load;
+    this.noteContexts(node, req.contextHashes);
     return { cancelLeaseIds: [] };
   }
 
@@ -169,6 +177,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
     const node = this.nodes.get(req.nodeId);
     if (!node) throw new OrionError(`unknown node ${req.nodeId}`, { code: Status.NOT_FOUND });
     node.lastSeen = this.opts.clock.now();
+    this.noteContexts(node, req.contextHashes);
     // An evicted node must not take work: it re-registers first.
     const leases = await this.waitFor(
       () => (this.nodes.get(req.nodeId) === node ? this.scheduler.lease(node.worker, Math.max(1, req.maxActions)) : []),
@@ -397,6 +406,34 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
         this.scheduler.failReady(build.id, action.id, errorMessage(err));
       },
     );
+  }
+
+  private noteContexts(node: NodeRecord, hashes: readonly string[] | undefined): void {
+    if (!hashes || (hashes.length === 0 && node.contexts.size === 0)) return;
+    node.contexts = new Set(hashes);
+  }
+
+  /**
+   * How many of an input root's bytes a node holds: all of them when it has materialized that root;
+   * else, when the head knows the root as a source context, the bytes of its distinct blobs that also
+   * appear in a context the node holds (the blobs are in its store); else none.
+   */
+  private heldBytes(node: NodeRecord, rootHash: string): number {
+    if (node.contexts.has(rootHash)) return Number.MAX_SAFE_INTEGER;
+    if (node.contexts.size === 0) return 0;
+    const ctx = this.contextByHash(rootHash);
+    if (!ctx) return 0;
+    let best = 0;
+    for (const h of node.contexts) {
+      const other = this.contextByHash(h);
+      if (other) best = Math.max(best, ctx.bytesSharedWith(other));
+    }
+    return best;
+  }
+
+  private contextByHash(hash: string): ContextIndex | undefined {
+    for (const c of this.contexts.values()) if (c.root.hash === hash) return c;
+    return undefined;
   }
 
   private placeable(prepared: Prepared): boolean {

@@ -13,3 +13,4 @@ export {
   type TreeEntry,
 } from "./tree.js";
 export { DirListings, type DirState, type ProbeSession } from "./dir-listing.js";
+export { extractTreeTar, packTreeTar, TAR_MAX_FILE_BYTES, type TarExtractOptions, type TarExtractStats } from "./tree-tar.js";

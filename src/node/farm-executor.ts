@@ -37,6 +37,10 @@ export class FarmExecutor implements ActionExecutor {
     return outcome;
   }
 
+  contexts(): string[] {
+    return this.o.inner.contexts?.() ?? [];
+  }
+
   private async upload(outcome: ExecOutcome): Promise<void> {
     const r = outcome.result;
     const wanted = new Map<string, Digest>();

@@ -8,6 +8,8 @@ import type { ExecOutcome, ExecRequest } from "../exec/index.js";
 /** What runs one action; LocalExecutor in production, a no-op or sleeping one in benchmarks. */
 export interface ActionExecutor {
   execute(req: ExecRequest): Promise<ExecOutcome>;
+  /** Hashes of the input roots it holds materialized (or is materializing), told to the head for placement. */
+  contexts?(): string[];
 }
 
 export interface NodeOptions {
@@ -120,11 +122,15 @@ export class Node {
     await this.register().catch((e) => this.log.warn({ err: errorMessage(e) }, "could not register again"));
   }
 
+  private contexts(): string[] {
+    return this.opts.executor.contexts?.() ?? [];
+  }
+
   private scheduleHeartbeat(): void {
     if (this.stopped || !(this.heartbeatMs > 0)) return;
     this.heartbeatTimer = setTimeout(() => {
       this.opts.head
-        .heartbeat({ nodeId: this.nodeId, running: this.running, load: loadavg()[0] ?? 0 })
+        .heartbeat({ nodeId: this.nodeId, running: this.running, load: loadavg()[0] ?? 0, contextHashes: this.contexts() })
         .catch((err) => this.recover(err, "heartbeat failed"))
         .finally(() => this.scheduleHeartbeat());
     }, this.heartbeatMs);
@@ -142,7 +148,10 @@ export class Node {
       }
       let leases: Lease[];
       try {
-        ({ leases } = await this.opts.head.lease({ nodeId: this.nodeId, maxActions: free, waitMs: this.opts.leaseWaitMs ?? 1000 }, this.stopping.signal));
+        ({ leases } = await this.opts.head.lease(
+          { nodeId: this.nodeId, maxActions: free, waitMs: this.opts.leaseWaitMs ?? 1000, contextHashes: this.contexts() },
+          this.stopping.signal,
+        ));
       } catch (err) {
         if (this.stopped) break;
         await this.recover(err, "lease failed; retrying");

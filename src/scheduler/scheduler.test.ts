@@ -166,6 +166,30 @@ describe("Scheduler", () => {
     checkInvariant(summary);
   });
 
+  it("hands a worker the equally urgent task whose input root it holds most of, never a less urgent one", () => {
+    const clock = new FakeClock();
+    // The payload is the task's input root; the label says which one.
+    const sched: Scheduler<string> = new Scheduler<string>({
+      clock,
+      ids: sequentialIds("lease"),
+      onReady: (t) => sched.enqueue(t.buildId, t.spec.id, t.spec.label),
+      placementKey: (t) => t.payload,
+    });
+    const opts = { retries: 0, failFast: true, onEvent: () => {} };
+    // Build 1 on root A: two leaves and one task on a longer path; build 2 (queued later) on root B.
+    void sched.addBuild("b1", [spec("a1", [], { label: "A" }), spec("a2", [], { label: "A" }), spec("urgent", [], { label: "A" }), spec("after", ["urgent"], { label: "A" })], opts);
+    void sched.addBuild("b2", [spec("b1", [], { label: "B" }), spec("b2", [], { label: "B" }), spec("b3", [], { label: "B" })], opts);
+    const holds = (bytes: Record<string, number>): Worker<string> => ({ name: "w", accepts: () => true, heldBytes: (k) => bytes[k] ?? 0 });
+    const ids = (w: Worker<string>, n: number) => sched.lease(w, n).map((l) => l.task.spec.id);
+    // Critical path first, whatever the worker holds; then, among equals, root B's work for the worker holding B.
+    expect(ids(holds({ B: 1 << 20 }), 3)).toEqual(["urgent", "b1", "b2"]);
+    // More bytes held wins over fewer; queue order settles a tie.
+    expect(ids(holds({ A: 10, B: 500 }), 1)).toEqual(["b3"]);
+    expect(ids(holds({}), 1)).toEqual(["a1"]);
+    // A worker that says nothing of what it holds takes the queue's order.
+    expect(ids({ name: "plain", accepts: () => true }, 5)).toEqual(["a2"]);
+  });
+
   it("an empty build finishes at once", async () => {
     const { start } = setup();
     expect(await start([])).toMatchObject({ actions: 0, executed: 0 });

@@ -48,6 +48,12 @@ export interface Lease<P> {
 export interface Worker<P> {
   name: string;
   accepts(task: Task<P>): boolean;
+  /**
+   * Input bytes this worker already holds for a placement key (an input root); 0 when none. Among queued
+   * tasks of equal priority, the worker is handed the one whose inputs it holds most of (DESIGN.md,
+   * Scheduler: "all else equal, the most input bytes already local"). Never outranks critical-path order.
+   */
+  heldBytes?(key: string): number;
 }
 
 export type CompletionOutcome =
@@ -72,6 +78,8 @@ export interface SchedulerOptions<P> {
   onReady(task: Task<P>): void;
   /** Called whenever leasable work may have appeared (for waiting workers). */
   onWork?(): void;
+  /** The placement key of a task about to be queued (the input root its inputs live under); undefined = none. */
+  placementKey?(task: Task<P>): string | undefined;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
   random?: () => number;
@@ -83,6 +91,8 @@ interface TaskRecord<P> extends Task<P> {
   startedAt?: number;
   lease?: Lease<P>;
   dependents: string[];
+  /** Set while queued: the key of the `byKey` queue that also holds this task. */
+  placementKey?: string;
 }
 
 interface BuildRecord<P> {
@@ -104,6 +114,11 @@ export class Scheduler<P = unknown> {
   private readonly builds = new Map<string, BuildRecord<P>>();
   /** Queued tasks of every build, by priority. */
   private readonly queue = new PriorityQueue<TaskRecord<P>>();
+  /**
+   * The same queued tasks again, grouped by placement key (only those that have one); a key whose queue
+   * empties is dropped, so the map holds as many entries as input roots have work waiting — a handful.
+   */
+  private readonly byKey = new Map<string, PriorityQueue<TaskRecord<P>>>();
   /** Leases in flight, by lease id. */
   private readonly leases = new Map<string, Lease<P>>();
 
@@ -183,7 +198,7 @@ export class Scheduler<P = unknown> {
   lease(worker: Worker<P>, max: number): Lease<P>[] {
     const out: Lease<P>[] = [];
     while (out.length < max) {
-      const t = this.queue.take((x) => worker.accepts(x));
+      const t = this.takeFor(worker);
       if (!t) break;
       const build = this.builds.get(t.buildId)!;
       t.attempt++;
@@ -274,7 +289,7 @@ export class Scheduler<P = unknown> {
         t.lease = undefined;
         if (!t.spec.host) this.emitAction(build, t, "cancelled", {});
       }
-      this.queue.remove((x) => x === t);
+      this.unqueue(t);
       this.skip(build, t);
     }
     return dropped;
@@ -310,7 +325,53 @@ export class Scheduler<P = unknown> {
     t.queuedAt = this.opts.clock.now();
     if (!t.spec.host) this.emitAction(build, t, "queued", {});
     this.queue.push(t, t.priority);
+    const key = this.opts.placementKey?.(t);
+    if (key !== undefined) {
+      t.placementKey = key;
+      let q = this.byKey.get(key);
+      if (!q) this.byKey.set(key, (q = new PriorityQueue()));
+      q.push(t, t.priority);
+    }
     this.opts.onWork?.();
+  }
+
+  /**
+   * The queued task `worker` should run next: the best one it accepts in critical-path order — or, when
+   * another input root's best task is exactly as urgent and the worker holds more of that root's bytes,
+   * that one. Only the head of each key's queue is looked at: O(keys) per lease, not O(queue).
+   */
+  private takeFor(worker: Worker<P>): TaskRecord<P> | undefined {
+    const best = this.queue.peek((x) => worker.accepts(x));
+    if (!best) return undefined;
+    let chosen = best;
+    if (worker.heldBytes && this.byKey.size > 1) {
+      let held = best.placementKey !== undefined ? worker.heldBytes(best.placementKey) : 0;
+      for (const [key, q] of this.byKey) {
+        if (key === best.placementKey) continue;
+        const top = q.peek();
+        if (!top || top.priority !== best.priority || !worker.accepts(top)) continue;
+        const h = worker.heldBytes(key);
+        if (h > held) {
+          chosen = top;
+          held = h;
+        }
+      }
+    }
+    this.unqueue(chosen);
+    return chosen;
+  }
+
+  private unqueue(t: TaskRecord<P>): void {
+    this.queue.delete(t);
+    this.unqueueByKey(t);
+  }
+
+  private unqueueByKey(t: TaskRecord<P>): void {
+    const key = t.placementKey;
+    if (key === undefined) return;
+    t.placementKey = undefined;
+    const q = this.byKey.get(key);
+    if (q?.delete(t) && q.size === 0) this.byKey.delete(key);
   }
 
   private retryOrFail(build: BuildRecord<P>, t: TaskRecord<P>, error: string, node: string): void {
@@ -351,7 +412,10 @@ export class Scheduler<P = unknown> {
       stack.push(...d.dependents);
     }
     if (build.options.failFast) {
-      for (const q of this.queue.remove((x) => x.buildId === build.id)) this.skip(build, q);
+      for (const q of this.queue.remove((x) => x.buildId === build.id)) {
+        this.unqueueByKey(q);
+        this.skip(build, q);
+      }
       for (const w of build.tasks.values()) if (w.state === "waiting" || w.state === "backoff") this.skip(build, w);
     }
     this.maybeFinish(build);
