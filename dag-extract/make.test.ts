@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
 import type { BuildGraph, GraphCommand } from "./graph.js";
-import { ExtractError, extractMake, parseMakeDryRun } from "./make.js";
+import { afterEchoPrefix, ExtractError, extractMake, parseMakeDryRun } from "./make.js";
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../fixtures");
 const temps: string[] = [];
@@ -171,6 +171,32 @@ describe("recursive make", () => {
       { dir: "/r", line: "make -C a" },
       { dir: "/r/b", line: "cc -c y.c -o y.o" },
       { dir: "/r", line: "echo a \\\n  b" },
+    ]);
+  });
+});
+
+describe("a message printed before the command (quiet-mode makefiles)", () => {
+  it("afterEchoPrefix: the command after a plain printf/echo, at most redirected to stderr", () => {
+    const redis = `printf '    %b %b\\n' "\\033[34m"CC"\\033[0m" "\\033[33m"adlist.o"\\033[0m" 1>&2;cc -pedantic -std=c11 -O2 -MMD -o adlist.o -c adlist.c`;
+    expect(afterEchoPrefix(redis)).toBe("cc -pedantic -std=c11 -O2 -MMD -o adlist.o -c adlist.c");
+    expect(afterEchoPrefix("echo 'CC a.o; really';gcc -c a.c -o a.o")).toBe("gcc -c a.c -o a.o");
+    expect(afterEchoPrefix("echo hi > log; gcc -c a.c -o a.o")).toBeUndefined();
+    expect(afterEchoPrefix("touch x; gcc -c a.c -o a.o")).toBeUndefined();
+    expect(afterEchoPrefix("echo $(date); gcc -c a.c -o a.o")).toBeUndefined();
+    expect(afterEchoPrefix("gcc -c a.c -o a.o")).toBeUndefined();
+  });
+
+  it("a quiet-mode compile is an action, not a host step; the message-only line stays a host step", async () => {
+    const dir = await tempDir();
+    await writeFile(path.join(dir, "a.c"), "int a;\n");
+    await writeFile(
+      path.join(dir, "Makefile"),
+      "all: a.o\n\techo done\na.o: a.c\n\t@printf '    %b %b\\n' CC a.o 1>&2;gcc -c a.c -o a.o\n",
+    );
+    const g = await extractMake(dir);
+    expect(g.commands.map((c) => [c.kind, c.host, c.argv])).toEqual([
+      ["compile", false, ["gcc", "-c", "a.c", "-o", "a.o"]],
+      ["other", true, ["/bin/sh", "-c", "echo done"]],
     ]);
   });
 });

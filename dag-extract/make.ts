@@ -133,17 +133,56 @@ export function commandsFromMakeLines(root: string, lines: readonly MakeLine[]):
   return commands;
 }
 
-function makeCommand(root: string, { dir, line }: MakeLine, id: string): GraphCommand {
+/**
+ * A message printed before the real command on the same line — Redis's quiet mode runs
+ * `printf '    CC foo.o' 1>&2;cc ... -c foo.c` — says nothing about what the command reads or
+ * writes: the command after it is classified on its own (the message is not replayed).
+ * Returns undefined unless the part before the first unquoted `;` is a plain echo/printf,
+ * at most redirected to stderr.
+ */
+export function afterEchoPrefix(line: string): string | undefined {
+  let quote: string | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i]!;
+    if (quote) {
+      if (ch === quote) quote = undefined;
+      else if (ch === "\\" && quote === '"') i++;
+      continue;
+    }
+    if (ch === "\\") {
+      i++;
+      continue;
+    }
+    if (ch === "'" || ch === '"') {
+      quote = ch;
+      continue;
+    }
+    if (ch === "&" && line[i - 1] === ">") continue; // the `1>&2` of a message sent to stderr
+    if (ch === "&" || ch === "|" || ch === "`" || ch === "(" || ch === "<") return undefined;
+    if (ch !== ";") continue;
+    const head = line.slice(0, i).trim().replace(/\s+(1?>&2)$/, "");
+    const rest = line.slice(i + 1).trim();
+    const { words, needsShell } = splitShellWords(head);
+    if (needsShell || (words[0] !== "printf" && words[0] !== "echo") || rest === "") return undefined;
+    return rest;
+  }
+  return undefined;
+}
+
+function makeCommand(root: string, { dir, line: fullLine }: MakeLine, id: string): GraphCommand {
   const cwd = rootRelativeDir(root, dir);
   const absCwd = path.resolve(root, cwd);
+  // A printed message before a tool command does not make it a script (see afterEchoPrefix).
+  const afterEcho = afterEchoPrefix(fullLine);
+  const line = afterEcho !== undefined && !splitShellWords(afterEcho).needsShell ? afterEcho : fullLine;
   const { words, needsShell } = splitShellWords(line);
   const hostStep = (kind: GraphCommand["kind"]): GraphCommand => ({
     id,
     kind,
-    label: `RUN ${oneLine(line).slice(0, 60)}`,
+    label: `RUN ${oneLine(fullLine).slice(0, 60)}`,
     cwd,
-    argv: ["/bin/sh", "-c", line],
-    line,
+    argv: ["/bin/sh", "-c", fullLine],
+    line: fullLine,
     inputs: [],
     outputs: [],
     deps: [],
