@@ -82,6 +82,8 @@ export async function extractMake(root: string, options: ExtractMakeOptions = {}
 
 const DIRECTORY_MESSAGE = /^[^\s:]*make(?:\[\d+\])?: (Entering|Leaving) directory [`'](.*)'$/;
 const MAKE_MESSAGE = /^[^\s:]*make(?:\[\d+\])?: /;
+/** make's own error line (`make[3]: *** No rule to make target 'x'.  Stop.`). */
+const MAKE_ERROR = /^[^\s:]*make(?:\[\d+\])?: \*\*\* /;
 /** A command that starts a make (`make -C sub`, `cd sub && /usr/bin/make x`). */
 const RUNS_MAKE = /(?:^|[\s;&|(])(?:\S*\/)?g?make(?:\s|$)/;
 
@@ -94,7 +96,8 @@ const RUNS_MAKE = /(?:^|[\s;&|(])(?:\S*\/)?g?make(?:\s|$)/;
  */
 export function parseMakeDryRun(stdout: string, root: string): MakeLine[] {
   const out: MakeLine[] = [];
-  const dirs: string[] = [];
+  // One frame per directory entered; `recursion` is the make line the nested output replaced, if any.
+  const frames: { dir: string; recursion?: MakeLine; printedAt: number; failed: boolean }[] = [];
   const raw = stdout.split("\n");
   // The index in `out` of a make invocation that nested output may still claim.
   let pendingRecursion: number | undefined;
@@ -104,21 +107,33 @@ export function parseMakeDryRun(stdout: string, root: string): MakeLine[] {
     const dirMessage = DIRECTORY_MESSAGE.exec(text);
     if (dirMessage) {
       if (dirMessage[1] === "Entering") {
-        if (dirs.length > 0 && pendingRecursion !== undefined) out.splice(pendingRecursion, 1);
-        dirs.push(dirMessage[2]!);
+        let recursion: MakeLine | undefined;
+        if (frames.length > 0 && pendingRecursion !== undefined) recursion = out.splice(pendingRecursion, 1)[0];
+        frames.push({ dir: dirMessage[2]!, recursion, printedAt: out.length, failed: false });
       } else {
-        dirs.pop();
+        const frame = frames.pop();
+        // The sub-make printed nothing and failed — its makefile does not exist yet (a configure step
+        // earlier in the build writes it): the make line stays, to run on the host in its turn.
+        // (make's error goes to stderr, which is read separately: a directory without a makefile says the same.)
+        if (frame?.recursion && out.length === frame.printedAt && (frame.failed || !hasMakefile(frame.dir))) out.push(frame.recursion);
       }
       pendingRecursion = undefined;
       continue;
     }
-    if (MAKE_MESSAGE.test(text)) continue;
+    if (MAKE_MESSAGE.test(text)) {
+      if (MAKE_ERROR.test(text) && frames.length > 0) frames.at(-1)!.failed = true;
+      continue;
+    }
     while (endsWithContinuation(text) && i + 1 < raw.length) text += "\n" + raw[++i]!;
     if (text.trim() === "") continue;
-    out.push({ dir: dirs.at(-1) ?? root, line: text });
+    out.push({ dir: frames.at(-1)?.dir ?? root, line: text });
     pendingRecursion = RUNS_MAKE.test(text) ? out.length - 1 : undefined;
   }
   return out;
+}
+
+function hasMakefile(dir: string): boolean {
+  return ["GNUmakefile", "makefile", "Makefile"].some((name) => existsSync(path.join(dir, name)));
 }
 
 function endsWithContinuation(text: string): boolean {
