@@ -154,7 +154,6 @@ describe("recursive make", () => {
 
   it("keeps a recursive make whose makefile does not exist yet (a configure step writes it), as a host step", () => {
     // /r/dep has no makefile on this machine: make -n entered it, printed nothing and failed (on stderr).
-    const root = "/r";
     const out = [
       "make: Entering directory '/r'",
       "cd dep && ./configure",
@@ -170,7 +169,6 @@ describe("recursive make", () => {
       { dir: "/r", line: "cd dep && make lib/libdep.a" },
       { dir: "/r", line: "cc -c main.c -o main.o" },
     ]);
-    void root;
   });
 
   it("keeps a literal make that -n did not run, as a host step", () => {
