@@ -189,8 +189,9 @@ function makeCommand(root: string, { dir, line: fullLine }: MakeLine, id: string
   const absCwd = path.resolve(root, cwd);
   // A printed message before a tool command does not make it a script (see afterEchoPrefix).
   const afterEcho = afterEchoPrefix(fullLine);
-  const line = afterEcho !== undefined && !splitShellWords(afterEcho).needsShell ? afterEcho : fullLine;
-  const { words, needsShell } = splitShellWords(line);
+  const split = afterEcho === undefined ? undefined : splitShellWords(afterEcho);
+  const line = split && !split.needsShell ? afterEcho! : fullLine;
+  const { words, needsShell } = split && !split.needsShell ? split : splitShellWords(fullLine);
   const hostStep = (kind: GraphCommand["kind"]): GraphCommand => ({
     id,
     kind,

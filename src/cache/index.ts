@@ -23,6 +23,7 @@ export {
   shadowProbes,
   parseDepfile,
   depfileInputs,
+  depfileRules,
   type CompileLevel1Input,
   type LinkKeyInput,
 } from "./keys.js";

@@ -212,14 +212,22 @@ export function resolveLibraries(argv: readonly string[], cwdAbs: string, search
  * are gathered from every rule naming one of them. Rules without deps (the
  * phony `header.h:` rules -MP adds) are ignored.
  */
+/** The rules of a make-style dependency text: its logical lines (continuations joined) that have a `target:`. */
+export function depfileRules(text: string): string[] {
+  return text
+    .replace(/\r\n/g, "\n")
+    .replace(/\\\n/g, " ")
+    .split("\n")
+    .filter((line) => splitWords(line).some((w) => w.kind === "colon"));
+}
+
 /** Every prerequisite named by any rule of a make-style dependency text (`-M`/`-MM` over many sources writes one rule each), first mention first. */
 export function depfileInputs(text: string): string[] {
   const out: string[] = [];
   const seen = new Set<string>();
-  for (const line of text.replace(/\r\n/g, "\n").replace(/\\\n/g, " ").split("\n")) {
+  for (const line of depfileRules(text)) {
     const words = splitWords(line);
     const colon = words.findIndex((w) => w.kind === "colon");
-    if (colon < 0) continue;
     for (const w of words.slice(colon + 1)) if (w.kind === "word" && !seen.has(w.text)) seen.add(w.text), out.push(w.text);
   }
   return out;
@@ -227,11 +235,9 @@ export function depfileInputs(text: string): string[] {
 
 export function parseDepfile(text: string): { targets: string[]; deps: string[] } {
   const rules: { targets: string[]; deps: string[] }[] = [];
-  const logical = text.replace(/\r\n/g, "\n").replace(/\\\n/g, " ").split("\n");
-  for (const line of logical) {
+  for (const line of depfileRules(text)) {
     const words = splitWords(line);
     const colon = words.findIndex((w) => w.kind === "colon");
-    if (colon < 0) continue;
     const targets = words.slice(0, colon).map((w) => w.text);
     const deps = words.slice(colon + 1).filter((w) => w.kind === "word").map((w) => w.text);
     if (targets.length > 0) rules.push({ targets, deps });

@@ -7,8 +7,6 @@ export interface Classification {
   cacheable: boolean;
   /** Why not, when not cacheable. */
   reason?: string;
-  /** The user asked for `-MMD` (a depfile without system headers). */
-  userDepfileOmitsSystemHeaders: boolean;
 }
 
 /**
@@ -38,7 +36,7 @@ function isSpecialPath(p: string, cwd: string): boolean {
 export function classifyCall(argv: readonly string[], cwd: string, env: Record<string, string | undefined>): Classification {
   const args = parseCompileArgs([...argv], { implicitOutput: true });
   const mmd = argv.some((a) => a === "-MMD" || a === "-MM" || a.startsWith("-Wp,-MMD,"));
-  const out: Classification = { args, cacheable: args.cacheable, reason: args.reason, userDepfileOmitsSystemHeaders: mmd };
+  const out: Classification = { args, cacheable: args.cacheable, reason: args.reason };
   // parseCompileArgs also calls a link cacheable (orion build keys links by their inputs); `orion cc` caches
   // compiles and dependency generation only.
   if (out.cacheable && args.kind !== "compile" && args.kind !== "depgen") {

@@ -20,6 +20,7 @@ import {
   normalizeArgv,
   ABSENT_HEADER,
   depfileInputs,
+  depfileRules,
   isAbsentHeader,
   shadowProbes,
 } from "../cache/index.js";
@@ -177,20 +178,12 @@ export class CcService implements CallHandler {
     try {
       for (let n = 0; n < subs.length; n++) {
         const sub = subs[n]!;
-        const key = await this.compileKey(exe, sub, classifyCall(sub.argv, sub.cwd, sub.env));
+        const { key, hit } = await this.lookUp(exe, sub, classifyCall(sub.argv, sub.cwd, sub.env), notes[n]!);
         keys[n] = key;
-        const hit = key ? await this.lookup(key, notes[n]!) : undefined;
-        if (hit) {
-          this.bump("hits");
-          notes[n]!.outcome = "hit";
-          replies[n] = hit;
-        }
+        replies[n] = hit;
       }
     } catch (err) {
-      this.log.warn({ err: errorMessage(err), argv: call.argv }, "cache look-up failed; running the compiler directly");
-      this.bump("fallbacks");
-      note.outcome = "fallback";
-      return runCaptured(exe, call);
+      return this.lookUpFailed(err, exe, call, note);
     } finally {
       this.flushStatCache();
     }
@@ -228,39 +221,43 @@ export class CcService implements CallHandler {
   private async everyHeaderRules(exe: string, call: CompilerCall, sources: number): Promise<string[] | undefined> {
     const r = await runCaptured(exe, { ...call, argv: depgenEveryHeaderArgv(call.argv) });
     if (!isOrdinaryExit(r.exitCode)) return undefined;
-    const rules = r.stdout
-      .toString("utf8")
-      .replace(/\r\n/g, "\n")
-      .replace(/\\\n/g, " ")
-      .split("\n")
-      .filter((line) => depfileInputs(line).length > 0 || /[^\\]:/.test(line));
+    const rules = depfileRules(r.stdout.toString("utf8"));
     return rules.length === sources ? rules : undefined;
+  }
+
+  /** A call's key and, on a hit, its reply (counted); no key when a source or forced include cannot be read. */
+  private async lookUp(exe: string, call: CompilerCall, cls: Classification, note: CallNote): Promise<{ key?: CompileKey; hit?: CompilerReply }> {
+    const key = await this.compileKey(exe, call, cls);
+    const hit = key ? await this.lookup(key, note) : undefined;
+    if (hit) {
+      this.bump("hits");
+      note.outcome = "hit";
+    }
+    return { key, hit };
+  }
+
+  /** Orion's own machinery failed before the compiler ran: say why in the log, count it, and run the call as is. */
+  private lookUpFailed(err: unknown, exe: string, call: CompilerCall, note: CallNote): Promise<CompilerReply> {
+    this.log.warn({ err: errorMessage(err), argv: call.argv }, "cache look-up failed; running the compiler directly");
+    this.bump("fallbacks");
+    note.outcome = "fallback";
+    return runCaptured(exe, call);
   }
 
   /** The cache path of one cacheable call; `handBack`: a call that turns out uncacheable may go back to the client. */
   private async cached(exe: string, call: CompilerCall, cls: Classification, note: CallNote, handBack: boolean): Promise<CompilerReply> {
     let key: CompileKey | undefined;
     try {
-      key = await this.compileKey(exe, call, cls);
-      if (key) {
-        const hit = await this.lookup(key, note);
-        if (hit) {
-          this.bump("hits");
-          note.outcome = "hit";
-          return hit;
-        }
-      }
+      const found = await this.lookUp(exe, call, cls, note);
+      if (found.hit) return found.hit;
+      key = found.key;
     } catch (err) {
-      this.log.warn({ err: errorMessage(err), argv: call.argv }, "cache look-up failed; running the compiler directly");
-      this.bump("fallbacks");
-      note.outcome = "fallback";
-      return runCaptured(exe, call);
+      return this.lookUpFailed(err, exe, call, note);
     } finally {
       this.flushStatCache();
     }
     if (!key) {
-      // The source or a forced include is not a readable file (the compiler's own answer is the one to give), or the
-      // source is too new to cache.
+      // The source or a forced include is not a readable file: the compiler's own answer is the one to give.
       this.bump("uncacheable");
       return handBack ? this.passThrough(exe, call) : runCaptured(exe, call);
     }
@@ -326,7 +323,7 @@ export class CcService implements CallHandler {
     }
   }
 
-  /** Level 1 and what level 2 needs; undefined when the source or a forced include cannot be read (the compiler will say why) or a source is too new to cache. */
+  /** Level 1 and what level 2 needs; undefined when the source or a forced include cannot be read (the compiler will say why). */
   private async compileKey(exe: string, call: CompilerCall, cls: Classification): Promise<CompileKey | undefined> {
     const { args } = cls;
     const sources: CompileKey["sources"] = [];
