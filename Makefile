@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
 # Debian packages the project needs: the C toolchain it drives, and ccache for the benchmarks' anchor.
-DEB_PACKAGES := gcc g++ make binutils ccache
+DEB_PACKAGES := gcc g++ make binutils ccache strace
 SOURCES := $(shell find src dag-extract scripts test -name '*.ts' -not -path '*/gen/*' 2>/dev/null) $(wildcard proto/orion/v1/*.proto) tsconfig.json buf.gen.yaml
 
 .PHONY: install install-deb build test demo bench clean

@@ -11,6 +11,16 @@ export interface Classified {
   outputs: string[];
   /** For compilers: true when the driver is a C++ one (g++, c++, clang++), for labels. */
   cxx?: boolean;
+  /** A compile without `-o`: its object (outputs[0]) is the driver's default name in the cwd. */
+  impliedOutput?: boolean;
+}
+
+/**
+ * The argv with a compile's implied object named (`cc -c net.c` → `cc -c net.c -o net.o`, what the
+ * driver does anyway): a sandboxed compile writes into a private folder and must say where.
+ */
+export function withExplicitOutput(argv: readonly string[], c: Classified): string[] {
+  return c.kind === "compile" && c.impliedOutput ? [...argv, "-o", c.outputs[0]!] : [...argv];
 }
 
 /** Decides whether a path (as written in argv, relative to the command's cwd) names an existing file. */
@@ -113,7 +123,7 @@ function classifyCompiler(argv: readonly string[], cxx: boolean, exists: ExistsF
     const object = a.output ?? replaceExt(path.basename(source), ".o");
     const outputs = [object];
     if (has("-MD") || has("-MMD")) outputs.push(a.depfile ?? replaceExt(a.output ?? path.basename(source), ".d"));
-    return { kind: "compile", inputs: [source, ...a.includes], outputs, cxx };
+    return { kind: "compile", inputs: [source, ...a.includes], outputs, cxx, ...(a.output === undefined ? { impliedOutput: true } : {}) };
   }
 
   if (a.output === undefined || sources.length > 0) return other();

@@ -31,13 +31,14 @@ describe("extractCompileDb", () => {
     expect(compiles).toHaveLength(207);
     expect(compiles.filter((c) => c.label.startsWith("CXX "))).toHaveLength(1);
     expect(compiles.every((c) => c.deps.length === 0)).toBe(true);
-    // Bear recorded hiredis without -o: the object lands next to the source, in the entry's directory.
+    // Bear recorded hiredis without -o: the object lands next to the source, in the entry's directory,
+    // and the action names it (a sandboxed compile must say where its object goes).
     expect(compiles[0]).toMatchObject({
       cwd: "deps/linenoise",
       label: "CC deps/linenoise/linenoise.o",
       inputs: ["deps/linenoise/linenoise.c"],
       outputs: ["deps/linenoise/linenoise.o"],
-      argv: ["/usr/bin/gcc", "-Wall", "-Os", "-g", "-c", "linenoise.c"],
+      argv: ["/usr/bin/gcc", "-Wall", "-Os", "-g", "-c", "linenoise.c", "-o", "linenoise.o"],
     });
     expect(new Set(compiles.map((c) => c.outputs[0])).size).toBe(207);
     const make = g.commands.at(-1)!;

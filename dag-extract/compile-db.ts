@@ -10,7 +10,7 @@
 import { existsSync } from "node:fs";
 import { readFile, realpath } from "node:fs/promises";
 import path from "node:path";
-import { classify } from "./classify.js";
+import { classify, withExplicitOutput } from "./classify.js";
 import { commandId, linkDependencies } from "./deps.js";
 import { ExtractError } from "./errors.js";
 import type { BuildGraph, GraphCommand } from "./graph.js";
@@ -101,7 +101,7 @@ function dbCommand(root: string, entry: CompileDbEntry, id: string): GraphComman
     kind: "compile",
     label: `${c.cxx ? "CXX" : "CC"} ${outputs[0]}`,
     cwd,
-    argv: [...split.words],
+    argv: withExplicitOutput(split.words, c),
     line,
     inputs: c.inputs.map((p) => rootRelative(root, cwd, p)),
     outputs,

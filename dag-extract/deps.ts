@@ -12,6 +12,7 @@ import type { GraphCommand } from "./graph.js";
  * - A host step is a barrier: Orion cannot see what it reads or writes, so it waits
  *   for everything before it and everything after it waits for it. Depending on the
  *   previous barrier and on the commands since then covers all earlier ones transitively.
+ * - A step that only prints waits like a barrier but holds nothing up.
  */
 export function linkDependencies(commands: GraphCommand[]): void {
   let lastHost: string | undefined;
@@ -22,7 +23,10 @@ export function linkDependencies(commands: GraphCommand[]): void {
   for (const cmd of commands) {
     const deps = new Set<string>();
     if (lastHost !== undefined) deps.add(lastHost);
-    if (cmd.host) {
+    if (cmd.printsOnly) {
+      // In its place among the steps around it, but holding nothing up: it touches no file.
+      for (const id of sinceHost) deps.add(id);
+    } else if (cmd.host) {
       for (const id of sinceHost) deps.add(id);
       lastHost = cmd.id;
       sinceHost = [];

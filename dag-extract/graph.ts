@@ -25,6 +25,11 @@ export interface GraphCommand {
    * cache (anything not a recognised compile, archive or link).
    */
   host: boolean;
+  /**
+   * A host step that only prints (echo or printf, no redirection, no shell syntax): it touches no file,
+   * so it is no barrier, the tree need not be re-read after it, and a build of nothing else is a no-op.
+   */
+  printsOnly?: boolean;
 }
 
 export interface BuildGraph {

@@ -213,10 +213,33 @@ describe("a message printed before the command (quiet-mode makefiles)", () => {
       "all: a.o\n\techo done\na.o: a.c\n\t@printf '    %b %b\\n' CC a.o 1>&2;gcc -c a.c -o a.o\n",
     );
     const g = await extractMake(dir);
-    expect(g.commands.map((c) => [c.kind, c.host, c.argv])).toEqual([
-      ["compile", false, ["gcc", "-c", "a.c", "-o", "a.o"]],
-      ["other", true, ["/bin/sh", "-c", "echo done"]],
+    expect(g.commands.map((c) => [c.kind, c.host, c.argv, !!c.printsOnly])).toEqual([
+      ["compile", false, ["gcc", "-c", "a.c", "-o", "a.o"], false],
+      ["other", true, ["/bin/sh", "-c", "echo done"], true],
     ]);
+  });
+
+  it("a message-only step holds nothing up; one that writes a file is a barrier", async () => {
+    const dir = await tempDir();
+    await writeFile(path.join(dir, "a.c"), "int a;\n");
+    await writeFile(path.join(dir, "b.c"), "int b;\n");
+    await writeFile(path.join(dir, "Makefile"), "all:\n\tgcc -c a.c -o a.o\n\tprintf '%b\\n' MAKE\n\tgcc -c b.c -o b.o\n\techo x > log\n\tgcc -c -o c.o b.c\n");
+    const g = await extractMake(dir);
+    expect(g.commands.map((c) => [c.label.split(" ")[0], !!c.printsOnly, c.deps])).toEqual([
+      ["CC", false, []],
+      ["RUN", true, ["a1"]],
+      ["CC", false, []],
+      ["RUN", false, ["a1", "a3"]],
+      ["CC", false, ["a4"]],
+    ]);
+  });
+
+  it("names the object of a compile without -o, as the driver would", async () => {
+    const dir = await tempDir();
+    await writeFile(path.join(dir, "net.c"), "int n;\n");
+    await writeFile(path.join(dir, "Makefile"), "all:\n\tcc -c -O2 net.c\n");
+    const g = await extractMake(dir);
+    expect(g.commands[0]).toMatchObject({ kind: "compile", outputs: ["net.o"], argv: ["cc", "-c", "-O2", "net.c", "-o", "net.o"] });
   });
 });
 

@@ -18,7 +18,7 @@ import { existsSync } from "node:fs";
 import { realpath } from "node:fs/promises";
 import path from "node:path";
 import { execFile } from "node:child_process";
-import { classify } from "./classify.js";
+import { classify, withExplicitOutput } from "./classify.js";
 import { commandId, linkDependencies } from "./deps.js";
 import { ExtractError } from "./errors.js";
 import type { BuildGraph, GraphCommand } from "./graph.js";
@@ -205,6 +205,7 @@ function makeCommand(root: string, { dir, line: fullLine }: MakeLine, id: string
     host: true,
   });
   if (needsShell) return hostStep("script");
+  if (!afterEcho && (words[0] === "echo" || words[0] === "printf")) return { ...hostStep("other"), printsOnly: true };
 
   const c = classify(words, (p) => existsSync(path.resolve(absCwd, p)));
   if (c.kind !== "compile" && c.kind !== "archive" && c.kind !== "link") return hostStep(c.kind);
@@ -216,7 +217,7 @@ function makeCommand(root: string, { dir, line: fullLine }: MakeLine, id: string
 
   const main = outputs[0]!;
   const verb = c.kind === "compile" ? (c.cxx ? "CXX" : "CC") : c.kind === "archive" ? "AR" : "LINK";
-  return { id, kind: c.kind, label: `${verb} ${main}`, cwd, argv: words, line, inputs, outputs, deps: [], host: false };
+  return { id, kind: c.kind, label: `${verb} ${main}`, cwd, argv: withExplicitOutput(words, c), line, inputs, outputs, deps: [], host: false };
 }
 
 function oneLine(text: string): string {

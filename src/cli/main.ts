@@ -52,10 +52,10 @@ async function buildCommand(
   // Modules load as late as they can: a no-op build (make has nothing to do) must stay well under 0.3 s.
   const { extractGraph } = await import("../../dag-extract/index.js");
   const graph = await extractGraph(dir, { makeArgs: passThrough });
-  if (graph.commands.length === 0) {
+  if (graph.commands.every((c) => c.printsOnly)) {
+    // Nothing to build (make would only print its messages, as Redis's "Hint: ..."): no head, no cache.
     const { reportEmptyBuild } = await import("../client/empty.js");
-    reportEmptyBuild((e) => reporter.onEvent(e));
-    return ExitCode.OK;
+    return reportEmptyBuild(graph, (e) => reporter.onEvent(e));
   }
 
   const { createRootLogger } = await import("../core/logger.js");
@@ -85,6 +85,7 @@ async function buildCommand(
     const embedded = await startEmbedded({ cacheDir: cfg.cacheDir, slots: cfg.jobs, maxCacheBytes: cfg.maxCacheBytes, logger });
     backend = { head: embedded.head, store: embedded.store, statCache: embedded.statCache, inProcess: true, close: () => embedded.close() };
   }
+  const stepCache = openCacheDir(cfg.cacheDir).stepCache();
   const abort = new AbortController();
   let interrupts = 0;
   const onSigint = () => {
@@ -111,11 +112,14 @@ async function buildCommand(
       },
       signal: abort.signal,
       inProcess: backend.inProcess,
+      stepCache,
+      hostJobs: cfg.jobs,
     });
     return outcome.exitCode;
   } finally {
     process.off("SIGINT", onSigint);
     process.off("SIGTERM", onSigint);
+    stepCache.close();
     await backend.close();
   }
 }
@@ -134,18 +138,21 @@ async function cacheCommand(action: "stats" | "clear", opts: { json?: boolean })
   const open = openCacheDir(cfg.cacheDir);
   const store = open.store(cfg.maxCacheBytes);
   const cache = open.cache();
+  const steps = open.stepCache();
   try {
     if (action === "clear") {
       cache.clear();
-      process.stdout.write(`orion: cleared the action cache in ${cfg.cacheDir}\n`);
+      steps.clear();
+      process.stdout.write(`orion: cleared the action cache and the step cache in ${cfg.cacheDir}\n`);
       return ExitCode.OK;
     }
     const { CcStats } = await import("../cc/stats.js");
-    const s = { cacheDir: cfg.cacheDir, ...cache.stats(), ...CcStats.readCounts(cfg.cacheDir), bytesStored: store.sizeBytes() };
+    const s = { cacheDir: cfg.cacheDir, ...cache.stats(), steps: steps.count(), ...CcStats.readCounts(cfg.cacheDir), bytesStored: store.sizeBytes() };
     process.stdout.write(opts.json ? JSON.stringify(s) + "\n" : Object.entries(s).map(([k, v]) => `${k}: ${v}`).join("\n") + "\n");
     return ExitCode.OK;
   } finally {
     cache.close();
+    steps.close();
     store.close();
   }
 }

@@ -75,6 +75,6 @@ export function formatSummary(s: Summary): string {
     .join(", ");
   return (
     `orion: ${s.actions} actions: ${s.executed} executed, ${s.cacheHits} cached, ${s.failed} failed, ${s.skipped} skipped; ` +
-    `${s.hostSteps} host steps; ${secs} s${nodes ? ` (${nodes})` : ""}`
+    `${s.hostSteps} host steps${s.hostStepsCached ? ` (${s.hostStepsCached} restored)` : ""}; ${secs} s${nodes ? ` (${nodes})` : ""}`
   );
 }

@@ -13,6 +13,7 @@ import type { BuildGraph } from "../../dag-extract/index.js";
 import { OutputWriter } from "./outputs.js";
 import type { ProgramDigests } from "./programs.js";
 import { findProgram } from "../core/programs.js";
+import type { StepCache } from "../steps/step-cache.js";
 
 export interface ClientBuildOptions {
   /** What to build, as dag-extract found it. */
@@ -32,6 +33,10 @@ export interface ClientBuildOptions {
   /** Pass the context's file map in-process instead of making the head read it back (embedded only). */
   inProcess?: boolean;
   env?: NodeJS.ProcessEnv;
+  /** The whole-step cache for host steps (absent: they run every time). */
+  stepCache?: StepCache;
+  /** Tools a sub-make run as a host step may start at once (default 1). */
+  hostJobs?: number;
 }
 
 export interface ClientBuildOutcome {
@@ -46,9 +51,14 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
   const root = graph.root;
   const log = o.logger.child({ module: "client" });
 
+  const known = new Set<string>();
   // Hashing the tree and naming the toolchains are independent: do them together.
   const started = performance.now();
-  const [context, actions] = await Promise.all([hashContext(root, o), toGraphActions(graph, o.programs, env)]);
+  const [hashed, actions] = await Promise.all([hashContext(root, o, known), toGraphActions(graph, o.programs, env)]);
+  const context = hashed.upload;
+  /** The tree as last hashed, and how many actions' outputs the writer had queued then. */
+  let tree = hashed.tree;
+  let treeAtWrites = 0;
   log.debug({ ms: Math.round(performance.now() - started), files: context.files?.size }, "context hashed and uploaded, toolchains named");
   const { buildId } = await o.head.submitBuild(
     { contextRoot: context.root, actions, noCache: o.noCache, retries: o.retries, jobs: 0, token: "", projectRoot: root },
@@ -108,37 +118,56 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
   let watchFailed = false;
   finished.catch(() => (watchFailed = true));
 
+  let runner: import("../steps/host-runner.js").HostStepRunner | undefined;
+  const printsOnly = new Set(graph.commands.filter((c) => c.printsOnly).map((c) => c.id));
   const hostLoop = (async () => {
     while (!summary && !watchFailed) {
       const leases = await o.head.leaseHostSteps(buildId, 1, 250);
       for (const lease of leases) {
         let ok = false;
         let upload: ContextUpload | undefined;
+        let restored = false;
         try {
-          await writer.flush();
-          const { execa } = await import("execa"); // host steps are rare: load it when one runs
-          const r = await execa(lease.argv[0]!, lease.argv.slice(1), {
-            cwd: posix.join(root, lease.cwd),
-            reject: false,
-            stdin: "ignore",
-            stdout: "pipe",
-            stderr: "pipe",
-            all: true,
-            encoding: "buffer",
-            cancelSignal: hostAbort.signal,
-            env: { ...env },
-          });
-          if (r.all && r.all.length) o.diagnostics(r.all);
-          ok = r.exitCode === 0 && !r.isCanceled;
+          const quiet = printsOnly.has(lease.actionId);
+          if (!quiet) await writer.flush();
+          if (!quiet && writer.queued !== treeAtWrites) {
+            // Outputs written since the last hash: the step must be judged against the tree as it is.
+            treeAtWrites = writer.queued;
+            tree = (await hashContext(root, o, known, false)).tree;
+          }
+          if (!runner) {
+            const { HostStepRunner } = await import("../steps/host-runner.js"); // host steps are rare: load it when one runs
+            runner = new HostStepRunner({
+              store: o.store,
+              statCache: o.statCache,
+              cache: o.noCache ? undefined : o.stepCache,
+              env,
+              jobs: o.hostJobs ?? 1,
+              logger: log,
+              diagnostics: o.diagnostics,
+              signal: hostAbort.signal,
+            });
+          }
+          const r = await runner.run(
+            { argv: lease.argv, cwd: posix.join(root, lease.cwd), printsOnly: quiet },
+            { root, files: tree.files, symlinks: tree.symlinks, directories: [...tree.dirDigests.keys()] },
+          );
+          ok = r.ok;
+          restored = r.restored;
           if (!ok) hostFailure = true;
-          if (!ok && !r.isCanceled) o.diagnostics(`orion: host step failed (exit ${r.exitCode ?? r.signal}): ${byId.get(lease.actionId)?.shell ?? lease.argv.join(" ")}\n`);
-          // The step may have written anything in the tree: the next actions see it as it is now.
-          upload = await hashContext(root, o);
+          if (!ok && !r.canceled) o.diagnostics(`orion: host step failed (exit ${r.exitCode ?? r.signal}): ${byId.get(lease.actionId)?.shell ?? lease.argv.join(" ")}\n`);
+          if (!quiet) {
+            // The step may have written anything in the tree: the next actions see it as it is now.
+            const after = await hashContext(root, o, known);
+            upload = after.upload;
+            tree = after.tree;
+            treeAtWrites = writer.queued;
+          }
         } catch (err) {
           hostFailure = true;
           o.diagnostics(`orion: host step could not run: ${errorMessage(err)}\n`);
         }
-        await o.head.reportHostStep(buildId, lease.leaseId, ok, upload);
+        await o.head.reportHostStep(buildId, lease.leaseId, ok, upload, restored);
       }
     }
   })();
@@ -168,7 +197,8 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
   return { summary: final, exitCode, graph };
 }
 
-async function hashContext(root: string, o: ClientBuildOptions): Promise<ContextUpload> {
+/** `known`: the blobs this build saw the head's store hold, so a re-hash after a host step uploads only what changed. */
+async function hashContext(root: string, o: ClientBuildOptions, known: Set<string>, upload = true): Promise<{ upload: ContextUpload; tree: HashedTree }> {
   let tree: HashedTree;
   try {
     tree = await hashTree(root, { statCache: o.statCache });
@@ -177,8 +207,8 @@ async function hashContext(root: string, o: ClientBuildOptions): Promise<Context
     throw new OrionError(`cannot hash ${root}: ${errorMessage(err)}`, { exitCode: ExitCode.USAGE, cause: err });
   }
   // Over the wire, more blobs in flight means fuller batches (one call each), not more calls.
-  await uploadTree(o.store, tree, root, { concurrency: o.inProcess ? 16 : 64 });
-  return { root: tree.root, files: o.inProcess ? tree.files : undefined };
+  if (upload) await uploadTree(o.store, tree, root, { concurrency: o.inProcess ? 16 : 64, known });
+  return { upload: { root: tree.root, files: o.inProcess ? tree.files : undefined }, tree };
 }
 
 async function toGraphActions(graph: BuildGraph, programs: ProgramDigests, env: NodeJS.ProcessEnv): Promise<GraphAction[]> {

@@ -7,6 +7,7 @@ import { type Digest, type Logger, randomIds, systemClock, UsageError, errorMess
 import { type BlobStore, createBlobStore } from "../cas/index.js";
 import { type ActionCache, SqliteActionCache } from "../cache/index.js";
 import { StatCache } from "../merkle/index.js";
+import { StepCache } from "../steps/step-cache.js";
 import { Head, SqliteDurationHistory } from "../head/index.js";
 import { Node } from "../node/index.js";
 import { LocalExecutor } from "../exec/index.js";
@@ -27,7 +28,12 @@ export interface Embedded {
 }
 
 /** Opens the per-user cache folder's stores; an unusable folder is the user's to fix (exit 2). */
-export function openCacheDir(cacheDir: string): { store: (max: number) => BlobStore; cache: () => ActionCache; statCache: () => StatCache } {
+export function openCacheDir(cacheDir: string): {
+  store: (max: number) => BlobStore;
+  cache: () => ActionCache;
+  statCache: () => StatCache;
+  stepCache: () => StepCache;
+} {
   try {
     makeDirSync(cacheDir);
   } catch (err) {
@@ -45,6 +51,7 @@ export function openCacheDir(cacheDir: string): { store: (max: number) => BlobSt
     store: (maxBytes) => wrap("the blob store", () => createBlobStore({ dir: join(cacheDir, "cas"), maxBytes })),
     cache: () => wrap("the action cache", () => new SqliteActionCache(join(cacheDir, "action-cache.db"))),
     statCache: () => wrap("the stat cache", () => new StatCache(join(cacheDir, "stat-cache.db"))),
+    stepCache: () => wrap("the step cache", () => new StepCache(join(cacheDir, "step-cache.db"))),
   };
 }
 

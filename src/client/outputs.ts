@@ -42,6 +42,11 @@ export class OutputWriter {
     this.pending.push(p);
   }
 
+  /** How many actions' outputs were queued so far (a change means the tree may have changed). */
+  get queued(): number {
+    return this.pending.length;
+  }
+
   /** Waits for every queued write; rethrows the first failure. */
   async flush(): Promise<void> {
     await Promise.all(this.pending);

@@ -128,9 +128,9 @@ export class GrpcBuilds implements BuildsApi, FarmStatusApi {
     return res.leases.map((l) => ({ leaseId: l.leaseId, actionId: l.actionId, argv: l.arguments, cwd: l.cwd }));
   }
 
-  async reportHostStep(buildId: string, leaseId: string, ok: boolean, context?: ContextUpload): Promise<void> {
+  async reportHostStep(buildId: string, leaseId: string, ok: boolean, context?: ContextUpload, restored = false): Promise<void> {
     await rpc(
-      (cb) => this.client.reportHostStep({ buildId, leaseId, ok, contextRoot: context?.root }, md(), deadline(UNARY_DEADLINE_MS), cb),
+      (cb) => this.client.reportHostStep({ buildId, leaseId, ok, contextRoot: context?.root, restored }, md(), deadline(UNARY_DEADLINE_MS), cb),
       this.address,
       "ReportHostStep",
     );

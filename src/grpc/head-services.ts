@@ -80,7 +80,7 @@ export function buildsService(head: BuildsApi & FarmStatusApi, auth: Authenticat
     })),
 
     reportHostStep: unary(auth, async (req) => {
-      await head.reportHostStep(req.buildId, req.leaseId, req.ok, req.contextRoot ? { root: req.contextRoot } : undefined).catch((err) => {
+      await head.reportHostStep(req.buildId, req.leaseId, req.ok, req.contextRoot ? { root: req.contextRoot } : undefined, req.restored).catch((err) => {
         log.warn({ build: req.buildId, err: errorMessage(err) }, "host step report failed");
         throw err;
       });

@@ -50,8 +50,8 @@ export interface BuildsApi {
   watchBuild(buildId: string, fromSeq: number, onEvent: (event: BuildEvent) => void, onError?: (err: Error) => void): () => void;
   getResult(buildId: string, actionId: string): Promise<ActionResult | undefined>;
   leaseHostSteps(buildId: string, max: number, waitMs: number): Promise<HostStepLease[]>;
-  /** A host step ended; when it changed the tree, the new context comes with it. */
-  reportHostStep(buildId: string, leaseId: string, ok: boolean, context?: ContextUpload): Promise<void>;
+  /** A host step ended; when it changed the tree, the new context comes with it; `restored`: from the step cache, not run. */
+  reportHostStep(buildId: string, leaseId: string, ok: boolean, context?: ContextUpload, restored?: boolean): Promise<void>;
   cancelBuild(buildId: string): Promise<void>;
 }
 

@@ -343,7 +343,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
     });
   }
 
-  async reportHostStep(buildId: string, leaseId: string, ok: boolean, context?: ContextUpload): Promise<void> {
+  async reportHostStep(buildId: string, leaseId: string, ok: boolean, context?: ContextUpload, restored = false): Promise<void> {
     const build = this.builds.get(buildId);
     if (!build) return;
     if (context) {
@@ -351,7 +351,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
       // The new context already holds what earlier actions wrote into the tree.
       build.view.produced.clear();
     }
-    this.scheduler.complete(leaseId, ok ? { status: "ok" } : { status: "failed", error: "host step failed" });
+    this.scheduler.complete(leaseId, ok ? { status: "ok", restored } : { status: "failed", error: "host step failed" });
   }
 
   async cancelBuild(buildId: string): Promise<void> {

@@ -276,7 +276,11 @@ export async function uploadTree(
   store: BlobStore,
   tree: HashedTree,
   root: string,
-  options: { concurrency?: number } = {},
+  options: {
+    concurrency?: number;
+    /** Digest keys the store is known to hold already (a build's earlier uploads); filled in as this one succeeds. */
+    known?: Set<string>;
+  } = {},
 ): Promise<{ uploadedBlobs: number; uploadedBytes: number }> {
   // One path per distinct file digest: identical files upload once.
   const fileByKey = new Map<string, [Digest, string]>();
@@ -294,8 +298,8 @@ export async function uploadTree(
 
   // A Directory's bytes can equal a file's (an empty folder and an empty file share a digest): ask once per digest.
   const wanted = new Map<string, Digest>();
-  for (const [key, [d]] of [...fileByKey, ...dirByKey]) wanted.set(key, d);
-  const missing = await store.findMissing([...wanted.values()]);
+  for (const [key, [d]] of [...fileByKey, ...dirByKey]) if (!options.known?.has(key)) wanted.set(key, d);
+  const missing = wanted.size ? await store.findMissing([...wanted.values()]) : [];
   let uploadedBytes = 0;
   const jobs = missing.map((digest) => async () => {
     const key = digestKey(digest);
@@ -318,5 +322,6 @@ export async function uploadTree(
     while (next < jobs.length) await jobs[next++]!();
   };
   await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 16, jobs.length) }, worker));
+  if (options.known) for (const key of wanted.keys()) options.known.add(key);
   return { uploadedBlobs: missing.length, uploadedBytes };
 }

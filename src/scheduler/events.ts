@@ -37,6 +37,8 @@ export interface HostStepEvent extends EventBase {
   cwd: string;
   state: "started" | "finished" | "failed";
   ms?: number;
+  /** On "finished": the step did not run; its outputs came from the step cache. */
+  cached?: boolean;
 }
 
 export interface ActionEvent extends EventBase {
@@ -62,6 +64,8 @@ export interface Summary {
   failed: number;
   skipped: number;
   hostSteps: number;
+  /** Host steps restored from the step cache instead of run (counted in hostSteps too). */
+  hostStepsCached: number;
   attempts: number;
   clones: number;
   wallMs: number;

@@ -57,7 +57,7 @@ export interface Worker<P> {
 }
 
 export type CompletionOutcome =
-  | { status: "ok"; node?: string; phases?: Partial<Phases> }
+  | { status: "ok"; node?: string; phases?: Partial<Phases>; /** A host step restored from the step cache, not run. */ restored?: boolean }
   /** The tool's own failure (a compile error): reported, never retried. */
   | { status: "failed"; error?: string; node?: string; phases?: Partial<Phases> }
   /** The infrastructure failed (node lost, sandbox error, timeout): retried within the budget. */
@@ -151,7 +151,7 @@ export class Scheduler<P = unknown> {
       open: specs.length,
       failed: false,
       cancelled: false,
-      summary: { actions, executed: 0, cacheHits: 0, failed: 0, skipped: 0, hostSteps: 0, attempts: 0, clones: 0, wallMs: 0, nodes: {} },
+      summary: { actions, executed: 0, cacheHits: 0, failed: 0, skipped: 0, hostSteps: 0, hostStepsCached: 0, attempts: 0, clones: 0, wallMs: 0, nodes: {} },
       done,
       resolve,
     };
@@ -242,7 +242,8 @@ export class Scheduler<P = unknown> {
     const phases = this.phases(t, outcome.status === "infra" ? undefined : outcome.phases);
     if (outcome.status === "ok") {
       if (t.spec.host) {
-        this.emit(build, { type: "host-step", id: t.spec.id, cmd: t.spec.cmd ?? t.spec.label, cwd: t.spec.cwd ?? "", state: "finished", ms });
+        if (outcome.restored) build.summary.hostStepsCached++;
+        this.emit(build, { type: "host-step", id: t.spec.id, cmd: t.spec.cmd ?? t.spec.label, cwd: t.spec.cwd ?? "", state: "finished", ms, ...(outcome.restored ? { cached: true } : {}) });
       } else {
         build.summary.executed++;
         const node = outcome.node ?? lease.worker;

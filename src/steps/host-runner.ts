@@ -1,0 +1,152 @@
+// Runs one host step in the real tree: restored from the step cache when every input it read last time
+// is unchanged, else run — under strace when the machine has it, so that a successful run can be cached.
+import { randomBytes } from "node:crypto";
+import { readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { type Logger, errorMessage } from "../core/index.js";
+import { findProgram } from "../core/programs.js";
+import { parseDigestKey } from "../core/digest.js";
+import type { BlobStore } from "../cas/index.js";
+import type { StatCache } from "../merkle/index.js";
+import { parseTrace, TRACED_SYSCALLS } from "./trace.js";
+import { Fingerprinter, recordStep, restoreStep, type StepCache, stepKey, type TreeState } from "./step-cache.js";
+
+export interface HostStepRunnerOptions {
+  store: BlobStore;
+  statCache: StatCache;
+  /** Absent with --no-cache: steps run untraced and nothing is stored. */
+  cache?: StepCache;
+  env: NodeJS.ProcessEnv;
+  /** Tools a sub-make may run at once (the step runs alone: every core is its). */
+  jobs: number;
+  logger: Logger;
+  diagnostics(chunk: string | Uint8Array): void;
+  signal: AbortSignal;
+}
+
+export interface HostStep {
+  /** argv to run (["/bin/sh", "-c", line] for a shell line). */
+  argv: string[];
+  /** Absolute working directory. */
+  cwd: string;
+  /** It only prints (dag-extract's printsOnly): run as it is, nothing to cache. */
+  printsOnly?: boolean;
+}
+
+export interface HostStepOutcome {
+  ok: boolean;
+  restored: boolean;
+  exitCode?: number;
+  signal?: string;
+  canceled: boolean;
+}
+
+/** A line that starts a make: it gets the build's -j, since nothing else runs beside a host step. */
+const RUNS_MAKE = /(?:^|[\s;&|(])(?:\S*\/)?g?make(?:\s|$)/;
+
+export class HostStepRunner {
+  private fingerprints?: Fingerprinter;
+  private readonly strace: string | undefined;
+  private saidNoStrace = false;
+
+  constructor(private readonly o: HostStepRunnerOptions) {
+    this.strace = o.cache ? findProgram("strace", process.cwd(), o.env) : undefined;
+  }
+
+  async run(step: HostStep, before: TreeState): Promise<HostStepOutcome> {
+    const log = this.o.logger;
+    const fp = this.fingerprintsFor(before);
+    const key = this.o.cache && !step.printsOnly ? stepKey(before.root, path.relative(before.root, step.cwd), step.argv, this.o.env) : undefined;
+    if (key && this.o.cache) {
+      const found = this.o.cache.find(key, fp);
+      const hit = "entry" in found ? found.entry : undefined;
+      if ("changed" in found && found.changed.length) log.debug({ cwd: step.cwd, argv: step.argv, changed: found.changed }, "host step runs: inputs changed since it was cached");
+      if (hit && (await restoreStep(hit, before.root, this.o.store))) {
+        if (hit.log) {
+          const bytes = await this.o.store.get(parseDigestKey(hit.log));
+          if (bytes?.length) this.o.diagnostics(bytes);
+        }
+        log.debug({ cwd: step.cwd, argv: step.argv, outputs: hit.outputs.length, savedMs: hit.ms }, "host step restored from the step cache");
+        return { ok: true, restored: true, canceled: false };
+      }
+    }
+
+    const env: NodeJS.ProcessEnv = { ...this.o.env };
+    if (RUNS_MAKE.test(step.argv.join(" ")) && this.o.jobs > 1) env.MAKEFLAGS = `-j${this.o.jobs}`;
+    const traceFile = key && this.strace ? path.join(tmpdir(), `orion-step-${process.pid}-${randomBytes(6).toString("hex")}.trace`) : undefined;
+    if (key && !this.strace && !this.saidNoStrace) {
+      this.saidNoStrace = true;
+      log.info("strace is not installed: host steps run every time (no whole-step caching)");
+    }
+    const argv = traceFile
+      ? [this.strace!, "-f", "--seccomp-bpf", "-qq", "-e", "signal=none", "-s", "65535", "-e", `trace=${TRACED_SYSCALLS.join(",")}`, "-o", traceFile, "--", ...step.argv]
+      : step.argv;
+    const started = performance.now();
+    const { execa } = await import("execa"); // host steps are few: load it when one runs
+    // In its own process group, so that stopping the build stops everything the step started
+    // (strace itself would only detach from its tracees and leave them running).
+    const child = execa(argv[0]!, argv.slice(1), {
+      cwd: step.cwd,
+      reject: false,
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      all: true,
+      encoding: "buffer",
+      stripFinalNewline: false,
+      detached: true,
+      env,
+    });
+    let canceled = false;
+    const stop = () => {
+      canceled = true;
+      killGroup(child.pid, "SIGTERM");
+      setTimeout(() => killGroup(child.pid, "SIGKILL"), 2000).unref();
+    };
+    if (this.o.signal.aborted) stop();
+    else this.o.signal.addEventListener("abort", stop, { once: true });
+    const r = await child;
+    this.o.signal.removeEventListener("abort", stop);
+    if (canceled) killGroup(child.pid, "SIGKILL");
+    const ms = performance.now() - started;
+    if (r.all && r.all.length) this.o.diagnostics(r.all);
+    const ok = r.exitCode === 0 && !canceled;
+    try {
+      if (ok && traceFile && key && this.o.cache) {
+        const trace = parseTrace(readFileSync(traceFile, "utf8"), step.cwd);
+        if (trace.untraceable) log.info({ cwd: step.cwd, argv: step.argv, why: trace.untraceable }, "host step not cached: its trace is incomplete");
+        else {
+          const recorded = await recordStep(trace.accesses, fp, { store: this.o.store, statCache: this.o.statCache, ignore: (p) => p === traceFile }, { log: r.all, ms });
+          if ("uncacheable" in recorded) log.info({ cwd: step.cwd, argv: step.argv, why: recorded.uncacheable }, "host step not cached");
+          else {
+            this.o.cache.put(key, recorded.entry);
+            log.debug({ cwd: step.cwd, inputs: recorded.entry.inputs.length, outputs: recorded.entry.outputs.length, ms: Math.round(ms) }, "host step cached");
+          }
+        }
+      }
+    } catch (err) {
+      log.warn({ cwd: step.cwd, err: errorMessage(err) }, "could not cache a host step");
+    } finally {
+      if (traceFile) rmSync(traceFile, { force: true });
+      // The step may have changed something outside the project too: look again next time.
+      fp.forgetOutside();
+    }
+    return { ok, restored: false, exitCode: r.exitCode, signal: r.signal, canceled };
+  }
+
+  private fingerprintsFor(tree: TreeState): Fingerprinter {
+    if (!this.fingerprints) this.fingerprints = new Fingerprinter(tree);
+    else this.fingerprints.setTree(tree);
+    return this.fingerprints;
+  }
+}
+
+function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // Already gone.
+  }
+}

@@ -1,0 +1,349 @@
+// The whole-step cache: a host step (a configure run, a sub-make, a generator script) whose every
+// file access was traced is stored as one entry — what it read, listed, and looked for in vain, each
+// with a fingerprint, and what it left behind — and restored instead of run when every fingerprint
+// still matches. Wrong hits are worse than misses: an access the trace could not place, a write that
+// outlives the step outside the project, or a failed step is never stored.
+//
+// Fingerprints: a file inside the project by its content digest (from the build's hashed tree, so a
+// fresh extract with new timestamps still hits); a directory inside it by its entries' names; a path
+// outside it (compilers, system headers, libraries) by lstat identity — device, inode, size, mtime,
+// mode — which changes whenever a package upgrade replaces it; a missing path by its absence.
+import { createHash } from "node:crypto";
+import { lstatSync, statSync, readlinkSync, rmSync, symlinkSync, chmodSync, type BigIntStats } from "node:fs";
+import path from "node:path";
+import type Database from "better-sqlite3";
+import { openDatabase } from "../core/sqlite.js";
+import { type Digest, digestKey, parseDigestKey } from "../core/digest.js";
+import { makeDirSync } from "../core/fs.js";
+import type { BlobStore } from "../cas/index.js";
+import type { StatCache } from "../merkle/index.js";
+import type { Access } from "./trace.js";
+
+/** Bump when what a step key or a fingerprint covers changes: old entries then never match. */
+export const STEP_KEY_VERSION = 1;
+
+/** Most entries kept under one step key; older ones are dropped first. */
+const MAX_ENTRIES_PER_KEY = 8;
+
+/** What a step's inputs are compared against: the project's files as hashed now. */
+export interface TreeState {
+  root: string;
+  files: ReadonlyMap<string, { digest: Digest; executable: boolean }>;
+  symlinks: ReadonlyMap<string, string>;
+  /** Every directory of the tree, root-relative ("" = the root). */
+  directories: readonly string[];
+}
+
+/** r = content read, L = listed, a = looked for and missing, p = checked for and present. */
+type InputKind = "r" | "L" | "a" | "p";
+type Input = [kind: InputKind, path: string, fingerprint: string];
+
+export type StepOutput =
+  | { p: string; t: "f"; d: string; m: number }
+  | { p: string; t: "d" }
+  | { p: string; t: "l"; target: string }
+  | { p: string; t: "-" };
+
+export interface StepEntry {
+  inputs: Input[];
+  outputs: StepOutput[];
+  /** The step's combined stdout and stderr, replayed on a hit. */
+  log?: string;
+  ms: number;
+}
+
+/** Environment variables that say nothing about what a step produces (terminal, session, make's plumbing, Orion's own). */
+const VOLATILE_ENV = /^(PWD|OLDPWD|SHLVL|_|TERM|TERM_.*|COLORTERM|COLUMNS|LINES|NO_COLOR|FORCE_COLOR|LS_COLORS|SSH_.*|DISPLAY|WINDOWID|XDG_SESSION_.*|XDG_RUNTIME_DIR|DBUS_SESSION_BUS_ADDRESS|TMUX.*|STY|INVOCATION_ID|JOURNAL_STREAM|MAKEFLAGS|MFLAGS|GNUMAKEFLAGS|MAKELEVEL|MAKEOVERRIDES|MAKE_TERMOUT|MAKE_TERMERR|ORION_.*|VITEST.*|NODE_OPTIONS|npm_.*|INIT_CWD)$/;
+
+/** Paths whose content is not a file's (devices, kernel views): never inputs or outputs. */
+const IGNORED = ["/dev/", "/proc/", "/sys/", "/run/"];
+
+/** The step key: the command line, where it runs, and the environment it sees. */
+export function stepKey(root: string, cwd: string, argv: readonly string[], env: NodeJS.ProcessEnv): string {
+  const vars = Object.entries(env)
+    .filter((e): e is [string, string] => e[1] !== undefined && !VOLATILE_ENV.test(e[0]))
+    .sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+  return createHash("sha256").update(JSON.stringify([STEP_KEY_VERSION, root, cwd, argv, vars])).digest("hex");
+}
+
+/** Fingerprints paths against one tree state; outside paths memoized for the life of the object (one build). */
+export class Fingerprinter {
+  private listings?: Map<string, string[]>;
+  private dirs?: Set<string>;
+  private readonly outside = new Map<string, string>();
+
+  constructor(private tree: TreeState) {}
+
+  /** The project changed (a step ran, outputs were written): later fingerprints see the new state. */
+  setTree(tree: TreeState): void {
+    this.tree = tree;
+    this.listings = undefined;
+    this.dirs = undefined;
+  }
+
+  forgetOutside(): void {
+    this.outside.clear();
+  }
+
+  /** Root-relative when `abs` lies in the project tree (not its .git), else undefined. */
+  rel(abs: string): string | undefined {
+    const root = this.tree.root;
+    if (abs === root) return "";
+    if (!abs.startsWith(root + "/")) return undefined;
+    const rel = abs.slice(root.length + 1);
+    return rel === ".git" || rel.startsWith(".git/") ? undefined : rel;
+  }
+
+  of(kind: InputKind, p: string): string {
+    return p.startsWith("/") ? this.outsideOf(kind, p) : this.insideOf(kind, p);
+  }
+
+  private insideOf(kind: InputKind, rel: string, depth = 0): string {
+    const f = this.tree.files.get(rel);
+    const dirs = (this.dirs ??= new Set(this.tree.directories));
+    if (f) return kind === "p" ? "f" : `f${f.digest.hash}${f.executable ? "x" : ""}`;
+    const link = this.tree.symlinks.get(rel);
+    if (link !== undefined) {
+      if (kind === "p" || kind === "a") return "l";
+      // What is read is what the link points at: follow it (a link to a link, a few times at most).
+      const to = path.resolve(path.join(this.tree.root, path.dirname(rel)), link);
+      const toRel = this.rel(to);
+      const target = depth > 8 ? "loop" : toRel === undefined ? this.outsideOf(kind, to) : this.insideOf(kind, toRel, depth + 1);
+      return `l${link}>${target}`;
+    }
+    if (dirs.has(rel)) return kind === "L" ? `D${(this.listing(rel) ?? []).join("/")}` : "d";
+    // Not in the hashed tree: missing — unless reached through a symlinked directory, whose target the file system resolves.
+    for (let dir = path.dirname(rel); dir !== "." && dir !== ""; dir = path.dirname(dir)) {
+      if (this.tree.symlinks.has(dir)) return `>${this.outsideOf(kind, path.join(this.tree.root, rel))}`;
+    }
+    return "-";
+  }
+
+  private listing(dir: string): string[] | undefined {
+    if (!this.listings) {
+      const m = new Map<string, string[]>();
+      const add = (p: string) => {
+        if (p === "") return;
+        const slash = p.lastIndexOf("/");
+        const parent = slash < 0 ? "" : p.slice(0, slash);
+        const list = m.get(parent);
+        if (list) list.push(p.slice(slash + 1));
+        else m.set(parent, [p.slice(slash + 1)]);
+      };
+      for (const p of this.tree.files.keys()) add(p);
+      for (const p of this.tree.symlinks.keys()) add(p);
+      for (const p of this.tree.directories) add(p);
+      for (const list of m.values()) list.sort();
+      this.listings = m;
+    }
+    return this.listings.get(dir);
+  }
+
+  private outsideOf(kind: InputKind, abs: string): string {
+    const memoKey = `${kind === "p" ? "p" : "s"}${abs}`;
+    const memo = this.outside.get(memoKey);
+    if (memo !== undefined) return memo;
+    let st: BigIntStats | undefined;
+    try {
+      // Followed: a program run through /bin/sh -> dash is dash.
+      st = statSync(abs, { bigint: true });
+    } catch {
+      st = undefined;
+    }
+    const fp = !st ? "-" : kind === "p" ? (st.isDirectory() ? "d" : st.isSymbolicLink() ? "l" : "f") : `s${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.mode}`;
+    this.outside.set(memoKey, fp);
+    return fp;
+  }
+}
+
+export class StepCache {
+  private readonly db: Database.Database;
+  private readonly q: {
+    get: Database.Statement<[string], { id: number; entry: string }>;
+    put: Database.Statement<[string, string, number]>;
+    trim: Database.Statement<[string, string, number]>;
+  };
+
+  constructor(file: string) {
+    this.db = openDatabase(file);
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS steps (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL,
+        entry TEXT NOT NULL,
+        created INTEGER NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS steps_key ON steps (key, id);
+    `);
+    this.q = {
+      get: this.db.prepare("SELECT id, entry FROM steps WHERE key = ? ORDER BY id DESC"),
+      put: this.db.prepare("INSERT INTO steps (key, entry, created) VALUES (?, ?, ?)"),
+      trim: this.db.prepare("DELETE FROM steps WHERE key = ? AND id NOT IN (SELECT id FROM steps WHERE key = ? ORDER BY id DESC LIMIT ?)"),
+    };
+  }
+
+  /**
+   * The newest entry under `key` whose every input fingerprint matches now; else, for the log, the first
+   * inputs of the newest entry that no longer match (none when the key was never stored).
+   */
+  find(key: string, fp: Fingerprinter): { entry: StepEntry } | { changed: string[] } {
+    let changed: string[] | undefined;
+    for (const row of this.q.get.all(key)) {
+      let entry: StepEntry;
+      try {
+        entry = JSON.parse(row.entry) as StepEntry;
+      } catch {
+        continue;
+      }
+      const differ = entry.inputs.filter(([kind, p, want]) => fp.of(kind, p) !== want);
+      if (differ.length === 0) return { entry };
+      changed ??= differ.slice(0, 5).map(([kind, p, want]) => `${kind} ${p}: ${want} -> ${fp.of(kind, p)}`);
+    }
+    return { changed: changed ?? [] };
+  }
+
+  put(key: string, entry: StepEntry): void {
+    this.q.put.run(key, JSON.stringify(entry), Date.now());
+    this.q.trim.run(key, key, MAX_ENTRIES_PER_KEY);
+  }
+
+  clear(): void {
+    this.db.exec("DELETE FROM steps");
+  }
+
+  count(): number {
+    return (this.db.prepare("SELECT COUNT(*) AS n FROM steps").get() as { n: number }).n;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+export type Recorded = { entry: StepEntry } | { uncacheable: string };
+
+/**
+ * Turns a successful step's accesses into an entry: inputs fingerprinted against the tree as it was
+ * before the step (`before`), outputs as they are now (stored in `store`).
+ */
+export async function recordStep(
+  accesses: readonly Access[],
+  before: Fingerprinter,
+  deps: { store: BlobStore; statCache: StatCache; ignore?: (abs: string) => boolean },
+  extra: { log?: Uint8Array; ms: number },
+): Promise<Recorded> {
+  const owned = new Set<string>();
+  const inputs = new Map<string, InputKind>();
+  const touched = new Set<string>();
+  const note = (p: string, kind: InputKind) => {
+    if (!owned.has(p) && !inputs.has(p)) inputs.set(p, kind);
+  };
+  for (const a of accesses) {
+    if (IGNORED.some((prefix) => a.path.startsWith(prefix)) || deps.ignore?.(a.path)) continue;
+    switch (a.op) {
+      case "read":
+        note(a.path, "r");
+        break;
+      case "list":
+        note(a.path, "L");
+        break;
+      case "absent":
+        note(a.path, "a");
+        break;
+      case "present":
+        note(a.path, "p");
+        break;
+      case "write":
+        // Appending or rewriting in place: what was there before is part of the result.
+        if (!a.fresh) note(a.path, "r");
+        owned.add(a.path);
+        touched.add(a.path);
+        break;
+      case "remove":
+      case "make":
+        owned.add(a.path);
+        touched.add(a.path);
+        break;
+    }
+  }
+
+  const keyed: Input[] = [];
+  for (const [abs, kind] of inputs) {
+    const rel = before.rel(abs);
+    const p = rel ?? abs;
+    keyed.push([kind, p, before.of(kind, p)]);
+  }
+
+  const outputs: StepOutput[] = [];
+  for (const abs of [...touched].sort()) {
+    const rel = before.rel(abs);
+    let st: BigIntStats | undefined;
+    try {
+      st = lstatSync(abs, { bigint: true });
+    } catch {
+      st = undefined;
+    }
+    if (rel === undefined) {
+      // Scratch files outside the project are fine when the step removed them again.
+      if (st) return { uncacheable: `it leaves ${abs} behind, outside the project` };
+      continue;
+    }
+    if (rel === "") return { uncacheable: "it changes the project directory itself" };
+    if (!st) outputs.push({ p: rel, t: "-" });
+    else if (st.isDirectory()) outputs.push({ p: rel, t: "d" });
+    else if (st.isSymbolicLink()) outputs.push({ p: rel, t: "l", target: readlinkSync(abs) });
+    else if (st.isFile()) {
+      const d = await deps.statCache.digestOf(abs, st);
+      await deps.store.putFile(abs, d);
+      outputs.push({ p: rel, t: "f", d: digestKey(d), m: Number(st.mode & 0o7777n) });
+    } else return { uncacheable: `it leaves ${abs}, neither a file, a directory nor a symlink` };
+  }
+  let log: string | undefined;
+  if (extra.log && extra.log.length) log = digestKey(await deps.store.put(extra.log));
+  keyed.sort((x, y) => (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0));
+  return { entry: { inputs: keyed, outputs: sortForRestore(outputs), log, ms: Math.round(extra.ms) } };
+}
+
+/** Removals first, then by depth: a directory exists before what goes in it. */
+function sortForRestore(outputs: StepOutput[]): StepOutput[] {
+  const depth = (p: string) => p.split("/").length;
+  return outputs.sort((a, b) => (a.t === "-") !== (b.t === "-") ? (a.t === "-" ? -1 : 1) : depth(a.p) - depth(b.p) || (a.p < b.p ? -1 : 1));
+}
+
+/**
+ * Puts a cached step's outputs in place under `root`. False, touching nothing, when a blob it needs is
+ * gone from the store (evicted, corrupt): the caller then runs the step.
+ */
+export async function restoreStep(entry: StepEntry, root: string, store: BlobStore): Promise<boolean> {
+  const blobs = entry.outputs.flatMap((o) => (o.t === "f" ? [parseDigestKey(o.d)] : []));
+  if (entry.log) blobs.push(parseDigestKey(entry.log));
+  if ((await store.findMissing(blobs)).length > 0) return false;
+  for (const o of entry.outputs) {
+    const abs = path.join(root, o.p);
+    const existing = (() => {
+      try {
+        return lstatSync(abs);
+      } catch {
+        return undefined;
+      }
+    })();
+    if (o.t === "-") {
+      if (existing) rmSync(abs, { recursive: true, force: true });
+      continue;
+    }
+    if (o.t === "d") {
+      if (existing && !existing.isDirectory()) rmSync(abs, { force: true });
+      makeDirSync(abs);
+      continue;
+    }
+    if (existing && (existing.isDirectory() || existing.isSymbolicLink())) rmSync(abs, { recursive: true, force: true });
+    makeDirSync(path.dirname(abs));
+    if (o.t === "l") {
+      symlinkSync(o.target, abs);
+      continue;
+    }
+    if (!(await store.copyOut(parseDigestKey(o.d), abs, (o.m & 0o111) !== 0))) return false;
+    chmodSync(abs, o.m);
+  }
+  return true;
+}

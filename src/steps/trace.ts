@@ -1,0 +1,298 @@
+// Reads what a host step touched from an `strace -f` log: the files it read, the names it looked for
+// and did not find, the directories it listed, and what it wrote or removed — the facts a whole-step
+// cache needs (DESIGN.md, Redis issue: "cached as one action when Orion knows everything it reads").
+//
+// The log holds one line per system call of every process of the step, in the order they returned.
+// Paths are resolved against the calling process's working directory (inherited across fork, changed
+// by chdir) or the directory a `*at` call's fd was opened on. Anything the parser cannot place — an fd
+// it never saw opened, a process whose parent it does not know — makes the step untraceable, so the
+// caller runs it every time rather than risk a wrong hit.
+import path from "node:path";
+
+/** The system calls the tracer asks strace for (file access and process creation; no stat family — see runTraced). */
+export const TRACED_SYSCALLS = [
+  "open", "openat", "creat", "execve", "access", "faccessat", "faccessat2",
+  "unlink", "unlinkat", "rmdir", "rename", "renameat", "renameat2", "mkdir", "mkdirat",
+  "symlink", "symlinkat", "link", "linkat", "chdir", "fchdir",
+  "clone", "clone3", "fork", "vfork",
+  // Only to follow directory fds that are copied (rm -r walks a tree through a dup of the fd it opened).
+  "dup", "dup2", "dup3", "fcntl",
+];
+
+/** One access, in the order the step made it. */
+export type Access =
+  /** Opened for reading, or executed: its content matters. */
+  | { op: "read"; path: string }
+  /** Opened for writing; `fresh` when the old content cannot matter (truncated or exclusively created). */
+  | { op: "write"; path: string; fresh: boolean }
+  /** Listed (opened as a directory). */
+  | { op: "list"; path: string }
+  /** Looked for and not found. */
+  | { op: "absent"; path: string }
+  /** Checked for and found (access(), mkdir on an existing name): its existence matters, not its content. */
+  | { op: "present"; path: string }
+  /** Removed (unlink, rmdir, the old name of a rename). */
+  | { op: "remove"; path: string }
+  /** Created as a directory or a symlink. */
+  | { op: "make"; path: string };
+
+export interface TraceResult {
+  accesses: Access[];
+  /** Why the log cannot be trusted to be complete; undefined when it can. */
+  untraceable?: string;
+}
+
+interface Proc {
+  cwd: string;
+  /** fd -> path for every fd the process opened (or inherited) that the log showed. */
+  fds: Map<number, string>;
+}
+
+const AT_FDCWD = "AT_FDCWD";
+
+/** Parses a whole strace log (`strace -f -qq -e signal=none -s 65535 -o FILE`) of a step started in `cwd`. */
+export function parseTrace(log: string, cwd: string): TraceResult {
+  const lines = joinUnfinished(log);
+  // Pass 1: which process created which, so a child's first line (which may come before its
+  // parent's clone returns) inherits the right working directory.
+  const parentOf = new Map<number, number>();
+  let first: number | undefined;
+  for (const l of lines) {
+    first ??= l.pid;
+    if (/^(clone3?|v?fork)$/.test(l.name) && l.ret > 0) parentOf.set(l.ret, l.pid);
+  }
+  const procs = new Map<number, Proc>();
+  const accesses: Access[] = [];
+  const out: TraceResult = { accesses };
+  const proc = (pid: number): Proc | undefined => {
+    let p = procs.get(pid);
+    if (p) return p;
+    if (pid === first) p = { cwd, fds: new Map() };
+    else {
+      const parent = parentOf.get(pid);
+      const pp = parent === undefined ? undefined : proc(parent);
+      if (!pp) return undefined;
+      p = { cwd: pp.cwd, fds: new Map(pp.fds) };
+    }
+    procs.set(pid, p);
+    return p;
+  };
+
+  for (const l of lines) {
+    const p = proc(l.pid);
+    if (!p) {
+      out.untraceable = `process ${l.pid} appears without a parent`;
+      return out;
+    }
+    if (l.args.some((x) => x.startsWith('"') && x.endsWith('"...'))) {
+      out.untraceable = `${l.name}: a path longer than the trace's string limit`;
+      return out;
+    }
+    const ok = l.ret >= 0 && l.errno === undefined;
+    const missing = l.errno === "ENOENT" || l.errno === "ENOTDIR";
+    const at = (fdArg: string | undefined, rel: string | undefined): string | undefined => {
+      if (rel === undefined) return undefined;
+      if (rel.startsWith("/")) return path.normalize(rel);
+      if (fdArg === undefined || fdArg === AT_FDCWD) return path.resolve(p.cwd, rel);
+      const base = p.fds.get(Number(fdArg));
+      if (base === undefined) {
+        out.untraceable = `${l.name} relative to fd ${fdArg}, which the trace never showed opened`;
+        return undefined;
+      }
+      return rel === "" ? base : path.resolve(base, rel);
+    };
+    const a = l.args;
+    let target: string | undefined;
+    switch (l.name) {
+      case "open":
+      case "openat":
+      case "creat": {
+        target = l.name === "openat" ? at(a[0], str(a[1])) : at(undefined, str(a[0]));
+        const flags = l.name === "creat" ? "O_WRONLY|O_CREAT|O_TRUNC" : (l.name === "openat" ? a[2] : a[1]) ?? "";
+        if (target === undefined) break;
+        if (ok) {
+          p.fds.set(l.ret, target);
+          if (flags.includes("O_DIRECTORY")) accesses.push({ op: "list", path: target });
+          else if (/O_WRONLY|O_RDWR|O_CREAT|O_TRUNC/.test(flags)) {
+            if (flags.includes("O_RDWR")) accesses.push({ op: "read", path: target });
+            accesses.push({ op: "write", path: target, fresh: flags.includes("O_TRUNC") || (flags.includes("O_CREAT") && flags.includes("O_EXCL")) });
+          } else accesses.push({ op: "read", path: target });
+        } else if (missing) accesses.push({ op: "absent", path: target });
+        break;
+      }
+      case "execve":
+        target = at(undefined, str(a[0]));
+        if (target === undefined) break;
+        if (ok) accesses.push({ op: "read", path: target });
+        else if (missing) accesses.push({ op: "absent", path: target });
+        break;
+      case "access":
+      case "faccessat":
+      case "faccessat2":
+        target = l.name === "access" ? at(undefined, str(a[0])) : at(a[0], str(a[1]));
+        if (target === undefined) break;
+        if (ok) accesses.push({ op: "present", path: target });
+        else if (missing) accesses.push({ op: "absent", path: target });
+        break;
+      case "unlink":
+      case "rmdir":
+        target = at(undefined, str(a[0]));
+        if (target !== undefined && ok) accesses.push({ op: "remove", path: target });
+        break;
+      case "unlinkat":
+        target = at(a[0], str(a[1]));
+        if (target !== undefined && ok) accesses.push({ op: "remove", path: target });
+        break;
+      case "rename":
+      case "renameat":
+      case "renameat2": {
+        const [from, to] = l.name === "rename" ? [at(undefined, str(a[0])), at(undefined, str(a[1]))] : [at(a[0], str(a[1])), at(a[2], str(a[3]))];
+        if (from !== undefined && to !== undefined && ok) {
+          accesses.push({ op: "read", path: from }, { op: "remove", path: from }, { op: "write", path: to, fresh: true });
+        }
+        break;
+      }
+      case "mkdir":
+      case "mkdirat":
+        target = l.name === "mkdir" ? at(undefined, str(a[0])) : at(a[0], str(a[1]));
+        if (target === undefined) break;
+        if (ok) accesses.push({ op: "make", path: target });
+        else if (l.errno === "EEXIST") accesses.push({ op: "present", path: target });
+        else if (missing) accesses.push({ op: "absent", path: path.dirname(target) });
+        break;
+      case "symlink":
+      case "symlinkat":
+        target = l.name === "symlink" ? at(undefined, str(a[1])) : at(a[1], str(a[2]));
+        if (target !== undefined && ok) accesses.push({ op: "remove", path: target }, { op: "make", path: target });
+        break;
+      case "link":
+      case "linkat": {
+        const [from, to] = l.name === "link" ? [at(undefined, str(a[0])), at(undefined, str(a[1]))] : [at(a[0], str(a[1])), at(a[2], str(a[3]))];
+        if (from !== undefined && to !== undefined && ok) accesses.push({ op: "read", path: from }, { op: "write", path: to, fresh: true });
+        break;
+      }
+      case "chdir":
+        target = at(undefined, str(a[0]));
+        if (target !== undefined && ok) p.cwd = target;
+        break;
+      case "fchdir": {
+        if (!ok) break;
+        const dir = p.fds.get(Number(a[0]));
+        if (dir === undefined) out.untraceable = `fchdir to fd ${a[0]}, which the trace never showed opened`;
+        else p.cwd = dir;
+        break;
+      }
+      case "dup":
+      case "dup2":
+      case "dup3":
+      case "fcntl": {
+        if (!ok || (l.name === "fcntl" && !a[1]?.startsWith("F_DUPFD"))) break;
+        const from = p.fds.get(Number(a[0]));
+        if (from === undefined) p.fds.delete(l.ret);
+        else p.fds.set(l.ret, from);
+        break;
+      }
+      default:
+        break;
+    }
+    if (out.untraceable) return out;
+  }
+  return out;
+}
+
+interface Call {
+  pid: number;
+  name: string;
+  args: string[];
+  /** The return value; -1 on error, 0 when unknown ("?"). */
+  ret: number;
+  errno?: string;
+}
+
+/** Splits the log into complete calls, joining each `<unfinished ...>` with its `<... resumed>` half. */
+function joinUnfinished(log: string): Call[] {
+  const pending = new Map<number, string>();
+  const calls: Call[] = [];
+  for (const raw of log.split("\n")) {
+    const m = /^(\d+)\s+(.*)$/.exec(raw);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    let body = m[2]!;
+    if (body.startsWith("+++") || body.startsWith("---")) continue;
+    const resumed = /^<\.\.\. [\w]+ resumed>\s?(.*)$/.exec(body);
+    if (resumed) {
+      const head = pending.get(pid);
+      pending.delete(pid);
+      if (head === undefined) continue;
+      body = head + resumed[1]!;
+    }
+    if (body.endsWith("<unfinished ...>")) {
+      pending.set(pid, body.slice(0, -"<unfinished ...>".length).trimEnd());
+      continue;
+    }
+    const call = parseCall(pid, body);
+    if (call) calls.push(call);
+  }
+  return calls;
+}
+
+/** Parses `name(arg, "str", [a, b], {x=1}) = RET [ERRNO (text)]`. */
+export function parseCall(pid: number, body: string): Call | undefined {
+  const open = body.indexOf("(");
+  if (open <= 0) return undefined;
+  const name = body.slice(0, open);
+  const args: string[] = [];
+  let depth = 0;
+  let start = open + 1;
+  let i = open + 1;
+  for (; i < body.length; i++) {
+    const ch = body[i]!;
+    if (ch === '"') {
+      for (i++; i < body.length && body[i] !== '"'; i++) if (body[i] === "\\") i++;
+      // strace marks a string it cut short with "..." after the quote.
+      continue;
+    }
+    if (ch === "(" || ch === "[" || ch === "{") depth++;
+    else if (ch === "]" || ch === "}") depth--;
+    else if (ch === ")") {
+      if (depth === 0) break;
+      depth--;
+    } else if (ch === "," && depth === 0) {
+      args.push(body.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  const last = body.slice(start, i).trim();
+  if (last !== "" || args.length > 0) args.push(last);
+  const rest = /^\)\s*=\s*(-?\d+|\?)(?:\s+([A-Z][A-Z0-9_]+))?/.exec(body.slice(i));
+  if (!rest) return undefined;
+  const ret = rest[1] === "?" ? 0 : Number(rest[1]);
+  return { pid, name, args, ret, errno: ret < 0 ? rest[2] : undefined };
+}
+
+/** The value of a quoted strace string argument (C escapes undone); undefined for anything else or a truncated string. */
+export function str(arg: string | undefined): string | undefined {
+  if (arg === undefined || !arg.startsWith('"') || arg.endsWith('"...')) return undefined;
+  const body = arg.slice(1, -1);
+  if (!body.includes("\\")) return body;
+  const bytes: number[] = [];
+  for (let i = 0; i < body.length; i++) {
+    const ch = body[i]!;
+    if (ch !== "\\") {
+      for (const b of Buffer.from(ch, "utf8")) bytes.push(b);
+      continue;
+    }
+    const next = body[++i]!;
+    const simple: Record<string, number> = { n: 10, t: 9, r: 13, v: 11, f: 12, a: 7, b: 8, "\\": 92, '"': 34, "'": 39 };
+    if (next in simple) bytes.push(simple[next]!);
+    else if (next === "x") {
+      bytes.push(parseInt(body.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else if (/[0-7]/.test(next)) {
+      const oct = /^[0-7]{1,3}/.exec(body.slice(i))![0];
+      bytes.push(parseInt(oct, 8));
+      i += oct.length - 1;
+    } else bytes.push(next.charCodeAt(0));
+  }
+  return Buffer.from(bytes).toString("utf8");
+}
