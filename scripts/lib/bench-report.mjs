@@ -1,4 +1,4 @@
-// Statistics and tables shared by the build benchmarks' reports (scripts/bench-redis; per-round times in, text out).
+// Statistics, tables and the raw-numbers file shared by the build benchmarks' reports (scripts/bench-local, bench-cc, bench-redis).
 import { writeFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 
