@@ -203,6 +203,9 @@ describe("a message printed before the command (quiet-mode makefiles)", () => {
     expect(afterEchoPrefix("touch x; gcc -c a.c -o a.o")).toBeUndefined();
     expect(afterEchoPrefix("echo $(date); gcc -c a.c -o a.o")).toBeUndefined();
     expect(afterEchoPrefix("gcc -c a.c -o a.o")).toBeUndefined();
+    // After a comment sh runs nothing, so the compile is not there to classify.
+    expect(afterEchoPrefix("echo CC a.o # note; gcc -c a.c -o a.o")).toBeUndefined();
+    expect(afterEchoPrefix("echo CC#a.o; gcc -c a.c -o a.o")).toBe("gcc -c a.c -o a.o");
   });
 
   it("a quiet-mode compile is an action, not a host step; the message-only line stays a host step", async () => {

@@ -174,6 +174,7 @@ export function afterEchoPrefix(line: string): string | undefined {
     }
     if (ch === "&" && line[i - 1] === ">") continue; // the `1>&2` of a message sent to stderr
     if (ch === "&" || ch === "|" || ch === "`" || ch === "(" || ch === "<") return undefined;
+    if (ch === "#" && (i === 0 || /\s/.test(line[i - 1]!))) return undefined; // a comment: sh runs nothing after it
     if (ch !== ";") continue;
     const head = line.slice(0, i).trim().replace(/\s+(1?>&2)$/, "");
     const rest = line.slice(i + 1).trim();

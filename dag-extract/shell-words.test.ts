@@ -59,6 +59,16 @@ describe("splitShellWords", () => {
     expect(splitShellWords(line).needsShell).toBe(false);
   });
 
+  it("drops a trailing comment, as sh does, without needing a shell", () => {
+    // Lua's Makefile (Redis's deps/lua/src): `$(AR) $@ $(CORE_O) $(LIB_O)\t# DLL needs all object files`.
+    expect(splitShellWords("ar rc liblua.a lapi.o\t# DLL needs all object files")).toEqual({ words: ["ar", "rc", "liblua.a", "lapi.o"], needsShell: false });
+    expect(splitShellWords("gcc -c a.c #x; rm -rf b")).toEqual({ words: ["gcc", "-c", "a.c"], needsShell: false });
+    // Only an unquoted # that starts a word opens a comment.
+    expect(splitShellWords("gcc -DX=a#b '#c' -c a.c")).toEqual({ words: ["gcc", "-DX=a#b", "#c", "-c", "a.c"], needsShell: false });
+    // A comment ends at a newline: what follows is another command.
+    expect(splitShellWords("a # c\nb").needsShell).toBe(true);
+  });
+
   it("keeps operators as their own words", () => {
     expect(splitShellWords("cd sub&&make x").words).toEqual(["cd", "sub", "&&", "make", "x"]);
   });

@@ -125,8 +125,15 @@ export function splitShellWords(line: string): ShellWords {
       i = j + 1;
       continue;
     }
+    if (!inWord && c === "#") {
+      // A comment runs to the end of the line and is ignored by sh, so it adds no word
+      // (Lua's Makefile, built by Redis: `ar rc liblua.a lapi.o ...\t# DLL needs all object files`).
+      const end = line.indexOf("\n", i);
+      i = end < 0 ? line.length : end;
+      continue;
+    }
     if (OPERATOR_CHARS.has(c) || EXPANSION_CHARS.has(c)) needsShell = true;
-    if (!inWord && (c === "~" || c === "#")) needsShell = true;
+    if (!inWord && c === "~") needsShell = true;
     if (OPERATOR_CHARS.has(c)) {
       // Operators separate words even without spaces (`a&&b`); keep them as their own words.
       endWord();

@@ -9,6 +9,7 @@ import {
   cleanEnv,
   copyFixture,
   differingFiles,
+  expectBuildOk as expectOk,
   FIXTURES,
   lines,
   listFiles,
@@ -17,6 +18,7 @@ import {
   orionBuild,
   type OrionEnv,
   outcomes,
+  programOutputs,
   runMake,
   runProgram,
   Scratch,
@@ -34,18 +36,6 @@ const APPS_LINKING_LIBCALC = 2;
 
 function objectPath(label: string): string | undefined {
   return /(\S+\.o)$/.exec(label)?.[1];
-}
-
-async function programOutputs(dir: string, programs: string[]): Promise<Map<string, string>> {
-  const m = new Map<string, string>();
-  for (const p of programs) m.set(p, await runProgram(join(dir, p)));
-  return m;
-}
-
-function expectOk(b: OrionBuild): void {
-  expect(b.exitCode, `${b.command} exited ${b.exitCode}\n${b.stderr}`).toBe(0);
-  expect(b.summary.failed).toBe(0);
-  expect(b.summary.skipped).toBe(0);
 }
 
 describe("multi-c: cold, warm, incremental and cache-reuse builds (one tree at a fixed path)", () => {

@@ -181,6 +181,20 @@ export async function runProgram(path: string): Promise<string> {
   return r.stdout;
 }
 
+/** Runs each of `programs` (paths relative to dir) and maps it to its stdout. */
+export async function programOutputs(dir: string, programs: string[]): Promise<Map<string, string>> {
+  const m = new Map<string, string>();
+  for (const p of programs) m.set(p, await runProgram(join(dir, p)));
+  return m;
+}
+
+/** The build succeeded: exit 0, no action failed or was skipped. */
+export function expectBuildOk(b: OrionBuild): void {
+  expect(b.exitCode, `${b.command} exited ${b.exitCode}\n${b.stderr}`).toBe(0);
+  expect(b.summary.failed).toBe(0);
+  expect(b.summary.skipped).toBe(0);
+}
+
 /** Every regular file under dir (relative paths, sorted), optionally filtered. */
 export function listFiles(dir: string, keep: (rel: string) => boolean = () => true): string[] {
   const out: string[] = [];
