@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { findProgram } from "../src/core/programs.js";
 import {
   copyFixture,
   differingFiles,
@@ -34,29 +35,15 @@ const SRC_COMPILES = ["CC src/cli.o", "CC src/dict.o", "CC src/release.o", "CC s
 /** hiredis's shape: `cc -std=c99 -c ... alloc.c`, no -o. */
 const MINILIB_COMPILES = ["CC deps/minilib/alloc.o", "CC deps/minilib/list.o", "CC deps/minilib/strbuf.o"];
 const LINKS = ["LINK src/shape-cli", "LINK src/shape-server"];
+/** Host steps are traced (and cached as whole steps) only where strace is installed (`make install` puts it there). */
+const HAVE_STRACE = findProgram("strace", process.cwd()) !== undefined;
 /**
  * The actions of a fresh tree's graph outside deps/probe-lib: 8 compiles, 2 archives, 2 links. probe-lib's own
  * compiles and archive are not among them: its Makefile is written by its ./configure, so the dry run finds no
  * makefile there and `cd probe-lib && make ... lib/libprobe.a` is kept as one host step.
  */
 const ACTIONS = [...SRC_COMPILES, ...MINILIB_COMPILES, "AR deps/minilib/libminilib.a", "AR src/libshape.a", ...LINKS].sort();
-/** What probe-lib's sub-make runs: actions only if Orion looks inside the configure-written Makefile. */
-const PROBE_LIB_ACTIONS = ["AR deps/probe-lib/lib/libprobe.a", "CC deps/probe-lib/src/bits.o", "CC deps/probe-lib/src/probe.o"];
 
-/**
- * Outputs that differ from make's today, and why: a compile without -o (deps/minilib, like Redis's hiredis, linenoise
- * and hdr_histogram: 9 compiles) is classified as a compile by dag-extract, but src/head/prepare.ts parses it without
- * `implicitOutput`, so it is not cacheable, and the executor's shared-context path needs an explicit -o, so it runs in a
- * sandbox at a per-run path that gcc records (-g) as DW_AT_comp_dir. Its objects, libminilib.a, and the programs that
- * link it (shape-sentinel is an `install` copy of shape-server) carry that path.
- */
-const DIFFER_BY_SANDBOX_PATH = [
-  "deps/minilib/alloc.o",
-  "deps/minilib/list.o",
-  "deps/minilib/strbuf.o",
-  "deps/minilib/libminilib.a",
-  ...PROGRAMS,
-];
 
 function outputsOf(dir: string): string[] {
   return listFiles(dir, (r) => /\.(o|a|d)$/.test(r) || PROGRAMS.includes(r) || GENERATED.includes(r));
@@ -135,19 +122,12 @@ describe("redis-shape: a tree built like Redis 7.0.15, against make at the same 
     expect(cold.summary.hostSteps).toBeGreaterThanOrEqual(2);
 
     expect(await programs(tree)).toEqual(ref.stdout);
-    // Every file make writes is there; the compiles with an explicit -o, the archives over them and everything
-    // written in the real tree (release.h, configure's files, probe-lib's objects) are byte-identical to make's.
+    // Every file make writes is there, byte-identical to make's: objects (those compiled without -o too: dag-extract
+    // names their object, so they run in the shared context like the others), archives, programs, and what was
+    // written in the real tree (release.h, configure's files, probe-lib's objects).
     expect(outputsOf(tree)).toEqual([...ref.outputs.keys()]);
-    const comparable = new Map([...ref.outputs].filter(([rel]) => !DIFFER_BY_SANDBOX_PATH.includes(rel)));
-    expect(comparable.size).toBe(ref.outputs.size - DIFFER_BY_SANDBOX_PATH.length);
-    expect(differingFiles(tree, comparable), "outputs that differ from make's").toEqual([]);
+    expect(differingFiles(tree, ref.outputs), "outputs that differ from make's").toEqual([]);
     expect(await compilesMakeWouldRun(tree), "make -n after the build").toEqual([]);
-  });
-
-  // Fails today: see DIFFER_BY_SANDBOX_PATH. When compiles without -o run like the others, this passes: drop the list.
-  it.fails("1b. cold: every output is byte-identical to make's, deps/minilib's objects and the programs included", () => {
-    expect(cold, "needs the cold build").toBeDefined();
-    expect(differingFiles(tree, ref.outputs)).toEqual([]);
   });
 
   it("2. a second build of the same tree runs no action", async () => {
@@ -157,7 +137,7 @@ describe("redis-shape: a tree built like Redis 7.0.15, against make at the same 
     expect(await programs(tree)).toEqual(ref.stdout);
   });
 
-  it("3. a fresh copy at the same path over the same cache: every compile with an explicit -o, and libshape.a over them, is a cache hit", async () => {
+  it("3. a fresh copy at the same path over the same cache executes no action: every one is a cache hit", async () => {
     copyFixture(FIXTURE, tree);
     fresh = await orionBuild(tree, orion);
     expectOk(fresh);
@@ -165,32 +145,22 @@ describe("redis-shape: a tree built like Redis 7.0.15, against make at the same 
     expect(fresh.summary.hostSteps).toBe(cold.summary.hostSteps);
     const out = outcomes(fresh.events);
     for (const label of [...SRC_COMPILES, "AR src/libshape.a"]) expect(out.cached).toContain(label);
-    // What executes today is at most deps/minilib's no -o compiles and what depends on their objects (3b says why).
-    const dependsOnMinilibObjects = [...MINILIB_COMPILES, "AR deps/minilib/libminilib.a", ...LINKS];
-    expect(out.executed.filter((l) => !dependsOnMinilibObjects.includes(l)), "executed beyond minilib's fallout").toEqual([]);
-    expect(fresh.summary.cacheHits).toBeGreaterThanOrEqual(SRC_COMPILES.length + 1);
+    expect(out.executed).toEqual([]);
+    expect(fresh.summary.cacheHits).toBe(fresh.summary.actions);
     expect(await programs(tree)).toEqual(ref.stdout);
     expect(await compilesMakeWouldRun(tree)).toEqual([]);
   });
 
-  // Fails today: deps/minilib's compiles have no -o and are not cacheable (see DIFFER_BY_SANDBOX_PATH); their objects
-  // come out different each time, so libminilib.a and both links re-execute too (6 executed, 6 hits).
-  it.fails("3b. a fresh copy at the same path over the same cache executes no action at all", () => {
+  // probe-lib's Makefile is written by its ./configure, so the dry run of a fresh tree cannot see its compiles:
+  // configure and `cd probe-lib && make ... lib/libprobe.a` are host steps. Traced on the first build, both are
+  // restored from the step cache on a fresh copy — not run — and what they restore is what make builds.
+  it.skipIf(!HAVE_STRACE)("3c. a fresh copy: configure and probe-lib's configure-written sub-make are restored from the step cache", () => {
     expect(fresh, "needs the fresh-copy build").toBeDefined();
-    expect(outcomes(fresh.events).executed).toEqual([]);
-    expect(fresh.summary.executed).toBe(0);
-    expect(fresh.summary.cacheHits).toBe(fresh.summary.actions);
-  });
-
-  // Fails today: probe-lib's Makefile is written by its ./configure, so the dry run of a fresh tree cannot see its
-  // compiles; `cd probe-lib && make ... lib/libprobe.a` runs as one uncached host step and recompiles both sources in
-  // every fresh copy. Passes once Orion expands that sub-make into actions after configure has run (then probe-lib's
-  // compiles and archive are cache hits here). If it is instead cached as one whole step, rewrite this for that step.
-  it.fails("3c. a fresh copy: the compiles and the archive of probe-lib's configure-written Makefile are cache hits", () => {
-    expect(fresh, "needs the fresh-copy build").toBeDefined();
-    const cached = outcomes(fresh.events).cached;
-    for (const label of PROBE_LIB_ACTIONS) expect(cached).toContain(label);
-    expect(fresh.summary.cacheHits).toBeGreaterThanOrEqual(ACTIONS.length + PROBE_LIB_ACTIONS.length);
+    const restored = fresh.events.filter((e) => e.type === "host-step" && e.state === "finished" && e.cached).map((e) => String(e.cmd));
+    expect(restored.some((c) => c.includes("./configure --with-prefix=probe_"))).toBe(true);
+    expect(restored.some((c) => c.includes("lib/libprobe.a"))).toBe(true);
+    expect(fresh.summary.hostStepsCached).toBeGreaterThanOrEqual(2);
+    expect(differingFiles(tree, new Map([...ref.outputs].filter(([rel]) => rel.startsWith("deps/probe-lib/"))))).toEqual([]);
   });
 
   it("4. touching src/util.h without changing it executes nothing: its includers are cache hits", async () => {
