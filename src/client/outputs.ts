@@ -71,6 +71,7 @@ export class OutputWriter {
       const have = await this.statCache.digestOf(dest, st);
       if (digestKey(have) === digestKey(digest)) {
         await utimes(dest, now, now);
+        this.statCache.remember(dest, await stat(dest, { bigint: true }), digest);
         return;
       }
     }
@@ -78,5 +79,7 @@ export class OutputWriter {
     if (!(await this.store.copyOut(digest, dest, executable))) {
       throw new CorruptBlobError(`output blob ${digestKey(digest)} for ${dest} is missing from the store`);
     }
+    // Known content: the re-hash after the next host step need not read it back.
+    this.statCache.remember(dest, await stat(dest, { bigint: true }), digest);
   }
 }

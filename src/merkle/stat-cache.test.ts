@@ -98,4 +98,25 @@ describe("StatCache", () => {
     expect(await c.digestOf(p, st)).toEqual(digestOf("x"));
     expect(c.hits).toBe(1);
   });
+
+  it("keeps a file the caller wrote itself once its mtime has settled, and only while it still has that stat", async () => {
+    const clock = new FakeClock(Date.now());
+    const c = cache(clock);
+    const p = join(dir, "out.o");
+    fs.writeFileSync(p, "object\n");
+    const q = join(dir, "edited.o");
+    fs.writeFileSync(q, "object\n");
+    c.remember(p, fs.statSync(p, { bigint: true }), digestOf("object\n"));
+    c.remember(q, fs.statSync(q, { bigint: true }), digestOf("object\n"));
+    fs.writeFileSync(q, "OBJECT\n"); // changed after it was remembered
+    fs.utimesSync(q, OLD, OLD);
+    clock.advance(1000);
+    c.flush();
+    c.close();
+    const next = cache(clock);
+    expect(await next.digestOf(p)).toEqual(digestOf("object\n"));
+    expect(next.hits).toBe(1);
+    expect(await next.digestOf(q)).toEqual(digestOf("OBJECT\n"));
+    expect(next.misses).toBe(1);
+  });
 });

@@ -1,5 +1,5 @@
 // A persistent (path, size, mtime, inode) → digest cache, so re-hashing an unchanged tree reads no file contents.
-import type { BigIntStats } from "node:fs";
+import { type BigIntStats, lstatSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import type Database from "better-sqlite3";
 import { openDatabase } from "../core/sqlite.js";
@@ -21,6 +21,9 @@ interface Row {
 /** Rows waiting for the next flush are written in one transaction once this many pile up. */
 const FLUSH_BATCH = 1000;
 
+/** Past this, a file's mtime tick is over (file systems stamp with a clock tick of a few ms at most). */
+const REMEMBERED_SETTLE_NS = 50_000_000n;
+
 export class StatCache {
   /** Digests served from the cache without reading the file. */
   hits = 0;
@@ -29,6 +32,8 @@ export class StatCache {
   private readonly db: Database.Database;
   private readonly racyWindowNs: bigint;
   private readonly clock: Clock;
+  /** Rows of files the caller wrote itself (remember), kept for flush once their mtime has settled. */
+  private readonly remembered = new Map<string, Row>();
   /** Rows computed since the last flush. */
   private readonly pending = new Map<string, Row>();
   /**
@@ -92,8 +97,34 @@ export class StatCache {
     return digest;
   }
 
-  /** Writes pending rows in one transaction. */
+  /**
+   * Records the digest of a file the caller has just written itself with known content (an output copied out of the
+   * store), so the next hash of the tree does not read it back. Kept for this process only while it is racy (above).
+   */
+  remember(absPath: string, st: BigIntStats, digest: Digest): void {
+    if (BigInt(digest.sizeBytes) !== st.size) return;
+    this.rows ??= new Map(this.selectAll.all().map((r) => [r.path, r]));
+    const row: Row = { size: st.size, mtime_ns: st.mtimeNs, ino: st.ino, hash: digest.hash };
+    this.rows.set(absPath, row);
+    this.remembered.set(absPath, row);
+  }
+
+  /**
+   * Writes pending rows in one transaction. A remembered row is kept too once the file still has the stat it was
+   * written with and the clock has moved well past its mtime: a later write would then carry a later mtime.
+   */
   flush(): void {
+    const nowNs = BigInt(this.clock.now()) * 1_000_000n;
+    for (const [path, row] of this.remembered) {
+      if (nowNs - row.mtime_ns < REMEMBERED_SETTLE_NS) continue;
+      this.remembered.delete(path);
+      try {
+        const st = lstatSync(path, { bigint: true });
+        if (st.size === row.size && st.mtimeNs === row.mtime_ns && st.ino === row.ino) this.pending.set(path, row);
+      } catch {
+        // Gone since: nothing to keep.
+      }
+    }
     if (this.pending.size === 0) return;
     const rows = [...this.pending];
     this.db.transaction(() => {
@@ -104,6 +135,10 @@ export class StatCache {
 
   close(): void {
     if (!this.db.open) return;
+    // Files written in the last few ms: wait out their mtime tick so they are kept (cheaper than reading them next time).
+    const newest = [...this.remembered.values()].reduce((m, r) => (r.mtime_ns > m ? r.mtime_ns : m), 0n);
+    const waitMs = Number((newest + REMEMBERED_SETTLE_NS - BigInt(this.clock.now()) * 1_000_000n) / 1_000_000n);
+    if (this.remembered.size && waitMs > 0 && waitMs <= 50) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, waitMs);
     this.flush();
     this.db.close();
   }

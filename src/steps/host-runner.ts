@@ -62,7 +62,7 @@ export class HostStepRunner {
       const found = this.o.cache.find(key, fp);
       const hit = "entry" in found ? found.entry : undefined;
       if ("changed" in found && found.changed.length) log.debug({ cwd: step.cwd, argv: step.argv, changed: found.changed }, "host step runs: inputs changed since it was cached");
-      if (hit && (await restoreStep(hit, before.root, this.o.store))) {
+      if (hit && (await restoreStep(hit, before.root, this.o.store, this.o.statCache))) {
         if (hit.log) {
           const bytes = await this.o.store.get(parseDigestKey(hit.log));
           if (bytes?.length) this.o.diagnostics(bytes);

@@ -20,7 +20,7 @@ import type { StatCache } from "../merkle/index.js";
 import type { Access } from "./trace.js";
 
 /** Bump when what a step key or a fingerprint covers changes: old entries then never match. */
-export const STEP_KEY_VERSION = 1;
+export const STEP_KEY_VERSION = 2;
 
 /** Most entries kept under one step key; older ones are dropped first. */
 const MAX_ENTRIES_PER_KEY = 8;
@@ -34,7 +34,7 @@ export interface TreeState {
   directories: readonly string[];
 }
 
-/** r = content read, L = listed, a = looked for and missing, p = checked for and present. */
+/** r = content read, L = listed, a = looked for and missing, p = checked for and present (a and p: existence and type only). */
 type InputKind = "r" | "L" | "a" | "p";
 type Input = [kind: InputKind, path: string, fingerprint: string];
 
@@ -101,10 +101,12 @@ export class Fingerprinter {
   private insideOf(kind: InputKind, rel: string, depth = 0): string {
     const f = this.tree.files.get(rel);
     const dirs = (this.dirs ??= new Set(this.tree.directories));
-    if (f) return kind === "p" ? "f" : `f${f.digest.hash}${f.executable ? "x" : ""}`;
+    // What was looked for (found or not) matters by its existence and type only.
+    const existence = kind === "p" || kind === "a";
+    if (f) return existence ? "f" : `f${f.digest.hash}${f.executable ? "x" : ""}`;
     const link = this.tree.symlinks.get(rel);
     if (link !== undefined) {
-      if (kind === "p" || kind === "a") return "l";
+      if (existence) return "l";
       // What is read is what the link points at: follow it (a link to a link, a few times at most).
       const to = path.resolve(path.join(this.tree.root, path.dirname(rel)), link);
       const toRel = this.rel(to);
@@ -112,6 +114,7 @@ export class Fingerprinter {
       return `l${link}>${target}`;
     }
     if (dirs.has(rel)) return kind === "L" ? `D${(this.listing(rel) ?? []).join("/")}` : "d";
+    if (existence) return "-";
     // Not in the hashed tree: missing — unless reached through a symlinked directory, whose target the file system resolves.
     for (let dir = path.dirname(rel); dir !== "." && dir !== ""; dir = path.dirname(dir)) {
       if (this.tree.symlinks.has(dir)) return `>${this.outsideOf(kind, path.join(this.tree.root, rel))}`;
@@ -140,7 +143,8 @@ export class Fingerprinter {
   }
 
   private outsideOf(kind: InputKind, abs: string): string {
-    const memoKey = `${kind === "p" ? "p" : "s"}${abs}`;
+    const existence = kind === "p" || kind === "a";
+    const memoKey = `${existence ? "p" : "s"}${abs}`;
     const memo = this.outside.get(memoKey);
     if (memo !== undefined) return memo;
     let st: BigIntStats | undefined;
@@ -150,7 +154,7 @@ export class Fingerprinter {
     } catch {
       st = undefined;
     }
-    const fp = !st ? "-" : kind === "p" ? (st.isDirectory() ? "d" : st.isSymbolicLink() ? "l" : "f") : `s${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.mode}`;
+    const fp = !st ? "-" : existence ? (st.isDirectory() ? "d" : st.isSymbolicLink() ? "l" : "f") : `s${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.mode}`;
     this.outside.set(memoKey, fp);
     return fp;
   }
@@ -314,7 +318,7 @@ function sortForRestore(outputs: StepOutput[]): StepOutput[] {
  * Puts a cached step's outputs in place under `root`. False, touching nothing, when a blob it needs is
  * gone from the store (evicted, corrupt): the caller then runs the step.
  */
-export async function restoreStep(entry: StepEntry, root: string, store: BlobStore): Promise<boolean> {
+export async function restoreStep(entry: StepEntry, root: string, store: BlobStore, statCache?: StatCache): Promise<boolean> {
   const blobs = entry.outputs.flatMap((o) => (o.t === "f" ? [parseDigestKey(o.d)] : []));
   if (entry.log) blobs.push(parseDigestKey(entry.log));
   if ((await store.findMissing(blobs)).length > 0) return false;
@@ -342,8 +346,15 @@ export async function restoreStep(entry: StepEntry, root: string, store: BlobSto
       symlinkSync(o.target, abs);
       continue;
     }
-    if (!(await store.copyOut(parseDigestKey(o.d), abs, (o.m & 0o111) !== 0))) return false;
+    const digest = parseDigestKey(o.d);
+    // Already there with this content (a copy a previous build made): leave it, as make would find it up to date.
+    if (existing?.isFile() && existing.size === digest.sizeBytes && statCache && (await statCache.digestOf(abs)).hash === digest.hash) {
+      if ((existing.mode & 0o7777) !== o.m) chmodSync(abs, o.m);
+      continue;
+    }
+    if (!(await store.copyOut(digest, abs, (o.m & 0o111) !== 0))) return false;
     chmodSync(abs, o.m);
+    statCache?.remember(abs, lstatSync(abs, { bigint: true }), digest);
   }
   return true;
 }
