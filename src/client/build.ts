@@ -11,6 +11,7 @@ import type { BuildsApi, ContextUpload } from "../head/api.js";
 import type { BuildEvent, Summary } from "../scheduler/index.js";
 import type { BuildGraph } from "../../dag-extract/index.js";
 import { OutputWriter } from "./outputs.js";
+import { runHostStep } from "./host-step.js";
 import type { ProgramDigests } from "./programs.js";
 import { findProgram } from "../core/programs.js";
 
@@ -116,22 +117,12 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
         let upload: ContextUpload | undefined;
         try {
           await writer.flush();
-          const { execa } = await import("execa"); // host steps are rare: load it when one runs
-          const r = await execa(lease.argv[0]!, lease.argv.slice(1), {
-            cwd: posix.join(root, lease.cwd),
-            reject: false,
-            stdin: "ignore",
-            stdout: "pipe",
-            stderr: "pipe",
-            all: true,
-            encoding: "buffer",
-            cancelSignal: hostAbort.signal,
-            env: { ...env },
-          });
-          if (r.all && r.all.length) o.diagnostics(r.all);
-          ok = r.exitCode === 0 && !r.isCanceled;
+          // Its own process group, stopped whole on an interrupt (see host-step.ts).
+          const r = await runHostStep(lease.argv, { cwd: posix.join(root, lease.cwd), root, env: { ...env }, signal: hostAbort.signal });
+          if (r.output.length) o.diagnostics(r.output);
+          ok = r.exitCode === 0 && !r.cancelled;
           if (!ok) hostFailure = true;
-          if (!ok && !r.isCanceled) o.diagnostics(`orion: host step failed (exit ${r.exitCode ?? r.signal}): ${byId.get(lease.actionId)?.shell ?? lease.argv.join(" ")}\n`);
+          if (!ok && !r.cancelled) o.diagnostics(`orion: host step failed (exit ${r.exitCode ?? r.signal}): ${byId.get(lease.actionId)?.shell ?? lease.argv.join(" ")}\n`);
           // The step may have written anything in the tree: the next actions see it as it is now.
           upload = await hashContext(root, o);
         } catch (err) {

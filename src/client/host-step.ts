@@ -1,0 +1,110 @@
+// Runs one host step (a recipe line run in the real tree, outside the graph) as make would run it, and stops it as
+// make does on Ctrl-C: the step leads its own process group, so cancelling it ends everything it started (a shell's
+// children included), and the files it had created by then are removed — make deletes the target of a recipe it
+// interrupts, so that a half-written generated file is never taken as up to date by the next build.
+import { lstat, readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+
+export interface HostStepOptions {
+  /** Absolute working directory. */
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  /** Aborting stops the step: SIGTERM to its process group, SIGKILL after `graceMs`. */
+  signal: AbortSignal;
+  /** The project root: where an interrupted step's new files are looked for. */
+  root: string;
+  graceMs?: number;
+}
+
+export interface HostStepResult {
+  exitCode?: number;
+  signal?: string;
+  /** stdout and stderr, interleaved as they came. */
+  output: Uint8Array;
+  /** Stopped by the signal (its exit code and output mean nothing then). */
+  cancelled: boolean;
+  /** Files (relative to the root) the interrupted step had created, now removed. */
+  removed: string[];
+}
+
+/** Clock slack: a file's times come from the kernel's coarse clock, which may lag Date.now() by a tick. */
+const CLOCK_SLACK_MS = 50;
+
+function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // ESRCH: the group is gone.
+  }
+}
+
+export async function runHostStep(argv: readonly string[], o: HostStepOptions): Promise<HostStepResult> {
+  const { execa } = await import("execa"); // host steps are rare: load it when one runs
+  const startedAt = Date.now();
+  const child = execa(argv[0]!, argv.slice(1), {
+    cwd: o.cwd,
+    reject: false,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    all: true,
+    encoding: "buffer",
+    stripFinalNewline: false,
+    env: o.env,
+    // Its own process group: a step's shell, make and compilers all go when it is stopped, none is orphaned.
+    detached: true,
+  });
+  let cancelled = false;
+  let hardKill: NodeJS.Timeout | undefined;
+  const stop = () => {
+    cancelled = true;
+    // SIGTERM first: a recursive make removes its own half-built target, as it does on Ctrl-C.
+    killGroup(child.pid, "SIGTERM");
+    hardKill = setTimeout(() => killGroup(child.pid, "SIGKILL"), o.graceMs ?? 2_000);
+  };
+  if (o.signal.aborted) stop();
+  else o.signal.addEventListener("abort", stop, { once: true });
+  let r;
+  try {
+    r = await child;
+  } finally {
+    o.signal.removeEventListener("abort", stop);
+    clearTimeout(hardKill);
+  }
+  let removed: string[] = [];
+  if (cancelled) {
+    // Whatever of the group survived SIGTERM (a child that ignores it) goes now.
+    killGroup(child.pid, "SIGKILL");
+    removed = await removeCreatedSince(o.root, startedAt - CLOCK_SLACK_MS);
+  }
+  const output = r.all instanceof Uint8Array ? r.all : new Uint8Array();
+  return { exitCode: r.exitCode, signal: r.signal, output, cancelled, removed };
+}
+
+/**
+ * Removes the regular files under root born at or after `since` (by birth time, where the file system keeps one):
+ * what an interrupted step created. Files that existed before it are left as they are, even if it rewrote them —
+ * removing those could remove a source the user edited meanwhile.
+ */
+export async function removeCreatedSince(root: string, since: number): Promise<string[]> {
+  const removed: string[] = [];
+  const walk = async (dir: string, rel: string): Promise<void> => {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const e of entries) {
+      const path = join(dir, e.name);
+      const relPath = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) {
+        if (e.name !== ".git") await walk(path, relPath);
+      } else if (e.isFile()) {
+        const st = await lstat(path).catch(() => undefined);
+        if (st && st.birthtimeMs > 0 && st.birthtimeMs >= since) {
+          await rm(path, { force: true });
+          removed.push(relPath);
+        }
+      }
+    }
+  };
+  await walk(root, "");
+  return removed.sort();
+}
