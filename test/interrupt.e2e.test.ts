@@ -40,9 +40,10 @@ interface Interrupted {
 
 /**
  * Runs `orion build tree --json -- ARGS`, sends SIGINT `delayMs` after the first event `when` accepts (so the
- * tool it announces is running by then), and waits for the process to end.
+ * tool it announces is running by then) — or, with a function of no argument, once it returns true (polled) —
+ * and waits for the process to end.
  */
-async function interruptBuild(tree: string, o: OrionEnv, when: (e: BuildEvent) => boolean, args: string[] = [], delayMs = 700): Promise<Interrupted> {
+async function interruptBuild(tree: string, o: OrionEnv, when: ((e: BuildEvent) => boolean) | (() => boolean), args: string[] = [], delayMs = 700): Promise<Interrupted> {
   const child = execa(process.execPath, [ORION_BIN, "build", tree, "--json", ...(args.length ? ["--", ...args] : [])], {
     cwd: REPO,
     env: cleanEnv({ ORION_CACHE_DIR: o.cacheDir, XDG_CONFIG_HOME: o.configHome, XDG_CACHE_HOME: join(o.configHome, "..", "xdg-cache") }),
@@ -54,6 +55,19 @@ async function interruptBuild(tree: string, o: OrionEnv, when: (e: BuildEvent) =
   const events: BuildEvent[] = [];
   let sentAt: number | undefined;
   let pending = "";
+  const sendSoon = () => {
+    sentAt = -1;
+    setTimeout(() => {
+      sentAt = Date.now();
+      child.kill("SIGINT");
+    }, delayMs);
+  };
+  const poll =
+    when.length === 0
+      ? setInterval(() => {
+          if (sentAt === undefined && (when as () => boolean)()) sendSoon();
+        }, 50)
+      : undefined;
   child.stdout!.on("data", (chunk: Buffer) => {
     pending += chunk.toString();
     let nl: number;
@@ -63,16 +77,11 @@ async function interruptBuild(tree: string, o: OrionEnv, when: (e: BuildEvent) =
       if (!line.trim()) continue;
       const e = JSON.parse(line) as BuildEvent;
       events.push(e);
-      if (sentAt === undefined && when(e)) {
-        sentAt = -1;
-        setTimeout(() => {
-          sentAt = Date.now();
-          child.kill("SIGINT");
-        }, delayMs);
-      }
+      if (sentAt === undefined && !poll && (when as (e: BuildEvent) => boolean)(e)) sendSoon();
     }
   });
   const r = await child;
+  clearInterval(poll);
   return {
     exitCode: r.exitCode,
     signal: r.signal,
@@ -157,6 +166,23 @@ describe("SIGINT on orion build", () => {
       expect(warm.summary.executed).toBe(0);
       expect(buildOutputs(tree, [PROGRAM])).toEqual([...ref.outputs.keys()]);
       expect(differingFiles(tree, ref.outputs)).toEqual([]);
+    },
+    TIMEOUT,
+  );
+
+  it(
+    "during graph extraction: exit 130 (not a death by signal), and nothing built",
+    async () => {
+      const tree = copyFixture("slow-c", join(scratch.root, "reference"));
+      const orion: OrionEnv = { cacheDir: join(scratch.root, "cache-extract"), configHome: scratch.configHome };
+      // make reads the Makefile for 5 s; SIGINT once orion's make is running, i.e. orion is extracting the graph.
+      const makeRunning = () => processesUnder(tree).some((p) => /^(\S*\/)?make\s/.test(p.slice(p.indexOf("): ") + 3)));
+      const r = await interruptBuild(tree, orion, makeRunning, ["PARSE_SLEEP=5"], 200);
+      expect(r.msToExit, describeRun(r)).toBeGreaterThan(0);
+      expect(r.signal, describeRun(r)).toBeUndefined();
+      expect(r.exitCode, describeRun(r)).toBe(130);
+      expect(r.events).toEqual([]);
+      expect(listFiles(tree, (f) => f.endsWith(".o") || f === PROGRAM)).toEqual([]);
     },
     TIMEOUT,
   );
