@@ -43,7 +43,15 @@ interface Interrupted {
  * tool it announces is running by then) — or, with a function of no argument, once it returns true (polled) —
  * and waits for the process to end.
  */
-async function interruptBuild(tree: string, o: OrionEnv, when: ((e: BuildEvent) => boolean) | (() => boolean), args: string[] = [], delayMs = 700): Promise<Interrupted> {
+async function interruptBuild(
+  tree: string,
+  o: OrionEnv,
+  when: ((e: BuildEvent) => boolean) | (() => boolean),
+  args: string[] = [],
+  delayMs = 700,
+  /** Send a second SIGINT this long after the first (a user pressing Ctrl-C twice). */
+  againAfterMs?: number,
+): Promise<Interrupted> {
   const child = execa(process.execPath, [ORION_BIN, "build", tree, "--json", ...(args.length ? ["--", ...args] : [])], {
     cwd: REPO,
     env: cleanEnv({ ORION_CACHE_DIR: o.cacheDir, XDG_CONFIG_HOME: o.configHome, XDG_CACHE_HOME: join(o.configHome, "..", "xdg-cache") }),
@@ -60,6 +68,7 @@ async function interruptBuild(tree: string, o: OrionEnv, when: ((e: BuildEvent) 
     setTimeout(() => {
       sentAt = Date.now();
       child.kill("SIGINT");
+      if (againAfterMs !== undefined) setTimeout(() => child.kill("SIGINT"), againAfterMs);
     }, delayMs);
   };
   const poll =
@@ -115,9 +124,9 @@ function processesUnder(dir: string): string[] {
   return found;
 }
 
-/** Each object in the tree is absent or exactly the reference build's: none is truncated or half-written. */
+/** Each object in the tree is absent or exactly the reference build's: none is truncated or half-written, no temp file is left. */
 function partialObjects(tree: string, ref: Map<string, Buffer>): string[] {
-  const bad: string[] = [];
+  const bad: string[] = listFiles(tree, (r) => r.includes(".orion-tmp-")).map((r) => `${r} (an output's temp file)`);
   for (const rel of listFiles(tree, (r) => r.endsWith(".o"))) {
     const want = ref.get(rel);
     const have = readFileSync(join(tree, rel));
@@ -171,6 +180,21 @@ describe("SIGINT on orion build", () => {
   );
 
   it(
+    "twice during a host step: exit 130 at once, and the step's processes (which ignore SIGTERM) go with it",
+    async () => {
+      const tree = copyFixture("slow-c", join(scratch.root, "reference"));
+      const orion: OrionEnv = { cacheDir: join(scratch.root, "cache-twice"), configHome: scratch.configHome };
+      const isGen = (e: BuildEvent) => e.type === "host-step" && e.state === "started" && String(e.cmd).includes("gen.sh");
+      const r = await interruptBuild(tree, orion, isGen, ["GEN_SLEEP=60"], 700, 200);
+      expect(r.exitCode, describeRun(r)).toBe(130);
+      expect(r.msToExit, describeRun(r)).toBeLessThan(1_500);
+      expect(processesUnder(scratch.root), "processes the interrupted build left running").toEqual([]);
+      expect(partialObjects(tree, ref.outputs)).toEqual([]);
+    },
+    TIMEOUT,
+  );
+
+  it(
     "during graph extraction: exit 130 (not a death by signal), and nothing built",
     async () => {
       const tree = copyFixture("slow-c", join(scratch.root, "reference"));
@@ -200,6 +224,8 @@ describe("SIGINT on orion build", () => {
       expect(processesUnder(scratch.root), "processes the interrupted build left running").toEqual([]);
       expect(partialObjects(tree, ref.outputs)).toEqual([]);
       // make deletes the target of a recipe it interrupts; an empty gen.h newer than gen.sh would be taken as built.
+      // gen.sh ignores SIGTERM: the step ends by the SIGKILL that follows it.
+      expect(r.msToExit, describeRun(r)).toBeGreaterThan(1_000);
       const genH = listFiles(tree).includes("gen.h") ? readFileSync(join(tree, "gen.h"), "utf8") : undefined;
       expect(genH === undefined || genH.includes("GREETING"), `gen.h left as ${JSON.stringify(genH)}`).toBe(true);
 

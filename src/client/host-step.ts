@@ -30,6 +30,10 @@ export interface HostStepResult {
 /** Clock slack: a file's times come from the kernel's coarse clock, which may lag Date.now() by a tick. */
 const CLOCK_SLACK_MS = 50;
 
+/** Process groups of the steps running now: killed if this process exits under them (a second Ctrl-C exits at once). */
+const running = new Set<number>();
+let exitHook = false;
+
 function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   if (pid === undefined) return;
   try {
@@ -55,6 +59,11 @@ export async function runHostStep(argv: readonly string[], o: HostStepOptions): 
     // Its own process group: a step's shell, make and compilers all go when it is stopped, none is orphaned.
     detached: true,
   });
+  if (child.pid !== undefined) running.add(child.pid);
+  if (!exitHook) {
+    exitHook = true;
+    process.on("exit", () => running.forEach((pid) => killGroup(pid, "SIGKILL")));
+  }
   let cancelled = false;
   let hardKill: NodeJS.Timeout | undefined;
   const stop = () => {
@@ -71,6 +80,7 @@ export async function runHostStep(argv: readonly string[], o: HostStepOptions): 
   } finally {
     o.signal.removeEventListener("abort", stop);
     clearTimeout(hardKill);
+    if (child.pid !== undefined) running.delete(child.pid);
   }
   let removed: string[] = [];
   if (cancelled) {
