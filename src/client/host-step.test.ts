@@ -34,11 +34,11 @@ describe("runHostStep", () => {
 
   it("stopped, it ends the step's whole process group at once and removes the files the step created, not older ones", async () => {
     writeFileSync(join(root, "old.h"), "kept\n");
-    await new Promise((r) => setTimeout(r, 200)); // born well before the step, past the clock slack
+    writeFileSync(join(root, "src.c"), "int v = 1;\n");
     const abort = new AbortController();
     const started = Date.now();
     // A shell whose child (sleep) holds the output pipe: killing the shell alone would leave sleep running for a minute.
-    const run = runHostStep(["/bin/sh", "-c", "echo $$ > sh.pid; echo partial > gen.h; echo more >> old.h; sh -c 'echo $$ > sleep.pid; exec sleep 60'"], {
+    const run = runHostStep(["/bin/sh", "-c", "echo $$ > sh.pid; echo partial > gen.h; echo more >> old.h; echo 'int v = 2;' > src.new && mv src.new src.c; sh -c 'echo $$ > sleep.pid; exec sleep 60'"], {
       cwd: root,
       root,
       env: process.env,
@@ -51,9 +51,11 @@ describe("runHostStep", () => {
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(r.cancelled).toBe(true);
     for (const pid of pids) expect(alive(pid), `pid ${pid} still running`).toBe(false);
-    // make deletes the target of a recipe it interrupts; the step's new files go, a file it only appended to stays.
+    // make deletes the target of a recipe it interrupts; the step's new files go. A file it appended to stays, and
+    // so does one saved over by rename (a new inode, as an editor's save makes): its path existed before.
     expect(r.removed).toEqual(["gen.h", "sh.pid", "sleep.pid"]);
     expect(existsSync(join(root, "gen.h"))).toBe(false);
     expect(readFileSync(join(root, "old.h"), "utf8")).toBe("kept\nmore\n");
+    expect(readFileSync(join(root, "src.c"), "utf8")).toBe("int v = 2;\n");
   });
 });

@@ -1,7 +1,9 @@
 // Runs one host step (a recipe line run in the real tree, outside the graph) as make would run it, and stops it as
 // make does on Ctrl-C: the step leads its own process group, so cancelling it ends everything it started (a shell's
 // children included), and the files it had created by then are removed — make deletes the target of a recipe it
-// interrupts, so that a half-written generated file is never taken as up to date by the next build.
+// interrupts, so that a half-written generated file is never taken as up to date by the next build. Only files at
+// paths that did not exist when the step started go: a file saved over meanwhile (an editor's atomic save, sed -i)
+// is a new inode too, and may be the user's source.
 import { lstat, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 
@@ -45,6 +47,8 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
 
 export async function runHostStep(argv: readonly string[], o: HostStepOptions): Promise<HostStepResult> {
   const { execa } = await import("execa"); // host steps are rare: load it when one runs
+  // What existed before: only new paths are the step's to remove if it is interrupted.
+  const existed = await treePaths(o.root);
   const startedAt = Date.now();
   const child = execa(argv[0]!, argv.slice(1), {
     cwd: o.cwd,
@@ -86,35 +90,48 @@ export async function runHostStep(argv: readonly string[], o: HostStepOptions): 
   if (cancelled) {
     // Whatever of the group survived SIGTERM (a child that ignores it) goes now.
     killGroup(child.pid, "SIGKILL");
-    removed = await removeCreatedSince(o.root, startedAt - CLOCK_SLACK_MS);
+    removed = await removeCreatedSince(o.root, startedAt - CLOCK_SLACK_MS, existed);
   }
   const output = r.all instanceof Uint8Array ? r.all : new Uint8Array();
   return { exitCode: r.exitCode, signal: r.signal, output, cancelled, removed };
 }
 
-/**
- * Removes the regular files under root born at or after `since` (by birth time, where the file system keeps one):
- * what an interrupted step created. Files that existed before it are left as they are, even if it rewrote them —
- * removing those could remove a source the user edited meanwhile.
- */
-export async function removeCreatedSince(root: string, since: number): Promise<string[]> {
-  const removed: string[] = [];
+/** Calls `f` with the path (relative to root) of every regular file under root, .git aside. */
+async function walkFiles(root: string, f: (rel: string, abs: string) => Promise<void> | void): Promise<void> {
   const walk = async (dir: string, rel: string): Promise<void> => {
     const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
     for (const e of entries) {
-      const path = join(dir, e.name);
       const relPath = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) {
-        if (e.name !== ".git") await walk(path, relPath);
+        if (e.name !== ".git") await walk(join(dir, e.name), relPath);
       } else if (e.isFile()) {
-        const st = await lstat(path).catch(() => undefined);
-        if (st && st.birthtimeMs > 0 && st.birthtimeMs >= since) {
-          await rm(path, { force: true });
-          removed.push(relPath);
-        }
+        await f(relPath, join(dir, e.name));
       }
     }
   };
   await walk(root, "");
+}
+
+async function treePaths(root: string): Promise<Set<string>> {
+  const paths = new Set<string>();
+  await walkFiles(root, (rel) => void paths.add(rel));
+  return paths;
+}
+
+/**
+ * Removes the regular files under root at paths not in `existed` and born at or after `since` (by birth time, where
+ * the file system keeps one): what an interrupted step created. Files at paths that existed before are left as they
+ * are, even if rewritten — removing those could remove a source the user saved meanwhile.
+ */
+export async function removeCreatedSince(root: string, since: number, existed: ReadonlySet<string>): Promise<string[]> {
+  const removed: string[] = [];
+  await walkFiles(root, async (rel, abs) => {
+    if (existed.has(rel)) return;
+    const st = await lstat(abs).catch(() => undefined);
+    if (st && st.birthtimeMs > 0 && st.birthtimeMs >= since) {
+      await rm(abs, { force: true });
+      removed.push(rel);
+    }
+  });
   return removed.sort();
 }
