@@ -4,7 +4,7 @@
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { execa, type ResultPromise } from "execa";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanEnv, type OrionBuild, orionBuild, type OrionEnv, outcomes, REPO, Scratch } from "./helpers.js";
 
 const enabled = process.env.ORION_TEST_REDIS === "1";
@@ -59,12 +59,18 @@ function describeBuild(b: OrionBuild): string {
 }
 
 describe.skipIf(!enabled)("Redis 7.0.15 through orion build (ORION_TEST_REDIS=1)", () => {
-  const scratch = new Scratch("redis");
-  afterAll(() => scratch.cleanup());
+  // Made in beforeAll: a skipped suite still runs this body (to collect its tests) but never its afterAll.
+  let scratch: Scratch;
   // One path for both builds: Redis compiles with -g and no prefix map, so objects embed the absolute directory.
-  const tree = join(scratch.root, "redis");
-  const orion: OrionEnv = { cacheDir: join(scratch.root, "cache"), configHome: scratch.configHome, timeoutMs: BUILD_MS - 30_000 };
+  let tree: string;
+  let orion: OrionEnv;
   let cold: OrionBuild | undefined;
+  beforeAll(() => {
+    scratch = new Scratch("redis");
+    tree = join(scratch.root, "redis");
+    orion = { cacheDir: join(scratch.root, "cache"), configHome: scratch.configHome, timeoutMs: BUILD_MS - 30_000 };
+  });
+  afterAll(() => scratch?.cleanup());
 
   it(
     "cold: every action executes, exit 0, and redis-server answers PING",
