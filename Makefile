@@ -6,7 +6,7 @@ SHELL := /bin/bash
 DEB_PACKAGES := gcc g++ make binutils ccache strace
 SOURCES := $(shell find src dag-extract scripts test -name '*.ts' -not -path '*/gen/*' 2>/dev/null) $(wildcard proto/orion/v1/*.proto) tsconfig.json buf.gen.yaml
 
-.PHONY: install install-deb build test demo bench bench-redis clean
+.PHONY: install install-deb build test test-redis demo bench bench-redis clean
 
 install: install-deb node_modules/.installed
 
@@ -42,6 +42,10 @@ native/build/orion-cc: native/cc/orion-cc.c
 
 test: build
 	bash scripts/run-tests
+
+# Opt-in: Redis 7.0.15 built cold and warm through orion build, each redis-server PINGed (minutes; fetches Redis once, as root).
+test-redis: build
+	ORION_TEST_REDIS=1 npx vitest run test/redis.e2e.test.ts
 
 demo: build
 	bash scripts/demo

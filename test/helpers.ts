@@ -72,6 +72,8 @@ export interface OrionEnv {
   configHome: string;
   env?: Record<string, string | undefined>;
   cwd?: string;
+  /** Kill the CLI after this long (default 45 s, below vitest's 60 s test timeout); a Redis build needs more. */
+  timeoutMs?: number;
 }
 
 /** Runs the real CLI: `node bin/orion ARGS`, with its own cache dir and an empty config home. */
@@ -83,9 +85,10 @@ export async function runOrion(args: string[], o: OrionEnv): Promise<ProcResult>
     reject: false,
     stdin: "ignore",
     // Below vitest's 60 s test timeout, so a hung build fails with its output rather than a bare timeout.
-    timeout: 45_000,
+    timeout: o.timeoutMs ?? 45_000,
   });
-  return { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr + (r.timedOut ? "\n[killed after 45 s]" : ""), command: `orion ${args.join(" ")}` };
+  const killed = r.timedOut ? `\n[killed after ${(o.timeoutMs ?? 45_000) / 1000} s]` : "";
+  return { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr + killed, command: `orion ${args.join(" ")}` };
 }
 
 export type BuildEvent = { type: string; seq: number; buildId: string; [k: string]: any };

@@ -49,9 +49,33 @@ async function buildCommand(
   const mode: ReporterMode = opts.json ? "json" : process.stdout.isTTY ? "tty" : "plain";
   const reporter = new Reporter(mode, process.stdout);
 
+  // Ctrl-C is ours from here on, extraction included: the Contract's 130, never a death by signal.
+  const abort = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    if (++interrupts > 1) process.exit(ExitCode.INTERRUPTED);
+    process.stderr.write("\norion: interrupted; stopping the build\n");
+    abort.abort();
+  };
+  process.on("SIGINT", onSigint);
+  process.on("SIGTERM", onSigint);
+  try {
+    return await extractAndBuild(dir, cfg, reporter, passThrough, abort.signal);
+  } catch (err) {
+    // make's dry run killed by the same Ctrl-C (a terminal signals the whole group) is the interrupt, not an error.
+    if (abort.signal.aborted) return ExitCode.INTERRUPTED;
+    throw err;
+  } finally {
+    process.off("SIGINT", onSigint);
+    process.off("SIGTERM", onSigint);
+  }
+}
+
+async function extractAndBuild(dir: string, cfg: ResolvedConfig, reporter: Reporter, passThrough: string[], signal: AbortSignal): Promise<number> {
   // Modules load as late as they can: a no-op build (make has nothing to do) must stay well under 0.3 s.
   const { extractGraph } = await import("../../dag-extract/index.js");
   const graph = await extractGraph(dir, { makeArgs: passThrough });
+  if (signal.aborted) return ExitCode.INTERRUPTED;
   if (graph.commands.every((c) => c.printsOnly)) {
     // Nothing to build (make would only print its messages, as Redis's "Hint: ..."): no head, no cache.
     const { reportEmptyBuild } = await import("../client/empty.js");
@@ -86,16 +110,9 @@ async function buildCommand(
     backend = { head: embedded.head, store: embedded.store, statCache: embedded.statCache, inProcess: true, close: () => embedded.close() };
   }
   const stepCache = openCacheDir(cfg.cacheDir).stepCache();
-  const abort = new AbortController();
-  let interrupts = 0;
-  const onSigint = () => {
-    if (++interrupts > 1) process.exit(ExitCode.INTERRUPTED);
-    process.stderr.write("\norion: interrupted; stopping the build\n");
-    abort.abort();
-  };
-  process.on("SIGINT", onSigint);
-  process.on("SIGTERM", onSigint);
   try {
+    // Interrupted while the head and node started: nothing was submitted yet.
+    if (signal.aborted) return ExitCode.INTERRUPTED;
     const outcome = await runBuild({
       graph,
       noCache: cfg.noCache,
@@ -110,15 +127,13 @@ async function buildCommand(
         reporter.beforeDiagnostics();
         process.stderr.write(chunk);
       },
-      signal: abort.signal,
+      signal,
       inProcess: backend.inProcess,
       stepCache,
       hostJobs: cfg.jobs,
     });
     return outcome.exitCode;
   } finally {
-    process.off("SIGINT", onSigint);
-    process.off("SIGTERM", onSigint);
     stepCache.close();
     await backend.close();
   }

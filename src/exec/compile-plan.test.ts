@@ -1,6 +1,6 @@
 // Tests for rewriting a compile so it reads the shared context and writes only its private folder.
 import { describe, expect, it } from "vitest";
-import { defaultDepfilePath, isSharedContextCompile, planSharedCompile } from "./compile-plan.js";
+import { defaultDepfilePath, isSharedContextCompile, planSharedCompile, withImplicitObject } from "./compile-plan.js";
 
 const base = { projectRoot: "/proj", ctxRoot: "/w/ctx/h", privateDir: "/w/sb/u", workingDirectory: "" };
 
@@ -12,6 +12,25 @@ describe("isSharedContextCompile", () => {
     expect(isSharedContextCompile(["gcc", "x.o", "-o", "app"])).toBe(false);
     expect(isSharedContextCompile(["gcc", "-E", "-c", "x.c", "-o", "x.i"])).toBe(false);
     expect(isSharedContextCompile(["gcc", "-D", "-c", "x.c", "-o", "x.o"])).toBe(false); // "-c" there is a macro name
+  });
+});
+
+describe("withImplicitObject", () => {
+  it("spells out the object gcc writes for a one-source -c without -o: the source's basename, in the cwd", () => {
+    expect(withImplicitObject(["cc", "-std=c99", "-c", "-O3", "-g", "-ggdb", "net.c"])).toEqual(["cc", "-std=c99", "-c", "-O3", "-g", "-ggdb", "net.c", "-o", "net.o"]);
+    expect(withImplicitObject(["gcc", "-c", "sub/dir/x.cpp"])).toEqual(["gcc", "-c", "sub/dir/x.cpp", "-o", "x.o"]);
+    const spelled = withImplicitObject(["gcc", "-MMD", "-c", "x.c"])!;
+    expect(isSharedContextCompile(spelled)).toBe(true);
+  });
+
+  it("leaves alone what is not such a call", () => {
+    expect(withImplicitObject(["gcc", "-c", "x.c", "-o", "y.o"])).toBeUndefined();
+    expect(withImplicitObject(["gcc", "-c", "x.c", "-oy.o"])).toBeUndefined();
+    expect(withImplicitObject(["gcc", "-c", "a.c", "b.c"])).toBeUndefined(); // two objects
+    expect(withImplicitObject(["gcc", "-S", "x.c"])).toBeUndefined(); // x.s, not an object
+    expect(withImplicitObject(["gcc", "-E", "x.c"])).toBeUndefined();
+    expect(withImplicitObject(["gcc", "x.c"])).toBeUndefined(); // a link
+    expect(withImplicitObject(["gcc", "-D", "-c", "x.c"])).toBeUndefined(); // "-c" there is a macro name
   });
 });
 

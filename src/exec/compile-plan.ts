@@ -2,6 +2,7 @@
 import { posix } from "node:path";
 import { ExitCode, OrionError, Status } from "../core/index.js";
 import { sandboxViolation } from "./input-root.js";
+import { parseCompileArgs } from "../cache/compiler-args.js";
 
 export interface CompilePlanInput {
   argv: readonly string[];
@@ -50,6 +51,18 @@ export function isSharedContextCompile(argv: readonly string[]): boolean {
     if (a === "-o" || OPAQUE_OPTIONS.has(a) || PATH_OPTIONS.has(a) || a === "-MF") i++;
   }
   return compile && output;
+}
+
+/**
+ * A `-c` compile of one source without `-o` (hiredis, linenoise: `cc ... -c net.c`) writes `<source basename>.o` in
+ * its cwd, as gcc does: the same call with that `-o` spelled out, so it can take the shared-context path (objects
+ * free of sandbox paths, headers learned from the depfile); undefined when argv is not such a call.
+ */
+export function withImplicitObject(argv: readonly string[]): string[] | undefined {
+  if (parseCompileArgs([...argv]).output !== undefined) return undefined;
+  const implicit = parseCompileArgs([...argv], { implicitOutput: true });
+  if (implicit.kind !== "compile" || implicit.sources.length !== 1 || !implicit.output?.endsWith(".o")) return undefined;
+  return [...argv, "-o", implicit.output];
 }
 
 /** Drops a leading "./" chain and trailing slashes; "" for the root. Paths are relative and already validated. */

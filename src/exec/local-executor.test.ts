@@ -152,6 +152,20 @@ describe("compile in the shared context", () => {
     expect((await blob(out.result.outputFiles[0]!.digest)).equals(await fsp.readFile(join(proj, "x.o")))).toBe(true);
   });
 
+  it("runs a -c without -o (hiredis's `cc -c net.c`) there too: gcc's object byte for byte, no sandbox path in it, and a depfile", async () => {
+    const proj = await newProject({ "deps/lib/x.c": X_C, "deps/lib/a.h": A_H });
+    const root = await uploadDir(proj);
+    const argv = ["gcc", "-std=c99", "-c", "-O2", "-g", "-ggdb", "x.c"];
+    const out = await executor.execute(request(proj, root, command(argv, ["x.o"], "deps/lib"), "compile"));
+    await execa(argv[0]!, argv.slice(1), { cwd: join(proj, "deps/lib"), env: PLAIN_ENV, extendEnv: false });
+    expect(out.result.exitCode).toBe(0);
+    expect(out.result.outputFiles.map((f) => f.path)).toEqual(["x.o"]);
+    const obj = await blob(out.result.outputFiles[0]!.digest);
+    expect(obj.includes(join(tmp, "work"))).toBe(false);
+    expect(obj.equals(await fsp.readFile(join(proj, "deps/lib/x.o")))).toBe(true);
+    expect(out.depfile).toMatch(/^x\.o: x\.c .*a\.h\n/s);
+  });
+
   it("returns a compile error as exit code 1 with gcc's own diagnostics", async () => {
     const proj = await newProject({ "bad.c": "int main(void) { return nope; }\n" });
     const root = await uploadDir(proj);

@@ -15,7 +15,7 @@ import {
   type Logger,
 } from "../core/index.js";
 import type { ActionResult, Command, OutputFile } from "../gen/orion/v1/remote_execution.js";
-import { isSharedContextCompile, normalizeRelative, planSharedCompile, type CompilePlan } from "./compile-plan.js";
+import { isSharedContextCompile, normalizeRelative, planSharedCompile, withImplicitObject, type CompilePlan } from "./compile-plan.js";
 import { rewriteDepfile, mungeMakePath } from "./depfile.js";
 import { fileKey, forEachLimit, loadInputTree, materializeTree, removeTree, sandboxViolation, type InputTree, type MaterializedTree } from "./input-root.js";
 import { cancelledError, runInProcessGroup } from "./run-process.js";
@@ -178,9 +178,10 @@ export class LocalExecutor {
       let outputBase: string;
       let plan: CompilePlan | undefined;
       let replacements: [string, string][];
-      if (req.kind === "compile" && isSharedContextCompile(argv)) {
+      const compileArgv = req.kind === "compile" ? (withImplicitObject(argv) ?? argv) : argv;
+      if (req.kind === "compile" && isSharedContextCompile(compileArgv)) {
         const ctxRoot = await this.context(req.inputRoot, log);
-        plan = planSharedCompile({ argv, projectRoot, workingDirectory: wd, ctxRoot, privateDir: sandbox });
+        plan = planSharedCompile({ argv: compileArgv, projectRoot, workingDirectory: wd, ctxRoot, privateDir: sandbox });
         cwd = join(ctxRoot, wd);
         outputBase = sandbox;
         replacements = plan.replacements;

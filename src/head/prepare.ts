@@ -90,7 +90,8 @@ export async function prepareAction(a: GraphAction, view: BuildView, deps: Prepa
 
   if (a.kind === "compile") {
     inputRoot = view.context.root;
-    const args = parseCompileArgs(a.arguments);
+    // `cc -c x.c` writes x.o in its cwd: as cacheable as with `-o x.o` (the executor spells the -o out).
+    const args = parseCompileArgs(a.arguments, { implicitOutput: true });
     source = args.sources[0] !== undefined ? toTreePath(view.projectRoot, a.cwd, args.sources[0]) : undefined;
     const sourceEntry = source !== undefined ? lookupFile(view, source) : undefined;
     if (!args.cacheable || !sourceEntry) cacheable = false;

@@ -9,6 +9,7 @@ import { findProgram } from "../core/programs.js";
 import { parseDigestKey } from "../core/digest.js";
 import type { BlobStore } from "../cas/index.js";
 import type { StatCache } from "../merkle/index.js";
+import { runHostStep } from "../client/host-step.js";
 import { parseTrace, TRACED_SYSCALLS } from "./trace.js";
 import { Fingerprinter, recordStep, restoreStep, type StepCache, stepKey, type TreeState } from "./step-cache.js";
 
@@ -83,41 +84,17 @@ export class HostStepRunner {
       ? [this.strace!, "-f", "--seccomp-bpf", "-qq", "-e", "signal=none", "-s", "65535", "-e", `trace=${TRACED_SYSCALLS.join(",")}`, "-o", traceFile, "--", ...step.argv]
       : step.argv;
     const started = performance.now();
-    const { execa } = await import("execa"); // host steps are few: load it when one runs
-    // In its own process group, so that stopping the build stops everything the step started
-    // (strace itself would only detach from its tracees and leave them running).
-    const child = execa(argv[0]!, argv.slice(1), {
-      cwd: step.cwd,
-      reject: false,
-      stdin: "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
-      all: true,
-      encoding: "buffer",
-      stripFinalNewline: false,
-      detached: true,
-      env,
-    });
-    let canceled = false;
-    const stop = () => {
-      canceled = true;
-      killGroup(child.pid, "SIGTERM");
-      setTimeout(() => killGroup(child.pid, "SIGKILL"), 2000).unref();
-    };
-    if (this.o.signal.aborted) stop();
-    else this.o.signal.addEventListener("abort", stop, { once: true });
-    const r = await child;
-    this.o.signal.removeEventListener("abort", stop);
-    if (canceled) killGroup(child.pid, "SIGKILL");
+    // Its own process group, stopped whole on an interrupt, the files it created removed (see host-step.ts).
+    const r = await runHostStep(argv, { cwd: step.cwd, root: before.root, env, signal: this.o.signal, existed: before.files });
     const ms = performance.now() - started;
-    if (r.all && r.all.length) this.o.diagnostics(r.all);
-    const ok = r.exitCode === 0 && !canceled;
+    if (r.output.length) this.o.diagnostics(r.output);
+    const ok = r.exitCode === 0 && !r.cancelled;
     try {
       if (ok && traceFile && key && this.o.cache) {
         const trace = parseTrace(readFileSync(traceFile, "utf8"), step.cwd);
         if (trace.untraceable) log.info({ cwd: step.cwd, argv: step.argv, why: trace.untraceable }, "host step not cached: its trace is incomplete");
         else {
-          const recorded = await recordStep(trace.accesses, fp, { store: this.o.store, statCache: this.o.statCache, ignore: (p) => p === traceFile }, { log: r.all, ms });
+          const recorded = await recordStep(trace.accesses, fp, { store: this.o.store, statCache: this.o.statCache, ignore: (p) => p === traceFile }, { log: r.output, ms });
           if ("uncacheable" in recorded) log.info({ cwd: step.cwd, argv: step.argv, why: recorded.uncacheable }, "host step not cached");
           else {
             this.o.cache.put(key, recorded.entry);
@@ -132,7 +109,7 @@ export class HostStepRunner {
       // The step may have changed something outside the project too: look again next time.
       fp.forgetOutside();
     }
-    return { ok, restored: false, exitCode: r.exitCode, signal: r.signal, canceled };
+    return { ok, restored: false, exitCode: r.exitCode, signal: r.signal, canceled: r.cancelled };
   }
 
   private fingerprintsFor(tree: TreeState): Fingerprinter {
@@ -142,11 +119,3 @@ export class HostStepRunner {
   }
 }
 
-function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // Already gone.
-  }
-}

@@ -1,0 +1,91 @@
+// Tests for turning a graph action into its cache keys: a compile's two levels, recorded from one run's depfile and found again by the next.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { digestOf } from "../core/index.js";
+import { type BlobStore, createBlobStore } from "../cas/index.js";
+import { SqliteActionCache } from "../cache/index.js";
+import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
+import type { GraphAction } from "../gen/orion/v1/scheduler.js";
+import { ContextIndex } from "./context-index.js";
+import { type BuildView, prepareAction, recordResult } from "./prepare.js";
+
+let dir: string;
+let store: BlobStore;
+let cache: SqliteActionCache;
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(join(os.tmpdir(), "orion-prepare-"));
+  store = createBlobStore({ dir: join(dir, "cas") });
+  cache = new SqliteActionCache(join(dir, "ac.db"));
+});
+
+afterEach(() => {
+  cache.close();
+  store.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const PROJECT = "/proj";
+
+/** A fresh view of the same tree, as a fresh extract at the same path gives: deps/hiredis/{net.c,net.h}. */
+function view(): BuildView {
+  const files = new Map([
+    ["deps/hiredis/net.c", { digest: digestOf('#include "net.h"\nint n(void) { return N; }\n'), executable: false }],
+    ["deps/hiredis/net.h", { digest: digestOf("#define N 1\n"), executable: false }],
+  ]);
+  return { projectRoot: PROJECT, context: new ContextIndex(digestOf("root"), files), produced: new Map(), noCache: false };
+}
+
+function compile(argv: string[]): GraphAction {
+  return {
+    id: "a1",
+    kind: "compile",
+    label: "CC deps/hiredis/net.o",
+    arguments: argv,
+    cwd: "deps/hiredis",
+    inputs: ["deps/hiredis/net.c"],
+    outputs: ["deps/hiredis/net.o"],
+    deps: [],
+    host: false,
+    toolchain: "tc-digest",
+    environmentVariables: [],
+    shell: argv.join(" "),
+  };
+}
+
+async function result(): Promise<ActionResult> {
+  const object = await store.put(Buffer.from("\x7fELF object"));
+  return {
+    outputFiles: [{ path: "net.o", digest: object, isExecutable: false, contents: Buffer.alloc(0) }],
+    exitCode: 0,
+    stdoutRaw: Buffer.alloc(0),
+    stdoutDigest: undefined,
+    stderrRaw: Buffer.alloc(0),
+    stderrDigest: undefined,
+    executionMetadata: undefined,
+  };
+}
+
+describe("prepareAction / recordResult for compiles", () => {
+  for (const [what, argv] of [
+    ["with -o", ["/usr/bin/cc", "-std=c99", "-c", "-O3", "-g", "-ggdb", "net.c", "-o", "net.o"]],
+    // hiredis, linenoise and hdr_histogram compile this way (`.c.o: $(CC) -c $<`): their objects missed on every warm build.
+    ["without -o", ["/usr/bin/cc", "-std=c99", "-c", "-O3", "-g", "-ggdb", "net.c"]],
+  ] as const) {
+    it(`a one-source -c ${what} is keyed, recorded from its depfile, and a fresh extract at the same path finds it`, async () => {
+      const deps = { store, cache, externalDigest: async () => undefined };
+      const first = await prepareAction(compile([...argv]), view(), deps);
+      expect(first.action.doNotCache).toBe(false);
+      expect(first.level1).toBeDefined();
+      expect(first.cached).toBeUndefined();
+      const r = await result();
+      await recordResult(compile([...argv]), first, r, "net.o: net.c net.h\n", view(), deps);
+
+      const again = await prepareAction(compile([...argv]), view(), deps);
+      expect(again.level1).toBe(first.level1);
+      expect(again.cached?.outputFiles.map((f) => f.path)).toEqual(["net.o"]);
+    });
+  }
+});
