@@ -53,7 +53,9 @@ function refUnits(nodes: RefNode[], kind: string, keep: (n: RefNode) => boolean 
 }
 
 function orionUnits(commands: GraphCommand[], kind: string): Map<string, Unit> {
-  return byOutput(commands.filter((c) => c.kind === kind && !c.host).map((c) => ({ output: c.outputs[0]!, cwd: c.cwd, argv: c.argv })));
+  // dag-extract spells out the object a compile without -o implies (`cc -c net.c` → `... -o net.o`); the recording has argv as run.
+  const asRun = (c: GraphCommand) => (c.line.includes(" -o") || c.kind !== "compile" ? c.argv : c.argv.slice(0, -2));
+  return byOutput(commands.filter((c) => c.kind === kind && !c.host).map((c) => ({ output: c.outputs[0]!, cwd: c.cwd, argv: asRun(c) })));
 }
 
 function inJemalloc(n: RefNode): boolean {
