@@ -130,10 +130,12 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
         try {
           const quiet = printsOnly.has(lease.actionId);
           if (!quiet) await writer.flush();
-          if (!quiet && writer.queued !== treeAtWrites) {
+          // What the writer had queued (and, after the flush, written) before this hash: later writes are newer than it.
+          const queuedNow = writer.queued;
+          if (!quiet && queuedNow !== treeAtWrites) {
             // Outputs written since the last hash: the step must be judged against the tree as it is.
-            treeAtWrites = writer.queued;
             tree = (await hashContext(root, o, known, false)).tree;
+            treeAtWrites = queuedNow;
           }
           if (!runner) {
             const { HostStepRunner } = await import("../steps/host-runner.js"); // host steps are rare: load it when one runs
@@ -161,7 +163,7 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
             const after = await hashContext(root, o, known);
             upload = after.upload;
             tree = after.tree;
-            treeAtWrites = writer.queued;
+            treeAtWrites = queuedNow;
           }
         } catch (err) {
           hostFailure = true;

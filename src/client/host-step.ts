@@ -17,6 +17,8 @@ export interface HostStepOptions {
   root: string;
   /** The files under root before the step (root-relative), when the caller has them: saves walking the tree. */
   existed?: { has(rel: string): boolean };
+  /** Remove the files an interrupted step created (default true). */
+  removeOnCancel?: boolean;
   graceMs?: number;
 }
 
@@ -50,7 +52,8 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
 export async function runHostStep(argv: readonly string[], o: HostStepOptions): Promise<HostStepResult> {
   const { execa } = await import("execa"); // host steps are rare: load it when one runs
   // What existed before: only new paths are the step's to remove if it is interrupted.
-  const existed = o.existed ?? (await treePaths(o.root));
+  const removeOnCancel = o.removeOnCancel ?? true;
+  const existed = removeOnCancel ? (o.existed ?? (await treePaths(o.root))) : new Set<string>();
   const startedAt = Date.now();
   const child = execa(argv[0]!, argv.slice(1), {
     cwd: o.cwd,
@@ -92,7 +95,7 @@ export async function runHostStep(argv: readonly string[], o: HostStepOptions): 
   if (cancelled) {
     // Whatever of the group survived SIGTERM (a child that ignores it) goes now.
     killGroup(child.pid, "SIGKILL");
-    removed = await removeCreatedSince(o.root, startedAt - CLOCK_SLACK_MS, existed);
+    if (removeOnCancel) removed = await removeCreatedSince(o.root, startedAt - CLOCK_SLACK_MS, existed);
   }
   const output = r.all instanceof Uint8Array ? r.all : new Uint8Array();
   return { exitCode: r.exitCode, signal: r.signal, output, cancelled, removed };

@@ -116,7 +116,7 @@ export class StatCache {
   flush(): void {
     const nowNs = BigInt(this.clock.now()) * 1_000_000n;
     for (const [path, row] of this.remembered) {
-      if (nowNs - row.mtime_ns < REMEMBERED_SETTLE_NS) continue;
+      if (nowNs - row.mtime_ns < this.settleNs(row)) continue;
       this.remembered.delete(path);
       try {
         const st = lstatSync(path, { bigint: true });
@@ -133,11 +133,19 @@ export class StatCache {
     this.pending.clear();
   }
 
+  /**
+   * How long a remembered file's mtime must lie in the past before its row is kept: a few ms where the file system
+   * stamps with sub-second precision (ext4, xfs, tmpfs), the racy window where it stamps whole seconds.
+   */
+  private settleNs(row: Row): bigint {
+    return row.mtime_ns % 1_000_000_000n === 0n ? this.racyWindowNs : REMEMBERED_SETTLE_NS;
+  }
+
   close(): void {
     if (!this.db.open) return;
     // Files written in the last few ms: wait out their mtime tick so they are kept (cheaper than reading them next time).
-    const newest = [...this.remembered.values()].reduce((m, r) => (r.mtime_ns > m ? r.mtime_ns : m), 0n);
-    const waitMs = Number((newest + REMEMBERED_SETTLE_NS - BigInt(this.clock.now()) * 1_000_000n) / 1_000_000n);
+    const settleAt = [...this.remembered.values()].reduce((m, r) => (r.mtime_ns + this.settleNs(r) > m ? r.mtime_ns + this.settleNs(r) : m), 0n);
+    const waitMs = Number((settleAt - BigInt(this.clock.now()) * 1_000_000n) / 1_000_000n);
     if (this.remembered.size && waitMs > 0 && waitMs <= 50) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, waitMs);
     this.flush();
     this.db.close();

@@ -128,4 +128,33 @@ describe.skipIf(!haveStrace)("HostStepRunner with the step cache", () => {
     expect(await run(STEP)).toMatchObject({ ok: true, restored: false });
     expect(read("out.txt")).toBe("A\nB\n");
   });
+
+  it("counts a file the step only stat'ed as an input (make's up-to-date checks, test -e)", async () => {
+    const line = "if [ -e flag ]; then echo yes > out; else echo no > out; fi";
+    await run(line);
+    expect(read("out")).toBe("no\n");
+    write("flag", "");
+    rmSync(path.join(root, "out"));
+    expect(await run(line)).toMatchObject({ restored: false });
+    expect(read("out")).toBe("yes\n");
+  });
+
+  it("restores a directory moved into place with its contents, and a symlink over a file", async () => {
+    const line = "rm -rf out t; mkdir t; echo a > t/a; mv t out; ln -sf out/a link";
+    await run(line);
+    rmSync(path.join(root, "out"), { recursive: true });
+    rmSync(path.join(root, "link"));
+    write("link", "a plain file where the step makes a symlink\n");
+    expect(await run(line)).toMatchObject({ ok: true, restored: true });
+    expect(read("out/a")).toBe("a\n");
+    expect(read("link")).toBe("a\n");
+  });
+
+  it("never removes what the step did not: a directory it removed empty now holds a file, so it runs", async () => {
+    mkdirSync(path.join(root, "d"));
+    await run("rmdir d");
+    write("d/keep", "mine\n");
+    expect(await run("rmdir d")).toMatchObject({ ok: false, restored: false });
+    expect(read("d/keep")).toBe("mine\n");
+  });
 });

@@ -44,26 +44,42 @@ export interface HostStepOutcome {
 }
 
 /** A line that starts a make: it gets the build's -j, since nothing else runs beside a host step. */
+/** What a parent make exports to its children. */
+const PARENT_MAKE_VARS = ["MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "MAKE_TERMOUT", "MAKE_TERMERR"];
+
 const RUNS_MAKE = /(?:^|[\s;&|(])(?:\S*\/)?g?make(?:\s|$)/;
 
 export class HostStepRunner {
   private fingerprints?: Fingerprinter;
-  private readonly strace: string | undefined;
-  private saidNoStrace = false;
+  /** The strace to trace with: undefined until the first step that could be cached asks, null when there is none that works. */
+  private strace: string | null | undefined;
 
-  constructor(private readonly o: HostStepRunnerOptions) {
-    this.strace = o.cache ? findProgram("strace", process.cwd(), o.env) : undefined;
-  }
+  constructor(private readonly o: HostStepRunnerOptions) {}
 
   async run(step: HostStep, before: TreeState): Promise<HostStepOutcome> {
     const log = this.o.logger;
     const fp = this.fingerprintsFor(before);
-    const key = this.o.cache && !step.printsOnly ? stepKey(before.root, path.relative(before.root, step.cwd), step.argv, this.o.env) : undefined;
+    // A parent make's variables (orion run from a make) are not the step's: it gets make's defaults, and -jN below.
+    const env: NodeJS.ProcessEnv = { ...this.o.env };
+    for (const name of PARENT_MAKE_VARS) delete env[name];
+    let key = this.o.cache && !step.printsOnly ? stepKey(before.root, path.relative(before.root, step.cwd), step.argv, env) : undefined;
     if (key && this.o.cache) {
       const found = this.o.cache.find(key, fp);
       const hit = "entry" in found ? found.entry : undefined;
       if ("changed" in found && found.changed.length) log.debug({ cwd: step.cwd, argv: step.argv, changed: found.changed }, "host step runs: inputs changed since it was cached");
-      if (hit && (await restoreStep(hit, before.root, this.o.store, this.o.statCache))) {
+      let restored: "restored" | "missing" | "failed" = "missing";
+      if (hit) {
+        try {
+          restored = await restoreStep(hit, before.root, this.o.store, this.o.statCache);
+        } catch (err) {
+          // Half restored: the tree is no longer the one fingerprinted, so this run is not recorded.
+          log.warn({ cwd: step.cwd, err: errorMessage(err) }, "could not restore a host step; running it");
+          restored = "failed";
+          key = undefined;
+        }
+        fp.forgetOutside();
+      }
+      if (hit && restored === "restored") {
         if (hit.log) {
           const bytes = await this.o.store.get(parseDigestKey(hit.log));
           if (bytes?.length) this.o.diagnostics(bytes);
@@ -73,19 +89,17 @@ export class HostStepRunner {
       }
     }
 
-    const env: NodeJS.ProcessEnv = { ...this.o.env };
+    // Not in the key: how many jobs a make may run does not change what it makes.
     if (RUNS_MAKE.test(step.argv.join(" ")) && this.o.jobs > 1) env.MAKEFLAGS = `-j${this.o.jobs}`;
+    if (key && this.strace === undefined) this.strace = await workingStrace(this.o.env, log);
     const traceFile = key && this.strace ? path.join(tmpdir(), `orion-step-${process.pid}-${randomBytes(6).toString("hex")}.trace`) : undefined;
-    if (key && !this.strace && !this.saidNoStrace) {
-      this.saidNoStrace = true;
-      log.info("strace is not installed: host steps run every time (no whole-step caching)");
-    }
     const argv = traceFile
-      ? [this.strace!, "-f", "--seccomp-bpf", "-qq", "-e", "signal=none", "-s", "65535", "-e", `trace=${TRACED_SYSCALLS.join(",")}`, "-o", traceFile, "--", ...step.argv]
+      ? [this.strace!, ...straceArgs(traceFile), ...step.argv]
       : step.argv;
     const started = performance.now();
     // Its own process group, stopped whole on an interrupt, the files it created removed (see host-step.ts).
-    const r = await runHostStep(argv, { cwd: step.cwd, root: before.root, env, signal: this.o.signal, existed: before.files });
+    // A prints-only step runs beside actions, whose new outputs its (older) tree does not list: nothing to remove there.
+    const r = await runHostStep(argv, { cwd: step.cwd, root: before.root, env, signal: this.o.signal, existed: before.files, removeOnCancel: !step.printsOnly });
     const ms = performance.now() - started;
     if (r.output.length) this.o.diagnostics(r.output);
     const ok = r.exitCode === 0 && !r.cancelled;
@@ -119,3 +133,25 @@ export class HostStepRunner {
   }
 }
 
+
+/** The strace flags every traced step uses (seccomp-bpf needs strace >= 5.3 and a kernel that allows it). */
+function straceArgs(traceFile: string): string[] {
+  return ["-f", "--seccomp-bpf", "-qq", "-e", "signal=none", "-s", "65535", "-e", `trace=${TRACED_SYSCALLS.join(",")}`, "-o", traceFile, "--"];
+}
+
+/**
+ * strace, when it is installed and can trace here with our flags (an old strace, or ptrace forbidden in a container,
+ * would fail every step): one probe run per build. null, said once in the log, when not.
+ */
+async function workingStrace(env: NodeJS.ProcessEnv, log: Logger): Promise<string | null> {
+  const strace = findProgram("strace", process.cwd(), env);
+  if (!strace) {
+    log.info("strace is not installed: host steps run every time (no whole-step caching)");
+    return null;
+  }
+  const { execa } = await import("execa");
+  const probe = await execa(strace, [...straceArgs("/dev/null"), "/bin/true"], { reject: false, stdin: "ignore" });
+  if (probe.exitCode === 0) return strace;
+  log.info({ strace, stderr: String(probe.stderr).slice(0, 300) }, "strace cannot trace here: host steps run every time (no whole-step caching)");
+  return null;
+}

@@ -9,7 +9,7 @@
 // outside it (compilers, system headers, libraries) by lstat identity — device, inode, size, mtime,
 // mode — which changes whenever a package upgrade replaces it; a missing path by its absence.
 import { createHash } from "node:crypto";
-import { lstatSync, statSync, readlinkSync, rmSync, symlinkSync, chmodSync, type BigIntStats } from "node:fs";
+import { lstatSync, statSync, readlinkSync, readdirSync, rmSync, rmdirSync, symlinkSync, chmodSync, type BigIntStats } from "node:fs";
 import path from "node:path";
 import type Database from "better-sqlite3";
 import { openDatabase } from "../core/sqlite.js";
@@ -53,7 +53,7 @@ export interface StepEntry {
 }
 
 /** Environment variables that say nothing about what a step produces (terminal, session, make's plumbing, Orion's own). */
-const VOLATILE_ENV = /^(PWD|OLDPWD|SHLVL|_|TERM|TERM_.*|COLORTERM|COLUMNS|LINES|NO_COLOR|FORCE_COLOR|LS_COLORS|SSH_.*|DISPLAY|WINDOWID|XDG_SESSION_.*|XDG_RUNTIME_DIR|DBUS_SESSION_BUS_ADDRESS|TMUX.*|STY|INVOCATION_ID|JOURNAL_STREAM|MAKEFLAGS|MFLAGS|GNUMAKEFLAGS|MAKELEVEL|MAKEOVERRIDES|MAKE_TERMOUT|MAKE_TERMERR|ORION_.*|VITEST.*|NODE_OPTIONS|npm_.*|INIT_CWD)$/;
+const VOLATILE_ENV = /^(PWD|OLDPWD|SHLVL|_|TERM|TERM_.*|COLORTERM|COLUMNS|LINES|NO_COLOR|FORCE_COLOR|LS_COLORS|SSH_.*|DISPLAY|WINDOWID|XDG_SESSION_.*|XDG_RUNTIME_DIR|DBUS_SESSION_BUS_ADDRESS|TMUX.*|STY|INVOCATION_ID|JOURNAL_STREAM|ORION_.*|VITEST.*)$/;
 
 /** Paths whose content is not a file's (devices, kernel views): never inputs or outputs. */
 const IGNORED = ["/dev/", "/proc/", "/sys/", "/run/"];
@@ -239,6 +239,8 @@ export async function recordStep(
   const owned = new Set<string>();
   const inputs = new Map<string, InputKind>();
   const touched = new Set<string>();
+  /** Paths the step created as directories or symlinks (anything else left as a symlink was written through). */
+  const made = new Set<string>();
   const note = (p: string, kind: InputKind) => {
     if (!owned.has(p) && !inputs.has(p)) inputs.set(p, kind);
   };
@@ -263,12 +265,26 @@ export async function recordStep(
         owned.add(a.path);
         touched.add(a.path);
         break;
-      case "remove":
       case "make":
+        made.add(a.path);
+        owned.add(a.path);
+        touched.add(a.path);
+        break;
+      case "remove":
         owned.add(a.path);
         touched.add(a.path);
         break;
     }
+  }
+  // A directory the step left (made, or renamed into place) holds what it put there: all of it is output.
+  for (const abs of [...touched]) {
+    let isDir = false;
+    try {
+      isDir = lstatSync(abs).isDirectory();
+    } catch {
+      isDir = false;
+    }
+    if (isDir && before.rel(abs) !== undefined && before.rel(abs) !== "") for (const inside of walkDir(abs)) touched.add(inside);
   }
 
   const keyed: Input[] = [];
@@ -295,7 +311,11 @@ export async function recordStep(
     if (rel === "") return { uncacheable: "it changes the project directory itself" };
     if (!st) outputs.push({ p: rel, t: "-" });
     else if (st.isDirectory()) outputs.push({ p: rel, t: "d" });
-    else if (st.isSymbolicLink()) outputs.push({ p: rel, t: "l", target: readlinkSync(abs) });
+    else if (st.isSymbolicLink()) {
+      // Written through a link: the file it points at changed, which this entry would not restore.
+      if (!made.has(abs)) return { uncacheable: `it writes through the symlink ${abs}` };
+      outputs.push({ p: rel, t: "l", target: readlinkSync(abs) });
+    }
     else if (st.isFile()) {
       const d = await deps.statCache.digestOf(abs, st);
       await deps.store.putFile(abs, d);
@@ -308,20 +328,46 @@ export async function recordStep(
   return { entry: { inputs: keyed, outputs: sortForRestore(outputs), log, ms: Math.round(extra.ms) } };
 }
 
-/** Removals first, then by depth: a directory exists before what goes in it. */
+/** Removals first, deepest first (a directory is emptied before it goes); then by depth: a directory exists before what goes in it. */
 function sortForRestore(outputs: StepOutput[]): StepOutput[] {
   const depth = (p: string) => p.split("/").length;
-  return outputs.sort((a, b) => (a.t === "-") !== (b.t === "-") ? (a.t === "-" ? -1 : 1) : depth(a.p) - depth(b.p) || (a.p < b.p ? -1 : 1));
+  return outputs.sort((a, b) =>
+    (a.t === "-") !== (b.t === "-") ? (a.t === "-" ? -1 : 1) : (a.t === "-" ? depth(b.p) - depth(a.p) : depth(a.p) - depth(b.p)) || (a.p < b.p ? -1 : 1),
+  );
+}
+
+/** Every path under `dir` (not following symlinks). */
+function walkDir(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const abs = path.join(dir, e.name);
+    out.push(abs);
+    if (e.isDirectory()) out.push(...walkDir(abs));
+  }
+  return out;
 }
 
 /**
- * Puts a cached step's outputs in place under `root`. False, touching nothing, when a blob it needs is
- * gone from the store (evicted, corrupt): the caller then runs the step.
+ * Puts a cached step's outputs in place under `root`. "missing", touching nothing, when a blob it needs is gone from
+ * the store (evicted, corrupt) or a directory it removed now holds something it did not: the caller runs the step.
+ * Throws when the tree refused a change half-way (the caller must not trust its view of the tree then).
  */
-export async function restoreStep(entry: StepEntry, root: string, store: BlobStore, statCache?: StatCache): Promise<boolean> {
+export async function restoreStep(entry: StepEntry, root: string, store: BlobStore, statCache?: StatCache): Promise<"restored" | "missing"> {
   const blobs = entry.outputs.flatMap((o) => (o.t === "f" ? [parseDigestKey(o.d)] : []));
   if (entry.log) blobs.push(parseDigestKey(entry.log));
-  if ((await store.findMissing(blobs)).length > 0) return false;
+  if ((await store.findMissing(blobs)).length > 0) return "missing";
+  // A directory the step removed must hold nothing the step did not remove too: never delete what it did not.
+  const removed = new Set(entry.outputs.filter((o) => o.t === "-").map((o) => o.p));
+  for (const p of removed) {
+    const abs = path.join(root, p);
+    let names: string[] = [];
+    try {
+      if (lstatSync(abs).isDirectory()) names = readdirSync(abs);
+    } catch {
+      names = [];
+    }
+    if (names.some((n) => !removed.has(`${p}/${n}`))) return "missing";
+  }
   for (const o of entry.outputs) {
     const abs = path.join(root, o.p);
     const existing = (() => {
@@ -332,7 +378,8 @@ export async function restoreStep(entry: StepEntry, root: string, store: BlobSto
       }
     })();
     if (o.t === "-") {
-      if (existing) rmSync(abs, { recursive: true, force: true });
+      if (existing?.isDirectory()) rmdirSync(abs);
+      else if (existing) rmSync(abs, { force: true });
       continue;
     }
     if (o.t === "d") {
@@ -340,21 +387,23 @@ export async function restoreStep(entry: StepEntry, root: string, store: BlobSto
       makeDirSync(abs);
       continue;
     }
-    if (existing && (existing.isDirectory() || existing.isSymbolicLink())) rmSync(abs, { recursive: true, force: true });
+    if (existing?.isDirectory()) rmSync(abs, { recursive: true, force: true });
     makeDirSync(path.dirname(abs));
     if (o.t === "l") {
+      if (existing && !existing.isDirectory()) rmSync(abs, { force: true });
       symlinkSync(o.target, abs);
       continue;
     }
+    if (existing?.isSymbolicLink()) rmSync(abs, { force: true });
     const digest = parseDigestKey(o.d);
     // Already there with this content (a copy a previous build made): leave it, as make would find it up to date.
     if (existing?.isFile() && existing.size === digest.sizeBytes && statCache && (await statCache.digestOf(abs)).hash === digest.hash) {
       if ((existing.mode & 0o7777) !== o.m) chmodSync(abs, o.m);
       continue;
     }
-    if (!(await store.copyOut(digest, abs, (o.m & 0o111) !== 0))) return false;
+    if (!(await store.copyOut(digest, abs, (o.m & 0o111) !== 0))) throw new Error(`blob ${o.d} for ${abs} vanished from the store during the restore`);
     chmodSync(abs, o.m);
     statCache?.remember(abs, lstatSync(abs, { bigint: true }), digest);
   }
-  return true;
+  return "restored";
 }

@@ -9,9 +9,13 @@
 // caller runs it every time rather than risk a wrong hit.
 import path from "node:path";
 
-/** The system calls the tracer asks strace for (file access and process creation; no stat family — see runTraced). */
+/**
+ * The system calls the tracer asks strace for: file access (the stat family too — make decides what is up to date by
+ * stat alone, so a file it only stat'ed is an input like one it read), changes, and process creation.
+ */
 export const TRACED_SYSCALLS = [
-  "open", "openat", "creat", "execve", "access", "faccessat", "faccessat2",
+  "open", "openat", "openat2", "creat", "execve", "execveat", "access", "faccessat", "faccessat2",
+  "stat", "lstat", "newfstatat", "statx", "truncate", "chmod", "fchmodat",
   "unlink", "unlinkat", "rmdir", "rename", "renameat", "renameat2", "mkdir", "mkdirat",
   "symlink", "symlinkat", "link", "linkat", "chdir", "fchdir",
   "clone", "clone3", "fork", "vfork",
@@ -92,7 +96,8 @@ export function parseTrace(log: string, cwd: string): TraceResult {
     const missing = l.errno === "ENOENT" || l.errno === "ENOTDIR";
     const at = (fdArg: string | undefined, rel: string | undefined): string | undefined => {
       if (rel === undefined) return undefined;
-      if (rel.startsWith("/")) return path.normalize(rel);
+      // resolve, not normalize: "/r/dir/" must name the same path as "/r/dir".
+      if (rel.startsWith("/")) return path.resolve(rel);
       if (fdArg === undefined || fdArg === AT_FDCWD) return path.resolve(p.cwd, rel);
       const base = p.fds.get(Number(fdArg));
       if (base === undefined) {
@@ -106,9 +111,10 @@ export function parseTrace(log: string, cwd: string): TraceResult {
     switch (l.name) {
       case "open":
       case "openat":
+      case "openat2":
       case "creat": {
-        target = l.name === "openat" ? at(a[0], str(a[1])) : at(undefined, str(a[0]));
-        const flags = l.name === "creat" ? "O_WRONLY|O_CREAT|O_TRUNC" : (l.name === "openat" ? a[2] : a[1]) ?? "";
+        target = l.name === "openat" || l.name === "openat2" ? at(a[0], str(a[1])) : at(undefined, str(a[0]));
+        const flags = l.name === "creat" ? "O_WRONLY|O_CREAT|O_TRUNC" : (l.name === "openat" ? a[2] : l.name === "openat2" ? /flags=([\w|]+)/.exec(a[2] ?? "")?.[1] : a[1]) ?? "";
         if (target === undefined) break;
         if (ok) {
           p.fds.set(l.ret, target);
@@ -121,7 +127,8 @@ export function parseTrace(log: string, cwd: string): TraceResult {
         break;
       }
       case "execve":
-        target = at(undefined, str(a[0]));
+      case "execveat":
+        target = l.name === "execve" ? at(undefined, str(a[0])) : at(a[0], str(a[1]));
         if (target === undefined) break;
         if (ok) accesses.push({ op: "read", path: target });
         else if (missing) accesses.push({ op: "absent", path: target });
@@ -133,6 +140,26 @@ export function parseTrace(log: string, cwd: string): TraceResult {
         if (target === undefined) break;
         if (ok) accesses.push({ op: "present", path: target });
         else if (missing) accesses.push({ op: "absent", path: target });
+        break;
+      case "stat":
+      case "lstat":
+      case "newfstatat":
+      case "statx": {
+        const rel = l.name === "stat" || l.name === "lstat" ? str(a[0]) : str(a[1]);
+        // fstat through an fd (AT_EMPTY_PATH) names a file already seen opened.
+        if (rel === "" || rel === undefined) break;
+        target = l.name === "stat" || l.name === "lstat" ? at(undefined, rel) : at(a[0], rel);
+        if (target === undefined) break;
+        if (ok) accesses.push({ op: "read", path: target });
+        else if (missing) accesses.push({ op: "absent", path: target });
+        break;
+      }
+      case "truncate":
+      case "chmod":
+      case "fchmodat":
+        // Changed in place: what it was before is part of the result, and it is an output.
+        target = l.name === "fchmodat" ? at(a[0], str(a[1])) : at(undefined, str(a[0]));
+        if (target !== undefined && ok) accesses.push({ op: "write", path: target, fresh: false });
         break;
       case "unlink":
       case "rmdir":
