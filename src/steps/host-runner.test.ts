@@ -157,4 +157,13 @@ describe.skipIf(!haveStrace)("HostStepRunner with the step cache", () => {
     expect(await run("rmdir d")).toMatchObject({ ok: false, restored: false });
     expect(read("d/keep")).toBe("mine\n");
   });
+
+  it("a directory outside the project that was only checked for matters by existence, not by its changing mtime", async () => {
+    const line = `if [ -d ${dir} ]; then echo there > out; fi`;
+    await run(line);
+    writeFileSync(path.join(dir, "unrelated"), "x"); // the directory's mtime moves, as /tmp's does all the time
+    rmSync(path.join(root, "out"));
+    expect(await run(line)).toMatchObject({ ok: true, restored: true });
+    expect(read("out")).toBe("there\n");
+  });
 });

@@ -20,7 +20,7 @@ import type { StatCache } from "../merkle/index.js";
 import type { Access } from "./trace.js";
 
 /** Bump when what a step key or a fingerprint covers changes: old entries then never match. */
-export const STEP_KEY_VERSION = 2;
+export const STEP_KEY_VERSION = 3;
 
 /** Most entries kept under one step key; older ones are dropped first. */
 const MAX_ENTRIES_PER_KEY = 8;
@@ -144,7 +144,7 @@ export class Fingerprinter {
 
   private outsideOf(kind: InputKind, abs: string): string {
     const existence = kind === "p" || kind === "a";
-    const memoKey = `${existence ? "p" : "s"}${abs}`;
+    const memoKey = `${existence ? "p" : kind}${abs}`;
     const memo = this.outside.get(memoKey);
     if (memo !== undefined) return memo;
     let st: BigIntStats | undefined;
@@ -154,7 +154,9 @@ export class Fingerprinter {
     } catch {
       st = undefined;
     }
-    const fp = !st ? "-" : existence ? (st.isDirectory() ? "d" : st.isSymbolicLink() ? "l" : "f") : `s${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.mode}`;
+    // A directory that was only stat'ed or opened matters by existence: its entries are an input only when listed
+    // (and /tmp's or $HOME's mtime moves all the time).
+    const fp = !st ? "-" : existence || (kind === "r" && st.isDirectory()) ? (st.isDirectory() ? "d" : st.isSymbolicLink() ? "l" : "f") : `s${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.mode}`;
     this.outside.set(memoKey, fp);
     return fp;
   }
