@@ -45,7 +45,7 @@ test: build
 
 # Opt-in: Redis 7.0.15 built cold and warm through orion build, each redis-server PINGed (minutes; fetches Redis once, as root).
 test-redis: build
-	ORION_TEST_REDIS=1 npx vitest run test/redis.e2e.test.ts
+	ORION_TEST_REDIS=1 bash scripts/run-tests test/redis.e2e.test.ts test/redis-graph.e2e.test.ts
 
 demo: build
 	bash scripts/demo
