@@ -50,7 +50,7 @@ export interface MakeLine {
  * Variables a parent make exports to children; inherited (when Orion itself runs under
  * make, e.g. `make test`) they would add flags, jobserver fds or a MAKELEVEL to our dry run.
  */
-const PARENT_MAKE_VARS = ["MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "MAKE_TERMOUT", "MAKE_TERMERR"];
+export const PARENT_MAKE_VARS = ["MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "MAKE_TERMOUT", "MAKE_TERMERR"];
 
 export async function extractMake(root: string, options: ExtractMakeOptions = {}): Promise<BuildGraph> {
   const absRoot = await realpath(path.resolve(root)).catch((cause: unknown) => {
@@ -85,7 +85,7 @@ const MAKE_MESSAGE = /^[^\s:]*make(?:\[\d+\])?: /;
 /** make's own error line (`make[3]: *** No rule to make target 'x'.  Stop.`). */
 const MAKE_ERROR = /^[^\s:]*make(?:\[\d+\])?: \*\*\* /;
 /** A command that starts a make (`make -C sub`, `cd sub && /usr/bin/make x`). */
-const RUNS_MAKE = /(?:^|[\s;&|(])(?:\S*\/)?g?make(?:\s|$)/;
+export const RUNS_MAKE = /(?:^|[\s;&|(])(?:\S*\/)?g?make(?:\s|$)/;
 
 /**
  * Turns `make -n -w` stdout into commands with their directories. A printed make

@@ -10,6 +10,7 @@ import { parseDigestKey } from "../core/digest.js";
 import type { BlobStore } from "../cas/index.js";
 import type { StatCache } from "../merkle/index.js";
 import { runHostStep } from "../client/host-step.js";
+import { PARENT_MAKE_VARS, RUNS_MAKE } from "../../dag-extract/make.js";
 import { parseTrace, TRACED_SYSCALLS } from "./trace.js";
 import { Fingerprinter, recordStep, restoreStep, type StepCache, stepKey, type TreeState } from "./step-cache.js";
 
@@ -42,12 +43,6 @@ export interface HostStepOutcome {
   signal?: string;
   canceled: boolean;
 }
-
-/** A line that starts a make: it gets the build's -j, since nothing else runs beside a host step. */
-/** What a parent make exports to its children. */
-const PARENT_MAKE_VARS = ["MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "MAKE_TERMOUT", "MAKE_TERMERR"];
-
-const RUNS_MAKE = /(?:^|[\s;&|(])(?:\S*\/)?g?make(?:\s|$)/;
 
 export class HostStepRunner {
   private fingerprints?: Fingerprinter;
@@ -89,7 +84,8 @@ export class HostStepRunner {
       }
     }
 
-    // Not in the key: how many jobs a make may run does not change what it makes.
+    // A step that starts a make gets the build's -j (nothing else runs beside a host step). Not in the key: how many
+    // jobs a make may run does not change what it makes.
     if (RUNS_MAKE.test(step.argv.join(" ")) && this.o.jobs > 1) env.MAKEFLAGS = `-j${this.o.jobs}`;
     if (key && this.strace === undefined) this.strace = await workingStrace(this.o.env, log);
     const traceFile = key && this.strace ? path.join(tmpdir(), `orion-step-${process.pid}-${randomBytes(6).toString("hex")}.trace`) : undefined;

@@ -46,6 +46,21 @@ export interface TraceResult {
   untraceable?: string;
 }
 
+/** For each traced call with a path: [index of its dir fd (undefined: the cwd), index of its path], then a second path's. */
+const PATH_ARGS: Record<string, [[number | undefined, number], [number | undefined, number]?]> = {
+  open: [[undefined, 0]], creat: [[undefined, 0]], openat: [[0, 1]], openat2: [[0, 1]],
+  execve: [[undefined, 0]], execveat: [[0, 1]],
+  access: [[undefined, 0]], faccessat: [[0, 1]], faccessat2: [[0, 1]],
+  stat: [[undefined, 0]], lstat: [[undefined, 0]], newfstatat: [[0, 1]], statx: [[0, 1]],
+  truncate: [[undefined, 0]], chmod: [[undefined, 0]], fchmodat: [[0, 1]],
+  unlink: [[undefined, 0]], rmdir: [[undefined, 0]], unlinkat: [[0, 1]],
+  mkdir: [[undefined, 0]], mkdirat: [[0, 1]],
+  symlink: [[undefined, 1]], symlinkat: [[1, 2]],
+  rename: [[undefined, 0], [undefined, 1]], renameat: [[0, 1], [2, 3]], renameat2: [[0, 1], [2, 3]],
+  link: [[undefined, 0], [undefined, 1]], linkat: [[0, 1], [2, 3]],
+  chdir: [[undefined, 0]],
+};
+
 interface Proc {
   cwd: string;
   /** fd -> path for every fd the process opened (or inherited) that the log showed. */
@@ -107,13 +122,26 @@ export function parseTrace(log: string, cwd: string): TraceResult {
       return rel === "" ? base : path.resolve(base, rel);
     };
     const a = l.args;
-    let target: string | undefined;
+    // The call's path, resolved; a second one for the two-path calls (rename, link).
+    const where = PATH_ARGS[l.name];
+    const pathAt = (i: 0 | 1): string | undefined => {
+      const spec = where?.[i];
+      if (!spec) return undefined;
+      const [fd, arg] = spec;
+      return at(fd === undefined ? undefined : a[fd], str(a[arg]));
+    };
+    // fstat/execveat through an fd (AT_EMPTY_PATH) names a file already seen opened.
+    const target = where && str(a[where[0][1]]) !== "" ? pathAt(0) : undefined;
+    const readOrAbsent = (op: "read" | "present") => {
+      if (target === undefined) return;
+      if (ok) accesses.push({ op, path: target });
+      else if (missing) accesses.push({ op: "absent", path: target });
+    };
     switch (l.name) {
       case "open":
       case "openat":
       case "openat2":
       case "creat": {
-        target = l.name === "openat" || l.name === "openat2" ? at(a[0], str(a[1])) : at(undefined, str(a[0]));
         const flags = l.name === "creat" ? "O_WRONLY|O_CREAT|O_TRUNC" : (l.name === "openat" ? a[2] : l.name === "openat2" ? /flags=([\w|]+)/.exec(a[2] ?? "")?.[1] : a[1]) ?? "";
         if (target === undefined) break;
         if (ok) {
@@ -128,60 +156,42 @@ export function parseTrace(log: string, cwd: string): TraceResult {
       }
       case "execve":
       case "execveat":
-        target = l.name === "execve" ? at(undefined, str(a[0])) : at(a[0], str(a[1]));
-        if (target === undefined) break;
-        if (ok) accesses.push({ op: "read", path: target });
-        else if (missing) accesses.push({ op: "absent", path: target });
+      case "stat":
+      case "lstat":
+      case "newfstatat":
+      case "statx":
+        readOrAbsent("read");
         break;
       case "access":
       case "faccessat":
       case "faccessat2":
-        target = l.name === "access" ? at(undefined, str(a[0])) : at(a[0], str(a[1]));
-        if (target === undefined) break;
-        if (ok) accesses.push({ op: "present", path: target });
-        else if (missing) accesses.push({ op: "absent", path: target });
+        readOrAbsent("present");
         break;
-      case "stat":
-      case "lstat":
-      case "newfstatat":
-      case "statx": {
-        const rel = l.name === "stat" || l.name === "lstat" ? str(a[0]) : str(a[1]);
-        // fstat through an fd (AT_EMPTY_PATH) names a file already seen opened.
-        if (rel === "" || rel === undefined) break;
-        target = l.name === "stat" || l.name === "lstat" ? at(undefined, rel) : at(a[0], rel);
-        if (target === undefined) break;
-        if (ok) accesses.push({ op: "read", path: target });
-        else if (missing) accesses.push({ op: "absent", path: target });
-        break;
-      }
       case "truncate":
       case "chmod":
       case "fchmodat":
         // Changed in place: what it was before is part of the result, and it is an output.
-        target = l.name === "fchmodat" ? at(a[0], str(a[1])) : at(undefined, str(a[0]));
         if (target !== undefined && ok) accesses.push({ op: "write", path: target, fresh: false });
         break;
       case "unlink":
       case "rmdir":
-        target = at(undefined, str(a[0]));
-        if (target !== undefined && ok) accesses.push({ op: "remove", path: target });
-        break;
       case "unlinkat":
-        target = at(a[0], str(a[1]));
         if (target !== undefined && ok) accesses.push({ op: "remove", path: target });
         break;
       case "rename":
       case "renameat":
-      case "renameat2": {
-        const [from, to] = l.name === "rename" ? [at(undefined, str(a[0])), at(undefined, str(a[1]))] : [at(a[0], str(a[1])), at(a[2], str(a[3]))];
-        if (from !== undefined && to !== undefined && ok) {
-          accesses.push({ op: "read", path: from }, { op: "remove", path: from }, { op: "write", path: to, fresh: true });
-        }
+      case "renameat2":
+      case "link":
+      case "linkat": {
+        const to = pathAt(1);
+        if (target === undefined || to === undefined || !ok) break;
+        accesses.push({ op: "read", path: target });
+        if (!l.name.startsWith("link")) accesses.push({ op: "remove", path: target });
+        accesses.push({ op: "write", path: to, fresh: true });
         break;
       }
       case "mkdir":
       case "mkdirat":
-        target = l.name === "mkdir" ? at(undefined, str(a[0])) : at(a[0], str(a[1]));
         if (target === undefined) break;
         if (ok) accesses.push({ op: "make", path: target });
         else if (l.errno === "EEXIST") accesses.push({ op: "present", path: target });
@@ -189,17 +199,9 @@ export function parseTrace(log: string, cwd: string): TraceResult {
         break;
       case "symlink":
       case "symlinkat":
-        target = l.name === "symlink" ? at(undefined, str(a[1])) : at(a[1], str(a[2]));
         if (target !== undefined && ok) accesses.push({ op: "remove", path: target }, { op: "make", path: target });
         break;
-      case "link":
-      case "linkat": {
-        const [from, to] = l.name === "link" ? [at(undefined, str(a[0])), at(undefined, str(a[1]))] : [at(a[0], str(a[1])), at(a[2], str(a[3]))];
-        if (from !== undefined && to !== undefined && ok) accesses.push({ op: "read", path: from }, { op: "write", path: to, fresh: true });
-        break;
-      }
       case "chdir":
-        target = at(undefined, str(a[0]));
         if (target !== undefined && ok) p.cwd = target;
         break;
       case "fchdir": {
