@@ -12,9 +12,9 @@ import { parseAddress } from "../core/address.js";
 import { createBlobStore, DEFAULT_MAX_BYTES, readThrough } from "../cas/index.js";
 import { openCacheDir } from "../client/embedded.js";
 import { Head, SqliteDurationHistory } from "../head/index.js";
-import { FarmExecutor, Node, TarProvisioner, detectNodeToolchains, parseToolchainSpec } from "../node/index.js";
-import { LocalExecutor } from "../exec/index.js";
-import { connectFarm, type FarmConnection, startFarmServer } from "../grpc/index.js";
+import { FarmExecutor, Node, PeerFetcher, TarProvisioner, detectNodeToolchains, parseToolchainSpec } from "../node/index.js";
+import { LocalExecutor, loadInputTree } from "../exec/index.js";
+import { connectFarm, type FarmConnection, type GrpcBlobStore, startFarmServer, startPeerBlobServer } from "../grpc/index.js";
 
 export const DEFAULT_HEAD = "127.0.0.1:50050";
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
@@ -142,7 +142,10 @@ export interface NodeCommandOptions {
   token?: string;
   tlsCa?: string;
   toolchain?: string[];
+  /** Where the node serves its blobs to peers (default 127.0.0.1:0). */
+  listen?: string;
   advertise?: string;
+  insecure?: boolean;
   logFile?: string;
   pidFile?: string;
   logLevel: string;
@@ -168,6 +171,34 @@ function writeIdentity(file: string, id: NodeIdentity): void {
   renameSync(tmp, file);
 }
 
+/** The address peers are told: the bound one, or this host's name with the bound port when bound to every interface. */
+function advertisedAddress(bound: string): string {
+  const { host } = parseAddress(bound, "--listen");
+  const port = bound.slice(bound.lastIndexOf(":") + 1);
+  return host === "0.0.0.0" || host === "::" || host === "[::]" ? `${hostname()}:${port}` : bound;
+}
+
+/** One connection per peer address, made on first use; a node talks to few peers. */
+class PeerConnections {
+  private readonly conns = new Map<string, FarmConnection>();
+
+  constructor(private readonly auth: { token?: string; tlsCa?: string }) {}
+
+  blobs(address: string): GrpcBlobStore {
+    let c = this.conns.get(address);
+    if (!c) {
+      c = connectFarm(address, { token: this.auth.token, tlsCa: this.auth.tlsCa ? readPem(this.auth.tlsCa, "--tls-ca") : undefined });
+      this.conns.set(address, c);
+    }
+    return c.blobs;
+  }
+
+  close(): void {
+    for (const c of this.conns.values()) c.close();
+    this.conns.clear();
+  }
+}
+
 /** Connects and checks the head answers, so an unreachable or misnamed head is one clear line (exit 3). */
 async function connect(address: string, auth: ClientAuth, patient = false, shortLived = false): Promise<FarmConnection> {
   const { host } = parseAddress(address, "--head");
@@ -189,7 +220,12 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   if (!headAddress) throw new UsageError("orion node needs --head HOST:PORT (or ORION_HEAD)");
   parseAddress(headAddress, "--head");
   if (o.advertise) parseAddress(o.advertise, "--advertise");
+  const listen = o.listen ?? "127.0.0.1:0";
+  const { host: listenHost } = parseAddress(listen, "--listen");
   const token = o.token ?? env.ORION_TOKEN ?? undefined;
+  if (!LOOPBACK.has(listenHost) && !token && !o.insecure) {
+    throw new UsageError(`--listen ${listen} is not a loopback address: give --token (or ORION_TOKEN), or --insecure to serve blobs without one`);
+  }
   const specs = (o.toolchain ?? []).map(parseToolchainSpec);
   const dataDir = ensureDir(o.dataDir ?? stateDir(env, "node"), "--data-dir");
   const logger = createRootLogger({ level: o.logLevel, file: o.logFile });
@@ -200,21 +236,31 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   if (toolchains.length === 0) throw new UsageError("no toolchain found on PATH; give --toolchain NAME=PATH");
 
   // A node may start before its head: it waits a little for it.
-  const conn = await connect(headAddress, { token, tlsCa: o.tlsCa ?? env.ORION_TLS_CA }, true);
+  const tlsCa = o.tlsCa ?? env.ORION_TLS_CA;
+  const conn = await connect(headAddress, { token, tlsCa }, true);
   const local = createBlobStore({ dir: join(dataDir, "cas") });
   const store = readThrough(local, conn.blobs);
+  // Peers read this node's own store (never through to the head: each asks the head itself).
+  const blobServer = await startPeerBlobServer({ store: local, listen, token, tmpDir: join(dataDir, "tmp"), logger }).catch((err) => {
+    conn.close();
+    local.close();
+    throw err;
+  });
+  const advertise = o.advertise ?? advertisedAddress(blobServer.address);
+  const peers = new PeerConnections({ token, tlsCa });
   // A context the node holds (almost) nothing of comes as one tar stream from the head, not blob by blob.
   const provisioner = new TarProvisioner({ local, source: conn.blobs });
   const executor = new LocalExecutor({ store, workDir: join(dataDir, "work"), workerName: identity.name, logger, provisioner });
+  const peerFetcher = new PeerFetcher({ local, tree: (root) => loadInputTree(store, root), connect: (address) => peers.blobs(address), logger });
   const node = new Node({
     name: identity.name,
     slots: o.slots ?? availableParallelism(),
     head: conn.nodeControl,
-    executor: new FarmExecutor({ inner: executor, toolchains, local: store, remote: conn.blobs }),
+    executor: new FarmExecutor({ inner: executor, toolchains, local: store, remote: conn.blobs, peers: peerFetcher }),
     logger,
     toolchains,
     instanceId: identity.instanceId,
-    advertise: o.advertise ?? "",
+    advertise,
     leaseWaitMs: 10_000,
     onRegistered: (name) => writeIdentity(identityFile, { name, instanceId: identity.instanceId }),
   });
@@ -222,16 +268,20 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   try {
     await node.start();
   } catch (err) {
+    await blobServer.close();
     conn.close();
     store.close();
     throw err;
   }
   const removePid = writePidFile(o.pidFile);
-  process.stdout.write(JSON.stringify({ type: "registered", name: node.id, head: headAddress, toolchains: toolchains.map((t) => t.name) }) + "\n");
-  logger.info({ name: node.id, head: headAddress, toolchains: toolchains.map((t) => `${t.name}=${t.path}`) }, "node registered");
+  process.stdout.write(JSON.stringify({ type: "registered", name: node.id, head: headAddress, toolchains: toolchains.map((t) => t.name), blobs: advertise }) + "\n");
+  logger.info({ name: node.id, head: headAddress, blobs: blobServer.address, advertise, toolchains: toolchains.map((t) => `${t.name}=${t.path}`) }, "node registered");
   await stopped;
   await node.stop();
   await executor.close();
+  await blobServer.close();
+  peers.close();
+  logger.info(peerFetcher.stats, "inputs received from peers");
   conn.close();
   store.close();
   removePid();

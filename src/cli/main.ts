@@ -278,7 +278,9 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .option("--token <token>", "the farm's token (ORION_TOKEN)")
     .option("--tls-ca <file>", "reach the head over TLS, checking its certificate against this CA (ORION_TLS_CA)")
     .option("--toolchain <name=path...>", "a program this node runs (repeatable; default gcc, g++, cc, c++, clang, clang++, ar, ranlib on PATH)")
-    .option("--advertise <host:port>", "the address peers reach this node at")
+    .option("--listen <host:port>", "serve this node's blobs to peers here (default 127.0.0.1:0, a free port)")
+    .option("--advertise <host:port>", "the address peers reach this node at, when it differs from --listen")
+    .option("--insecure", "allow a non-loopback --listen without a token")
     .option("--log-file <file>", "JSON log lines here instead of stderr")
     .option("--pid-file <file>", "write the process id here while running")
     .action(async (opts) => {

@@ -19,6 +19,7 @@ import { isSharedContextCompile, normalizeRelative, planSharedCompile, withImpli
 import { rewriteDepfile, mungeMakePath } from "./depfile.js";
 import { fileKey, forEachLimit, loadInputTree, materializeTree, removeTree, sandboxViolation, type InputTree, type MaterializedTree } from "./input-root.js";
 import { cancelledError, runInProcessGroup } from "./run-process.js";
+import type { PeerHint } from "../gen/orion/v1/scheduler.js";
 
 export interface ExecRequest {
   actionId: string;
@@ -37,6 +38,8 @@ export interface ExecRequest {
   signal?: AbortSignal;
   /** Called once the tool's process has exited, before outputs are collected (the node frees its slot then). */
   onProcessExit?: () => void;
+  /** Farm: other nodes holding some of the inputs, to ask before the head (the farm executor does; this one ignores them). */
+  peers?: readonly PeerHint[];
 }
 
 export interface ExecOutcome {

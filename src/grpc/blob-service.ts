@@ -17,7 +17,11 @@ export interface BlobServiceOptions {
   /** Where streamed uploads are spooled before they are verified and stored. */
   tmpDir: string;
   logger: Logger;
+  /** Serve reads only (a node serving its store to peers): writes are refused with PERMISSION_DENIED. */
+  readOnly?: boolean;
 }
+
+const READ_ONLY = "this node serves its blobs read-only; uploads go to the head";
 
 /** A digest a peer sent: a SHA-256 hex hash and a non-negative size. */
 export function validDigest(d: Digest | undefined): d is Digest {
@@ -37,6 +41,7 @@ export function blobService(o: BlobServiceOptions): BlobsServer {
     }),
 
     batchUpdateBlobs: unary(o.auth, async (req) => {
+      if (o.readOnly) throw Object.assign(new Error(READ_ONLY), { code: Status.PERMISSION_DENIED });
       // The blobs of one batch are stored concurrently: each put is a handful of file-system round trips.
       const responses = await Promise.all(
         req.requests.map(async (r): Promise<BatchUpdateBlobsResponse_Response> => {
@@ -114,6 +119,11 @@ export function blobService(o: BlobServiceOptions): BlobsServer {
       const denied = o.auth(call.metadata);
       if (denied) {
         callback({ code: grpc.status.UNAUTHENTICATED, details: denied });
+        call.resume();
+        return;
+      }
+      if (o.readOnly) {
+        callback({ code: grpc.status.PERMISSION_DENIED, details: READ_ONLY });
         call.resume();
         return;
       }

@@ -1,4 +1,4 @@
-// The head's gRPC server: Blobs, NodeControl and Builds on one port, behind one token check.
+// The head's gRPC server (Blobs, NodeControl and Builds on one port, behind one token check), and a node's read-only blob server for its peers.
 import { makeDirSync } from "../core/fs.js";
 import * as grpc from "@grpc/grpc-js";
 import { type Logger, OrionError, UsageError, errorMessage } from "../core/index.js";
@@ -33,10 +33,23 @@ export interface FarmServer {
 export async function startFarmServer(o: FarmServerOptions): Promise<FarmServer> {
   makeDirSync(o.tmpDir);
   const auth = tokenAuthenticator(o.token);
+  return serve(o, (server) => {
+    server.addService(BlobsService, blobService({ store: o.store, auth, tmpDir: o.tmpDir, logger: o.logger }));
+    server.addService(NodeControlService, nodeControlService(o.head, auth));
+    server.addService(BuildsService, buildsService(o.head, auth, o.logger));
+  });
+}
+
+/** A node's blob server: its own store, read-only, to peers (DESIGN.md, source context: P2P). */
+export async function startPeerBlobServer(o: Omit<FarmServerOptions, "head">): Promise<FarmServer> {
+  makeDirSync(o.tmpDir);
+  const auth = tokenAuthenticator(o.token);
+  return serve(o, (server) => server.addService(BlobsService, blobService({ store: o.store, auth, tmpDir: o.tmpDir, logger: o.logger, readOnly: true })));
+}
+
+async function serve(o: Pick<FarmServerOptions, "listen" | "tls">, addServices: (server: grpc.Server) => void): Promise<FarmServer> {
   const server = new grpc.Server(SERVER_OPTIONS);
-  server.addService(BlobsService, blobService({ store: o.store, auth, tmpDir: o.tmpDir, logger: o.logger }));
-  server.addService(NodeControlService, nodeControlService(o.head, auth));
-  server.addService(BuildsService, buildsService(o.head, auth, o.logger));
+  addServices(server);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(o.listen, credentials(o.tls), (err, p) => (err ? reject(err) : resolve(p))),
   ).catch((err) => {

@@ -199,3 +199,45 @@ describe("Head placement by input bytes held", () => {
     expect(got.leases.map((l) => l.actionId)).toEqual(["first", "b0", "b1"]);
   });
 });
+
+describe("Head peer hints (P2P)", () => {
+  const served = (name: string, port: number): RegisterRequest => ({ ...reg(name, name), advertise: `127.0.0.1:${port}` });
+
+  it("names the nodes holding a compile's context, and for a link the node that made its objects — never itself or a node serving nothing", async () => {
+    await head.register(served("holder", 7001));
+    await head.register(reg("mute", "m")); // holds the context too, but serves no blobs
+    await head.register(served("asker", 7002));
+    await submitCompiles("a", { "big.h": 1_000_000, "x.c": 100 }, 2);
+    const ctx = fake("a", 100).hash;
+    await head.heartbeat({ nodeId: "holder", running: 0, load: 0, contextHashes: [ctx] });
+    await head.heartbeat({ nodeId: "mute", running: 0, load: 0, contextHashes: [ctx] });
+    const [compile] = (await head.lease({ nodeId: "asker", maxActions: 1, waitMs: 0, contextHashes: [] })).leases;
+    expect(compile!.peers).toEqual([{ nodeId: "holder", address: "127.0.0.1:7001", holdsRoot: true }]);
+    // A node holding the context itself is told of no one.
+    const [own] = (await head.lease({ nodeId: "holder", maxActions: 1, waitMs: 0, contextHashes: [ctx] })).leases;
+    expect(own!.peers).toEqual([]);
+
+    // An object made on "holder", then a link reading it leased by "asker".
+    const root = await store.put(Directory.encode({ files: [], directories: [], symlinks: [] }).finish());
+    const obj = await store.put(Buffer.from("object bytes"));
+    const act = (id: string, extra: Partial<GraphAction>): GraphAction => ({
+      id, kind: "other", label: id, arguments: ["/usr/bin/tool"], cwd: "", inputs: [], outputs: [], deps: [], host: false, toolchain: "d-gcc", environmentVariables: [], shell: "", ...extra,
+    });
+    const { buildId } = await head.submitBuild(
+      { contextRoot: root, actions: [act("make-o", { outputs: ["x.o"] }), act("link", { kind: "link", inputs: ["x.o"], outputs: ["app"], deps: ["make-o"] })], noCache: true, retries: 0, jobs: 0, token: "", projectRoot: "/p" },
+      { root, files: new Map() },
+    );
+    const events: BuildEvent[] = [];
+    head.watchBuild(buildId, 0, (e) => events.push(e));
+    const queued = (id: string) => events.some((e) => e.type === "action" && e.id === id && e.state === "queued");
+    await until(() => queued("make-o"));
+    const [make] = (await head.lease({ nodeId: "holder", maxActions: 1, waitMs: 0, contextHashes: [ctx] })).leases;
+    expect(make!.actionId).toBe("make-o");
+    const result = { outputFiles: [{ path: "x.o", digest: obj, isExecutable: false, contents: Buffer.alloc(0) }], exitCode: 0, stdoutRaw: Buffer.alloc(0), stderrRaw: Buffer.alloc(0), stdoutDigest: undefined, stderrDigest: undefined, executionMetadata: undefined };
+    await head.reportResult({ nodeId: "holder", leaseId: make!.leaseId, result, error: "", depfile: "" });
+    await until(() => queued("link"));
+    const [link] = (await head.lease({ nodeId: "asker", maxActions: 1, waitMs: 0, contextHashes: [] })).leases;
+    expect(link!.actionId).toBe("link");
+    expect(link!.peers).toEqual([{ nodeId: "holder", address: "127.0.0.1:7001", holdsRoot: false }]);
+  });
+});

@@ -23,6 +23,7 @@ import type {
   LeaveRequest,
   HeartbeatResponse,
   Lease as LeaseMessage,
+  PeerHint,
   LeaseRequest,
   LeaseResponse,
   RegisterRequest,
@@ -32,6 +33,7 @@ import type {
 } from "../gen/orion/v1/scheduler.js";
 import { type ActionKind, type BuildEvent, Scheduler, type Task, type TaskSpec, type Worker } from "../scheduler/index.js";
 import type { BuildsApi, ContextUpload, FarmStatusApi, HostStepLease, NodeControlApi } from "./api.js";
+import { BlobHolders } from "./blob-holders.js";
 import { type ContextEntry, ContextIndex } from "./context-index.js";
 import type { DurationHistory } from "./durations.js";
 import { type BuildView, type Prepared, type PrepareDeps, prepareAction, recordResult } from "./prepare.js";
@@ -88,6 +90,9 @@ interface HeadBuild {
   startedAt?: number;
 }
 
+/** Peers named in one lease: the best few are enough (each is tried in turn, then the head). */
+const MAX_PEER_HINTS = 3;
+
 const DEFAULT_ESTIMATES: Record<string, number> = { compile: 150, link: 200, archive: 30, depgen: 100, configure: 3000, script: 100, other: 100 };
 
 export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
@@ -95,6 +100,8 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
   private readonly builds = new Map<string, HeadBuild>();
   private readonly nodes = new Map<string, NodeRecord>();
   private readonly contexts = new Map<string, ContextIndex>();
+  /** Outputs each node reported: it holds them in its store and serves them to peers. */
+  private readonly holders = new BlobHolders();
   /** Leases in flight → their build and task (for reports). */
   private readonly leaseOwners = new Map<string, { build: HeadBuild; task: Task<Payload> }>();
   /** Workers waiting in a long-poll lease, woken when work appears. */
@@ -201,6 +208,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
           inputDirectories: [],
           projectRoot: build.view.projectRoot,
           kind: l.task.spec.kind,
+          peers: this.peersFor(node, p),
         };
       }),
     };
@@ -225,6 +233,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
     const action = build.actions.get(task.spec.id)!;
     const prepared = (task.payload as { prepared: Prepared }).prepared;
     this.recordProduced(build, action, result);
+    this.holders.add(req.nodeId, result.outputFiles.map((f) => f.digest!).filter(Boolean));
     if (phases.executeMs > 0) this.opts.durations?.record(action.kind, action.label, phases.executeMs);
     try {
       await recordResult(action, prepared, result, req.depfile || undefined, build.view, this.deps);
@@ -429,6 +438,25 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
       if (other) best = Math.max(best, ctx.bytesSharedWith(other));
     }
     return best;
+  }
+
+  /**
+   * The other nodes worth asking for an action's inputs before the head, most bytes first: those holding its
+   * input root materialized (a compile's source context), then those holding the most of its bytes — through
+   * a context sharing them, or (archives, links) as outputs they produced. Only nodes that serve blobs.
+   */
+  private peersFor(self: NodeRecord, p: Prepared): PeerHint[] {
+    const root = p.inputRoot.hash;
+    if (self.contexts.has(root)) return [];
+    const scored: { n: NodeRecord; bytes: number; whole: boolean }[] = [];
+    for (const n of this.nodes.values()) {
+      if (n === self || !n.advertise) continue;
+      const whole = n.contexts.has(root);
+      const bytes = whole ? Number.MAX_SAFE_INTEGER : p.inputBlobs ? this.holders.bytesHeld(n.id, p.inputBlobs) : this.heldBytes(n, root);
+      if (bytes > 0) scored.push({ n, bytes, whole });
+    }
+    scored.sort((a, b) => b.bytes - a.bytes);
+    return scored.slice(0, MAX_PEER_HINTS).map(({ n, whole }) => ({ nodeId: n.id, address: n.advertise, holdsRoot: whole }));
   }
 
   private contextByHash(hash: string): ContextIndex | undefined {

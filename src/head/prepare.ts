@@ -59,6 +59,8 @@ export interface Prepared {
   source?: string;
   /** Archive/link: the action-cache key. */
   key?: string;
+  /** Archive/link: the blobs of its small input root (where they live decides which peers a node asks). */
+  inputBlobs?: Digest[];
   /** A valid cached result, when the cache had one. */
   cached?: ActionResult;
 }
@@ -86,6 +88,7 @@ export async function prepareAction(a: GraphAction, view: BuildView, deps: Prepa
   let searchDirs: string[] | undefined;
   let source: string | undefined;
   let key: string | undefined;
+  let inputBlobs: Digest[] | undefined;
   let cacheable = !view.noCache;
 
   if (a.kind === "compile") {
@@ -138,6 +141,7 @@ export async function prepareAction(a: GraphAction, view: BuildView, deps: Prepa
     const tree = buildTree(files);
     await putDirectories(deps.store, tree.directories);
     inputRoot = tree.root;
+    inputBlobs = [...files.values()].map((f) => f.digest);
     if (cacheable) {
       key = linkKey({ toolchain: a.toolchain, argv: argvForKey, workingDir: a.cwd, env, inputs: keyInputs });
     }
@@ -153,7 +157,7 @@ export async function prepareAction(a: GraphAction, view: BuildView, deps: Prepa
     salt: Buffer.alloc(0),
     platform: command.platform,
   };
-  const prepared: Prepared = { command, action, actionDigest: digestOfMessage(Action, action), inputRoot, level1, searchDirs, source, key };
+  const prepared: Prepared = { command, action, actionDigest: digestOfMessage(Action, action), inputRoot, level1, searchDirs, source, key, inputBlobs };
   if (cacheable) prepared.cached = await lookup(prepared, view, deps);
   return prepared;
 }

@@ -7,6 +7,7 @@ import type { BlobStore } from "../cas/index.js";
 import type { Toolchain } from "../gen/orion/v1/scheduler.js";
 import type { ExecOutcome, ExecRequest } from "../exec/index.js";
 import type { ActionExecutor } from "./node.js";
+import type { PeerFetcher } from "./peer-fetch.js";
 
 export interface FarmExecutorOptions {
   inner: ActionExecutor;
@@ -15,6 +16,8 @@ export interface FarmExecutorOptions {
   local: BlobStore;
   /** The head's store, which the client and the action cache read. */
   remote: BlobStore;
+  /** Fetches inputs from the peers a lease names before the head is asked (absent: the head sends everything). */
+  peers?: PeerFetcher;
 }
 
 export class FarmExecutor implements ActionExecutor {
@@ -32,6 +35,8 @@ export class FarmExecutor implements ActionExecutor {
     if (!mine || argv.length === 0) {
       throw new OrionError(`this node has no toolchain ${digest.slice(0, 16)} for ${basename(argv[0] ?? "")}`, { code: Status.FAILED_PRECONDITION });
     }
+    // A context this node already holds (or is materializing) needs nothing from anyone.
+    if (this.o.peers && req.peers?.length && !this.contexts().includes(req.inputRoot.hash)) await this.o.peers.fetch(req.inputRoot, req.peers);
     const outcome = await this.o.inner.execute({ ...req, command: { ...req.command, arguments: [mine.path, ...argv.slice(1)] } });
     await this.upload(outcome);
     return outcome;

@@ -191,6 +191,7 @@ export class Node {
         timeoutMs: this.opts.actionTimeoutMs ?? 10 * 60_000,
         signal: abort.signal,
         onProcessExit: freeSlot,
+        peers: lease.peers,
       });
       await this.opts.head.reportResult({ nodeId: this.nodeId, leaseId: lease.leaseId, result: outcome.result, error: "", depfile: outcome.depfile ?? "" });
     } catch (err) {

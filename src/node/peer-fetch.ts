@@ -1,0 +1,145 @@
+// Peer-to-peer inputs (DESIGN.md, source context): before a node runs an action whose inputs it lacks, it
+// asks the peers its lease names — nodes holding the action's input root, or the objects a link reads,
+// because they made them — and keeps the head for whatever they cannot give. Every blob received is checked
+// against its digest before it is stored; a peer that fails or sends bad bytes is skipped for a while.
+import type { BlobStore } from "../cas/index.js";
+import { CorruptBlobError, type Digest, type Logger, digestKey, errorMessage } from "../core/index.js";
+import type { InputTree } from "../exec/index.js";
+import type { PeerHint } from "../gen/orion/v1/scheduler.js";
+import { extractTreeTar } from "../merkle/index.js";
+
+/** What a peer offers: single blobs (verified on receipt) and a whole tree as one tar stream. */
+export interface PeerSource {
+  get(digest: Digest): Promise<Buffer | undefined>;
+  readTreeTar(root: Digest): AsyncIterable<Uint8Array>;
+}
+
+export interface PeerFetcherOptions {
+  /** The node's own store: what it lacks is asked for, and what arrives goes there. */
+  local: BlobStore;
+  /** The input root's files (its Directory blobs come from the head when the node lacks them). */
+  tree(root: Digest): Promise<InputTree>;
+  /** A connection to a peer's blob service (made once per address by the caller). */
+  connect(address: string): PeerSource;
+  logger: Logger;
+  /** A peer that failed is left alone this long (default 30 s). */
+  backoffMs?: number;
+  now?: () => number;
+}
+
+/** What came from peers in this process (for logs and tests). */
+export interface PeerFetchStats {
+  /** Blobs and bytes received from peers and stored. */
+  blobs: number;
+  bytes: number;
+  /** Whole input roots received as one tar stream from a peer. */
+  treeStreams: number;
+  /** Peers that could not be reached or failed mid-transfer. */
+  failures: number;
+  /** Blobs refused because their bytes did not match their digest. */
+  refused: number;
+}
+
+/** Bytes held in memory per round of single-blob reads from one peer. */
+const ROUND_BYTES = 16 * 1024 * 1024;
+/** A peer holding the whole root sends it as a tar stream when the node lacks at least this share of its bytes… */
+const TREE_SHARE = 0.9;
+/** …and this many of its blobs. */
+const TREE_MIN_BLOBS = 8;
+
+export class PeerFetcher {
+  readonly stats: PeerFetchStats = { blobs: 0, bytes: 0, treeStreams: 0, failures: 0, refused: 0 };
+  /** Fetches in flight by input root: two slots running actions on one new root share one fetch. */
+  private readonly inFlight = new Map<string, Promise<void>>();
+  /** Peer address → when it may be asked again. */
+  private readonly resting = new Map<string, number>();
+  private readonly now: () => number;
+
+  constructor(private readonly o: PeerFetcherOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  /** Brings what peers have of `root`'s blobs into the local store. Never throws: the head covers the rest. */
+  fetch(root: Digest, peers: readonly PeerHint[], log: Logger = this.o.logger): Promise<void> {
+    let p = this.inFlight.get(root.hash);
+    if (!p) {
+      p = this.fetchRoot(root, peers, log)
+        .catch((err) => log.warn({ root: root.hash, err: errorMessage(err) }, "could not fetch inputs from peers; the head sends them"))
+        .finally(() => this.inFlight.delete(root.hash));
+      this.inFlight.set(root.hash, p);
+    }
+    return p;
+  }
+
+  private async fetchRoot(root: Digest, peers: readonly PeerHint[], log: Logger): Promise<void> {
+    const usable = peers.filter((p) => p.address && (this.resting.get(p.address) ?? 0) <= this.now());
+    if (!usable.length) return;
+    const tree = await this.o.tree(root);
+    const blobs = new Map<string, Digest>();
+    let total = 0;
+    for (const f of tree.files) {
+      const key = digestKey(f.digest);
+      if (f.digest.sizeBytes === 0 || blobs.has(key)) continue;
+      blobs.set(key, f.digest);
+      total += f.digest.sizeBytes;
+    }
+    let missing = await this.o.local.findMissing([...blobs.values()]);
+    if (!missing.length) return;
+    const before = { blobs: this.stats.blobs, bytes: this.stats.bytes };
+    const asked: string[] = [];
+    for (const peer of usable) {
+      if (!missing.length) break;
+      asked.push(peer.nodeId || peer.address);
+      const source = this.o.connect(peer.address);
+      const missingBytes = missing.reduce((n, d) => n + d.sizeBytes, 0);
+      const wholeTree = peer.holdsRoot && missing.length >= TREE_MIN_BLOBS && missingBytes >= TREE_SHARE * total;
+      try {
+        if (wholeTree) {
+          const r = await extractTreeTar(source.readTreeTar(root), { files: new Map(tree.files.map((f) => [f.path, f])), store: this.o.local });
+          this.stats.treeStreams++;
+          this.stats.blobs += r.files;
+          this.stats.bytes += r.bytes;
+        } else {
+          await this.readBlobs(source, missing);
+        }
+      } catch (err) {
+        this.stats.failures++;
+        // Single reads count their refusals themselves; a tar stream stops at the first bad file.
+        if (wholeTree && err instanceof CorruptBlobError) this.stats.refused++;
+        this.resting.set(peer.address, this.now() + (this.o.backoffMs ?? 30_000));
+        log.warn({ peer: peer.nodeId, address: peer.address, err: errorMessage(err) }, "a peer could not send inputs; asking the next one, then the head");
+      }
+      missing = await this.o.local.findMissing(missing);
+    }
+    const got = this.stats.blobs - before.blobs;
+    if (got || missing.length) {
+      log.info({ root: root.hash, peers: asked, blobs: got, bytes: this.stats.bytes - before.bytes, fromHead: missing.length }, "inputs fetched from peers");
+    }
+  }
+
+  /** Reads `missing` from one peer in rounds of bounded size; blobs it lacks are left for the next source. */
+  private async readBlobs(source: PeerSource, missing: readonly Digest[]): Promise<void> {
+    for (let i = 0; i < missing.length; ) {
+      const round: Digest[] = [];
+      let bytes = 0;
+      while (i < missing.length && (round.length === 0 || bytes + missing[i]!.sizeBytes <= ROUND_BYTES)) {
+        bytes += missing[i]!.sizeBytes;
+        round.push(missing[i++]!);
+      }
+      // Asked together, so the connection batches them into few calls.
+      const settled = await Promise.allSettled(
+        round.map(async (d) => {
+          const data = await source.get(d);
+          if (!data) return;
+          await this.o.local.put(data, d);
+          this.stats.blobs++;
+          this.stats.bytes += data.length;
+        }),
+      );
+      const failures = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected").map((s) => s.reason as unknown);
+      const corrupt = failures.filter((e) => e instanceof CorruptBlobError);
+      this.stats.refused += corrupt.length;
+      if (failures.length) throw corrupt[0] ?? failures[0];
+    }
+  }
+}
