@@ -31,6 +31,9 @@ export interface CcFarmOptions {
   token?: string;
   /** PEM file of the CA the head's certificate is checked against (ORION_TLS_CA). */
   tlsCa?: string;
+  /** PEM client certificate and key for a head that asks for one (ORION_TLS_CERT, ORION_TLS_KEY). */
+  tlsCert?: string;
+  tlsKey?: string;
   statCache: StatCache;
   /** The local cache folder: left out of a context it sits inside. */
   cacheDir: string;
@@ -95,15 +98,20 @@ export class CcFarm {
     if (this.conn) return this.conn;
     const attempt = (async () => {
       parseAddress(this.o.address, "ORION_HEAD");
-      let tlsCa: Buffer | undefined;
-      if (this.o.tlsCa) {
+      const pem = (file: string | undefined, variable: string): Buffer | undefined => {
+        if (!file) return undefined;
         try {
-          tlsCa = readFileSync(this.o.tlsCa);
+          return readFileSync(file);
         } catch (err) {
-          throw new OrionError(`ORION_TLS_CA ${this.o.tlsCa}: ${errorMessage(err)}`, { code: Status.UNAVAILABLE });
+          throw new OrionError(`${variable} ${file}: ${errorMessage(err)}`, { code: Status.UNAVAILABLE });
         }
-      }
-      const conn = connectFarm(this.o.address, { token: this.o.token, tlsCa });
+      };
+      const conn = connectFarm(this.o.address, {
+        token: this.o.token,
+        tlsCa: pem(this.o.tlsCa, "ORION_TLS_CA"),
+        tlsCert: pem(this.o.tlsCert, "ORION_TLS_CERT"),
+        tlsKey: pem(this.o.tlsKey, "ORION_TLS_KEY"),
+      });
       try {
         await conn.waitForReady(CONNECT_TIMEOUT_MS, { failFast: true });
       } catch (err) {

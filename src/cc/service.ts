@@ -467,11 +467,12 @@ export class CcService implements CallHandler {
 
   private farm(env: Record<string, string>, cwd: string, address: string, make: typeof CcFarm): CcFarm {
     const token = env.ORION_TOKEN || undefined;
-    const tlsCa = env.ORION_TLS_CA ? resolve(cwd, env.ORION_TLS_CA) : undefined;
-    const key = `${address}\0${token ?? ""}\0${tlsCa ?? ""}`;
+    const file = (name: string) => (env[name] ? resolve(cwd, env[name]) : undefined);
+    const [tlsCa, tlsCert, tlsKey] = [file("ORION_TLS_CA"), file("ORION_TLS_CERT"), file("ORION_TLS_KEY")];
+    const key = [address, token, tlsCa, tlsCert, tlsKey].map((v) => v ?? "").join("\0");
     let farm = this.farms.get(key);
     if (!farm) {
-      farm = new make({ address, token, tlsCa, statCache: this.open().statCache, cacheDir: this.o.cacheDir, logger: this.o.logger });
+      farm = new make({ address, token, tlsCa, tlsCert, tlsKey, statCache: this.open().statCache, cacheDir: this.o.cacheDir, logger: this.o.logger });
       this.farms.set(key, farm);
     }
     return farm;

@@ -27,6 +27,9 @@ async function makeSchema() {
       token: z.string().min(1),
       /** PEM file of the certificate authority a farm's head is checked against (TLS). */
       tlsCa: z.string().min(1),
+      /** PEM client certificate and key presented to a head that asks for one (mutual TLS). */
+      tlsCert: z.string().min(1),
+      tlsKey: z.string().min(1),
     })
     .partial()
     .strict();
@@ -49,6 +52,8 @@ const ENV_KEYS: [string, keyof Config, (v: string) => unknown][] = [
   ["ORION_HEAD", "head", String],
   ["ORION_TOKEN", "token", String],
   ["ORION_TLS_CA", "tlsCa", String],
+  ["ORION_TLS_CERT", "tlsCert", String],
+  ["ORION_TLS_KEY", "tlsKey", String],
 ];
 
 function describe(err: z.ZodError, where: string): string {

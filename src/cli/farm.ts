@@ -14,7 +14,7 @@ import { openCacheDir } from "../client/embedded.js";
 import { Head, SqliteDurationHistory } from "../head/index.js";
 import { FarmExecutor, Node, PeerFetcher, TarProvisioner, detectNodeToolchains, parseToolchainSpec } from "../node/index.js";
 import { LocalExecutor, loadInputTree } from "../exec/index.js";
-import { connectFarm, type FarmConnection, type GrpcBlobStore, startFarmServer, startPeerBlobServer } from "../grpc/index.js";
+import { type ConnectOptions, connectFarm, type FarmConnection, type GrpcBlobStore, startFarmServer, startPeerBlobServer } from "../grpc/index.js";
 
 export const DEFAULT_HEAD = "127.0.0.1:50050";
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
@@ -56,10 +56,35 @@ function readPem(file: string, flag: string): Buffer {
   }
 }
 
-/** How a client reaches a head: its token and, for TLS, the CA file to check it against. */
+/** How a client reaches a head: its token and, for TLS, the CA file to check it against and its own certificate (mutual TLS). */
 export interface ClientAuth {
   token?: string;
   tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+/** The PEM files of a client's TLS, read (a missing file is one line, exit 2). */
+function clientTls(auth: ClientAuth): { tlsCa?: Buffer; tlsCert?: Buffer; tlsKey?: Buffer } {
+  if (!auth.tlsCert !== !auth.tlsKey) throw new UsageError("--tls-cert and --tls-key go together");
+  if (auth.tlsCert && !auth.tlsCa) throw new UsageError("--tls-cert needs --tls-ca: a client certificate is only presented over TLS");
+  return {
+    tlsCa: auth.tlsCa ? readPem(auth.tlsCa, "--tls-ca") : undefined,
+    tlsCert: auth.tlsCert ? readPem(auth.tlsCert, "--tls-cert") : undefined,
+    tlsKey: auth.tlsKey ? readPem(auth.tlsKey, "--tls-key") : undefined,
+  };
+}
+
+/** A daemon's TLS: its certificate and key, and with --tls-client-ca the CA every caller's certificate must be signed by. */
+function serverTls(o: { tlsCert?: string; tlsKey?: string; tlsClientCa?: string }): { cert: Buffer; key: Buffer; clientCa?: Buffer } | undefined {
+  if (!o.tlsCert !== !o.tlsKey) throw new UsageError("--tls-cert and --tls-key go together");
+  if (o.tlsClientCa && !o.tlsCert) throw new UsageError("--tls-client-ca needs --tls-cert and --tls-key: client certificates are checked over TLS");
+  if (!o.tlsCert || !o.tlsKey) return undefined;
+  return {
+    cert: readPem(o.tlsCert, "--tls-cert"),
+    key: readPem(o.tlsKey, "--tls-key"),
+    clientCa: o.tlsClientCa ? readPem(o.tlsClientCa, "--tls-client-ca") : undefined,
+  };
 }
 
 function writePidFile(file: string | undefined): () => void {
@@ -81,6 +106,7 @@ export interface HeadCommandOptions {
   insecure?: boolean;
   tlsCert?: string;
   tlsKey?: string;
+  tlsClientCa?: string;
   logFile?: string;
   pidFile?: string;
   logLevel: string;
@@ -93,8 +119,7 @@ export async function headCommand(o: HeadCommandOptions, env: NodeJS.ProcessEnv 
   if (!LOOPBACK.has(host) && !token && !o.insecure) {
     throw new UsageError(`--listen ${listen} is not a loopback address: give --token (or ORION_TOKEN), or --insecure to serve without one`);
   }
-  if (!o.tlsCert !== !o.tlsKey) throw new UsageError("--tls-cert and --tls-key go together");
-  const tls = o.tlsCert && o.tlsKey ? { cert: readPem(o.tlsCert, "--tls-cert"), key: readPem(o.tlsKey, "--tls-key") } : undefined;
+  const tls = serverTls(o);
   const dataDir = ensureDir(o.dataDir ?? stateDir(env, "head"), "--data-dir");
   const logger = createRootLogger({ level: o.logLevel, file: o.logFile });
   const heartbeatMs = o.heartbeatMs ?? 5000;
@@ -121,7 +146,7 @@ export async function headCommand(o: HeadCommandOptions, env: NodeJS.ProcessEnv 
   const server = await startFarmServer({ head, store, listen, token, tls, tmpDir: join(dataDir, "tmp"), logger });
   const removePid = writePidFile(o.pidFile);
   process.stdout.write(JSON.stringify({ type: "listening", grpc: server.address }) + "\n");
-  logger.info({ grpc: server.address, dataDir, auth: !!token, tls: !!tls }, "head listening");
+  logger.info({ grpc: server.address, dataDir, auth: !!token, tls: !!tls, clientCertificates: !!tls?.clientCa }, "head listening");
   await stopSignal(logger);
   head.close();
   await server.close();
@@ -141,6 +166,11 @@ export interface NodeCommandOptions {
   dataDir?: string;
   token?: string;
   tlsCa?: string;
+  /** The node's certificate: it serves its blobs over TLS with it and presents it to the head and to peers. */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** Peers must present a certificate signed by this CA. */
+  tlsClientCa?: string;
   toolchain?: string[];
   /** Where the node serves its blobs to peers (default 127.0.0.1:0). */
   listen?: string;
@@ -182,12 +212,12 @@ function advertisedAddress(bound: string): string {
 class PeerConnections {
   private readonly conns = new Map<string, FarmConnection>();
 
-  constructor(private readonly auth: { token?: string; tlsCa?: string }) {}
+  constructor(private readonly options: ConnectOptions) {}
 
   blobs(address: string): GrpcBlobStore {
     let c = this.conns.get(address);
     if (!c) {
-      c = connectFarm(address, { token: this.auth.token, tlsCa: this.auth.tlsCa ? readPem(this.auth.tlsCa, "--tls-ca") : undefined });
+      c = connectFarm(address, this.options);
       this.conns.set(address, c);
     }
     return c.blobs;
@@ -205,7 +235,7 @@ async function connect(address: string, auth: ClientAuth, patient = false, short
   // grpc-js names an IP-addressed head as the TLS server name, which Node flags with a deprecation warning on
   // every connection; the certificate is still checked against the IP, so the warning only adds noise to stderr.
   if (auth.tlsCa && isIP(host.replace(/^\[|\]$/g, ""))) process.noDeprecation = true;
-  const conn = connectFarm(address, { token: auth.token, tlsCa: auth.tlsCa ? readPem(auth.tlsCa, "--tls-ca") : undefined, shortLived });
+  const conn = connectFarm(address, { token: auth.token, ...clientTls(auth), shortLived });
   try {
     await conn.waitForReady(10_000, { failFast: !patient });
   } catch (err) {
@@ -236,18 +266,22 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   if (toolchains.length === 0) throw new UsageError("no toolchain found on PATH; give --toolchain NAME=PATH");
 
   // A node may start before its head: it waits a little for it.
-  const tlsCa = o.tlsCa ?? env.ORION_TLS_CA;
-  const conn = await connect(headAddress, { token, tlsCa }, true);
+  const auth: ClientAuth = { token, tlsCa: o.tlsCa ?? env.ORION_TLS_CA, tlsCert: o.tlsCert, tlsKey: o.tlsKey };
+  // The node's certificate serves its peers, and is the client certificate it shows the head and peers.
+  const tls = serverTls(o);
+  const peerTls = clientTls(auth);
+  const conn = await connect(headAddress, auth, true);
   const local = createBlobStore({ dir: join(dataDir, "cas") });
   const store = readThrough(local, conn.blobs);
   // Peers read this node's own store (never through to the head: each asks the head itself).
-  const blobServer = await startPeerBlobServer({ store: local, listen, token, tmpDir: join(dataDir, "tmp"), logger }).catch((err) => {
+  if (auth.tlsCa && !tls) logger.warn("--tls-ca without --tls-cert: this node serves its blobs in plaintext, which peers reaching it over TLS cannot read; they fetch from the head instead");
+  const blobServer = await startPeerBlobServer({ store: local, listen, token, tls, tmpDir: join(dataDir, "tmp"), logger }).catch((err) => {
     conn.close();
     local.close();
     throw err;
   });
   const advertise = o.advertise ?? advertisedAddress(blobServer.address);
-  const peers = new PeerConnections({ token, tlsCa });
+  const peers = new PeerConnections({ token, ...peerTls });
   // A context the node holds (almost) nothing of comes as one tar stream from the head, not blob by blob.
   const provisioner = new TarProvisioner({ local, source: conn.blobs });
   const executor = new LocalExecutor({ store, workDir: join(dataDir, "work"), workerName: identity.name, logger, provisioner });

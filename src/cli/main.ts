@@ -41,11 +41,11 @@ function config(flags: Config, dir: string | undefined): Promise<ResolvedConfig>
 
 async function buildCommand(
   dirArg: string | undefined,
-  opts: { json?: boolean; jobs?: number; cache?: boolean; retries?: number; head?: string; token?: string; tlsCa?: string },
+  opts: { json?: boolean; jobs?: number; cache?: boolean; retries?: number; head?: string; token?: string; tlsCa?: string; tlsCert?: string; tlsKey?: string },
   passThrough: string[],
 ): Promise<number> {
   const dir = projectDir(dirArg);
-  const cfg = await config({ jobs: opts.jobs, retries: opts.retries, noCache: opts.cache === false ? true : undefined, head: opts.head, token: opts.token, tlsCa: opts.tlsCa }, dir);
+  const cfg = await config({ jobs: opts.jobs, retries: opts.retries, noCache: opts.cache === false ? true : undefined, head: opts.head, token: opts.token, tlsCa: opts.tlsCa, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey }, dir);
   const mode: ReporterMode = opts.json ? "json" : process.stdout.isTTY ? "tty" : "plain";
   const reporter = new Reporter(mode, process.stdout);
 
@@ -93,7 +93,7 @@ async function extractAndBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
   let backend: { head: BuildsApi; store: BlobStore; statCache: StatCache; inProcess: boolean; close(): Promise<void> };
   if (cfg.head) {
     const { connectBuild } = await import("./farm.js");
-    const conn = await connectBuild(cfg.head, { token: cfg.token, tlsCa: cfg.tlsCa });
+    const conn = await connectBuild(cfg.head, { token: cfg.token, tlsCa: cfg.tlsCa, tlsCert: cfg.tlsCert, tlsKey: cfg.tlsKey });
     const statCache = openCacheDir(cfg.cacheDir).statCache();
     backend = {
       head: conn.builds,
@@ -243,6 +243,8 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .option("--head <host:port>", "build on a farm: its head's address (ORION_HEAD); the embedded head and node when absent")
     .option("--token <token>", "the farm's token (ORION_TOKEN)")
     .option("--tls-ca <file>", "reach the head over TLS, checking its certificate against this CA (ORION_TLS_CA)")
+    .option("--tls-cert <file>", "present this PEM client certificate to a head that asks for one (with --tls-key; ORION_TLS_CERT)")
+    .option("--tls-key <file>", "the PEM private key of --tls-cert (ORION_TLS_KEY)")
     .addHelpText("after", "\nExamples:\n  orion build ./fixtures/multi-c\n  orion build . --json -- CFLAGS=-O0 all\n  orion build --head 10.0.0.5:50050 --token $T ./proj\n")
     .action(async (dir: string | undefined, opts) => {
       exitCode = await buildCommand(dir, opts, passThrough);
@@ -259,6 +261,7 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .option("--insecure", "allow a non-loopback --listen without a token")
     .option("--tls-cert <file>", "serve TLS with this PEM certificate chain (with --tls-key)")
     .option("--tls-key <file>", "the PEM private key of --tls-cert")
+    .option("--tls-client-ca <file>", "nodes and clients must present a certificate signed by this CA (mutual TLS)")
     .option("--log-file <file>", "JSON log lines here instead of stderr")
     .option("--pid-file <file>", "write the process id here while running")
     .addHelpText("after", '\nIts first line on stdout is {"type":"listening","grpc":"HOST:PORT"}.\n')
@@ -277,6 +280,9 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .option("--data-dir <dir>", "the node's CAS, sandboxes and name (default $XDG_STATE_HOME/orion/node)")
     .option("--token <token>", "the farm's token (ORION_TOKEN)")
     .option("--tls-ca <file>", "reach the head over TLS, checking its certificate against this CA (ORION_TLS_CA)")
+    .option("--tls-cert <file>", "this node's PEM certificate: it serves its blobs to peers over TLS with it and presents it to the head and peers (with --tls-key)")
+    .option("--tls-key <file>", "the PEM private key of --tls-cert")
+    .option("--tls-client-ca <file>", "peers must present a certificate signed by this CA (mutual TLS)")
     .option("--toolchain <name=path...>", "a program this node runs (repeatable; default gcc, g++, cc, c++, clang, clang++, ar, ranlib on PATH)")
     .option("--listen <host:port>", "serve this node's blobs to peers here (default 127.0.0.1:0, a free port)")
     .option("--advertise <host:port>", "the address peers reach this node at, when it differs from --listen")
@@ -286,7 +292,7 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .action(async (opts) => {
       const cfg = await config({}, undefined);
       const { nodeCommand } = await import("./farm.js");
-      exitCode = await nodeCommand({ ...opts, head: opts.head ?? cfg.head, token: opts.token ?? cfg.token, tlsCa: opts.tlsCa ?? cfg.tlsCa, logFile: opts.logFile ?? cfg.logFile, logLevel: process.env.ORION_LOG_LEVEL ?? "info" });
+      exitCode = await nodeCommand({ ...opts, head: opts.head ?? cfg.head, token: opts.token ?? cfg.token, tlsCa: opts.tlsCa ?? cfg.tlsCa, tlsCert: opts.tlsCert ?? cfg.tlsCert, tlsKey: opts.tlsKey ?? cfg.tlsKey, logFile: opts.logFile ?? cfg.logFile, logLevel: process.env.ORION_LOG_LEVEL ?? "info" });
     });
 
   program
@@ -295,11 +301,13 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .option("--head <host:port>", "the head's address (ORION_HEAD; default 127.0.0.1:50050)")
     .option("--token <token>", "the farm's token (ORION_TOKEN)")
     .option("--tls-ca <file>", "reach the head over TLS, checking its certificate against this CA (ORION_TLS_CA)")
+    .option("--tls-cert <file>", "present this PEM client certificate to a head that asks for one (with --tls-key; ORION_TLS_CERT)")
+    .option("--tls-key <file>", "the PEM private key of --tls-cert (ORION_TLS_KEY)")
     .option("--json", "one JSON object")
     .action(async (opts) => {
-      const cfg = await config({ head: opts.head, token: opts.token, tlsCa: opts.tlsCa }, undefined);
+      const cfg = await config({ head: opts.head, token: opts.token, tlsCa: opts.tlsCa, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey }, undefined);
       const { statusCommand, DEFAULT_HEAD } = await import("./farm.js");
-      exitCode = await statusCommand({ head: cfg.head ?? DEFAULT_HEAD, token: cfg.token, tlsCa: cfg.tlsCa, json: opts.json });
+      exitCode = await statusCommand({ head: cfg.head ?? DEFAULT_HEAD, token: cfg.token, tlsCa: cfg.tlsCa, tlsCert: cfg.tlsCert, tlsKey: cfg.tlsKey, json: opts.json });
     });
 
   program

@@ -24,13 +24,20 @@ export interface ConnectOptions {
   token?: string;
   /** PEM certificate(s) to trust: the connection uses TLS and checks the head's certificate against them. */
   tlsCa?: Buffer;
+  /** A client certificate chain and its key (PEM), presented to a server that asks for one (mutual TLS). */
+  tlsCert?: Buffer;
+  tlsKey?: Buffer;
   /** A short-lived client (one build): its blob store remembers what the head holds instead of asking again. */
   shortLived?: boolean;
 }
 
 export function connectFarm(address: string, options: ConnectOptions = {}): FarmConnection {
-  const credentials = options.tlsCa ? grpc.credentials.createSsl(options.tlsCa) : grpc.credentials.createInsecure();
+  const credentials = options.tlsCa ? grpc.credentials.createSsl(options.tlsCa, options.tlsKey ?? null, options.tlsCert ?? null) : grpc.credentials.createInsecure();
   const channel = new grpc.Channel(address, credentials, CHANNEL_OPTIONS);
+  // A failed TLS handshake looks like any refused connection from here: name what to check.
+  const tlsHint = options.tlsCa
+    ? ` (over TLS: is the head's certificate signed by the --tls-ca given${options.tlsCert ? ", and this client's by the head's --tls-client-ca" : ", and does the head ask for a client certificate (--tls-cert/--tls-key)"}?)`
+    : "";
   const clientOptions: grpc.ClientOptions = {
     channelOverride: channel,
     interceptors: options.token ? [tokenInterceptor(options.token)] : [],
@@ -50,7 +57,7 @@ export function connectFarm(address: string, options: ConnectOptions = {}): Farm
           const state = channel.getConnectivityState(true);
           if (state === grpc.connectivityState.READY) return resolve();
           if (o.failFast && state === grpc.connectivityState.TRANSIENT_FAILURE) {
-            return reject(new Error(`cannot reach the head at ${address}: the connection failed`));
+            return reject(new Error(`cannot reach the head at ${address}: the connection failed${tlsHint}`));
           }
           channel.watchConnectivityState(state, deadline, (err) =>
             err ? reject(new Error(`cannot reach the head at ${address}: no connection within ${ms} ms`)) : watch(),

@@ -19,8 +19,11 @@ export interface FarmServerOptions {
   token?: string;
   /** Spool folder for streamed uploads. */
   tmpDir: string;
-  /** PEM certificate chain and private key: serve TLS instead of plaintext. */
-  tls?: { cert: Buffer; key: Buffer };
+  /**
+   * PEM certificate chain and private key: serve TLS instead of plaintext. With `clientCa`, every peer must
+   * present a certificate signed by it (mutual TLS); one without is refused in the handshake.
+   */
+  tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
   logger: Logger;
 }
 
@@ -75,7 +78,7 @@ async function serve(o: Pick<FarmServerOptions, "listen" | "tls">, addServices: 
 function credentials(tls: FarmServerOptions["tls"]): grpc.ServerCredentials {
   if (!tls) return grpc.ServerCredentials.createInsecure();
   try {
-    return grpc.ServerCredentials.createSsl(null, [{ cert_chain: tls.cert, private_key: tls.key }], false);
+    return grpc.ServerCredentials.createSsl(tls.clientCa ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], !!tls.clientCa);
   } catch (err) {
     throw new UsageError(`cannot use the TLS certificate and key: ${errorMessage(err)}`, err);
   }
