@@ -158,6 +158,9 @@ describe("a head and four nodes on loopback", () => {
       [["head", "--node-ttl-ms", "soon"], /--node-ttl-ms takes a whole number/],
       [["node", "--data-dir", join(scratch.root, "node-nohead")], /needs --head HOST:PORT/],
       [["node", "--head", address, "--toolchain", "gcc"], /--toolchain takes NAME=PATH/],
+      // A node's blob server follows the head's rule: no open address without a token.
+      [["node", "--head", address, "--listen", "0.0.0.0:0", "--data-dir", join(scratch.root, "node-open")], /--listen 0\.0\.0\.0:0 is not a loopback address: give --token/],
+      [["node", "--head", address, "--listen", "here"], /--listen takes HOST:PORT/],
       [["status", "--head", "nowhere"], /head: expected HOST:PORT/],
     ];
     for (const [args, message] of cases) {

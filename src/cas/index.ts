@@ -32,6 +32,6 @@ export function createBlobStore(config: BlobStoreConfig): BlobStore {
 }
 
 /** `local` in front of `remote`: misses are fetched from the remote and kept (for a caller that also needs `local` alone). */
-export function readThrough(local: BlobStore, remote: BlobStore): BlobStore {
+export function readThrough(local: BlobStore, remote: BlobStore): ReadThroughBlobStore {
   return new ReadThroughBlobStore(local, remote);
 }

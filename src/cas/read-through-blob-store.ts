@@ -6,6 +6,8 @@ import type { BlobStore } from "./blob-store.js";
 export class ReadThroughBlobStore implements BlobStore {
   /** Fetches in flight, by hash: concurrent readers of one blob share one transfer. */
   private readonly fetching = new Map<string, Promise<boolean>>();
+  /** Blobs and bytes fetched from the remote and kept (for logs). */
+  readonly fetched = { blobs: 0, bytes: 0 };
 
   constructor(
     private readonly local: BlobStore,
@@ -65,6 +67,8 @@ export class ReadThroughBlobStore implements BlobStore {
         const data = await this.remote.get(digest);
         if (!data) return false;
         await this.local.put(data, digest);
+        this.fetched.blobs++;
+        this.fetched.bytes += data.length;
         return true;
       })().finally(() => this.fetching.delete(digest.hash));
       this.fetching.set(digest.hash, p);

@@ -315,7 +315,8 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   await executor.close();
   await blobServer.close();
   peers.close();
-  logger.info(peerFetcher.stats, "inputs received from peers");
+  // Where this node's inputs came from over its life: peers, the head blob by blob, the head as tar streams.
+  logger.info({ peers: peerFetcher.stats, head: store.fetched, headTar: provisioner.stats }, "inputs received");
   conn.close();
   store.close();
   removePid();

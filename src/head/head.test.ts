@@ -216,6 +216,12 @@ describe("Head peer hints (P2P)", () => {
     // A node holding the context itself is told of no one.
     const [own] = (await head.lease({ nodeId: "holder", maxActions: 1, waitMs: 0, contextHashes: [ctx] })).leases;
     expect(own!.peers).toEqual([]);
+    // A context that only shares bytes with the holder's (one file edited): the files that changed are not
+    // the holder's to give, so no one is named.
+    await submitCompiles("c", { "big.h": 1_000_000, "x.c": 101 }, 1);
+    const [edited] = (await head.lease({ nodeId: "asker", maxActions: 1, waitMs: 0, contextHashes: [ctx] })).leases;
+    expect(edited!.actionId).toBe("c0");
+    expect(edited!.peers).toEqual([]);
 
     // An object made on "holder", then a link reading it leased by "asker".
     const root = await store.put(Directory.encode({ files: [], directories: [], symlinks: [] }).finish());

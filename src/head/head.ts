@@ -441,9 +441,10 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
   }
 
   /**
-   * The other nodes worth asking for an action's inputs before the head, most bytes first: those holding its
-   * input root materialized (a compile's source context), then those holding the most of its bytes — through
-   * a context sharing them, or (archives, links) as outputs they produced. Only nodes that serve blobs.
+   * The other nodes worth asking for an action's inputs before the head, most bytes first: for a compile,
+   * those holding its source context whole (one that only shares bytes with it holds what the asker is
+   * likely to hold too, not the files that changed); for an archive or link, those that made its objects.
+   * Only nodes that serve blobs.
    */
   private peersFor(self: NodeRecord, p: Prepared): PeerHint[] {
     const root = p.inputRoot.hash;
@@ -452,7 +453,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
     for (const n of this.nodes.values()) {
       if (n === self || !n.advertise) continue;
       const whole = n.contexts.has(root);
-      const bytes = whole ? Number.MAX_SAFE_INTEGER : p.inputBlobs ? this.holders.bytesHeld(n.id, p.inputBlobs) : this.heldBytes(n, root);
+      const bytes = whole ? Number.MAX_SAFE_INTEGER : p.inputBlobs ? this.holders.bytesHeld(n.id, p.inputBlobs) : 0;
       if (bytes > 0) scored.push({ n, bytes, whole });
     }
     scored.sort((a, b) => b.bytes - a.bytes);
