@@ -281,6 +281,10 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
     throw err;
   });
   const advertise = o.advertise ?? advertisedAddress(blobServer.address);
+  if (!LOOPBACK.has(parseAddress(headAddress, "--head").host) && LOOPBACK.has(parseAddress(advertise, "--advertise").host)) {
+    // Harmless (a peer that cannot answer is skipped, and blobs are checked by digest) but useless across machines.
+    logger.warn({ advertise }, "the head is on another machine, but this node serves its blobs on a loopback address that other nodes cannot reach: give --listen 0.0.0.0:PORT (with --token) or --advertise HOST:PORT");
+  }
   const peers = new PeerConnections({ token, ...peerTls });
   // A context the node holds (almost) nothing of comes as one tar stream from the head, not blob by blob.
   const provisioner = new TarProvisioner({ local, source: conn.blobs });

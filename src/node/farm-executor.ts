@@ -36,8 +36,15 @@ export class FarmExecutor implements ActionExecutor {
       throw new OrionError(`this node has no toolchain ${digest.slice(0, 16)} for ${basename(argv[0] ?? "")}`, { code: Status.FAILED_PRECONDITION });
     }
     // A context this node already holds (or is materializing) needs nothing from anyone.
+    const fetchStart = new Date();
     if (this.o.peers && req.peers?.length && !this.contexts().includes(req.inputRoot.hash)) await this.o.peers.fetch(req.inputRoot, req.peers);
     const outcome = await this.o.inner.execute({ ...req, command: { ...req.command, arguments: [mine.path, ...argv.slice(1)] } });
+    // What came from peers is part of the action's input fetch.
+    const meta = outcome.result.executionMetadata;
+    if (meta?.inputFetchStartTimestamp && meta.inputFetchStartTimestamp > fetchStart) {
+      outcome.phases.inputFetchMs += meta.inputFetchStartTimestamp.getTime() - fetchStart.getTime();
+      meta.inputFetchStartTimestamp = fetchStart;
+    }
     await this.upload(outcome);
     return outcome;
   }
