@@ -6,8 +6,10 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { copyFixture, orionBuild, type OrionEnv, runOrion, runProgram, Scratch } from "./helpers.js";
+import { cleanEnv, copyFixture, ORION_BIN, orionBuild, type OrionEnv, REPO, runOrion, runProgram, Scratch } from "./helpers.js";
 import { type Daemon, startDaemon, stopDaemon } from "./farm-helpers.js";
+import { stopAgents } from "./agent-helpers.js";
+import { CcStats } from "../src/cc/stats.js";
 
 const scratch = new Scratch("farm-mtls");
 const pki = scratch.dir("pki");
@@ -51,7 +53,10 @@ beforeAll(async () => {
   nodes.push(...(await Promise.all([node("node-gcc", "gcc=/usr/bin/gcc"), node("node-ar", "ar=/usr/bin/ar")])));
 }, 60_000);
 
+const agentSockets: string[] = [];
+
 afterAll(async () => {
+  for (const s of agentSockets) await stopAgents(s);
   await Promise.all(nodes.map((n) => stopDaemon(n)));
   if (head) await stopDaemon(head);
   scratch.cleanup();
@@ -95,6 +100,28 @@ describe("the farm over mutual TLS", () => {
     expect(peer.stderr).not.toMatch(/cannot reach/);
     expect(peer.stderr).toMatch(/does not implement the method/);
   });
+
+  it("orion cc sends its misses over mutual TLS with ORION_TLS_CERT/ORION_TLS_KEY; without them (and no fallback) the compile fails, exit 3", async () => {
+    await execa("make", ["-s", "native/build/orion-cc"], { cwd: REPO });
+    const run = async (name: string, extra: Record<string, string>) => {
+      const dir = scratch.dir(`cc-${name}`);
+      const socket = join(dir, "agent.sock");
+      agentSockets.push(socket);
+      const env = cleanEnv({
+        ORION_AGENT_SOCKET: socket, ORION_CACHE_DIR: join(dir, "cache"), XDG_CONFIG_HOME: scratch.configHome,
+        ORION_HEAD: address, ORION_TLS_CA: pem("ca"), ORION_NO_FALLBACK: "1", ...extra,
+      });
+      const tree = copyFixture("multi-c", join(dir, "tree"));
+      const r = await execa("make", ["-C", tree, "-j2", `CC=${ORION_BIN} cc gcc`], { env, extendEnv: false, reject: false, stdin: "ignore", timeout: 120_000 });
+      return { r, counts: CcStats.readCounts(join(dir, "cache")) };
+    };
+    const ok = await run("cert", { ORION_TLS_CERT: pem("client"), ORION_TLS_KEY: key("client") });
+    expect(ok.r.exitCode, ok.r.stderr).toBe(0);
+    expect(ok.counts.remoteCompiles).toBe(28);
+    const refused = await run("bare", {});
+    expect(refused.r.exitCode).not.toBe(0);
+    expect(refused.r.stderr).toMatch(/orion cc: .*client certificate/);
+  }, 180_000);
 
   it("says which TLS flag is missing with exit 2", async () => {
     const tree = copyFixture("gen-header", join(scratch.root, "usage"));

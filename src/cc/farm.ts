@@ -106,12 +106,22 @@ export class CcFarm {
           throw new OrionError(`${variable} ${file}: ${errorMessage(err)}`, { code: Status.UNAVAILABLE });
         }
       };
-      const conn = connectFarm(this.o.address, {
-        token: this.o.token,
-        tlsCa: pem(this.o.tlsCa, "ORION_TLS_CA"),
-        tlsCert: pem(this.o.tlsCert, "ORION_TLS_CERT"),
-        tlsKey: pem(this.o.tlsKey, "ORION_TLS_KEY"),
-      });
+      // A half-given TLS setup is the farm being out of reach for this agent, said once like any other reason.
+      const unusable = (why: string) => new OrionError(why, { code: Status.UNAVAILABLE });
+      if (!this.o.tlsCert !== !this.o.tlsKey) throw unusable("ORION_TLS_CERT and ORION_TLS_KEY go together");
+      if (this.o.tlsCert && !this.o.tlsCa) throw unusable("ORION_TLS_CERT needs ORION_TLS_CA: a client certificate is only presented over TLS");
+      let conn: FarmConnection;
+      try {
+        conn = connectFarm(this.o.address, {
+          token: this.o.token,
+          tlsCa: pem(this.o.tlsCa, "ORION_TLS_CA"),
+          tlsCert: pem(this.o.tlsCert, "ORION_TLS_CERT"),
+          tlsKey: pem(this.o.tlsKey, "ORION_TLS_KEY"),
+        });
+      } catch (err) {
+        if (err instanceof OrionError) throw err;
+        throw unusable(`cannot use the TLS files (ORION_TLS_CA, ORION_TLS_CERT, ORION_TLS_KEY): ${errorMessage(err)}`);
+      }
       try {
         await conn.waitForReady(CONNECT_TIMEOUT_MS, { failFast: true });
       } catch (err) {

@@ -116,8 +116,9 @@ export async function headCommand(o: HeadCommandOptions, env: NodeJS.ProcessEnv 
   const listen = o.listen ?? DEFAULT_HEAD;
   const { host } = parseAddress(listen, "--listen");
   const token = o.token ?? env.ORION_TOKEN ?? undefined;
-  if (!LOOPBACK.has(host) && !token && !o.insecure) {
-    throw new UsageError(`--listen ${listen} is not a loopback address: give --token (or ORION_TOKEN), or --insecure to serve without one`);
+  // Callers must prove who they are on an open address: a token, or a client certificate from --tls-client-ca.
+  if (!LOOPBACK.has(host) && !token && !o.tlsClientCa && !o.insecure) {
+    throw new UsageError(`--listen ${listen} is not a loopback address: give --token (or ORION_TOKEN) or --tls-client-ca, or --insecure to serve without either`);
   }
   const tls = serverTls(o);
   const dataDir = ensureDir(o.dataDir ?? stateDir(env, "head"), "--data-dir");
@@ -208,6 +209,18 @@ function advertisedAddress(bound: string): string {
   return host === "0.0.0.0" || host === "::" || host === "[::]" ? `${hostname()}:${port}` : bound;
 }
 
+/** connectFarm, with PEM files grpc-js cannot use (not a certificate, a key that does not match) as one line, exit 2. */
+function farmConnection(address: string, options: ConnectOptions): FarmConnection {
+  try {
+    return connectFarm(address, options);
+  } catch (err) {
+    throw new UsageError(`cannot use the TLS files (--tls-ca, --tls-cert, --tls-key): ${errorMessage(err)}`, err);
+  }
+}
+
+/** Open peer channels a node keeps; the least recently used one is closed beyond this. */
+const MAX_PEER_CONNECTIONS = 32;
+
 /** One connection per peer address, made on first use; a node talks to few peers. */
 class PeerConnections {
   private readonly conns = new Map<string, FarmConnection>();
@@ -216,10 +229,18 @@ class PeerConnections {
 
   blobs(address: string): GrpcBlobStore {
     let c = this.conns.get(address);
-    if (!c) {
-      c = connectFarm(address, this.options);
-      this.conns.set(address, c);
+    if (c) {
+      // Most recently used last: a restarted peer comes back on a new port, and its old channel ages out.
+      this.conns.delete(address);
+    } else {
+      c = farmConnection(address, this.options);
+      if (this.conns.size >= MAX_PEER_CONNECTIONS) {
+        const [oldest, conn] = this.conns.entries().next().value!;
+        conn.close();
+        this.conns.delete(oldest);
+      }
     }
+    this.conns.set(address, c);
     return c.blobs;
   }
 
@@ -235,7 +256,7 @@ async function connect(address: string, auth: ClientAuth, patient = false, short
   // grpc-js names an IP-addressed head as the TLS server name, which Node flags with a deprecation warning on
   // every connection; the certificate is still checked against the IP, so the warning only adds noise to stderr.
   if (auth.tlsCa && isIP(host.replace(/^\[|\]$/g, ""))) process.noDeprecation = true;
-  const conn = connectFarm(address, { token: auth.token, ...clientTls(auth), shortLived });
+  const conn = farmConnection(address, { token: auth.token, ...clientTls(auth), shortLived });
   try {
     await conn.waitForReady(10_000, { failFast: !patient });
   } catch (err) {
@@ -253,8 +274,8 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   const listen = o.listen ?? "127.0.0.1:0";
   const { host: listenHost } = parseAddress(listen, "--listen");
   const token = o.token ?? env.ORION_TOKEN ?? undefined;
-  if (!LOOPBACK.has(listenHost) && !token && !o.insecure) {
-    throw new UsageError(`--listen ${listen} is not a loopback address: give --token (or ORION_TOKEN), or --insecure to serve blobs without one`);
+  if (!LOOPBACK.has(listenHost) && !token && !o.tlsClientCa && !o.insecure) {
+    throw new UsageError(`--listen ${listen} is not a loopback address: give --token (or ORION_TOKEN) or --tls-client-ca, or --insecure to serve blobs without either`);
   }
   const specs = (o.toolchain ?? []).map(parseToolchainSpec);
   const dataDir = ensureDir(o.dataDir ?? stateDir(env, "node"), "--data-dir");
@@ -280,12 +301,14 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
     local.close();
     throw err;
   });
-  const advertise = o.advertise ?? advertisedAddress(blobServer.address);
-  if (!LOOPBACK.has(parseAddress(headAddress, "--head").host) && LOOPBACK.has(parseAddress(advertise, "--advertise").host)) {
-    // Harmless (a peer that cannot answer is skipped, and blobs are checked by digest) but useless across machines.
-    logger.warn({ advertise }, "the head is on another machine, but this node serves its blobs on a loopback address that other nodes cannot reach: give --listen 0.0.0.0:PORT (with --token) or --advertise HOST:PORT");
+  let advertise = o.advertise ?? advertisedAddress(blobServer.address);
+  if (!o.advertise && !LOOPBACK.has(parseAddress(headAddress, "--head").host) && LOOPBACK.has(parseAddress(advertise, "--advertise").host)) {
+    // Nodes on other machines would dial their own loopback (and show the token to whatever listens there): announce nothing.
+    logger.warn({ listen: blobServer.address }, "the head is on another machine but this node serves its blobs on loopback: it serves no peers (give --listen 0.0.0.0:PORT with a token or client certificates, or --advertise HOST:PORT)");
+    advertise = "";
   }
-  const peers = new PeerConnections({ token, ...peerTls });
+  // A peer that stops answering is given up on after 20 s per read (a minute for a whole tree): the head covers.
+  const peers = new PeerConnections({ token, ...peerTls, readTimeoutMs: 20_000 });
   // A context the node holds (almost) nothing of comes as one tar stream from the head, not blob by blob.
   const provisioner = new TarProvisioner({ local, source: conn.blobs });
   const executor = new LocalExecutor({ store, workDir: join(dataDir, "work"), workerName: identity.name, logger, provisioner });

@@ -29,6 +29,8 @@ export interface ConnectOptions {
   tlsKey?: Buffer;
   /** A short-lived client (one build): its blob store remembers what the head holds instead of asking again. */
   shortLived?: boolean;
+  /** A deadline on each blob read (see GrpcBlobStoreOptions.readTimeoutMs): for peers, which may stop answering. */
+  readTimeoutMs?: number;
 }
 
 export function connectFarm(address: string, options: ConnectOptions = {}): FarmConnection {
@@ -47,7 +49,7 @@ export function connectFarm(address: string, options: ConnectOptions = {}): Farm
   const buildsClient = new BuildsClient(address, credentials, clientOptions);
   return {
     address,
-    blobs: new GrpcBlobStore({ client: blobsClient, address, rememberPresent: options.shortLived }),
+    blobs: new GrpcBlobStore({ client: blobsClient, address, rememberPresent: options.shortLived, readTimeoutMs: options.readTimeoutMs }),
     nodeControl: new GrpcNodeControl(nodeClient, address),
     builds: new GrpcBuilds(buildsClient, address),
     waitForReady: (ms, o = {}) =>

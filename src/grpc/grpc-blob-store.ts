@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { createReadStream } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { dirname, join, basename } from "node:path";
-import type * as grpc from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
 import { CorruptBlobError, type Digest, EMPTY_DIGEST, OrionError, Status, digestKey, digestOf, digestOfFile, sameDigest } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
 import type { BatchReadBlobsResponse, BatchUpdateBlobsResponse, BlobsClient, FindMissingBlobsResponse } from "../gen/orion/v1/blobs.js";
@@ -18,6 +18,11 @@ export interface GrpcBlobStoreOptions {
   address: string;
   /** Remember which blobs the remote holds for this store's lifetime (a build's client; not a long-lived daemon). */
   rememberPresent?: boolean;
+  /**
+   * A deadline for each read (a batch, a blob stream; a tree's tar stream gets three times as long): a peer
+   * that stops answering is given up on, and the caller turns elsewhere. Absent: no deadline but the tree's.
+   */
+  readTimeoutMs?: number;
 }
 
 /** A whole tree's tar stream may take a while on a slow link, but not forever. */
@@ -54,6 +59,7 @@ export class GrpcBlobStore implements BlobStore {
    */
   private readonly present = new Set<string>();
   private readonly remember: boolean;
+  private readonly readTimeoutMs?: number;
   private puts: PendingPut[] = [];
   private gets: PendingGet[] = [];
   private flushScheduled = false;
@@ -62,6 +68,12 @@ export class GrpcBlobStore implements BlobStore {
     this.client = o.client;
     this.address = o.address;
     this.remember = o.rememberPresent ?? false;
+    this.readTimeoutMs = o.readTimeoutMs;
+  }
+
+  /** Call options carrying the read deadline, when there is one. */
+  private readOptions(factor = 1): grpc.CallOptions {
+    return this.readTimeoutMs ? { deadline: Date.now() + factor * this.readTimeoutMs } : {};
   }
 
   async findMissing(digests: readonly Digest[]): Promise<Digest[]> {
@@ -139,7 +151,7 @@ export class GrpcBlobStore implements BlobStore {
    * early cancels the call. The bytes are not checked here: the extractor checks each file against its digest.
    */
   async *readTreeTar(root: Digest): AsyncGenerator<Buffer> {
-    const call = this.client.readTree({ rootDigest: root }, { deadline: Date.now() + TREE_DEADLINE_MS });
+    const call = this.client.readTree({ rootDigest: root }, { deadline: Date.now() + (this.readTimeoutMs ? 3 * this.readTimeoutMs : TREE_DEADLINE_MS) });
     let ended = false;
     try {
       for await (const chunk of call as AsyncIterable<{ data: Buffer }>) yield chunk.data;
@@ -212,7 +224,7 @@ export class GrpcBlobStore implements BlobStore {
   private async flushGets(batch: PendingGet[]): Promise<void> {
     try {
       const digests = batch.map((g) => g.digest);
-      const res = await rpc<BatchReadBlobsResponse>((cb) => this.client.batchReadBlobs({ digests }, cb), this.address, "BatchReadBlobs");
+      const res = await rpc<BatchReadBlobsResponse>((cb) => this.client.batchReadBlobs({ digests }, new grpc.Metadata(), this.readOptions(), cb), this.address, "BatchReadBlobs");
       const byKey = new Map(res.responses.map((r) => [r.digest ? digestKey(r.digest) : "", r]));
       for (const g of batch) {
         const r = byKey.get(digestKey(g.digest));
@@ -237,7 +249,7 @@ export class GrpcBlobStore implements BlobStore {
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
-      const stream = this.client.readBlob({ digest, offset: 0 });
+      const stream = this.client.readBlob({ digest, offset: 0 }, this.readOptions());
       stream.on("data", (c: { offset: number; data: Buffer }) => {
         if (c.offset !== size || size + c.data.length > digest.sizeBytes) {
           stream.cancel();

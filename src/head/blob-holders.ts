@@ -24,16 +24,26 @@ export class BlobHolders {
     }
   }
 
-  /** Bytes of `digests` (each distinct blob once) that `nodeId` reported holding. */
-  bytesHeld(nodeId: string, digests: readonly Digest[]): number {
-    let n = 0;
+  /** For each node holding some of `digests` (each distinct blob once), the bytes it holds: one pass over the digests. */
+  bytesByNode(digests: readonly Digest[]): Map<string, number> {
+    const out = new Map<string, number>();
     const seen = new Set<string>();
     for (const d of digests) {
       if (seen.has(d.hash)) continue;
       seen.add(d.hash);
-      if (this.byHash.get(d.hash)?.includes(nodeId)) n += d.sizeBytes;
+      for (const node of this.byHash.get(d.hash) ?? []) out.set(node, (out.get(node) ?? 0) + d.sizeBytes);
     }
-    return n;
+    return out;
+  }
+
+  /** Forgets what a node held (it left, was evicted, or restarted with a store that may be empty). */
+  forget(nodeId: string): void {
+    for (const [hash, nodes] of this.byHash) {
+      const i = nodes.indexOf(nodeId);
+      if (i < 0) continue;
+      if (nodes.length === 1) this.byHash.delete(hash);
+      else nodes.splice(i, 1);
+    }
   }
 
   get size(): number {

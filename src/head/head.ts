@@ -246,6 +246,8 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
   /** Drops a node: its leases go back to the queue. */
   removeNode(nodeId: string, reason: string): void {
     if (!this.nodes.delete(nodeId)) return;
+    // Its name may come back on another machine, or with an emptied store: what it held is no longer known.
+    this.holders.forget(nodeId);
     const released = this.scheduler.releaseWorker(nodeId, reason);
     for (const leaseId of this.leaseOwners.keys()) if (!this.scheduler.isLive(leaseId)) this.leaseOwners.delete(leaseId);
     if (released) this.log.info({ node: nodeId, released }, "leases re-queued");
@@ -449,11 +451,16 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
   private peersFor(self: NodeRecord, p: Prepared): PeerHint[] {
     const root = p.inputRoot.hash;
     if (self.contexts.has(root)) return [];
+    // Archives and links: who made their objects, in one pass over the inputs (not one per node).
+    const made = p.inputBlobs?.length ? this.holders.bytesByNode(p.inputBlobs) : undefined;
+    const now = this.opts.clock.now();
+    const quiet = (this.opts.nodeTtlMs ?? Infinity) / 2;
     const scored: { n: NodeRecord; bytes: number; whole: boolean }[] = [];
     for (const n of this.nodes.values()) {
-      if (n === self || !n.advertise) continue;
+      // A node gone quiet may be on its way out: not worth a round trip.
+      if (n === self || !n.advertise || now - n.lastSeen > quiet) continue;
       const whole = n.contexts.has(root);
-      const bytes = whole ? Number.MAX_SAFE_INTEGER : p.inputBlobs ? this.holders.bytesHeld(n.id, p.inputBlobs) : 0;
+      const bytes = whole ? Number.MAX_SAFE_INTEGER : (made?.get(n.id) ?? 0);
       if (bytes > 0) scored.push({ n, bytes, whole });
     }
     scored.sort((a, b) => b.bytes - a.bytes);

@@ -2,6 +2,7 @@
 // 127.0.0.1:0 over their own stores; the fetcher asks them in the order its lease named them. A peer
 // sending bad bytes is refused (nothing corrupt stored) and skipped; what no peer has is left for the head.
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -12,7 +13,7 @@ import type { InputTree } from "../exec/index.js";
 import { Directory } from "../gen/orion/v1/remote_execution.js";
 import { connectFarm, startPeerBlobServer } from "../grpc/index.js";
 import { CHUNK_BYTES } from "../grpc/limits.js";
-import { buildTree, type TreeEntry } from "../merkle/index.js";
+import { buildTree, TAR_MAX_FILE_BYTES, type TreeEntry } from "../merkle/index.js";
 import { PeerFetcher } from "./peer-fetch.js";
 
 let dir: string;
@@ -45,7 +46,7 @@ async function servePeer(store: BlobStore): Promise<string> {
 }
 
 /** Twelve files (one bigger than a chunk) put into every store given; the tree as a node flattens it. */
-async function makeTree(into: BlobStore[], seed = 0): Promise<{ root: Digest; tree: InputTree }> {
+async function makeTree(into: BlobStore[], seed = 0, huge = false): Promise<{ root: Digest; tree: InputTree }> {
   const files = new Map<string, TreeEntry>();
   const put = async (data: Buffer) => {
     let d: Digest | undefined;
@@ -54,12 +55,14 @@ async function makeTree(into: BlobStore[], seed = 0): Promise<{ root: Digest; tr
   };
   for (let i = 0; i < 11; i++) files.set(`obj/f${i}.o`, { digest: await put(Buffer.from(`object ${seed}.${i} ${"y".repeat(300 + i)}`)), executable: false });
   files.set("obj/big.o", { digest: await put(Buffer.alloc(CHUNK_BYTES + 999, 3 + seed)), executable: false });
+  // Too big for a tar stream: it travels as its own blob stream.
+  if (huge) files.set("obj/huge.o", { digest: await put(Buffer.alloc(TAR_MAX_FILE_BYTES + 1, 5)), executable: false });
   const t = buildTree(files);
   for (const m of t.directories.values()) for (const s of into) await s.put(Directory.encode(m).finish());
   return { root: t.root, tree: { dirs: ["obj"], files: [...files].map(([path, f]) => ({ path, ...f })), symlinks: [] } };
 }
 
-function fetcher(trees: InputTree | Map<string, InputTree>, now = () => 0): PeerFetcher {
+function fetcher(trees: InputTree | Map<string, InputTree>, now = () => 0, readTimeoutMs?: number): PeerFetcher {
   const conns = new Map<string, ReturnType<typeof connectFarm>>();
   return new PeerFetcher({
     local,
@@ -67,7 +70,7 @@ function fetcher(trees: InputTree | Map<string, InputTree>, now = () => 0): Peer
     connect: (address) => {
       let c = conns.get(address);
       if (!c) {
-        c = connectFarm(address);
+        c = connectFarm(address, { readTimeoutMs });
         conns.set(address, c);
         cleanups.push(() => c!.close());
       }
@@ -134,6 +137,34 @@ describe("PeerFetcher against real peer blob servers", () => {
     await f.fetch(root, [{ nodeId: "gone", address: "127.0.0.1:1", holdsRoot: true }]);
     expect(f.stats).toMatchObject({ blobs: 0, failures: 1 });
     expect(await missingFrom(tree)).toBe(12);
+  });
+
+  it("after a tar stream, reads singly from the same peer what the stream leaves out (a file too big for it)", async () => {
+    const holder = peerStore();
+    const { root, tree } = await makeTree([holder], 2, true);
+    const f = fetcher(tree);
+    await f.fetch(root, [{ nodeId: "a", address: await servePeer(holder), holdsRoot: true }]);
+    expect(f.stats).toMatchObject({ treeStreams: 1, blobs: 13, failures: 0 });
+    expect(await missingFrom(tree)).toBe(0);
+  });
+
+  it("gives up on a peer that accepts the connection but never answers, within its read deadline", async () => {
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((s) => sockets.push(s)); // takes the TCP connection, says nothing
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    cleanups.push(() => {
+      for (const s of sockets) s.destroy();
+      silent.close();
+    });
+    const address = `127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+    const { root, tree } = await makeTree([peerStore()]);
+    for (const holdsRoot of [false, true]) {
+      const f = fetcher(tree, () => 0, 300);
+      const started = Date.now();
+      await f.fetch(root, [{ nodeId: "mute", address, holdsRoot }]);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(f.stats).toMatchObject({ blobs: 0, failures: 1 });
+    }
   });
 
   it("serves reads only: a peer refuses uploads with PERMISSION_DENIED", async () => {

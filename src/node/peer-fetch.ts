@@ -24,6 +24,8 @@ export interface PeerFetcherOptions {
   logger: Logger;
   /** A peer that failed is left alone this long (default 30 s). */
   backoffMs?: number;
+  /** Time spent on peers per input root before the rest is left to the head (default 60 s; each read has its own deadline too). */
+  budgetMs?: number;
   now?: () => number;
 }
 
@@ -38,6 +40,13 @@ export interface PeerFetchStats {
   failures: number;
   /** Blobs refused because their bytes did not match their digest. */
   refused: number;
+}
+
+/** The node's own store failed to take a blob (a full disk): not the peer's fault. */
+class LocalStoreFailure extends Error {
+  constructor(readonly cause: unknown) {
+    super(errorMessage(cause));
+  }
 }
 
 /** Bytes held in memory per round of single-blob reads from one peer. */
@@ -85,10 +94,13 @@ export class PeerFetcher {
     }
     let missing = await this.o.local.findMissing([...blobs.values()]);
     if (!missing.length) return;
+    // Peers are a shortcut, not a place to wait: past the budget, whatever is missing comes from the head.
+    const deadline = this.now() + (this.o.budgetMs ?? 60_000);
+    const overdue = () => this.now() > deadline;
     const before = { blobs: this.stats.blobs, bytes: this.stats.bytes };
     const asked: string[] = [];
     for (const peer of usable) {
-      if (!missing.length) break;
+      if (!missing.length || overdue()) break;
       asked.push(peer.nodeId || peer.address);
       const source = this.o.connect(peer.address);
       const missingBytes = missing.reduce((n, d) => n + d.sizeBytes, 0);
@@ -99,10 +111,16 @@ export class PeerFetcher {
           this.stats.treeStreams++;
           this.stats.blobs += r.files;
           this.stats.bytes += r.bytes;
-        } else {
-          await this.readBlobs(source, missing);
+          // A tar stream leaves out files too big for it, and what a peer still materializing lacks: ask for those singly.
+          missing = await this.o.local.findMissing(missing);
         }
+        await this.readBlobs(source, missing, overdue);
       } catch (err) {
+        if (err instanceof LocalStoreFailure) {
+          // Our store, not the peer, is in trouble: the head's path will say so too.
+          log.warn({ err: errorMessage(err.cause) }, "could not store inputs from a peer; the head sends them");
+          break;
+        }
         this.stats.failures++;
         // Single reads count their refusals themselves; a tar stream stops at the first bad file.
         if (wholeTree && err instanceof CorruptBlobError) this.stats.refused++;
@@ -112,14 +130,14 @@ export class PeerFetcher {
       missing = await this.o.local.findMissing(missing);
     }
     const got = this.stats.blobs - before.blobs;
-    if (got || missing.length) {
-      log.info({ root: root.hash, peers: asked, blobs: got, bytes: this.stats.bytes - before.bytes, fromHead: missing.length }, "inputs fetched from peers");
-    }
+    const fields = { root: root.hash, peers: asked, blobs: got, bytes: this.stats.bytes - before.bytes, fromHead: missing.length };
+    if (got) log.info(fields, "inputs fetched from peers");
+    else log.info(fields, "no inputs from peers; the head sends them");
   }
 
-  /** Reads `missing` from one peer in rounds of bounded size; blobs it lacks are left for the next source. */
-  private async readBlobs(source: PeerSource, missing: readonly Digest[]): Promise<void> {
-    for (let i = 0; i < missing.length; ) {
+  /** Reads `missing` from one peer in rounds of bounded size (until `overdue`); blobs it lacks are left for the next source. */
+  private async readBlobs(source: PeerSource, missing: readonly Digest[], overdue: () => boolean): Promise<void> {
+    for (let i = 0; i < missing.length && !overdue(); ) {
       const round: Digest[] = [];
       let bytes = 0;
       while (i < missing.length && (round.length === 0 || bytes + missing[i]!.sizeBytes <= ROUND_BYTES)) {
@@ -131,7 +149,9 @@ export class PeerFetcher {
         round.map(async (d) => {
           const data = await source.get(d);
           if (!data) return;
-          await this.o.local.put(data, d);
+          await this.o.local.put(data, d).catch((err: unknown) => {
+            throw new LocalStoreFailure(err);
+          });
           this.stats.blobs++;
           this.stats.bytes += data.length;
         }),
@@ -139,7 +159,7 @@ export class PeerFetcher {
       const failures = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected").map((s) => s.reason as unknown);
       const corrupt = failures.filter((e) => e instanceof CorruptBlobError);
       this.stats.refused += corrupt.length;
-      if (failures.length) throw corrupt[0] ?? failures[0];
+      if (failures.length) throw failures.find((e) => e instanceof LocalStoreFailure) ?? corrupt[0] ?? failures[0];
     }
   }
 }
