@@ -106,7 +106,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
 
   constructor(private readonly opts: HeadOptions) {
     this.log = opts.logger.child({ module: "head" });
-    this.deps = { store: opts.store, cache: opts.cache, externalDigest: opts.externalDigest };
+    this.deps = { store: opts.store, cache: opts.cache, externalDigest: opts.externalDigest, pruneMemo: new Map() };
     this.scheduler = new Scheduler<Payload>({
       clock: opts.clock,
       ids: opts.ids,
@@ -432,7 +432,8 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
   }
 
   private contextByHash(hash: string): ContextIndex | undefined {
-    for (const c of this.contexts.values()) if (c.root.hash === hash) return c;
+    // Compiles run in a context's compile root (the context without objects and archives): either names it.
+    for (const c of this.contexts.values()) if (c.root.hash === hash || c.compileRootHash === hash) return c;
     return undefined;
   }
 

@@ -226,14 +226,7 @@ export async function loadTree(store: BlobStore, root: Digest): Promise<LoadedTr
     const key = digestKey(digest);
     const known = directories.get(key);
     if (known) return known;
-    const bytes = await store.get(digest);
-    if (!bytes) throw new OrionError(`directory ${key} is missing from the store`, { code: Status.NOT_FOUND });
-    let message: Directory;
-    try {
-      message = Directory.decode(bytes);
-    } catch (err) {
-      throw new CorruptBlobError(`directory ${key} does not decode: ${errorMessage(err)}`);
-    }
+    const message = await readDirectory(store, digest);
     directories.set(key, message);
     return message;
   };
@@ -269,6 +262,17 @@ export async function loadTree(store: BlobStore, root: Digest): Promise<LoadedTr
     level = nextLevel;
   }
   return { root, directories, dirDigests, files, symlinks };
+}
+
+/** One Directory blob from the store: NOT_FOUND when it is missing, a CorruptBlobError when it does not decode. */
+export async function readDirectory(store: BlobStore, digest: Digest): Promise<Directory> {
+  const bytes = await store.get(digest);
+  if (!bytes) throw new OrionError(`directory ${digestKey(digest)} is missing from the store`, { code: Status.NOT_FOUND });
+  try {
+    return Directory.decode(bytes);
+  } catch (err) {
+    throw new CorruptBlobError(`directory ${digestKey(digest)} does not decode: ${errorMessage(err)}`);
+  }
 }
 
 /** Uploads the blobs of `tree` that `store` lacks; file bytes are read from `root`. */
