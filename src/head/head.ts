@@ -14,7 +14,7 @@ import {
 } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
 import type { ActionCache } from "../cache/index.js";
-import { loadTree } from "../merkle/index.js";
+import { type DirectoryCache, loadTree } from "../merkle/index.js";
 import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
 import type {
   GetStatusResponse,
@@ -95,6 +95,8 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
   private readonly builds = new Map<string, HeadBuild>();
   private readonly nodes = new Map<string, NodeRecord>();
   private readonly contexts = new Map<string, ContextIndex>();
+  /** Directory messages of contexts loaded from the store: each host step's new context re-reads only what it changed. */
+  private readonly directories: DirectoryCache = new Map();
   /** Leases in flight → their build and task (for reports). */
   private readonly leaseOwners = new Map<string, { build: HeadBuild; task: Task<Payload> }>();
   /** Workers waiting in a long-poll lease, woken when work appears. */
@@ -470,7 +472,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
     const key = digestKey(root);
     let ctx = this.contexts.get(key);
     if (!ctx) {
-      const files: ReadonlyMap<string, ContextEntry> = upload?.files ?? (await loadTree(this.opts.store, root)).files;
+      const files: ReadonlyMap<string, ContextEntry> = upload?.files ?? (await loadTree(this.opts.store, root, { cache: this.directories })).files;
       ctx = new ContextIndex(root, files);
       this.contexts.set(key, ctx);
       // A handful of recent contexts is plenty: builds move forward.

@@ -6,6 +6,7 @@ export {
   loadTree,
   uploadTree,
   type BuildTreeExtras,
+  type DirectoryCache,
   type HashTreeOptions,
   type HashedTree,
   type LoadedTree,

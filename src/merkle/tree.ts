@@ -213,21 +213,36 @@ export interface LoadedTree extends MerkleTree {
 }
 
 /**
+ * Decoded Directory messages by digest key, kept by a caller that loads one tree after another (the head, a context
+ * per host step): a Directory never changes, so a new tree costs reads only for the directories that changed.
+ * Names are checked on every load, cached or not.
+ */
+export type DirectoryCache = Map<string, Directory>;
+/** Past this many directories a cache starts afresh. */
+const MAX_DIRECTORY_CACHE = 20_000;
+
+/**
  * Reads a tree back from `store`. Names are checked, because a node materializes these paths: a name such as
  * ".." or "a/b" in a hostile or broken Directory must not escape the sandbox.
  */
-export async function loadTree(store: BlobStore, root: Digest): Promise<LoadedTree> {
+export async function loadTree(store: BlobStore, root: Digest, options: { cache?: DirectoryCache } = {}): Promise<LoadedTree> {
   const directories = new Map<string, Directory>();
+  const cache = options.cache;
+  if (cache && cache.size > MAX_DIRECTORY_CACHE) cache.clear();
   const dirDigests = new Map<string, Digest>();
   const files = new Map<string, TreeEntry>();
   const symlinks = new Map<string, string>();
 
   const fetch = async (digest: Digest): Promise<Directory> => {
     const key = digestKey(digest);
-    const known = directories.get(key);
-    if (known) return known;
+    const known = directories.get(key) ?? cache?.get(key);
+    if (known) {
+      directories.set(key, known);
+      return known;
+    }
     const message = await readDirectory(store, digest);
     directories.set(key, message);
+    cache?.set(key, message);
     return message;
   };
   const checkName = (name: string, parent: string): void => {
