@@ -127,9 +127,12 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
         let ok = false;
         let upload: ContextUpload | undefined;
         let restored = false;
+        /** Where this step's time goes on the client (debug log): waiting for outputs, hashing, the step, the re-hash and upload. */
+        const t = { start: performance.now(), flushed: 0, hashed: 0, ran: 0, uploaded: 0 };
         try {
           const quiet = printsOnly.has(lease.actionId);
           if (!quiet) await writer.flush();
+          t.flushed = performance.now();
           // What the writer had queued (and, after the flush, written) before this hash: later writes are newer than it.
           const queuedNow = writer.queued;
           if (!quiet && queuedNow !== treeAtWrites) {
@@ -137,6 +140,7 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
             tree = (await hashContext(root, o, known, false)).tree;
             treeAtWrites = queuedNow;
           }
+          t.hashed = performance.now();
           if (!runner) {
             const { HostStepRunner } = await import("../steps/host-runner.js"); // host steps are rare: load it when one runs
             runner = new HostStepRunner({
@@ -156,6 +160,7 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
           );
           ok = r.ok;
           restored = r.restored;
+          t.ran = performance.now();
           if (!ok) hostFailure = true;
           if (!ok && !r.canceled) o.diagnostics(`orion: host step failed (exit ${r.exitCode ?? r.signal}): ${byId.get(lease.actionId)?.shell ?? lease.argv.join(" ")}\n`);
           if (!quiet) {
@@ -164,12 +169,28 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
             upload = after.upload;
             tree = after.tree;
             treeAtWrites = queuedNow;
+            t.uploaded = performance.now();
           }
         } catch (err) {
           hostFailure = true;
           o.diagnostics(`orion: host step could not run: ${errorMessage(err)}\n`);
         }
+        const reportStart = performance.now();
         await o.head.reportHostStep(buildId, lease.leaseId, ok, upload, restored);
+        const ms = (a: number, b: number) => (a && b ? Math.round(b - a) : undefined);
+        log.debug(
+          {
+            action: lease.actionId,
+            restored,
+            flushMs: ms(t.start, t.flushed),
+            hashMs: ms(t.flushed, t.hashed),
+            runMs: ms(t.hashed, t.ran),
+            uploadMs: ms(t.ran, t.uploaded),
+            reportMs: Math.round(performance.now() - reportStart),
+            root: upload?.root.hash.slice(0, 12),
+          },
+          "host step done",
+        );
       }
     }
   })();

@@ -12,6 +12,10 @@ export class ContextIndex {
   private blobs?: Map<string, number>;
   /** Other context's root hash → bytes shared with it (contexts never change, so neither does this). */
   private readonly shared = new Map<string, number>();
+  /** The compile input root (this tree without objects and archives), made once on first use; undefined until then. */
+  private compile?: Promise<Digest>;
+  /** Its hash once made, so placement can name this context by either root. */
+  compileRootHash?: string;
 
   constructor(
     readonly root: Digest,
@@ -21,6 +25,21 @@ export class ContextIndex {
 
   file(path: string): ContextEntry | undefined {
     return this.files.get(path);
+  }
+
+  /** The compile input root, derived by `make` the first time it is asked for (a failure is not remembered). */
+  compileRoot(make: () => Promise<Digest>): Promise<Digest> {
+    if (!this.compile) {
+      const p = make();
+      this.compile = p;
+      p.then(
+        (d) => (this.compileRootHash = d.hash),
+        () => {
+          if (this.compile === p) this.compile = undefined;
+        },
+      );
+    }
+    return this.compile;
   }
 
   /** Bytes of this context's distinct blobs that `other` holds too: what a node holding `other` need not fetch. */

@@ -14,7 +14,7 @@ import {
 } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
 import type { ActionCache } from "../cache/index.js";
-import { loadTree } from "../merkle/index.js";
+import { type DirectoryCache, loadTree } from "../merkle/index.js";
 import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
 import type {
   GetStatusResponse,
@@ -102,6 +102,8 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
   private readonly contexts = new Map<string, ContextIndex>();
   /** Outputs each node reported: it holds them in its store and serves them to peers. */
   private readonly holders = new BlobHolders();
+  /** Directory messages of contexts loaded from the store: each host step's new context re-reads only what it changed. */
+  private readonly directories: DirectoryCache = new Map();
   /** Leases in flight → their build and task (for reports). */
   private readonly leaseOwners = new Map<string, { build: HeadBuild; task: Task<Payload> }>();
   /** Workers waiting in a long-poll lease, woken when work appears. */
@@ -113,7 +115,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
 
   constructor(private readonly opts: HeadOptions) {
     this.log = opts.logger.child({ module: "head" });
-    this.deps = { store: opts.store, cache: opts.cache, externalDigest: opts.externalDigest };
+    this.deps = { store: opts.store, cache: opts.cache, externalDigest: opts.externalDigest, pruneMemo: new Map() };
     this.scheduler = new Scheduler<Payload>({
       clock: opts.clock,
       ids: opts.ids,
@@ -468,7 +470,8 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
   }
 
   private contextByHash(hash: string): ContextIndex | undefined {
-    for (const c of this.contexts.values()) if (c.root.hash === hash) return c;
+    // Compiles run in a context's compile root (the context without objects and archives): either names it.
+    for (const c of this.contexts.values()) if (c.root.hash === hash || c.compileRootHash === hash) return c;
     return undefined;
   }
 
@@ -505,7 +508,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
     const key = digestKey(root);
     let ctx = this.contexts.get(key);
     if (!ctx) {
-      const files: ReadonlyMap<string, ContextEntry> = upload?.files ?? (await loadTree(this.opts.store, root)).files;
+      const files: ReadonlyMap<string, ContextEntry> = upload?.files ?? (await loadTree(this.opts.store, root, { cache: this.directories })).files;
       ctx = new ContextIndex(root, files);
       this.contexts.set(key, ctx);
       // A handful of recent contexts is plenty: builds move forward.

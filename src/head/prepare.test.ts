@@ -4,6 +4,8 @@ import * as os from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { digestOf } from "../core/index.js";
+import { buildTree, loadTree } from "../merkle/index.js";
+import { Directory } from "../gen/orion/v1/remote_execution.js";
 import { type BlobStore, createBlobStore } from "../cas/index.js";
 import { SqliteActionCache } from "../cache/index.js";
 import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
@@ -88,4 +90,35 @@ describe("prepareAction / recordResult for compiles", () => {
       expect(again.cached?.outputFiles.map((f) => f.path)).toEqual(["net.o"]);
     });
   }
+});
+
+describe("a compile's input root", () => {
+  it("is the context without objects and archives, made once per context, keyed as before", async () => {
+    const files = new Map([
+      ["deps/hiredis/net.c", { digest: digestOf('#include "net.h"\nint n(void) { return N; }\n'), executable: false }],
+      ["deps/hiredis/net.h", { digest: digestOf("#define N 1\n"), executable: false }],
+      ["deps/hiredis/net.o", { digest: digestOf("\x7fELF net"), executable: false }],
+      ["deps/jemalloc/lib/libjemalloc.a", { digest: digestOf("!<arch>"), executable: false }],
+    ]);
+    const tree = buildTree(files);
+    for (const d of tree.directories.values()) await store.put(Directory.encode(d).finish());
+    const ctx = new ContextIndex(tree.root, files);
+    const withObjects: BuildView = { projectRoot: PROJECT, context: ctx, produced: new Map(), noCache: false };
+    const deps = { store, cache, externalDigest: async () => undefined, pruneMemo: new Map() };
+    const argv = ["/usr/bin/cc", "-c", "net.c", "-o", "net.o"];
+    const p = await prepareAction(compile(argv), withObjects, deps);
+    expect(p.inputRoot).not.toEqual(tree.root);
+    expect(ctx.compileRootHash).toBe(p.inputRoot.hash);
+    const loaded = await loadTree(store, p.inputRoot);
+    expect([...loaded.files.keys()].sort()).toEqual(["deps/hiredis/net.c", "deps/hiredis/net.h"]);
+    expect(loaded.dirDigests.has("deps/jemalloc/lib")).toBe(true);
+    // The same key as against the fake tree of view(): the input root is not part of a compile's key.
+    expect(p.level1).toBe((await prepareAction(compile(argv), view(), deps)).level1);
+    expect((await prepareAction(compile(argv), withObjects, deps)).inputRoot).toEqual(p.inputRoot);
+  });
+
+  it("is the whole context when its tree cannot be read (the node then says what is missing, as before)", async () => {
+    const p = await prepareAction(compile(["/usr/bin/cc", "-c", "net.c"]), view(), { store, cache, externalDigest: async () => undefined });
+    expect(p.inputRoot).toEqual(digestOf("root"));
+  });
 });

@@ -19,7 +19,7 @@ import {
   resolveLibraries,
   shadowProbes,
 } from "../cache/index.js";
-import { buildTree } from "../merkle/index.js";
+import { buildTree, type PruneMemo, pruneTree } from "../merkle/index.js";
 import {
   Action,
   type ActionResult,
@@ -35,6 +35,8 @@ export interface PrepareDeps {
   cache: ActionCache;
   /** Digest of a file outside the project tree (a header under -I/opt/..., a system library); undefined when unreadable. */
   externalDigest(absPath: string): Promise<Digest | undefined>;
+  /** Remembers pruned directories across contexts (see compileInputRoot); absent: each context is pruned from scratch. */
+  pruneMemo?: PruneMemo;
 }
 
 /** What the head knows of one build while preparing its actions. */
@@ -92,7 +94,7 @@ export async function prepareAction(a: GraphAction, view: BuildView, deps: Prepa
   let cacheable = !view.noCache;
 
   if (a.kind === "compile") {
-    inputRoot = view.context.root;
+    inputRoot = await compileInputRoot(view, deps);
     // `cc -c x.c` writes x.o in its cwd: as cacheable as with `-o x.o` (the executor spells the -o out).
     const args = parseCompileArgs(a.arguments, { implicitOutput: true });
     source = args.sources[0] !== undefined ? toTreePath(view.projectRoot, a.cwd, args.sources[0]) : undefined;
@@ -160,6 +162,24 @@ export async function prepareAction(a: GraphAction, view: BuildView, deps: Prepa
   const prepared: Prepared = { command, action, actionDigest: digestOfMessage(Action, action), inputRoot, level1, searchDirs, source, key, inputBlobs };
   if (cacheable) prepared.cached = await lookup(prepared, view, deps);
   return prepared;
+}
+
+/**
+ * Files a compile never reads: objects and archives (as `orion cc`'s farm context leaves out). A build writes them into
+ * its tree — jemalloc's make leaves ~65 MB of them in Redis's — and every node would otherwise fetch and link them all
+ * into each new context before its first compile there.
+ */
+export function compileNeverReads(name: string): boolean {
+  return name.endsWith(".o") || name.endsWith(".a");
+}
+
+/**
+ * A compile's input root: the build's source context without what a compile never reads. Made once per context. Keys
+ * do not change: a compile is keyed by its source, headers and argv, never by its input root.
+ */
+export function compileInputRoot(view: BuildView, deps: PrepareDeps): Promise<Digest> {
+  // A tree that cannot be read here (a Directory blob missing) is left whole: the node then reports what it lacks, as before.
+  return view.context.compileRoot(() => pruneTree(deps.store, view.context.root, compileNeverReads, deps.pruneMemo).catch(() => view.context.root));
 }
 
 async function lookup(p: Prepared, view: BuildView, deps: PrepareDeps): Promise<ActionResult | undefined> {

@@ -6,11 +6,13 @@ export {
   loadTree,
   uploadTree,
   type BuildTreeExtras,
+  type DirectoryCache,
   type HashTreeOptions,
   type HashedTree,
   type LoadedTree,
   type MerkleTree,
   type TreeEntry,
 } from "./tree.js";
+export { pruneTree, type PruneMemo } from "./tree-prune.js";
 export { DirListings, type DirState, type ProbeSession } from "./dir-listing.js";
 export { extractTreeTar, packTreeTar, TAR_MAX_FILE_BYTES, type TarExtractOptions, type TarExtractStats } from "./tree-tar.js";

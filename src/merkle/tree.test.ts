@@ -216,6 +216,27 @@ describe("uploadTree and loadTree", () => {
     expect(loaded.dirDigests).toEqual(t.dirDigests);
   });
 
+  it("with a directory cache, read only the directories a later tree changed, giving the same tree", async () => {
+    const sources: [string, TreeEntry][] = [
+      ["src/a.c", { digest: digestOf("a"), executable: false }],
+      ["deps/lua/src/l.c", { digest: digestOf("l"), executable: false }],
+      ["deps/lua/doc/x.html", { digest: digestOf("x"), executable: false }],
+    ];
+    const first = buildTree(sources);
+    const next = buildTree([...sources, ["src/.make-settings", { digest: digestOf("STD=c11"), executable: false }]]);
+    for (const t of [first, next]) for (const d of t.directories.values()) await store.put(Directory.encode(d).finish());
+    let gets = 0;
+    const counted = Object.create(store) as BlobStore;
+    counted.get = (d) => (gets++, store.get(d));
+    const cache = new Map<string, Directory>();
+    await loadTree(counted, first.root, { cache });
+    expect(gets).toBe(first.directories.size);
+    gets = 0;
+    const loaded = await loadTree(counted, next.root, { cache });
+    expect(gets).toBe(2); // the root and src/
+    expect(loaded).toEqual(await loadTree(store, next.root));
+  });
+
   it("fail when a directory is missing or hostile", async () => {
     await expect(loadTree(store, digestOf("not there"))).rejects.toThrow(OrionError);
     const hostile: Directory = {

@@ -213,28 +213,36 @@ export interface LoadedTree extends MerkleTree {
 }
 
 /**
+ * Decoded Directory messages by digest key, kept by a caller that loads one tree after another (the head, a context
+ * per host step): a Directory never changes, so a new tree costs reads only for the directories that changed.
+ * Names are checked on every load, cached or not.
+ */
+export type DirectoryCache = Map<string, Directory>;
+/** Past this many directories a cache starts afresh. */
+const MAX_DIRECTORY_CACHE = 20_000;
+
+/**
  * Reads a tree back from `store`. Names are checked, because a node materializes these paths: a name such as
  * ".." or "a/b" in a hostile or broken Directory must not escape the sandbox.
  */
-export async function loadTree(store: BlobStore, root: Digest): Promise<LoadedTree> {
+export async function loadTree(store: BlobStore, root: Digest, options: { cache?: DirectoryCache } = {}): Promise<LoadedTree> {
   const directories = new Map<string, Directory>();
+  const cache = options.cache;
+  if (cache && cache.size > MAX_DIRECTORY_CACHE) cache.clear();
   const dirDigests = new Map<string, Digest>();
   const files = new Map<string, TreeEntry>();
   const symlinks = new Map<string, string>();
 
   const fetch = async (digest: Digest): Promise<Directory> => {
     const key = digestKey(digest);
-    const known = directories.get(key);
-    if (known) return known;
-    const bytes = await store.get(digest);
-    if (!bytes) throw new OrionError(`directory ${key} is missing from the store`, { code: Status.NOT_FOUND });
-    let message: Directory;
-    try {
-      message = Directory.decode(bytes);
-    } catch (err) {
-      throw new CorruptBlobError(`directory ${key} does not decode: ${errorMessage(err)}`);
+    const known = directories.get(key) ?? cache?.get(key);
+    if (known) {
+      directories.set(key, known);
+      return known;
     }
+    const message = await readDirectory(store, digest);
     directories.set(key, message);
+    cache?.set(key, message);
     return message;
   };
   const checkName = (name: string, parent: string): void => {
@@ -269,6 +277,17 @@ export async function loadTree(store: BlobStore, root: Digest): Promise<LoadedTr
     level = nextLevel;
   }
   return { root, directories, dirDigests, files, symlinks };
+}
+
+/** One Directory blob from the store: NOT_FOUND when it is missing, a CorruptBlobError when it does not decode. */
+export async function readDirectory(store: BlobStore, digest: Digest): Promise<Directory> {
+  const bytes = await store.get(digest);
+  if (!bytes) throw new OrionError(`directory ${digestKey(digest)} is missing from the store`, { code: Status.NOT_FOUND });
+  try {
+    return Directory.decode(bytes);
+  } catch (err) {
+    throw new CorruptBlobError(`directory ${digestKey(digest)} does not decode: ${errorMessage(err)}`);
+  }
 }
 
 /** Uploads the blobs of `tree` that `store` lacks; file bytes are read from `root`. */

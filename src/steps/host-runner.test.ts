@@ -118,6 +118,23 @@ describe.skipIf(!haveStrace)("HostStepRunner with the step cache", () => {
     expect(await run(`cat a.txt > ${outside}`)).toMatchObject({ restored: false });
   });
 
+  it("stores only the outputs the store lacks: a copy of a file it already holds is not sent again", async () => {
+    freshTree();
+    write("big.bin", "program bytes\n");
+    await store.put(Buffer.from("program bytes\n"));
+    const putFiles: string[] = [];
+    const putFile = store.putFile.bind(store);
+    store.putFile = (p, d) => (putFiles.push(path.relative(root, p)), putFile(p, d));
+    expect(await run("cp big.bin copy.bin; echo new > fresh.txt")).toMatchObject({ ok: true, restored: false });
+    expect(putFiles).toEqual(["fresh.txt"]);
+
+    rmSync(path.join(root, "copy.bin"));
+    rmSync(path.join(root, "fresh.txt"));
+    expect(await run("cp big.bin copy.bin; echo new > fresh.txt")).toMatchObject({ ok: true, restored: true });
+    expect(read("copy.bin")).toBe("program bytes\n");
+    expect(read("fresh.txt")).toBe("new\n");
+  });
+
   it("runs the step when a blob it would restore is gone from the store", async () => {
     freshTree();
     await run(STEP);

@@ -297,6 +297,8 @@ export async function recordStep(
   }
 
   const outputs: StepOutput[] = [];
+  /** Files to store: only those the store lacks are copied into it, after every output has been looked at. */
+  const files: { abs: string; digest: Digest }[] = [];
   for (const abs of [...touched].sort()) {
     const rel = before.rel(abs);
     let st: BigIntStats | undefined;
@@ -320,10 +322,14 @@ export async function recordStep(
     }
     else if (st.isFile()) {
       const d = await deps.statCache.digestOf(abs, st);
-      await deps.store.putFile(abs, d);
+      files.push({ abs, digest: d });
       outputs.push({ p: rel, t: "f", d: digestKey(d), m: Number(st.mode & 0o7777n) });
     } else return { uncacheable: `it leaves ${abs}, neither a file, a directory nor a symlink` };
   }
+  // A step that copies a file (install, cp) leaves bytes the store often holds already: over a farm's gRPC store each
+  // putFile would send them all again (Redis's three installs of redis-server, 12 MB each).
+  const missing = new Set((await deps.store.findMissing(files.map((f) => f.digest))).map(digestKey));
+  for (const f of files) if (missing.has(digestKey(f.digest))) await deps.store.putFile(f.abs, f.digest);
   let log: string | undefined;
   if (extra.log && extra.log.length) log = digestKey(await deps.store.put(extra.log));
   keyed.sort((x, y) => (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0));
