@@ -247,3 +247,30 @@ describe("Head peer hints (P2P)", () => {
     expect(link!.peers).toEqual([{ nodeId: "holder", address: "127.0.0.1:7001", holdsRoot: false }]);
   });
 });
+
+describe("Head warm-up of compile contexts", () => {
+  it("names a running build's compile root to an idle node that lacks it, once, and never to one holding it", async () => {
+    await head.register(reg("idle", "i"));
+    await head.register(reg("holder", "h"));
+    const root = fake("w", 100);
+    const act = (id: string, extra: Partial<GraphAction>): GraphAction => ({
+      id, kind: "compile", label: id, arguments: ["/usr/bin/gcc", "-c", "x.c", "-o", "x.o"], cwd: "", inputs: [], outputs: [], deps: [], host: false, toolchain: "d-gcc", environmentVariables: [], shell: "", ...extra,
+    });
+    // The compile waits for a host step (the client's), so no node has work: only the root to warm.
+    await head.submitBuild(
+      { contextRoot: root, actions: [act("gen", { kind: "other", host: true, arguments: ["./gen.sh"] }), act("cc", { deps: ["gen"] })], noCache: true, retries: 0, jobs: 0, token: "", projectRoot: "/p" },
+      { root, files: new Map([["x.c", { digest: fake("xc", 10), executable: false }]]) },
+    );
+    const lease = (nodeId: string, contextHashes: string[]) => head.lease({ nodeId, maxActions: 1, waitMs: 0, contextHashes });
+    let warm: string[] = [];
+    const deadline = Date.now() + 5_000;
+    while (!warm.length && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 5));
+      warm = (await lease("idle", [])).warm.map((w) => w.root!.hash);
+    }
+    // The tree is not in the store here, so the compile root is the context itself.
+    expect(warm).toEqual([root.hash]);
+    expect((await lease("idle", [])).warm).toEqual([]);
+    expect((await lease("holder", [root.hash])).warm).toEqual([]);
+  });
+});

@@ -36,7 +36,7 @@ import type { BuildsApi, ContextUpload, FarmStatusApi, HostStepLease, NodeContro
 import { BlobHolders } from "./blob-holders.js";
 import { type ContextEntry, ContextIndex } from "./context-index.js";
 import type { DurationHistory } from "./durations.js";
-import { type BuildView, type Prepared, type PrepareDeps, prepareAction, recordResult } from "./prepare.js";
+import { type BuildView, compileInputRoot, type Prepared, type PrepareDeps, prepareAction, recordResult } from "./prepare.js";
 
 export interface HeadOptions {
   store: BlobStore;
@@ -71,6 +71,8 @@ interface NodeRecord {
   lastSeen: number;
   /** Hashes of the input roots it holds, as its last lease or heartbeat said. */
   contexts: ReadonlySet<string>;
+  /** Input roots already named to it to warm up (never twice, so a root it cannot make is not a loop). */
+  warmed: Set<string>;
   worker: Worker<Payload>;
 }
 
@@ -86,6 +88,10 @@ interface HeadBuild {
   events: BuildEvent[];
   listeners: Set<(e: BuildEvent) => void>;
   hostWorker: Worker<Payload>;
+  /** The compile root of its current context, once derived, while it has compiles to run: nodes may warm it up. */
+  warmRoot?: Digest;
+  /** Toolchain digests of its compiles: only a node that can run one warms its root up. */
+  compileToolchains: Set<string>;
   finished: boolean;
   startedAt?: number;
 }
@@ -152,6 +158,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
       anyToolchain,
       lastSeen: this.opts.clock.now(),
       contexts: new Set(),
+      warmed: new Set(),
       worker: {
         name: id,
         accepts: (t) => {
@@ -191,10 +198,15 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
     const leases = await this.waitFor(
       () => (this.nodes.get(req.nodeId) === node ? this.scheduler.lease(node.worker, Math.max(1, req.maxActions)) : []),
       req.waitMs,
-      () => this.nodes.get(req.nodeId) !== node,
+      // A root to warm up ends the wait too: the node makes it while no work is there.
+      () => this.nodes.get(req.nodeId) !== node || this.rootsToWarm(node).length > 0,
     );
     node.lastSeen = this.opts.clock.now();
+    const warmRoots = leases.length || this.nodes.get(req.nodeId) !== node ? [] : this.rootsToWarm(node);
+    if (node.warmed.size > 1024) node.warmed.clear(); // builds move on; an old root named again costs one look
+    for (const r of warmRoots) node.warmed.add(r.hash);
     return {
+      warm: warmRoots.map((root) => ({ root, peers: this.holdersOf(node, root) })),
       leases: leases.map((l): LeaseMessage => {
         const build = this.builds.get(l.task.buildId)!;
         this.leaseOwners.set(l.leaseId, { build, task: l.task });
@@ -299,10 +311,12 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
       events: [],
       listeners: new Set(),
       hostWorker: { name: "client", accepts: (t) => t.buildId === id && !!t.payload && "host" in t.payload },
+      compileToolchains: new Set(req.actions.filter((a) => a.kind === "compile" && !a.host).map((a) => a.toolchain)),
       finished: false,
       startedAt: this.opts.clock.now(),
     };
     this.builds.set(id, build);
+    this.deriveWarmRoot(build);
     const estimate = (kind: string, label: string) => this.opts.durations?.estimate(kind, label) ?? DEFAULT_ESTIMATES[kind] ?? 100;
     const specs: TaskSpec[] = req.actions.map((a) => ({
       id: a.id,
@@ -363,6 +377,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
       build.view.context = await this.context(context.root, context);
       // The new context already holds what earlier actions wrote into the tree.
       build.view.produced.clear();
+      this.deriveWarmRoot(build);
     }
     this.scheduler.complete(leaseId, ok ? { status: "ok", restored } : { status: "failed", error: "host step failed" });
   }
@@ -421,6 +436,32 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
     );
   }
 
+  /** Derives the compile root of a build's current context in the background, then wakes idle nodes to warm it up. */
+  private deriveWarmRoot(build: HeadBuild): void {
+    if (!build.compileToolchains.size) return;
+    const context = build.view.context;
+    compileInputRoot(build.view, this.deps).then(
+      (root) => {
+        if (build.view.context !== context || build.finished) return; // a newer context came meanwhile
+        build.warmRoot = root;
+        this.wake();
+      },
+      (err) => this.log.debug({ build: build.id, err: errorMessage(err) }, "no compile root to warm up"),
+    );
+  }
+
+  /** Input roots a running build will compile against that this node neither holds nor was told about. */
+  private rootsToWarm(node: NodeRecord): Digest[] {
+    const out: Digest[] = [];
+    for (const b of this.builds.values()) {
+      const r = b.warmRoot;
+      if (!r || b.finished || node.contexts.has(r.hash) || node.warmed.has(r.hash) || out.some((o) => o.hash === r.hash)) continue;
+      if (!node.anyToolchain && ![...b.compileToolchains].some((t) => node.toolchains.has(t))) continue;
+      out.push(r);
+    }
+    return out;
+  }
+
   private noteContexts(node: NodeRecord, hashes: readonly string[] | undefined): void {
     if (!hashes || (hashes.length === 0 && node.contexts.size === 0)) return;
     node.contexts = new Set(hashes);
@@ -450,7 +491,12 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
    * likely to hold too, not the files that changed); for an archive or link, those that made its objects.
    * Only nodes that serve blobs.
    */
-  private peersFor(self: NodeRecord, p: Prepared): PeerHint[] {
+  /** Other live nodes serving blobs that hold an input root whole (a compile's source context). */
+  private holdersOf(self: NodeRecord, root: Digest): PeerHint[] {
+    return this.peersFor(self, { inputRoot: root });
+  }
+
+  private peersFor(self: NodeRecord, p: Pick<Prepared, "inputRoot" | "inputBlobs">): PeerHint[] {
     const root = p.inputRoot.hash;
     if (self.contexts.has(root)) return [];
     // Archives and links: who made their objects, in one pass over the inputs (not one per node).

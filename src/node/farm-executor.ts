@@ -4,13 +4,14 @@
 import { basename } from "node:path";
 import { type Digest, OrionError, Status, digestKey } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
-import type { Toolchain } from "../gen/orion/v1/scheduler.js";
+import type { PeerHint, Toolchain } from "../gen/orion/v1/scheduler.js";
 import type { ExecOutcome, ExecRequest } from "../exec/index.js";
 import type { ActionExecutor } from "./node.js";
 import type { PeerFetcher } from "./peer-fetch.js";
 
 export interface FarmExecutorOptions {
-  inner: ActionExecutor;
+  /** Runs the action; one that can make a context ahead of time (LocalExecutor) warms up what the head names. */
+  inner: ActionExecutor & { warmContext?(root: Digest): void };
   toolchains: readonly Toolchain[];
   /** Where the inner executor leaves outputs. */
   local: BlobStore;
@@ -22,6 +23,8 @@ export interface FarmExecutorOptions {
 
 export class FarmExecutor implements ActionExecutor {
   private readonly byDigest = new Map<string, Toolchain>();
+  /** Roots being fetched from peers ahead of their context (told to the head as held). */
+  private readonly warming = new Set<string>();
 
   constructor(private readonly o: FarmExecutorOptions) {
     for (const t of o.toolchains) if (!this.byDigest.has(t.digest)) this.byDigest.set(t.digest, t);
@@ -37,7 +40,11 @@ export class FarmExecutor implements ActionExecutor {
     }
     // A context this node already holds (or is materializing) needs nothing from anyone.
     const fetchStart = new Date();
-    if (this.o.peers && req.peers?.length && !this.contexts().includes(req.inputRoot.hash)) await this.o.peers.fetch(req.inputRoot, req.peers);
+    if (this.o.peers && !(this.o.inner.contexts?.() ?? []).includes(req.inputRoot.hash)) {
+      // Peers named in the lease, or a warm-up's fetch of this root still on its way: either way, not the head twice.
+      if (req.peers?.length) await this.o.peers.fetch(req.inputRoot, req.peers);
+      else await this.o.peers.pending(req.inputRoot);
+    }
     const outcome = await this.o.inner.execute({ ...req, command: { ...req.command, arguments: [mine.path, ...argv.slice(1)] } });
     // What came from peers is part of the action's input fetch.
     const meta = outcome.result.executionMetadata;
@@ -50,7 +57,23 @@ export class FarmExecutor implements ActionExecutor {
   }
 
   contexts(): string[] {
-    return this.o.inner.contexts?.() ?? [];
+    const inner = this.o.inner.contexts?.() ?? [];
+    return this.warming.size ? [...new Set([...inner, ...this.warming])] : inner;
+  }
+
+  /** Makes a root the head expects compiles in while this node waits: its bytes from the peers named, the rest from the head. */
+  warm(root: Digest, peers: readonly PeerHint[]): void {
+    const warmContext = this.o.inner.warmContext?.bind(this.o.inner);
+    if (!warmContext) return;
+    this.warming.add(root.hash);
+    void (async () => {
+      try {
+        if (this.o.peers && peers.length) await this.o.peers.fetch(root, peers);
+        warmContext(root);
+      } finally {
+        this.warming.delete(root.hash);
+      }
+    })();
   }
 
   private async upload(outcome: ExecOutcome): Promise<void> {

@@ -2,7 +2,8 @@
 import { loadavg } from "node:os";
 import { type Logger, errorMessage, isInfrastructureError, Status } from "../core/index.js";
 import type { NodeControlApi } from "../head/api.js";
-import type { Lease, Toolchain } from "../gen/orion/v1/scheduler.js";
+import type { Lease, PeerHint, Toolchain, WarmRoot } from "../gen/orion/v1/scheduler.js";
+import type { Digest } from "../gen/orion/v1/remote_execution.js";
 import type { ExecOutcome, ExecRequest } from "../exec/index.js";
 
 /** What runs one action; LocalExecutor in production, a no-op or sleeping one in benchmarks. */
@@ -10,6 +11,8 @@ export interface ActionExecutor {
   execute(req: ExecRequest): Promise<ExecOutcome>;
   /** Hashes of the input roots it holds materialized (or is materializing), told to the head for placement. */
   contexts?(): string[];
+  /** Starts materializing an input root in the background (the head expects compiles there); it must show in contexts() at once. */
+  warm?(root: Digest, peers: readonly PeerHint[]): void;
 }
 
 export interface NodeOptions {
@@ -147,8 +150,9 @@ export class Node {
         continue;
       }
       let leases: Lease[];
+      let warm: WarmRoot[];
       try {
-        ({ leases } = await this.opts.head.lease(
+        ({ leases, warm } = await this.opts.head.lease(
           { nodeId: this.nodeId, maxActions: free, waitMs: this.opts.leaseWaitMs ?? 1000, contextHashes: this.contexts() },
           this.stopping.signal,
         ));
@@ -160,6 +164,8 @@ export class Node {
       }
       failures = 0;
       if (this.stopped) break;
+      // Before the next lease call, which tells the head these roots are held (or on their way).
+      for (const w of warm ?? []) if (w.root) this.opts.executor.warm?.(w.root, w.peers);
       for (const lease of leases) void this.execute(lease);
     }
     while (this.reporting > 0) await new Promise<void>((r) => (this.slotFreed = r));

@@ -80,6 +80,11 @@ export class PeerFetcher {
     return p;
   }
 
+  /** The fetch of `root` in flight, if any (settles when it does; never rejects). */
+  pending(root: Digest): Promise<void> {
+    return this.inFlight.get(root.hash) ?? Promise.resolve();
+  }
+
   private async fetchRoot(root: Digest, peers: readonly PeerHint[], log: Logger): Promise<void> {
     const usable = peers.filter((p) => p.address && (this.resting.get(p.address) ?? 0) <= this.now());
     if (!usable.length) return;
