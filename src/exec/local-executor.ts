@@ -273,10 +273,10 @@ export class LocalExecutor {
    * Materializes a shared context ahead of its first compile (failures are logged; the compile tries again).
    * A farm node does this while idle; the embedded node does not (its contexts are cheap local links).
    */
-  warmContext(root: Digest): void {
+  warmContext(root: Digest): Promise<void> {
     const log = this.logger.child({ root: root.hash.slice(0, 16) });
     const started = this.clock.now();
-    this.context(root, log).then(
+    return this.context(root, log).then(
       () => log.debug({ ms: this.clock.now() - started }, "context warmed up before its first compile"),
       (err: unknown) => log.debug({ err: (err as Error).message }, "could not warm a context up"),
     );

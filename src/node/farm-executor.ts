@@ -11,7 +11,7 @@ import type { PeerFetcher } from "./peer-fetch.js";
 
 export interface FarmExecutorOptions {
   /** Runs the action; one that can make a context ahead of time (LocalExecutor) warms up what the head names. */
-  inner: ActionExecutor & { warmContext?(root: Digest): void };
+  inner: ActionExecutor & { warmContext?(root: Digest): Promise<void> };
   toolchains: readonly Toolchain[];
   /** Where the inner executor leaves outputs. */
   local: BlobStore;
@@ -23,8 +23,10 @@ export interface FarmExecutorOptions {
 
 export class FarmExecutor implements ActionExecutor {
   private readonly byDigest = new Map<string, Toolchain>();
-  /** Roots being fetched from peers ahead of their context (told to the head as held). */
+  /** Roots being warmed up, or next to be (told to the head as held). */
   private readonly warming = new Set<string>();
+  private nextWarm?: { root: Digest; peers: readonly PeerHint[] };
+  private warmLoop?: Promise<void>;
 
   constructor(private readonly o: FarmExecutorOptions) {
     for (const t of o.toolchains) if (!this.byDigest.has(t.digest)) this.byDigest.set(t.digest, t);
@@ -61,19 +63,29 @@ export class FarmExecutor implements ActionExecutor {
     return this.warming.size ? [...new Set([...inner, ...this.warming])] : inner;
   }
 
-  /** Makes a root the head expects compiles in while this node waits: its bytes from the peers named, the rest from the head. */
+  /**
+   * Makes a root the head expects compiles in while this node waits: its bytes from the peers named, the rest from
+   * the head. One at a time, the latest first: a build's context moves on with each host step, and a root that was
+   * superseded while waiting is dropped (its compiles, if any, fetch it when they come).
+   */
   warm(root: Digest, peers: readonly PeerHint[]): void {
-    const warmContext = this.o.inner.warmContext?.bind(this.o.inner);
-    if (!warmContext) return;
+    if (!this.o.inner.warmContext) return;
+    if (this.nextWarm) this.warming.delete(this.nextWarm.root.hash);
+    this.nextWarm = { root, peers };
     this.warming.add(root.hash);
-    void (async () => {
+    this.warmLoop ??= this.drainWarm().finally(() => (this.warmLoop = undefined));
+  }
+
+  private async drainWarm(): Promise<void> {
+    for (let w = this.nextWarm; w; w = this.nextWarm) {
+      this.nextWarm = undefined;
       try {
-        if (this.o.peers && peers.length) await this.o.peers.fetch(root, peers);
-        warmContext(root);
+        if (this.o.peers && w.peers.length) await this.o.peers.fetch(w.root, w.peers);
+        await this.o.inner.warmContext!(w.root);
       } finally {
-        this.warming.delete(root.hash);
+        this.warming.delete(w.root.hash);
       }
-    })();
+    }
   }
 
   private async upload(outcome: ExecOutcome): Promise<void> {
