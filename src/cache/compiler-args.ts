@@ -249,3 +249,11 @@ export function parseCompileArgs(argv: string[], options: ParseOptions = {}): Co
   if (!r.cacheable) r.reason = problems.join("; ");
   return r;
 }
+
+/**
+ * Files a compile never reads: objects and archives. A build writes them into its tree (jemalloc's make leaves ~65 MB
+ * in Redis's), so the source context a compile runs against leaves them out — on the farm and for `orion cc` alike.
+ */
+export function compileNeverReads(name: string): boolean {
+  return name.endsWith(".o") || name.endsWith(".a");
+}

@@ -1,5 +1,5 @@
 // The cache area's public surface: compiler-argv parsing, toolchain detection, action keys and the SQLite action cache.
-export { parseCompileArgs, type CompileArgs, type CompileKind } from "./compiler-args.js";
+export { compileNeverReads, parseCompileArgs, type CompileArgs, type CompileKind } from "./compiler-args.js";
 export {
   detectToolchain,
   clearToolchainMemo,

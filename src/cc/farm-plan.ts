@@ -2,7 +2,7 @@
 // in a node's sandbox, the one-compile graph action it becomes, and the hashing of its source context at most once per call.
 import { existsSync } from "node:fs";
 import { dirname, isAbsolute, join, posix, relative, resolve } from "node:path";
-import type { CompileArgs } from "../cache/index.js";
+import { type CompileArgs, compileNeverReads } from "../cache/index.js";
 import { defaultDepfilePath, isSharedContextCompile } from "../exec/compile-plan.js";
 
 /**
@@ -87,7 +87,7 @@ export function planFarmCompile(exe: string, argv: readonly string[], cwd: strin
 export function isContextNoise(relPath: string): boolean {
   const name = relPath.slice(relPath.lastIndexOf("/") + 1);
   // The blob stores write an output beside its place first: `.NAME.orion-UUID` (over gRPC), `NAME.orion-tmp-…` (the local CAS).
-  return name.endsWith(".o") || name.endsWith(".a") || name.includes(".orion-tmp-") || (name.startsWith(".") && name.includes(".orion-"));
+  return compileNeverReads(name) || name.includes(".orion-tmp-") || (name.startsWith(".") && name.includes(".orion-"));
 }
 
 /**

@@ -7,7 +7,7 @@ import { relative, resolve } from "node:path";
 import { type Digest, type Logger, EMPTY_DIGEST, OrionError, Status, errorMessage } from "../core/index.js";
 import { parseAddress } from "../core/address.js";
 import { hashTree, type StatCache, uploadTree } from "../merkle/index.js";
-import { connectFarm, type FarmConnection } from "../grpc/connection.js";
+import { clientTlsProblem, connectFarm, type FarmConnection } from "../grpc/connection.js";
 import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
 import type { BuildEvent } from "../scheduler/index.js";
 import { type FarmCompile, FreshRuns, isContextNoise } from "./farm-plan.js";
@@ -108,8 +108,11 @@ export class CcFarm {
       };
       // A half-given TLS setup is the farm being out of reach for this agent, said once like any other reason.
       const unusable = (why: string) => new OrionError(why, { code: Status.UNAVAILABLE });
-      if (!this.o.tlsCert !== !this.o.tlsKey) throw unusable("ORION_TLS_CERT and ORION_TLS_KEY go together");
-      if (this.o.tlsCert && !this.o.tlsCa) throw unusable("ORION_TLS_CERT needs ORION_TLS_CA: a client certificate is only presented over TLS");
+      const problem = clientTlsProblem(
+        { ca: this.o.tlsCa, cert: this.o.tlsCert, key: this.o.tlsKey },
+        { ca: "ORION_TLS_CA", cert: "ORION_TLS_CERT", key: "ORION_TLS_KEY" },
+      );
+      if (problem) throw unusable(problem);
       let conn: FarmConnection;
       try {
         conn = connectFarm(this.o.address, {

@@ -14,7 +14,7 @@ import { openCacheDir } from "../client/embedded.js";
 import { Head, SqliteDurationHistory } from "../head/index.js";
 import { FarmExecutor, Node, PeerFetcher, TarProvisioner, detectNodeToolchains, parseToolchainSpec } from "../node/index.js";
 import { LocalExecutor, loadInputTree } from "../exec/index.js";
-import { type ConnectOptions, connectFarm, type FarmConnection, type GrpcBlobStore, startFarmServer, startPeerBlobServer } from "../grpc/index.js";
+import { clientTlsProblem, type ConnectOptions, connectFarm, type FarmConnection, type GrpcBlobStore, startFarmServer, startPeerBlobServer } from "../grpc/index.js";
 
 export const DEFAULT_HEAD = "127.0.0.1:50050";
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
@@ -66,8 +66,8 @@ export interface ClientAuth {
 
 /** The PEM files of a client's TLS, read (a missing file is one line, exit 2). */
 function clientTls(auth: ClientAuth): { tlsCa?: Buffer; tlsCert?: Buffer; tlsKey?: Buffer } {
-  if (!auth.tlsCert !== !auth.tlsKey) throw new UsageError("--tls-cert and --tls-key go together");
-  if (auth.tlsCert && !auth.tlsCa) throw new UsageError("--tls-cert needs --tls-ca: a client certificate is only presented over TLS");
+  const problem = clientTlsProblem({ ca: auth.tlsCa, cert: auth.tlsCert, key: auth.tlsKey }, { ca: "--tls-ca", cert: "--tls-cert", key: "--tls-key" });
+  if (problem) throw new UsageError(problem);
   return {
     tlsCa: auth.tlsCa ? readPem(auth.tlsCa, "--tls-ca") : undefined,
     tlsCert: auth.tlsCert ? readPem(auth.tlsCert, "--tls-cert") : undefined,
@@ -269,7 +269,7 @@ async function connect(address: string, auth: ClientAuth, patient = false, short
 export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const headAddress = o.head ?? env.ORION_HEAD;
   if (!headAddress) throw new UsageError("orion node needs --head HOST:PORT (or ORION_HEAD)");
-  parseAddress(headAddress, "--head");
+  const { host: headHost } = parseAddress(headAddress, "--head");
   if (o.advertise) parseAddress(o.advertise, "--advertise");
   const listen = o.listen ?? "127.0.0.1:0";
   const { host: listenHost } = parseAddress(listen, "--listen");
@@ -302,7 +302,7 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
     throw err;
   });
   let advertise = o.advertise ?? advertisedAddress(blobServer.address);
-  if (!o.advertise && !LOOPBACK.has(parseAddress(headAddress, "--head").host) && LOOPBACK.has(parseAddress(advertise, "--advertise").host)) {
+  if (!o.advertise && !LOOPBACK.has(headHost) && LOOPBACK.has(parseAddress(advertise, "--listen").host)) {
     // Nodes on other machines would dial their own loopback (and show the token to whatever listens there): announce nothing.
     logger.warn({ listen: blobServer.address }, "the head is on another machine but this node serves its blobs on loopback: it serves no peers (give --listen 0.0.0.0:PORT with a token or client certificates, or --advertise HOST:PORT)");
     advertise = "";

@@ -33,6 +33,16 @@ export interface ConnectOptions {
   readTimeoutMs?: number;
 }
 
+/** What is wrong with a client's TLS files, named as its caller names them (flags, variables); undefined when nothing. */
+export function clientTlsProblem(
+  given: { ca?: string; cert?: string; key?: string },
+  names: { ca: string; cert: string; key: string },
+): string | undefined {
+  if (!given.cert !== !given.key) return `${names.cert} and ${names.key} go together`;
+  if (given.cert && !given.ca) return `${names.cert} needs ${names.ca}: a client certificate is only presented over TLS`;
+  return undefined;
+}
+
 export function connectFarm(address: string, options: ConnectOptions = {}): FarmConnection {
   const credentials = options.tlsCa ? grpc.credentials.createSsl(options.tlsCa, options.tlsKey ?? null, options.tlsCert ?? null) : grpc.credentials.createInsecure();
   const channel = new grpc.Channel(address, credentials, CHANNEL_OPTIONS);

@@ -14,14 +14,18 @@ export class ContextIndex {
   private readonly shared = new Map<string, number>();
   /** The compile input root (this tree without objects and archives), made once on first use; undefined until then. */
   private compile?: Promise<Digest>;
-  /** Its hash once made, so placement can name this context by either root. */
-  compileRootHash?: string;
+  /** The compile input root once made: placement names this context by either root, and idle nodes warm it up. */
+  compileRootDigest?: Digest;
 
   constructor(
     readonly root: Digest,
     /** Tree-relative path → file. */
     readonly files: ReadonlyMap<string, ContextEntry>,
   ) {}
+
+  get compileRootHash(): string | undefined {
+    return this.compileRootDigest?.hash;
+  }
 
   file(path: string): ContextEntry | undefined {
     return this.files.get(path);
@@ -33,7 +37,7 @@ export class ContextIndex {
       const p = make();
       this.compile = p;
       p.then(
-        (d) => (this.compileRootHash = d.hash),
+        (d) => (this.compileRootDigest = d),
         () => {
           if (this.compile === p) this.compile = undefined;
         },

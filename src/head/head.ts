@@ -88,8 +88,6 @@ interface HeadBuild {
   events: BuildEvent[];
   listeners: Set<(e: BuildEvent) => void>;
   hostWorker: Worker<Payload>;
-  /** The compile root of its current context, once derived, while it has compiles to run: nodes may warm it up. */
-  warmRoot?: Digest;
   /** Toolchain digests of its compiles: only a node that can run one warms its root up. */
   compileToolchains: Set<string>;
   finished: boolean;
@@ -439,13 +437,8 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
   /** Derives the compile root of a build's current context in the background, then wakes idle nodes to warm it up. */
   private deriveWarmRoot(build: HeadBuild): void {
     if (!build.compileToolchains.size) return;
-    const context = build.view.context;
     compileInputRoot(build.view, this.deps).then(
-      (root) => {
-        if (build.view.context !== context || build.finished) return; // a newer context came meanwhile
-        build.warmRoot = root;
-        this.wake();
-      },
+      () => this.wake(),
       (err) => this.log.debug({ build: build.id, err: errorMessage(err) }, "no compile root to warm up"),
     );
   }
@@ -454,8 +447,9 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
   private rootsToWarm(node: NodeRecord): Digest[] {
     const out: Digest[] = [];
     for (const b of this.builds.values()) {
-      const r = b.warmRoot;
-      if (!r || b.finished || node.contexts.has(r.hash) || node.warmed.has(r.hash) || out.some((o) => o.hash === r.hash)) continue;
+      // The compile root of the build's current context, once derived (deriveWarmRoot starts that).
+      const r = b.view.context.compileRootDigest;
+      if (!r || !b.compileToolchains.size || b.finished || node.contexts.has(r.hash) || node.warmed.has(r.hash) || out.some((o) => o.hash === r.hash)) continue;
       if (!node.anyToolchain && ![...b.compileToolchains].some((t) => node.toolchains.has(t))) continue;
       out.push(r);
     }
@@ -485,17 +479,17 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
     return best;
   }
 
+  /** Other live nodes serving blobs that hold an input root whole (a compile's source context). */
+  private holdersOf(self: NodeRecord, root: Digest): PeerHint[] {
+    return this.peersFor(self, { inputRoot: root });
+  }
+
   /**
    * The other nodes worth asking for an action's inputs before the head, most bytes first: for a compile,
    * those holding its source context whole (one that only shares bytes with it holds what the asker is
    * likely to hold too, not the files that changed); for an archive or link, those that made its objects.
    * Only nodes that serve blobs.
    */
-  /** Other live nodes serving blobs that hold an input root whole (a compile's source context). */
-  private holdersOf(self: NodeRecord, root: Digest): PeerHint[] {
-    return this.peersFor(self, { inputRoot: root });
-  }
-
   private peersFor(self: NodeRecord, p: Pick<Prepared, "inputRoot" | "inputBlobs">): PeerHint[] {
     const root = p.inputRoot.hash;
     if (self.contexts.has(root)) return [];

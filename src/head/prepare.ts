@@ -7,6 +7,7 @@ import { type Digest, digestKey, digestOfMessage, parseDigestKey } from "../core
 import type { BlobStore } from "../cas/index.js";
 import {
   type ActionCache,
+  compileNeverReads,
   compileLevel1Key,
   compileLevel2Key,
   keyWorkingDir,
@@ -162,15 +163,6 @@ export async function prepareAction(a: GraphAction, view: BuildView, deps: Prepa
   const prepared: Prepared = { command, action, actionDigest: digestOfMessage(Action, action), inputRoot, level1, searchDirs, source, key, inputBlobs };
   if (cacheable) prepared.cached = await lookup(prepared, view, deps);
   return prepared;
-}
-
-/**
- * Files a compile never reads: objects and archives (as `orion cc`'s farm context leaves out). A build writes them into
- * its tree — jemalloc's make leaves ~65 MB of them in Redis's — and every node would otherwise fetch and link them all
- * into each new context before its first compile there.
- */
-export function compileNeverReads(name: string): boolean {
-  return name.endsWith(".o") || name.endsWith(".a");
 }
 
 /**

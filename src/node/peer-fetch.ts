@@ -3,10 +3,11 @@
 // because they made them — and keeps the head for whatever they cannot give. Every blob received is checked
 // against its digest before it is stored; a peer that fails or sends bad bytes is skipped for a while.
 import type { BlobStore } from "../cas/index.js";
-import { CorruptBlobError, type Digest, type Logger, digestKey, errorMessage } from "../core/index.js";
+import { CorruptBlobError, type Digest, type Logger, errorMessage } from "../core/index.js";
 import type { InputTree } from "../exec/index.js";
 import type { PeerHint } from "../gen/orion/v1/scheduler.js";
 import { extractTreeTar } from "../merkle/index.js";
+import { missingBlobs, worthATarStream } from "./tar-provisioner.js";
 
 /** What a peer offers: single blobs (verified on receipt) and a whole tree as one tar stream. */
 export interface PeerSource {
@@ -89,15 +90,8 @@ export class PeerFetcher {
     const usable = peers.filter((p) => p.address && (this.resting.get(p.address) ?? 0) <= this.now());
     if (!usable.length) return;
     const tree = await this.o.tree(root);
-    const blobs = new Map<string, Digest>();
-    let total = 0;
-    for (const f of tree.files) {
-      const key = digestKey(f.digest);
-      if (f.digest.sizeBytes === 0 || blobs.has(key)) continue;
-      blobs.set(key, f.digest);
-      total += f.digest.sizeBytes;
-    }
-    let missing = await this.o.local.findMissing([...blobs.values()]);
+    const { missing: lacking, totalBytes } = await missingBlobs(this.o.local, tree);
+    let missing = lacking;
     if (!missing.length) return;
     // Peers are a shortcut, not a place to wait: past the budget, whatever is missing comes from the head.
     const deadline = this.now() + (this.o.budgetMs ?? 60_000);
@@ -108,8 +102,7 @@ export class PeerFetcher {
       if (!missing.length || overdue()) break;
       asked.push(peer.nodeId || peer.address);
       const source = this.o.connect(peer.address);
-      const missingBytes = missing.reduce((n, d) => n + d.sizeBytes, 0);
-      const wholeTree = peer.holdsRoot && missing.length >= TREE_MIN_BLOBS && missingBytes >= TREE_SHARE * total;
+      const wholeTree = peer.holdsRoot && worthATarStream(missing, totalBytes);
       try {
         if (wholeTree) {
           const r = await extractTreeTar(source.readTreeTar(root), { files: new Map(tree.files.map((f) => [f.path, f])), store: this.o.local });

@@ -29,24 +29,39 @@ export interface TarProvisionStats {
   failures: number;
 }
 
+interface TarThresholds {
+  minMissingShare?: number;
+  minMissingBlobs?: number;
+}
+
+/** Whether lacking `missing` of a tree's `totalBytes` is enough to fetch the whole tree as one tar stream. */
+export function worthATarStream(missing: readonly Digest[], totalBytes: number, o: TarThresholds = {}): boolean {
+  const missingBytes = missing.reduce((n, d) => n + d.sizeBytes, 0);
+  return missing.length >= (o.minMissingBlobs ?? 8) && missingBytes >= (o.minMissingShare ?? 0.9) * totalBytes;
+}
+
+/** The distinct blobs of `tree` that `store` lacks, and the bytes of all its distinct blobs. */
+export async function missingBlobs(store: BlobStore, tree: InputTree): Promise<{ missing: Digest[]; totalBytes: number }> {
+  const blobs = new Map<string, Digest>();
+  let totalBytes = 0;
+  for (const f of tree.files) {
+    if (f.digest.sizeBytes === 0) continue;
+    const key = digestKey(f.digest);
+    if (blobs.has(key)) continue;
+    blobs.set(key, f.digest);
+    totalBytes += f.digest.sizeBytes;
+  }
+  return { missing: await store.findMissing([...blobs.values()]), totalBytes };
+}
+
 export class TarProvisioner implements ContextProvisioner {
   readonly stats: TarProvisionStats = { streams: 0, files: 0, bytes: 0, failures: 0 };
 
   constructor(private readonly o: TarProvisionerOptions) {}
 
   async provision(root: Digest, tree: InputTree, log: Logger): Promise<void> {
-    const blobs = new Map<string, Digest>();
-    let total = 0;
-    for (const f of tree.files) {
-      if (f.digest.sizeBytes === 0) continue;
-      const key = digestKey(f.digest);
-      if (blobs.has(key)) continue;
-      blobs.set(key, f.digest);
-      total += f.digest.sizeBytes;
-    }
-    const missing = await this.o.local.findMissing([...blobs.values()]);
-    const missingBytes = missing.reduce((n, d) => n + d.sizeBytes, 0);
-    if (missing.length < (this.o.minMissingBlobs ?? 8) || missingBytes < (this.o.minMissingShare ?? 0.9) * total) return;
+    const { missing, totalBytes } = await missingBlobs(this.o.local, tree);
+    if (!worthATarStream(missing, totalBytes, this.o)) return;
     const started = performance.now();
     try {
       const r = await extractTreeTar(this.o.source.readTreeTar(root), { files: new Map(tree.files.map((f) => [f.path, f])), store: this.o.local });

@@ -36,6 +36,9 @@ export interface TreeState {
 
 /** r = content read, L = listed, a = looked for and missing, p = checked for and present (a and p: existence and type only). */
 type InputKind = "r" | "L" | "a" | "p";
+
+/** How each kind of traced look at a path is fingerprinted: its content, its listing, its absence, its presence and type. */
+const INPUT_KIND = { read: "r", list: "L", absent: "a", present: "p" } as const satisfies Record<string, InputKind>;
 type Input = [kind: InputKind, path: string, fingerprint: string];
 
 export type StepOutput =
@@ -250,16 +253,10 @@ export async function recordStep(
     if (IGNORED.some((prefix) => a.path.startsWith(prefix)) || deps.ignore?.(a.path)) continue;
     switch (a.op) {
       case "read":
-        note(a.path, "r");
-        break;
       case "list":
-        note(a.path, "L");
-        break;
       case "absent":
-        note(a.path, "a");
-        break;
       case "present":
-        note(a.path, "p");
+        note(a.path, INPUT_KIND[a.op]);
         break;
       case "write":
         // Appending or rewriting in place: what was there before is part of the result.
