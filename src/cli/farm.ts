@@ -12,6 +12,7 @@ import { parseAddress } from "../core/address.js";
 import { createBlobStore, DEFAULT_MAX_BYTES, readThrough } from "../cas/index.js";
 import { openCacheDir } from "../client/embedded.js";
 import { Head, SqliteDurationHistory } from "../head/index.js";
+import { MAX_SLOTS, nodeNameProblem } from "../head/requests.js";
 import { FarmExecutor, Node, PeerFetcher, TarProvisioner, detectNodeToolchains, parseToolchainSpec } from "../node/index.js";
 import { LocalExecutor, loadInputTree } from "../exec/index.js";
 import { clientTlsProblem, type ConnectOptions, connectFarm, type FarmConnection, type GrpcBlobStore, startFarmServer, startPeerBlobServer } from "../grpc/index.js";
@@ -277,6 +278,10 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   if (!LOOPBACK.has(listenHost) && !token && !o.tlsClientCa && !o.insecure) {
     throw new UsageError(`--listen ${listen} is not a loopback address: give --token (or ORION_TOKEN) or --tls-client-ca, or --insecure to serve blobs without either`);
   }
+  // The head refuses these too; saying so here names the flag (exit 2) instead of failing registration.
+  const nameProblem = o.name !== undefined ? nodeNameProblem(o.name) : undefined;
+  if (nameProblem) throw new UsageError(`--name ${nameProblem}`);
+  if (o.slots !== undefined && o.slots > MAX_SLOTS) throw new UsageError(`--slots takes at most ${MAX_SLOTS}, not ${o.slots}`);
   const specs = (o.toolchain ?? []).map(parseToolchainSpec);
   const dataDir = ensureDir(o.dataDir ?? stateDir(env, "node"), "--data-dir");
   const logger = createRootLogger({ level: o.logLevel, file: o.logFile });

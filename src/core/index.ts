@@ -3,5 +3,6 @@ export * from "./digest.js";
 export * from "./clock.js";
 export * from "./errors.js";
 export * from "./logger.js";
+export * from "./validate.js";
 export { makeDirSync } from "./fs.js";
 export { onceAny, type Emitter } from "./events.js";

@@ -8,7 +8,7 @@ export function toStatus(err: unknown): Partial<grpc.StatusObject> {
   return { code, details: errorMessage(err) };
 }
 
-/** A failed call, for the user: who refused what, and why; the exit code is the Contract's 3 (infrastructure). */
+/** A failed call, for the user: who refused what, and why; the exit code is the Contract's 3 (infrastructure), or 2 for a request refused as invalid. */
 export function fromServiceError(err: unknown, address: string, what: string): OrionError {
   if (err instanceof OrionError) return err;
   const e = err as Partial<grpc.ServiceError>;
@@ -19,5 +19,7 @@ export function fromServiceError(err: unknown, address: string, what: string): O
   else if (code === Status.UNAVAILABLE) message = `cannot reach the head at ${address} (${what}): ${details}`;
   else if (code === Status.DEADLINE_EXCEEDED) message = `the head at ${address} did not answer in time (${what})`;
   else message = `${what} at ${address} failed: ${details}`;
-  return new OrionError(message, { exitCode: ExitCode.INFRASTRUCTURE, code, cause: err });
+  // The peer refused what this side sent (a malformed graph, a bad node name): the Contract's 2, as it is in-process.
+  const exitCode = code === Status.INVALID_ARGUMENT ? ExitCode.USAGE : ExitCode.INFRASTRUCTURE;
+  return new OrionError(message, { exitCode, code, cause: err });
 }

@@ -4,25 +4,27 @@ import { type Logger, errorMessage } from "../core/index.js";
 import type { BuildsApi, FarmStatusApi, NodeControlApi } from "../head/api.js";
 import type { ActionOutcome, BuildsServer, NodeControlServer } from "../gen/orion/v1/scheduler.js";
 import type { Authenticator } from "./auth.js";
+import { checkHeartbeat, checkId, checkLease, checkLeaseHostSteps, checkLeave, checkRegister, checkReportHostStep, checkReportResult } from "../head/requests.js";
 import { toStatus } from "./errors.js";
 import { unary } from "./handlers.js";
 
 export function nodeControlService(head: NodeControlApi, auth: Authenticator): NodeControlServer {
   return {
-    register: unary(auth, (req) => head.register(req)),
-    heartbeat: unary(auth, (req) => head.heartbeat(req)),
+    // Each request is checked before it reaches the head: a refusal is INVALID_ARGUMENT naming the field (head/requests.ts).
+    register: unary(auth, async (req) => head.register(checkRegister(req))),
+    heartbeat: unary(auth, async (req) => head.heartbeat(checkHeartbeat(req))),
     lease: unary(auth, async (req, call) => {
       // A node that hangs up mid-wait (stopping) must not be handed leases it will never see.
       const abort = new AbortController();
       call.on("cancelled", () => abort.abort());
-      return head.lease(req, abort.signal);
+      return head.lease(checkLease(req), abort.signal);
     }),
     reportResult: unary(auth, async (req) => {
-      await head.reportResult(req);
+      await head.reportResult(checkReportResult(req));
       return {};
     }),
     leave: unary(auth, async (req) => {
-      await head.leave(req);
+      await head.leave(checkLeave(req));
       return {};
     }),
   };
@@ -37,6 +39,13 @@ export function buildsService(head: BuildsApi & FarmStatusApi, auth: Authenticat
       const denied = auth(call.metadata);
       if (denied) {
         call.emit("error", { code: grpc.status.UNAUTHENTICATED, details: denied });
+        return;
+      }
+      try {
+        checkId("WatchBuild", "build_id", call.request.buildId);
+        if (!Number.isSafeInteger(call.request.fromSeq) || call.request.fromSeq < 0) throw new Error(`WatchBuild: from_seq is ${call.request.fromSeq}, not a sequence number ≥ 0`);
+      } catch (err) {
+        call.emit("error", { code: grpc.status.INVALID_ARGUMENT, details: (err as Error).message });
         return;
       }
       let detach: () => void = () => {};
@@ -62,6 +71,8 @@ export function buildsService(head: BuildsApi & FarmStatusApi, auth: Authenticat
     },
 
     getResults: unary(auth, async (req) => {
+      checkId("GetResults", "build_id", req.buildId);
+      for (const [i, id] of req.actionIds.entries()) checkId("GetResults", `action_ids[${i}]`, id);
       const outcomes: ActionOutcome[] = [];
       for (const id of req.actionIds) {
         const result = await head.getResult(req.buildId, id);
@@ -71,15 +82,20 @@ export function buildsService(head: BuildsApi & FarmStatusApi, auth: Authenticat
     }),
 
     cancelBuild: unary(auth, async (req) => {
+      checkId("CancelBuild", "build_id", req.buildId);
       await head.cancelBuild(req.buildId);
       return {};
     }),
 
-    leaseHostSteps: unary(auth, async (req) => ({
+    leaseHostSteps: unary(auth, async (req) => {
+      checkLeaseHostSteps(req.buildId, req.maxSteps, req.waitMs);
+      return {
       leases: (await head.leaseHostSteps(req.buildId, req.maxSteps, req.waitMs)).map((l) => ({ leaseId: l.leaseId, actionId: l.actionId, arguments: l.argv, cwd: l.cwd })),
-    })),
+      };
+    }),
 
     reportHostStep: unary(auth, async (req) => {
+      checkReportHostStep(req.buildId, req.leaseId, req.contextRoot);
       await head.reportHostStep(req.buildId, req.leaseId, req.ok, req.contextRoot ? { root: req.contextRoot } : undefined, req.restored).catch((err) => {
         log.warn({ build: req.buildId, err: errorMessage(err) }, "host step report failed");
         throw err;

@@ -141,7 +141,8 @@ describe("Head placement", () => {
 });
 
 /** A fake digest: placement compares hashes and sizes, never bytes. */
-const fake = (tag: string, sizeBytes: number) => ({ hash: tag.padEnd(64, "0"), sizeBytes });
+// Well formed (hex) as the head's edge requires, and distinct per tag.
+const fake = (tag: string, sizeBytes: number) => ({ hash: Buffer.from(tag).toString("hex").padEnd(64, "0"), sizeBytes });
 
 /** A build of `n` independent compiles (equal priority) against a source context made of `files`. */
 async function submitCompiles(rootTag: string, files: Record<string, number>, n: number): Promise<BuildEvent[]> {

@@ -36,6 +36,7 @@ import type { BuildsApi, ContextUpload, FarmStatusApi, HostStepLease, NodeContro
 import { BlobHolders } from "./blob-holders.js";
 import { type ContextEntry, ContextIndex } from "./context-index.js";
 import type { DurationHistory } from "./durations.js";
+import { checkSubmitBuild } from "./requests.js";
 import { type BuildView, compileInputRoot, type Prepared, type PrepareDeps, prepareAction, recordResult } from "./prepare.js";
 
 export interface HeadOptions {
@@ -298,6 +299,8 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
   // --- builds --------------------------------------------------------------
 
   async submitBuild(req: SubmitBuildRequest, context?: ContextUpload): Promise<{ buildId: string }> {
+    // Before anything is kept: a graph the scheduler could never finish must not show as running forever.
+    checkSubmitBuild(req);
     const id = this.opts.ids();
     const ctx = await this.context(req.contextRoot!, context);
     const build: HeadBuild = {
