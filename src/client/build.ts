@@ -96,11 +96,13 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
         const result = o.head.getResult(buildId, event.id);
         // Registered now, in event order, so a dependent's files always wait for its dependencies'.
         if (event.state !== "failed") writer.write(a.id, a.deps, a.cwd, result);
-        void result.then((r) => {
+        void result.then(async (r) => {
           if (!r) return;
-          // The compiler's own words (warnings, errors), as make would have shown them.
-          if (r.stdoutRaw.length) o.diagnostics(r.stdoutRaw);
-          if (r.stderrRaw.length) o.diagnostics(r.stderrRaw);
+          // The compiler's own words (warnings, errors), as make would have shown them; long output comes by digest only.
+          for (const [raw, digest] of [[r.stdoutRaw, r.stdoutDigest], [r.stderrRaw, r.stderrDigest]] as const) {
+            const text = raw.length || !digest?.sizeBytes ? raw : await o.store.get(digest).catch(() => undefined);
+            if (text?.length) o.diagnostics(text);
+          }
         });
       }
       o.onEvent(event);

@@ -1,14 +1,14 @@
 // The Blobs service over a BlobStore: find-missing, batched small blobs, chunked streams for large ones; every blob received is verified before it is stored.
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { CorruptBlobError, type Digest, type Logger, Status, digestKey, errorMessage, onceAny } from "../core/index.js";
+import { CorruptBlobError, type Digest, type Logger, Status, checkDigest, digestKey, digestProblem, errorMessage, onceAny } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
 import { packTreeTar } from "../merkle/index.js";
 import type { BlobsServer, BatchUpdateBlobsResponse_Response, BatchReadBlobsResponse_Response } from "../gen/orion/v1/blobs.js";
 import type { Authenticator } from "./auth.js";
-import { BATCH_BYTES, CHUNK_BYTES } from "./limits.js";
+import { BATCH_BYTES, CHUNK_BYTES, MAX_BLOB_BYTES } from "./limits.js";
 import { serverStream, unary } from "./handlers.js";
 
 export interface BlobServiceOptions {
@@ -25,34 +25,39 @@ const READ_ONLY = "this node serves its blobs read-only; uploads go to the head"
 
 /** A digest a peer sent: a SHA-256 hex hash and a non-negative size. */
 export function validDigest(d: Digest | undefined): d is Digest {
-  return !!d && /^[0-9a-f]{64}$/.test(d.hash) && Number.isSafeInteger(d.sizeBytes) && d.sizeBytes >= 0;
+  return digestProblem(d) === undefined;
 }
 
 function invalid(message: string): { code: number; details: string } {
-  return { code: Status.INVALID_ARGUMENT, details: message };
+  return { code: Status.INVALID_ARGUMENT, details: `WriteBlob: ${message}` };
 }
+
+/** Room kept free on the spool's file system beyond an upload's own size: a store that fills its disk fails everything else. */
+const SPOOL_RESERVE_BYTES = 64 * 1024 * 1024;
 
 export function blobService(o: BlobServiceOptions): BlobsServer {
   const log = o.logger.child({ module: "blobs" });
   return {
     findMissingBlobs: unary(o.auth, async (req) => {
-      const digests = req.blobDigests.filter(validDigest);
-      return { missingBlobDigests: await o.store.findMissing(digests) };
+      // A malformed digest is refused, never dropped: dropped, it would read as present and its blob would never be sent.
+      for (const [i, d] of req.blobDigests.entries()) checkDigest("FindMissingBlobs", `blob_digests[${i}]`, d);
+      return { missingBlobDigests: await o.store.findMissing(req.blobDigests) };
     }),
 
     batchUpdateBlobs: unary(o.auth, async (req) => {
       if (o.readOnly) throw Object.assign(new Error(READ_ONLY), { code: Status.PERMISSION_DENIED });
       // The blobs of one batch are stored concurrently: each put is a handful of file-system round trips.
       const responses = await Promise.all(
-        req.requests.map(async (r): Promise<BatchUpdateBlobsResponse_Response> => {
-          if (!validDigest(r.digest)) return { digest: r.digest, status: { code: Status.INVALID_ARGUMENT, message: "not a digest" } };
+        req.requests.map(async (r, i): Promise<BatchUpdateBlobsResponse_Response> => {
+          const problem = digestProblem(r.digest);
+          if (problem) return { digest: r.digest, status: { code: Status.INVALID_ARGUMENT, message: `BatchUpdateBlobs: requests[${i}].digest ${problem}` } };
           try {
             // put verifies the bytes against the digest and stores nothing on a mismatch.
-            await o.store.put(r.data, r.digest);
+            await o.store.put(r.data, r.digest!);
             return { digest: r.digest, status: { code: Status.OK, message: "" } };
           } catch (err) {
             const corrupt = err instanceof CorruptBlobError;
-            if (corrupt) log.warn({ digest: digestKey(r.digest) }, "refused an upload whose bytes do not match its digest");
+            if (corrupt) log.warn({ digest: digestKey(r.digest!) }, "refused an upload whose bytes do not match its digest");
             return { digest: r.digest, status: { code: corrupt ? Status.DATA_LOSS : Status.INTERNAL, message: errorMessage(err) } };
           }
         }),
@@ -63,9 +68,10 @@ export function blobService(o: BlobServiceOptions): BlobsServer {
     batchReadBlobs: unary(o.auth, async (req) => {
       const responses: BatchReadBlobsResponse_Response[] = [];
       let bytes = 0;
-      for (const d of req.digests) {
-        if (!validDigest(d)) {
-          responses.push({ digest: d, data: Buffer.alloc(0), status: { code: Status.INVALID_ARGUMENT, message: "not a digest" } });
+      for (const [i, d] of req.digests.entries()) {
+        const problem = digestProblem(d);
+        if (problem) {
+          responses.push({ digest: d, data: Buffer.alloc(0), status: { code: Status.INVALID_ARGUMENT, message: `BatchReadBlobs: digests[${i}] ${problem}` } });
           continue;
         }
         // Keep the answer within the message limit: the client streams what does not fit.
@@ -85,8 +91,10 @@ export function blobService(o: BlobServiceOptions): BlobsServer {
     }),
 
     readBlob: serverStream(o.auth, async (req, call) => {
-      const d = req.digest;
-      if (!validDigest(d)) throw Object.assign(new Error("not a digest"), { code: Status.INVALID_ARGUMENT });
+      const d = checkDigest("ReadBlob", "digest", req.digest);
+      if (!Number.isSafeInteger(req.offset) || req.offset < 0 || req.offset > d.sizeBytes) {
+        throw Object.assign(new Error(`ReadBlob: offset ${req.offset} is outside the blob's 0..${d.sizeBytes}`), { code: Status.INVALID_ARGUMENT });
+      }
       const data = await o.store.get(d);
       if (!data) throw Object.assign(new Error(`blob ${digestKey(d)} not found`), { code: Status.NOT_FOUND });
       // At least one chunk, so an empty blob is an answer too.
@@ -101,8 +109,7 @@ export function blobService(o: BlobServiceOptions): BlobsServer {
     }),
 
     readTree: serverStream(o.auth, async (req, call) => {
-      const root = req.rootDigest;
-      if (!validDigest(root)) throw Object.assign(new Error("not a digest"), { code: Status.INVALID_ARGUMENT });
+      const root = checkDigest("ReadTree", "root_digest", req.rootDigest);
       const started = performance.now();
       let bytes = 0;
       for await (const data of packTreeTar(o.store, root, CHUNK_BYTES)) {
@@ -128,16 +135,21 @@ export function blobService(o: BlobServiceOptions): BlobsServer {
         return;
       }
       const tmp = join(o.tmpDir, `upload-${randomUUID()}`);
-      receive(call, tmp)
+      // A client that hangs up mid-upload ends the read loop (as an error) instead of leaving it waiting forever.
+      call.on("cancelled", () => call.destroy(new Error("the client cancelled the upload")));
+      receive(call, tmp, o.tmpDir)
         .then(
           (r): Promise<Partial<grpc.StatusObject> | { committedSize: number }> => (r.code !== undefined ? Promise.resolve(r) : store(r.digest, r.size)),
-          (err: unknown) => ({ code: Status.INTERNAL, details: errorMessage(err) }),
+          (err: unknown) => ({ code: call.cancelled ? Status.CANCELLED : Status.INTERNAL, details: errorMessage(err) }),
         )
         // The spool file goes before the answer: nothing of a refused blob outlives the call.
         .then(async (outcome) => {
           await fsp.rm(tmp, { force: true });
           if ("committedSize" in outcome) callback(null, outcome);
-          else callback(outcome);
+          else {
+            if (outcome.code !== Status.CANCELLED) log.warn({ err: outcome.details }, "refused a streamed upload");
+            callback(outcome);
+          }
         });
 
       async function store(digest: Digest, size: number): Promise<Partial<grpc.StatusObject> | { committedSize: number }> {
@@ -155,25 +167,50 @@ export function blobService(o: BlobServiceOptions): BlobsServer {
   };
 }
 
-/** Spools a streamed upload to `tmp`, checking that chunks follow each other and stay within the named size. */
-async function receive(call: AsyncIterable<unknown>, tmp: string): Promise<{ code: number; details: string } | { code?: undefined; digest: Digest; size: number }> {
+/**
+ * Spools a streamed upload to `tmp`, bounded and verified as it arrives: the size the first chunk's digest claims must
+ * be within MAX_BLOB_BYTES and fit the spool's disk before a byte is written; chunks must follow each other and stay
+ * within that size; the bytes are hashed as they come, so a stream that ends short or hashes to another digest is
+ * refused here, before the store sees it.
+ */
+async function receive(
+  call: AsyncIterable<unknown>,
+  tmp: string,
+  spoolDir: string,
+): Promise<{ code: number; details: string } | { code?: undefined; digest: Digest; size: number }> {
   let digest: Digest | undefined;
   let size = 0;
-  const fh = await fsp.open(tmp, "wx", 0o600);
+  const hash = createHash("sha256");
+  let fh: fsp.FileHandle | undefined;
   try {
     for await (const chunk of call) {
       const c = chunk as { digest?: Digest; offset: number; data: Buffer };
       if (!digest) {
-        if (!validDigest(c.digest)) return invalid("the first chunk of a write must carry the blob's digest");
-        digest = c.digest;
+        const problem = digestProblem(c.digest);
+        if (problem) return invalid(`digest (in the first chunk) ${problem}`);
+        digest = c.digest!;
+        if (digest.sizeBytes > MAX_BLOB_BYTES) {
+          return { code: Status.RESOURCE_EXHAUSTED, details: `WriteBlob: blob ${digestKey(digest)} is larger than the ${MAX_BLOB_BYTES}-byte cap on one blob` };
+        }
+        const fs = await fsp.statfs(spoolDir);
+        const free = fs.bavail * fs.bsize;
+        if (digest.sizeBytes + SPOOL_RESERVE_BYTES > free) {
+          return { code: Status.RESOURCE_EXHAUSTED, details: `WriteBlob: no room for blob ${digestKey(digest)}: ${free} bytes free in ${spoolDir}` };
+        }
+        fh = await fsp.open(tmp, "wx", 0o600);
       }
       if (c.offset !== size) return invalid(`chunk at offset ${c.offset}, expected ${size}`);
       if (size + c.data.length > digest.sizeBytes) return invalid(`more bytes than the ${digest.sizeBytes} the digest names`);
-      await fh.write(c.data);
+      hash.update(c.data);
+      await fh!.write(c.data);
       size += c.data.length;
     }
   } finally {
-    await fh.close();
+    await fh?.close();
   }
-  return digest ? { digest, size } : invalid("an empty write names no blob");
+  if (!digest) return invalid("an empty write names no blob");
+  if (size !== digest.sizeBytes) return invalid(`the stream ended after ${size} of the ${digest.sizeBytes} bytes the digest names`);
+  const got = hash.digest("hex");
+  if (got !== digest.hash) return { code: Status.DATA_LOSS, details: `WriteBlob: blob ${digestKey(digest)} refused: its bytes hash to ${got}` };
+  return { digest, size };
 }

@@ -197,8 +197,9 @@ export class GrpcBlobStore implements BlobStore {
       const gets = this.gets;
       this.puts = [];
       this.gets = [];
-      for (const batch of batches(puts, (p) => p.data.length)) void this.flushPuts(batch);
-      for (const batch of batches(gets, (g) => g.digest.sizeBytes)) void this.flushGets(batch);
+      // Each entry also costs its framing: ten thousand tiny blobs must not make one batch of many MiB (the server caps batches).
+      for (const batch of batches(puts, (p) => p.data.length + BATCH_ENTRY_BYTES)) void this.flushPuts(batch);
+      for (const batch of batches(gets, (g) => g.digest.sizeBytes + BATCH_ENTRY_BYTES)) void this.flushGets(batch);
     });
   }
 
@@ -300,6 +301,9 @@ export class GrpcBlobStore implements BlobStore {
     });
   }
 }
+
+/** What one entry of a batch costs on the wire beyond its blob's bytes (a digest, a status), rounded up. */
+const BATCH_ENTRY_BYTES = 128;
 
 /** Splits requests into groups of at most BATCH_BYTES (one oversized item goes alone). */
 function batches<T>(items: T[], size: (t: T) => number): T[][] {

@@ -10,6 +10,8 @@ export const CHUNK_BYTES = 1024 * 1024;
 export const BATCH_BYTES = 2 * 1024 * 1024;
 /** Digests asked about in one FindMissingBlobs call. */
 export const FIND_MISSING_BATCH = 4096;
+/** The largest blob a WriteBlob may announce: checked before a byte is spooled (a node's outputs are capped at 1 GiB). */
+export const MAX_BLOB_BYTES = 4 * 1024 ** 3;
 
 export const CHANNEL_OPTIONS = {
   "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,

@@ -10,6 +10,7 @@ import { tokenAuthenticator } from "./auth.js";
 import { blobService } from "./blob-service.js";
 import { buildsService, nodeControlService } from "./head-services.js";
 import { SERVER_OPTIONS } from "./limits.js";
+import { messageCapInterceptor, SERVER_RECEIVE_LIMIT, withMessageCaps } from "./message-caps.js";
 
 export interface FarmServerOptions {
   head: NodeControlApi & BuildsApi & FarmStatusApi;
@@ -37,9 +38,9 @@ export async function startFarmServer(o: FarmServerOptions): Promise<FarmServer>
   makeDirSync(o.tmpDir);
   const auth = tokenAuthenticator(o.token);
   return serve(o, (server) => {
-    server.addService(BlobsService, blobService({ store: o.store, auth, tmpDir: o.tmpDir, logger: o.logger }));
-    server.addService(NodeControlService, nodeControlService(o.head, auth));
-    server.addService(BuildsService, buildsService(o.head, auth, o.logger));
+    server.addService(withMessageCaps(BlobsService), blobService({ store: o.store, auth, tmpDir: o.tmpDir, logger: o.logger }));
+    server.addService(withMessageCaps(NodeControlService), nodeControlService(o.head, auth));
+    server.addService(withMessageCaps(BuildsService), buildsService(o.head, auth, o.logger));
   });
 }
 
@@ -47,11 +48,12 @@ export async function startFarmServer(o: FarmServerOptions): Promise<FarmServer>
 export async function startPeerBlobServer(o: Omit<FarmServerOptions, "head">): Promise<FarmServer> {
   makeDirSync(o.tmpDir);
   const auth = tokenAuthenticator(o.token);
-  return serve(o, (server) => server.addService(BlobsService, blobService({ store: o.store, auth, tmpDir: o.tmpDir, logger: o.logger, readOnly: true })));
+  return serve(o, (server) => server.addService(withMessageCaps(BlobsService), blobService({ store: o.store, auth, tmpDir: o.tmpDir, logger: o.logger, readOnly: true })));
 }
 
 async function serve(o: Pick<FarmServerOptions, "listen" | "tls">, addServices: (server: grpc.Server) => void): Promise<FarmServer> {
-  const server = new grpc.Server(SERVER_OPTIONS);
+  // Each method's own request cap is checked by messageCapInterceptor on services wrapped by withMessageCaps.
+  const server = new grpc.Server({ ...SERVER_OPTIONS, "grpc.max_receive_message_length": SERVER_RECEIVE_LIMIT, interceptors: [messageCapInterceptor] });
   addServices(server);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(o.listen, credentials(o.tls), (err, p) => (err ? reject(err) : resolve(p))),

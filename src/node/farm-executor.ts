@@ -9,6 +9,9 @@ import type { ExecOutcome, ExecRequest } from "../exec/index.js";
 import type { ActionExecutor } from "./node.js";
 import type { PeerFetcher } from "./peer-fetch.js";
 
+/** Captured stdout or stderr a node sends inline in its report; longer output travels by digest only (the head caps ReportResult at 8 MiB). */
+export const INLINE_OUTPUT_BYTES = 1024 * 1024;
+
 export interface FarmExecutorOptions {
   /** Runs the action; one that can make a context ahead of time (LocalExecutor) warms up what the head names. */
   inner: ActionExecutor & { warmContext?(root: Digest): Promise<void> };
@@ -55,6 +58,8 @@ export class FarmExecutor implements ActionExecutor {
       meta.inputFetchStartTimestamp = fetchStart;
     }
     await this.upload(outcome);
+    // Uploaded with the outputs: long captured output travels by digest only, keeping the report within ReportResult's cap.
+    for (const k of ["stdoutRaw", "stderrRaw"] as const) if (outcome.result[k].length > INLINE_OUTPUT_BYTES) outcome.result[k] = Buffer.alloc(0);
     return outcome;
   }
 
