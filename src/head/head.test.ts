@@ -140,8 +140,7 @@ describe("Head placement", () => {
   });
 });
 
-/** A fake digest: placement compares hashes and sizes, never bytes. */
-// Well formed (hex) as the head's edge requires, and distinct per tag.
+/** A fake digest: placement compares hashes and sizes, never bytes; well formed (hex), as the head's edge requires, and distinct per tag. */
 const fake = (tag: string, sizeBytes: number) => ({ hash: Buffer.from(tag).toString("hex").padEnd(64, "0"), sizeBytes });
 
 /** A build of `n` independent compiles (equal priority) against a source context made of `files`. */

@@ -102,7 +102,8 @@ export function checkRegister(req: RegisterRequest): RegisterRequest {
   checkCount(m, "toolchains", req.toolchains, 256);
   for (const [i, t] of req.toolchains.entries()) {
     checkText(m, `toolchains[${i}].name`, t.name, MAX_NAME, { required: true, printable: true });
-    if (t.digest !== "*" && !/^[0-9a-f]{64}$/.test(t.digest)) throw invalidArgument(m, `toolchains[${i}].digest`, `${JSON.stringify(t.digest.slice(0, 80))} is not a toolchain digest`);
+    // Opaque to the head (a SHA-256, `tool:<hash>`, `*` for any): compared, never parsed, so only bounded and printable.
+    checkText(m, `toolchains[${i}].digest`, t.digest, MAX_NAME, { required: true, printable: true });
     checkText(m, `toolchains[${i}].path`, t.path, MAX_PATH);
   }
   checkText(m, "advertise", req.advertise, 300, { printable: true });
