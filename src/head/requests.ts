@@ -66,7 +66,7 @@ export function checkSubmitBuild(req: SubmitBuildRequest): void {
     if (!a.host && a.arguments.length === 0) throw invalidArgument(m, `${f}.arguments`, "is empty (an action runs a program)");
     checkText(m, `${f}.cwd`, a.cwd, MAX_PATH);
     // A host step runs in the client's real tree (it may cd out of it, as make would); an action runs in the input root.
-    if (!a.host && a.cwd !== "" && !insideRoot(a.cwd)) throw invalidArgument(m, `${f}.cwd`, `${JSON.stringify(a.cwd)} leaves the project root`);
+    if (!a.host && a.cwd !== "" && a.cwd !== "." && !insideRoot(a.cwd)) throw invalidArgument(m, `${f}.cwd`, `${JSON.stringify(a.cwd)} leaves the project root`);
     for (const [field, list] of [["inputs", a.inputs], ["outputs", a.outputs], ["deps", a.deps]] as const) {
       checkCount(m, `${f}.${field}`, list, MAX_LIST);
       for (const [j, v] of list.entries()) checkText(m, `${f}.${field}[${j}]`, v, field === "deps" ? MAX_ID : MAX_PATH, { required: true });
