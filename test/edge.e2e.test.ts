@@ -1,7 +1,7 @@
 // End-to-end: a hostile client against a real `orion head` and a node's blob port — malformed digests, unsafe node
 // names and slots, graphs that could never finish, lying and truncated uploads, oversized control messages — each
 // refused with the status and field it deserves, nothing stored, no stuck build; then an ordinary build still works.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -196,6 +196,16 @@ describe("message caps", () => {
     expectRefused(await call(blobs.findMissingBlobs.bind(blobs), { blobDigests: many }), grpc.status.RESOURCE_EXHAUSTED, /FindMissingBlobs: .* cap of 1048576 bytes/);
     // Within its cap, the same method answers.
     expect((await missing(many.slice(0, 4096))).length).toBe(4096);
+  });
+
+  it("refuses oversized control messages from their length prefix: 4 concurrent 40 MB Registers leave the head's peak memory within 64 MB of before", async () => {
+    const peakMB = () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${head.proc.pid}/status`, "utf8"))![1]) / 1024;
+    const before = peakMB();
+    const reg = { name: "y".repeat(40 * 1024 * 1024), slots: 1, toolchains: [], advertise: "", token: "", instanceId: "" };
+    const outcomes = await Promise.all([1, 2, 3, 4].map(() => call(control.register.bind(control), reg)));
+    for (const o of outcomes) expectRefused(o, grpc.status.RESOURCE_EXHAUSTED, /^Register: a request message of 4194\d{4} bytes is over this method's cap of 262144 bytes$/);
+    // Read whole before refusal (the late check alone), the four took the head up by ~240 MB here; decoded, by more.
+    expect(peakMB() - before).toBeLessThan(64);
   });
 });
 
