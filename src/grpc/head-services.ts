@@ -89,9 +89,8 @@ export function buildsService(head: BuildsApi & FarmStatusApi, auth: Authenticat
 
     leaseHostSteps: unary(auth, async (req) => {
       checkLeaseHostSteps(req.buildId, req.maxSteps, req.waitMs);
-      return {
-      leases: (await head.leaseHostSteps(req.buildId, req.maxSteps, req.waitMs)).map((l) => ({ leaseId: l.leaseId, actionId: l.actionId, arguments: l.argv, cwd: l.cwd })),
-      };
+      const leases = await head.leaseHostSteps(req.buildId, req.maxSteps, req.waitMs);
+      return { leases: leases.map((l) => ({ leaseId: l.leaseId, actionId: l.actionId, arguments: l.argv, cwd: l.cwd })) };
     }),
 
     reportHostStep: unary(auth, async (req) => {
