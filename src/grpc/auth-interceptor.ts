@@ -27,6 +27,8 @@ export interface AuthInterceptorOptions {
   now?: () => number;
 }
 
+const ROLE_HINT = "nodes present --node-token or ORION_NODE_TOKEN, or a certificate with OU=orion-node; clients --token or ORION_TOKEN, or OU=orion-client";
+
 /** Peers whose refusals are remembered for rate limiting; beyond this, entries older than the window are dropped. */
 const MAX_TRACKED_PEERS = 1024;
 
@@ -48,7 +50,10 @@ export function authInterceptor(o: AuthInterceptorOptions): grpc.ServerIntercept
             if ("refused" in r) return refuse(r.code, r.refused);
             const allowed = o.methodRoles(method.path) ?? [];
             if (!allowed.some((role) => r.roles.has(role))) {
-              return refuse(grpc.status.PERMISSION_DENIED, `${method.path} is for ${allowed.length ? allowed.map((x) => `${x}s`).join(" and ") : "no caller"}; this caller's credentials are a ${[...r.roles].join(" and ")}'s`);
+              return refuse(
+                grpc.status.PERMISSION_DENIED,
+                `${method.path} is for ${allowed.length ? allowed.map((x) => `${x}s`).join(" and ") : "no caller"}; this caller's credentials are a ${[...r.roles].join(" and ")}'s (${ROLE_HINT})`,
+              );
             }
             nextMetadata(metadata);
           },
