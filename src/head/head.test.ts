@@ -10,7 +10,7 @@ import type { GraphAction, RegisterRequest } from "../gen/orion/v1/scheduler.js"
 import { Directory } from "../gen/orion/v1/remote_execution.js";
 import type { BuildEvent } from "../scheduler/index.js";
 import type { ContextEntry } from "./context-index.js";
-import { Head } from "./head.js";
+import { Head, undeclaredOutputs } from "./head.js";
 
 let dir: string;
 let store: BlobStore;
@@ -281,5 +281,17 @@ describe("Head warm-up of compile contexts", () => {
     expect(warm).toEqual([root.hash]);
     expect((await lease("idle", [])).warm).toEqual([]);
     expect((await lease("holder", [root.hash])).warm).toEqual([]);
+  });
+});
+
+describe("undeclaredOutputs", () => {
+  const result = (...paths: string[]) => ({
+    outputFiles: paths.map((path) => ({ path, digest: undefined, isExecutable: false, contents: Buffer.alloc(0) })),
+    exitCode: 0, stdoutRaw: Buffer.alloc(0), stderrRaw: Buffer.alloc(0), stdoutDigest: undefined, stderrDigest: undefined, executionMetadata: undefined,
+  });
+
+  it("takes the declared paths (normalized) and names every other one, and a repeat", () => {
+    expect(undeclaredOutputs(result("x.o", "./dir/y.d"), ["x.o", "dir/y.d"])).toEqual([]);
+    expect(undeclaredOutputs(result("x.o", "../../x", "/tmp/x", "dir/../x.o"), ["x.o"])).toEqual(['"../../x"', '"/tmp/x"', '"dir/../x.o"']);
   });
 });

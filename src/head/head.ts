@@ -626,14 +626,17 @@ function phasesOf(result: ActionResult) {
   };
 }
 
-/** Output paths of a result that are not among the command's declared ones (compared normalized), or repeat one. */
+/**
+ * Output paths of a result that are not among the command's declared ones (compared normalized), or repeat one.
+ * The declared ones come from the client's own graph: whether they may leave the working directory is the executor's call.
+ */
 export function undeclaredOutputs(result: ActionResult, declared: readonly string[]): string[] {
   const allowed = new Set(declared.map((p) => posix.normalize(p)));
   const seen = new Set<string>();
   const bad: string[] = [];
   for (const f of result.outputFiles) {
     const p = posix.normalize(f.path);
-    if (!allowed.has(p) || seen.has(p) || posix.isAbsolute(p) || p === ".." || p.startsWith("../")) bad.push(JSON.stringify(f.path));
+    if (!allowed.has(p) || seen.has(p)) bad.push(JSON.stringify(f.path));
     seen.add(p);
   }
   return bad;
