@@ -10,6 +10,8 @@ import { cleanEnv, copyFixture, ORION_BIN, orionBuild, type OrionEnv, REPO, runO
 import { type Daemon, startDaemon, stopDaemon } from "./farm-helpers.js";
 import { stopAgents } from "./agent-helpers.js";
 import { CcStats } from "../src/cc/stats.js";
+import { Status, digestOf } from "../src/core/index.js";
+import { connectFarm } from "../src/grpc/index.js";
 
 const scratch = new Scratch("farm-mtls");
 const pki = scratch.dir("pki");
@@ -24,15 +26,15 @@ const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes
 
 let serial = 0;
 
-/** A certificate for 127.0.0.1 signed by `ca` (or self-signed when `ca` is absent). */
-async function certificate(name: string, ca?: string): Promise<void> {
+/** A certificate for 127.0.0.1 signed by `ca` (or self-signed when `ca` is absent), with a subject OU when given (a farm role). */
+async function certificate(name: string, ca?: string, ou?: string): Promise<void> {
   if (!ca) {
     await execa("openssl", ["req", "-x509", ...EC, "-keyout", key(name), "-out", pem(name), "-days", "2", "-subj", `/CN=${name}`, "-addext", "subjectAltName=IP:127.0.0.1"]);
     return;
   }
   const ext = join(pki, `${name}.ext`);
   writeFileSync(ext, "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n");
-  await execa("openssl", ["req", ...EC, "-keyout", key(name), "-out", join(pki, `${name}.csr`), "-subj", `/CN=${name}`]);
+  await execa("openssl", ["req", ...EC, "-keyout", key(name), "-out", join(pki, `${name}.csr`), "-subj", `/CN=${name}${ou ? `/OU=${ou}` : ""}`]);
   await execa("openssl", ["x509", "-req", "-in", join(pki, `${name}.csr`), "-CA", pem(ca), "-CAkey", key(ca), "-set_serial", String(1000 + ++serial), "-out", pem(name), "-days", "2", "-extfile", ext]);
 }
 
@@ -40,6 +42,7 @@ beforeAll(async () => {
   await certificate("ca");
   await certificate("rogue"); // self-signed: not the farm's CA
   await Promise.all(["head", "node-gcc", "node-ar", "client"].map((n) => certificate(n, "ca")));
+  await Promise.all([certificate("role-client", "ca", "orion-client"), certificate("role-node", "ca", "orion-node")]);
   head = await startDaemon(scratch, [
     "head", "--listen", "127.0.0.1:0", "--data-dir", join(scratch.root, "head"),
     "--tls-cert", pem("head"), "--tls-key", key("head"), "--tls-client-ca", pem("ca"),
@@ -122,6 +125,25 @@ describe("the farm over mutual TLS", () => {
     expect(refused.r.exitCode).not.toBe(0);
     expect(refused.r.stderr).toMatch(/orion cc: .*client certificate/);
   }, 180_000);
+
+  it("reads a caller's role from its certificate's OU: orion-client cannot act as a node, orion-node cannot build, a node's blob server refuses a client", async () => {
+    const tls = (name: string) => ({ tlsCa: readFileSync(pem("ca")), tlsCert: readFileSync(pem(name)), tlsKey: readFileSync(key(name)) });
+    const code = (p: Promise<unknown>) => p.then(() => Status.OK, (err: { code?: number }) => err.code);
+    const blobs = nodes[0]!.hello.blobs as string;
+    const conns = [connectFarm(address, tls("role-client")), connectFarm(address, tls("role-node")), connectFarm(blobs, tls("role-client")), connectFarm(blobs, tls("role-node"))];
+    const [asClient, asNode, peerAsClient, peerAsNode] = conns as [ReturnType<typeof connectFarm>, ReturnType<typeof connectFarm>, ReturnType<typeof connectFarm>, ReturnType<typeof connectFarm>];
+    try {
+      const reg = { name: "posing", slots: 1, toolchains: [], advertise: "", token: "", instanceId: "x" };
+      expect(await code(asClient.nodeControl.register(reg))).toBe(Status.PERMISSION_DENIED);
+      expect((await asClient.builds.getStatus()).nodes).toHaveLength(2);
+      expect(await code(asNode.builds.getStatus())).toBe(Status.PERMISSION_DENIED);
+      expect(await asNode.blobs.findMissing([digestOf("x")])).toHaveLength(1);
+      expect(await code(peerAsClient.blobs.findMissing([digestOf("x")]))).toBe(Status.PERMISSION_DENIED);
+      expect(await peerAsNode.blobs.findMissing([digestOf("x")])).toHaveLength(1);
+    } finally {
+      for (const c of conns) c.close();
+    }
+  });
 
   it("says which TLS flag is missing with exit 2", async () => {
     const tree = copyFixture("gen-header", join(scratch.root, "usage"));

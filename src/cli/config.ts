@@ -25,6 +25,8 @@ async function makeSchema() {
       /** A farm's head (HOST:PORT); absent = the embedded default. */
       head: z.string().regex(/^[^:\s]+:\d{1,5}$/, "expected HOST:PORT"),
       token: z.string().min(1),
+      /** The token nodes present to a head that tells them from clients (orion head/node --node-token). */
+      nodeToken: z.string().min(1),
       /** PEM file of the certificate authority a farm's head is checked against (TLS). */
       tlsCa: z.string().min(1),
       /** PEM client certificate and key presented to a head that asks for one (mutual TLS). */
@@ -51,6 +53,7 @@ const ENV_KEYS: [string, keyof Config, (v: string) => unknown][] = [
   ["ORION_LOG_FILE", "logFile", String],
   ["ORION_HEAD", "head", String],
   ["ORION_TOKEN", "token", String],
+  ["ORION_NODE_TOKEN", "nodeToken", String],
   ["ORION_TLS_CA", "tlsCa", String],
   ["ORION_TLS_CERT", "tlsCert", String],
   ["ORION_TLS_KEY", "tlsKey", String],

@@ -102,6 +102,8 @@ export interface HeadCommandOptions {
   listen?: string;
   dataDir?: string;
   token?: string;
+  /** The nodes' own token; without it nodes present `token`, and so could a client. */
+  nodeToken?: string;
   heartbeatMs?: number;
   nodeTtlMs?: number;
   insecure?: boolean;
@@ -117,10 +119,12 @@ export async function headCommand(o: HeadCommandOptions, env: NodeJS.ProcessEnv 
   const listen = o.listen ?? DEFAULT_HEAD;
   const { host } = parseAddress(listen, "--listen");
   const token = o.token ?? env.ORION_TOKEN ?? undefined;
+  const nodeToken = o.nodeToken ?? env.ORION_NODE_TOKEN ?? undefined;
   // Callers must prove who they are on an open address: a token, or a client certificate from --tls-client-ca.
   if (!LOOPBACK.has(host) && !token && !o.tlsClientCa && !o.insecure) {
     throw new UsageError(`--listen ${listen} is not a loopback address: give --token (or ORION_TOKEN) or --tls-client-ca, or --insecure to serve without either`);
   }
+  if (token && nodeToken && token === nodeToken) throw new UsageError("--node-token must differ from --token: it is what tells a node from a client");
   const tls = serverTls(o);
   const dataDir = ensureDir(o.dataDir ?? stateDir(env, "head"), "--data-dir");
   const logger = createRootLogger({ level: o.logLevel, file: o.logFile });
@@ -145,10 +149,13 @@ export async function headCommand(o: HeadCommandOptions, env: NodeJS.ProcessEnv 
     // Files outside a project (system libraries, -I/opt/...) are named by their bytes on the head's machine.
     externalDigest: (p): Promise<Digest | undefined> => statCache.digestOf(p).catch(() => undefined),
   });
-  const server = await startFarmServer({ head, store, listen, token, tls, tmpDir: join(dataDir, "tmp"), logger });
+  const server = await startFarmServer({ head, store, listen, token, nodeToken, tls, tmpDir: join(dataDir, "tmp"), logger });
   const removePid = writePidFile(o.pidFile);
   process.stdout.write(JSON.stringify({ type: "listening", grpc: server.address }) + "\n");
-  logger.info({ grpc: server.address, dataDir, auth: !!token, tls: !!tls, clientCertificates: !!tls?.clientCa }, "head listening");
+  logger.info({ grpc: server.address, dataDir, auth: !!token, nodeAuth: !!nodeToken, tls: !!tls, clientCertificates: !!tls?.clientCa }, "head listening");
+  if (token && !nodeToken) {
+    logger.warn("--token without --node-token: nodes and clients share one token, so a client can act as a node (register, lease, report results); give nodes their own with --node-token (ORION_NODE_TOKEN)");
+  }
   await stopSignal(logger);
   head.close();
   await server.close();
@@ -166,7 +173,10 @@ export interface NodeCommandOptions {
   name?: string;
   slots?: number;
   dataDir?: string;
+  /** A farm's shared token, presented when there is no node token. */
   token?: string;
+  /** The node token: presented to the head, and required from peers fetching this node's blobs. */
+  nodeToken?: string;
   tlsCa?: string;
   /** The node's certificate: it serves its blobs over TLS with it and presents it to the head and to peers. */
   tlsCert?: string;
@@ -274,9 +284,10 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   if (o.advertise) parseAddress(o.advertise, "--advertise");
   const listen = o.listen ?? "127.0.0.1:0";
   const { host: listenHost } = parseAddress(listen, "--listen");
-  const token = o.token ?? env.ORION_TOKEN ?? undefined;
+  // A node shows the head (and asks of its peers) the node token; on a farm with one shared token, that one.
+  const token = o.nodeToken ?? env.ORION_NODE_TOKEN ?? o.token ?? env.ORION_TOKEN ?? undefined;
   if (!LOOPBACK.has(listenHost) && !token && !o.tlsClientCa && !o.insecure) {
-    throw new UsageError(`--listen ${listen} is not a loopback address: give --token (or ORION_TOKEN) or --tls-client-ca, or --insecure to serve blobs without either`);
+    throw new UsageError(`--listen ${listen} is not a loopback address: give --token or --node-token (ORION_TOKEN, ORION_NODE_TOKEN) or --tls-client-ca, or --insecure to serve blobs without either`);
   }
   // The head refuses these too; saying so here names the flag (exit 2) instead of failing registration.
   const nameProblem = o.name !== undefined ? nodeNameProblem(o.name) : undefined;
@@ -301,7 +312,7 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   const store = readThrough(local, conn.blobs);
   // Peers read this node's own store (never through to the head: each asks the head itself).
   if (auth.tlsCa && !tls) logger.warn("--tls-ca without --tls-cert: this node serves its blobs in plaintext, which peers reaching it over TLS cannot read; they fetch from the head instead");
-  const blobServer = await startPeerBlobServer({ store: local, listen, token, tls, tmpDir: join(dataDir, "tmp"), logger }).catch((err) => {
+  const blobServer = await startPeerBlobServer({ store: local, listen, nodeToken: token, tls, tmpDir: join(dataDir, "tmp"), logger }).catch((err) => {
     conn.close();
     local.close();
     throw err;

@@ -255,7 +255,8 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .description("run a farm's head: the scheduler, action cache and CAS that nodes and builds connect to over gRPC (until SIGTERM)")
     .option("--listen <host:port>", "address to serve on; port 0 picks a free one (default 127.0.0.1:50050)")
     .option("--data-dir <dir>", "state: CAS, action cache, durations (default $XDG_STATE_HOME/orion/head)")
-    .option("--token <token>", "require this token from nodes and clients (ORION_TOKEN)")
+    .option("--token <token>", "require this token from clients (ORION_TOKEN); from nodes too when --node-token is absent")
+    .option("--node-token <token>", "require this token from nodes, and refuse it for builds (ORION_NODE_TOKEN)")
     .option("--heartbeat-ms <n>", "how often nodes report (default 5000)", intOption("--heartbeat-ms", 10))
     .option("--node-ttl-ms <n>", "evict a node silent this long and re-queue its work (default 3 heartbeats)", intOption("--node-ttl-ms", 10))
     .option("--insecure", "allow a non-loopback --listen without a token")
@@ -268,7 +269,7 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .action(async (opts) => {
       const cfg = await config({}, undefined);
       const { headCommand } = await import("./farm.js");
-      exitCode = await headCommand({ ...opts, token: opts.token ?? cfg.token, logFile: opts.logFile ?? cfg.logFile, logLevel: process.env.ORION_LOG_LEVEL ?? "info" });
+      exitCode = await headCommand({ ...opts, token: opts.token ?? cfg.token, nodeToken: opts.nodeToken ?? cfg.nodeToken, logFile: opts.logFile ?? cfg.logFile, logLevel: process.env.ORION_LOG_LEVEL ?? "info" });
     });
 
   program
@@ -278,7 +279,8 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .option("--name <name>", "the node's name (default: the one kept in --data-dir, else the host name; the head makes it unique)")
     .option("--slots <n>", "actions at once (default: one per core)", intOption("--slots", 1))
     .option("--data-dir <dir>", "the node's CAS, sandboxes and name (default $XDG_STATE_HOME/orion/node)")
-    .option("--token <token>", "the farm's token (ORION_TOKEN)")
+    .option("--node-token <token>", "the farm's node token (ORION_NODE_TOKEN), presented to the head and required from peers")
+    .option("--token <token>", "a farm's shared token (ORION_TOKEN), used when it has no node token")
     .option("--tls-ca <file>", "reach the head over TLS, checking its certificate against this CA (ORION_TLS_CA)")
     .option("--tls-cert <file>", "this node's PEM certificate: it serves its blobs to peers over TLS with it and presents it to the head and peers (with --tls-key)")
     .option("--tls-key <file>", "the PEM private key of --tls-cert")
@@ -292,7 +294,7 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .action(async (opts) => {
       const cfg = await config({}, undefined);
       const { nodeCommand } = await import("./farm.js");
-      exitCode = await nodeCommand({ ...opts, head: opts.head ?? cfg.head, token: opts.token ?? cfg.token, tlsCa: opts.tlsCa ?? cfg.tlsCa, tlsCert: opts.tlsCert ?? cfg.tlsCert, tlsKey: opts.tlsKey ?? cfg.tlsKey, logFile: opts.logFile ?? cfg.logFile, logLevel: process.env.ORION_LOG_LEVEL ?? "info" });
+      exitCode = await nodeCommand({ ...opts, head: opts.head ?? cfg.head, token: opts.token ?? cfg.token, nodeToken: opts.nodeToken ?? cfg.nodeToken, tlsCa: opts.tlsCa ?? cfg.tlsCa, tlsCert: opts.tlsCert ?? cfg.tlsCert, tlsKey: opts.tlsKey ?? cfg.tlsKey, logFile: opts.logFile ?? cfg.logFile, logLevel: process.env.ORION_LOG_LEVEL ?? "info" });
     });
 
   program

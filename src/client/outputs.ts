@@ -3,11 +3,12 @@
 // already in place with the same content, and giving each a fresh mtime as a rebuilt target has —
 // independent actions in parallel, a dependent only after what it depends on.
 import { mkdir, stat, utimes } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { type Digest, CorruptBlobError, digestKey } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
 import type { StatCache } from "../merkle/index.js";
 import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
+import { OutputPathGuard } from "./output-path.js";
 
 export class OutputWriter {
   /** Each action's write, by action id: a dependent's files are written after its dependencies' (mtime order, as make expects). */
@@ -16,6 +17,8 @@ export class OutputWriter {
   private firstError?: unknown;
   private active = 0;
   private readonly waiting: (() => void)[] = [];
+  /** Output paths come from the farm: each is checked to stay inside the project before anything is written. */
+  private readonly guard: OutputPathGuard;
 
   constructor(
     private readonly store: BlobStore,
@@ -23,7 +26,9 @@ export class OutputWriter {
     private readonly projectRoot: string,
     /** Actions written at once (independent ones only). */
     private readonly concurrency = 8,
-  ) {}
+  ) {
+    this.guard = new OutputPathGuard(projectRoot);
+  }
 
   /** Queues the outputs of one action (cwd relative to the project root), after those of `deps`. */
   write(id: string, deps: readonly string[], cwd: string, result: Promise<ActionResult | undefined>): void {
@@ -32,7 +37,7 @@ export class OutputWriter {
       this.limited(async () => {
         if (this.firstError || !r) return;
         try {
-          for (const of of r.outputFiles) await this.writeOne(join(this.projectRoot, cwd, of.path), of.digest!, of.isExecutable);
+          for (const of of r.outputFiles) await this.writeOne(await this.guard.resolve(cwd, of.path), of.digest!, of.isExecutable);
         } catch (err) {
           this.firstError ??= err;
         }

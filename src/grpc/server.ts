@@ -1,4 +1,4 @@
-// The head's gRPC server (Blobs, NodeControl and Builds on one port, behind one token check), and a node's read-only blob server for its peers.
+// The head's gRPC server (Blobs, NodeControl and Builds on one port, behind one gate that checks each caller's role), and a node's read-only blob server for its peers.
 import { makeDirSync } from "../core/fs.js";
 import * as grpc from "@grpc/grpc-js";
 import { type Logger, OrionError, UsageError, errorMessage } from "../core/index.js";
@@ -6,7 +6,8 @@ import type { BlobStore } from "../cas/index.js";
 import type { BuildsApi, FarmStatusApi, NodeControlApi } from "../head/api.js";
 import { BlobsService } from "../gen/orion/v1/blobs.js";
 import { BuildsService, NodeControlService } from "../gen/orion/v1/scheduler.js";
-import { tokenAuthenticator } from "./auth.js";
+import { type AuthPolicy, alreadyAuthenticated } from "./auth.js";
+import { HEAD_METHOD_ROLES, type MethodRoles, PEER_METHOD_ROLES, authInterceptor } from "./auth-interceptor.js";
 import { blobService } from "./blob-service.js";
 import { buildsService, nodeControlService } from "./head-services.js";
 import { SERVER_OPTIONS } from "./limits.js";
@@ -17,7 +18,10 @@ export interface FarmServerOptions {
   store: BlobStore;
   /** HOST:PORT; port 0 binds a free port. */
   listen: string;
+  /** The clients' token (and the nodes', without `nodeToken`). */
   token?: string;
+  /** The nodes' token: NodeControl (and a node's peer blob server) accept it, Builds refuses it. */
+  nodeToken?: string;
   /** Spool folder for streamed uploads. */
   tmpDir: string;
   /**
@@ -36,10 +40,11 @@ export interface FarmServer {
 
 export async function startFarmServer(o: FarmServerOptions): Promise<FarmServer> {
   makeDirSync(o.tmpDir);
-  const auth = tokenAuthenticator(o.token);
-  return serve(o, (server) => {
+  // The gate in front of the services has checked the caller and its role before a handler runs.
+  const auth = alreadyAuthenticated;
+  return serve(o, HEAD_METHOD_ROLES, (server) => {
     server.addService(withMessageCaps(BlobsService), blobService({ store: o.store, auth, tmpDir: o.tmpDir, logger: o.logger }));
-    server.addService(withMessageCaps(NodeControlService), nodeControlService(o.head, auth));
+    server.addService(withMessageCaps(NodeControlService), nodeControlService(o.head, auth, o.logger));
     server.addService(withMessageCaps(BuildsService), buildsService(o.head, auth, o.logger));
   });
 }
@@ -47,13 +52,26 @@ export async function startFarmServer(o: FarmServerOptions): Promise<FarmServer>
 /** A node's blob server: its own store, read-only, to peers (DESIGN.md, source context: P2P). */
 export async function startPeerBlobServer(o: Omit<FarmServerOptions, "head">): Promise<FarmServer> {
   makeDirSync(o.tmpDir);
-  const auth = tokenAuthenticator(o.token);
-  return serve(o, (server) => server.addService(withMessageCaps(BlobsService), blobService({ store: o.store, auth, tmpDir: o.tmpDir, logger: o.logger, readOnly: true })));
+  const auth = alreadyAuthenticated;
+  // Its peers are nodes: they present the node token (the shared one on a farm without --node-token).
+  return serve({ ...o, token: undefined, nodeToken: o.nodeToken ?? o.token }, PEER_METHOD_ROLES, (server) =>
+    server.addService(withMessageCaps(BlobsService), blobService({ store: o.store, auth, tmpDir: o.tmpDir, logger: o.logger, readOnly: true })),
+  );
 }
 
-async function serve(o: Pick<FarmServerOptions, "listen" | "tls">, addServices: (server: grpc.Server) => void): Promise<FarmServer> {
-  // Each method's own request cap is checked by messageCapInterceptor on services wrapped by withMessageCaps.
-  const server = new grpc.Server({ ...SERVER_OPTIONS, "grpc.max_receive_message_length": SERVER_RECEIVE_LIMIT, interceptors: [messageCapInterceptor] });
+async function serve(
+  o: Pick<FarmServerOptions, "listen" | "tls" | "token" | "nodeToken" | "logger">,
+  methodRoles: MethodRoles,
+  addServices: (server: grpc.Server) => void,
+): Promise<FarmServer> {
+  const policy: AuthPolicy = { clientToken: o.token, nodeToken: o.nodeToken };
+  // The caller and its role are checked from the metadata, then each method's own request cap from the message's
+  // length prefix (services wrapped by withMessageCaps): both before a request body is read.
+  const server = new grpc.Server({
+    ...SERVER_OPTIONS,
+    "grpc.max_receive_message_length": SERVER_RECEIVE_LIMIT,
+    interceptors: [authInterceptor({ policy, methodRoles, logger: o.logger }), messageCapInterceptor],
+  });
   addServices(server);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(o.listen, credentials(o.tls), (err, p) => (err ? reject(err) : resolve(p))),

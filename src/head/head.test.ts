@@ -10,7 +10,7 @@ import type { GraphAction, RegisterRequest } from "../gen/orion/v1/scheduler.js"
 import { Directory } from "../gen/orion/v1/remote_execution.js";
 import type { BuildEvent } from "../scheduler/index.js";
 import type { ContextEntry } from "./context-index.js";
-import { Head } from "./head.js";
+import { Head, undeclaredOutputs } from "./head.js";
 
 let dir: string;
 let store: BlobStore;
@@ -42,41 +42,50 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+/** Each registration's session, by node name: the node's later calls must carry it. */
+const sessions = new Map<string, string>();
+const session = (nodeId: string) => sessions.get(nodeId) ?? "";
+const register = async (req: RegisterRequest) => {
+  const r = await head.register(req);
+  sessions.set(r.nodeId, r.session);
+  return r;
+};
+
 const names = async () => (await head.getStatus()).nodes.map((n) => n.name).sort();
 
 describe("Head membership", () => {
   it("makes names unique, but gives a restarted node (same instance id) its own name back", async () => {
-    expect((await head.register(reg("box", "a"))).nodeId).toBe("box");
-    expect((await head.register(reg("box", "b"))).nodeId).toBe("box-2");
+    expect((await register(reg("box", "a"))).nodeId).toBe("box");
+    expect((await register(reg("box", "b"))).nodeId).toBe("box-2");
     // "a" restarts without having left: it replaces its stale registration rather than becoming box-3.
-    expect((await head.register(reg("box", "a"))).nodeId).toBe("box");
+    expect((await register(reg("box", "a"))).nodeId).toBe("box");
     expect(await names()).toEqual(["box", "box-2"]);
   });
 
   it("evicts a node silent past its TTL; heartbeats keep one alive; the evicted one hears NOT_FOUND", async () => {
-    await head.register(reg("quiet", "q"));
-    await head.register(reg("chatty", "c"));
+    await register(reg("quiet", "q"));
+    await register(reg("chatty", "c"));
     for (let i = 0; i < 5; i++) {
       clock.advance(100);
-      await head.heartbeat({ nodeId: "chatty", running: 1, load: 0, contextHashes: [] });
+      await head.heartbeat({ nodeId: "chatty", session: session("chatty"), running: 1, load: 0, contextHashes: [] });
     }
     expect(await names()).toEqual(["chatty"]);
     expect((await head.getStatus()).nodes[0]!.running).toBe(1);
-    await expect(head.heartbeat({ nodeId: "quiet", running: 0, load: 0, contextHashes: [] })).rejects.toMatchObject({ code: Status.NOT_FOUND });
-    await expect(head.lease({ nodeId: "quiet", maxActions: 1, waitMs: 0, contextHashes: [] })).rejects.toMatchObject({ code: Status.NOT_FOUND });
+    await expect(head.heartbeat({ nodeId: "quiet", session: session("quiet"), running: 0, load: 0, contextHashes: [] })).rejects.toMatchObject({ code: Status.NOT_FOUND });
+    await expect(head.lease({ nodeId: "quiet", session: session("quiet"), maxActions: 1, waitMs: 0, contextHashes: [] })).rejects.toMatchObject({ code: Status.NOT_FOUND });
     // Coming back, it registers under its old name.
-    expect((await head.register(reg("quiet", "q"))).nodeId).toBe("quiet");
+    expect((await register(reg("quiet", "q"))).nodeId).toBe("quiet");
   });
 
   it("forgets a node that leaves, at once", async () => {
-    await head.register(reg("n", "x"));
-    await head.leave({ nodeId: "n" });
+    await register(reg("n", "x"));
+    await head.leave({ nodeId: "n", session: session("n") });
     expect(await names()).toEqual([]);
-    expect((await head.register(reg("n", "y"))).nodeId).toBe("n");
+    expect((await register(reg("n", "y"))).nodeId).toBe("n");
   });
 
   it("marks a node silent past half its TTL in status", async () => {
-    await head.register(reg("n", "x"));
+    await register(reg("n", "x"));
     clock.advance(200);
     expect((await head.getStatus()).nodes[0]).toMatchObject({ name: "n", state: "silent", lastSeenMsAgo: 200, slots: 2, toolchains: ["gcc"] });
   });
@@ -103,7 +112,7 @@ async function until(done: () => boolean): Promise<void> {
 
 describe("Head placement", () => {
   it("fails an action no node's toolchain can run at once, as an infrastructure failure naming the nodes", async () => {
-    await head.register(reg("gcc-box", "g"));
+    await register(reg("gcc-box", "g"));
     const { events } = await submit(["d-clang"]);
     await until(() => events.some((e) => e.type === "summary"));
     const failed = events.find((e) => e.type === "action" && e.state === "failed");
@@ -112,28 +121,28 @@ describe("Head placement", () => {
   });
 
   it("re-queues an evicted node's lease for another node, and forgets a finished build after keepFinishedMs", async () => {
-    await head.register(reg("a", "a"));
+    await register(reg("a", "a"));
     const { buildId, events } = await submit(["d-gcc"]);
     await until(() => events.some((e) => e.type === "action" && e.state === "queued"));
-    const first = await head.lease({ nodeId: "a", maxActions: 4, waitMs: 0, contextHashes: [] });
+    const first = await head.lease({ nodeId: "a", session: session("a"), maxActions: 4, waitMs: 0, contextHashes: [] });
     expect(first.leases).toHaveLength(1);
-    await head.register(reg("b", "b"));
+    await register(reg("b", "b"));
     // "a" falls silent; "b" keeps its heartbeats up.
     for (let i = 0; i < 6; i++) {
       clock.advance(100);
-      await head.heartbeat({ nodeId: "b", running: 0, load: 0, contextHashes: [] });
+      await head.heartbeat({ nodeId: "b", session: session("b"), running: 0, load: 0, contextHashes: [] });
     }
     expect(events.some((e) => e.type === "action" && e.state === "retry" && e.node === "a")).toBe(true);
     for (let i = 0; i < 3; i++) {
       clock.advance(100); // past the retry's backoff (≤ 100 ms for a first retry)
-      await head.heartbeat({ nodeId: "b", running: 0, load: 0, contextHashes: [] });
+      await head.heartbeat({ nodeId: "b", session: session("b"), running: 0, load: 0, contextHashes: [] });
     }
-    const second = await head.lease({ nodeId: "b", maxActions: 4, waitMs: 0, contextHashes: [] });
+    const second = await head.lease({ nodeId: "b", session: session("b"), maxActions: 4, waitMs: 0, contextHashes: [] });
     expect(second.leases.map((l) => [l.actionId, l.attempt])).toEqual([["a0", 2]]);
     // The stale lease's report is ignored; the live one's counts.
     const result = { outputFiles: [], exitCode: 0, stdoutRaw: Buffer.alloc(0), stderrRaw: Buffer.alloc(0), stdoutDigest: undefined, stderrDigest: undefined, executionMetadata: undefined };
-    await head.reportResult({ nodeId: "a", leaseId: first.leases[0]!.leaseId, result, error: "", depfile: "" });
-    await head.reportResult({ nodeId: "b", leaseId: second.leases[0]!.leaseId, result, error: "", depfile: "" });
+    await head.reportResult({ nodeId: "a", session: session("a"), leaseId: first.leases[0]!.leaseId, result, error: "", depfile: "" });
+    await head.reportResult({ nodeId: "b", session: session("b"), leaseId: second.leases[0]!.leaseId, result, error: "", depfile: "" });
     expect(events.at(-1)).toMatchObject({ type: "summary", executed: 1, nodes: { b: 1 } });
     clock.advance(1_000);
     expect(() => head.watchBuild(buildId, 0, () => {})).toThrow(/unknown build/);
@@ -160,15 +169,15 @@ async function submitCompiles(rootTag: string, files: Record<string, number>, n:
 
 describe("Head placement by input bytes held", () => {
   it("hands a node the equally urgent compiles of the context it holds, else of the one it shares most bytes with", async () => {
-    await head.register(reg("holds-b", "b"));
-    await head.register(reg("holds-a", "a"));
-    await head.register(reg("fresh", "f"));
+    await register(reg("holds-b", "b"));
+    await register(reg("holds-a", "a"));
+    await register(reg("fresh", "f"));
     // Queued in this order: A's compiles, then B's, then A2's (A with one small file edited; the big header is shared).
     await submitCompiles("a", { "big.h": 1_000_000, "x.c": 100 }, 3);
     await submitCompiles("b", { "other.h": 5_000, "y.c": 100 }, 3);
     await submitCompiles("c", { "big.h": 1_000_000, "x.c": 101 }, 3);
     const lease = async (nodeId: string, max: number, contextHashes: string[]) =>
-      (await head.lease({ nodeId, maxActions: max, waitMs: 0, contextHashes })).leases.map((l) => l.actionId);
+      (await head.lease({ nodeId, session: session(nodeId), maxActions: max, waitMs: 0, contextHashes })).leases.map((l) => l.actionId);
     // B's compiles were queued after A's: queue order alone would give holds-b A's.
     expect(await lease("holds-b", 2, [fake("b", 100).hash])).toEqual(["b0", "b1"]);
     // A node holding A prefers A; once A is drained, A2 (it holds A2's big header) over B.
@@ -180,7 +189,7 @@ describe("Head placement by input bytes held", () => {
   });
 
   it("never lets bytes held outrank the critical path", async () => {
-    await head.register(reg("holds-b", "b"));
+    await register(reg("holds-b", "b"));
     await submitCompiles("b", { "y.c": 100 }, 2);
     // An action on another context with a dependent: a longer path, so more urgent.
     const root = fake("a", 100);
@@ -195,7 +204,7 @@ describe("Head placement by input bytes held", () => {
     const events: BuildEvent[] = [];
     head.watchBuild(buildId, 0, (e) => events.push(e));
     await until(() => events.some((e) => e.type === "action" && e.state === "queued"));
-    const got = await head.lease({ nodeId: "holds-b", maxActions: 3, waitMs: 0, contextHashes: [fake("b", 100).hash] });
+    const got = await head.lease({ nodeId: "holds-b", session: session("holds-b"), maxActions: 3, waitMs: 0, contextHashes: [fake("b", 100).hash] });
     expect(got.leases.map((l) => l.actionId)).toEqual(["first", "b0", "b1"]);
   });
 });
@@ -204,22 +213,22 @@ describe("Head peer hints (P2P)", () => {
   const served = (name: string, port: number): RegisterRequest => ({ ...reg(name, name), advertise: `127.0.0.1:${port}` });
 
   it("names the nodes holding a compile's context, and for a link the node that made its objects — never itself or a node serving nothing", async () => {
-    await head.register(served("holder", 7001));
-    await head.register(reg("mute", "m")); // holds the context too, but serves no blobs
-    await head.register(served("asker", 7002));
+    await register(served("holder", 7001));
+    await register(reg("mute", "m")); // holds the context too, but serves no blobs
+    await register(served("asker", 7002));
     await submitCompiles("a", { "big.h": 1_000_000, "x.c": 100 }, 2);
     const ctx = fake("a", 100).hash;
-    await head.heartbeat({ nodeId: "holder", running: 0, load: 0, contextHashes: [ctx] });
-    await head.heartbeat({ nodeId: "mute", running: 0, load: 0, contextHashes: [ctx] });
-    const [compile] = (await head.lease({ nodeId: "asker", maxActions: 1, waitMs: 0, contextHashes: [] })).leases;
+    await head.heartbeat({ nodeId: "holder", session: session("holder"), running: 0, load: 0, contextHashes: [ctx] });
+    await head.heartbeat({ nodeId: "mute", session: session("mute"), running: 0, load: 0, contextHashes: [ctx] });
+    const [compile] = (await head.lease({ nodeId: "asker", session: session("asker"), maxActions: 1, waitMs: 0, contextHashes: [] })).leases;
     expect(compile!.peers).toEqual([{ nodeId: "holder", address: "127.0.0.1:7001", holdsRoot: true }]);
     // A node holding the context itself is told of no one.
-    const [own] = (await head.lease({ nodeId: "holder", maxActions: 1, waitMs: 0, contextHashes: [ctx] })).leases;
+    const [own] = (await head.lease({ nodeId: "holder", session: session("holder"), maxActions: 1, waitMs: 0, contextHashes: [ctx] })).leases;
     expect(own!.peers).toEqual([]);
     // A context that only shares bytes with the holder's (one file edited): the files that changed are not
     // the holder's to give, so no one is named.
     await submitCompiles("c", { "big.h": 1_000_000, "x.c": 101 }, 1);
-    const [edited] = (await head.lease({ nodeId: "asker", maxActions: 1, waitMs: 0, contextHashes: [ctx] })).leases;
+    const [edited] = (await head.lease({ nodeId: "asker", session: session("asker"), maxActions: 1, waitMs: 0, contextHashes: [ctx] })).leases;
     expect(edited!.actionId).toBe("c0");
     expect(edited!.peers).toEqual([]);
 
@@ -237,12 +246,12 @@ describe("Head peer hints (P2P)", () => {
     head.watchBuild(buildId, 0, (e) => events.push(e));
     const queued = (id: string) => events.some((e) => e.type === "action" && e.id === id && e.state === "queued");
     await until(() => queued("make-o"));
-    const [make] = (await head.lease({ nodeId: "holder", maxActions: 1, waitMs: 0, contextHashes: [ctx] })).leases;
+    const [make] = (await head.lease({ nodeId: "holder", session: session("holder"), maxActions: 1, waitMs: 0, contextHashes: [ctx] })).leases;
     expect(make!.actionId).toBe("make-o");
     const result = { outputFiles: [{ path: "x.o", digest: obj, isExecutable: false, contents: Buffer.alloc(0) }], exitCode: 0, stdoutRaw: Buffer.alloc(0), stderrRaw: Buffer.alloc(0), stdoutDigest: undefined, stderrDigest: undefined, executionMetadata: undefined };
-    await head.reportResult({ nodeId: "holder", leaseId: make!.leaseId, result, error: "", depfile: "" });
+    await head.reportResult({ nodeId: "holder", session: session("holder"), leaseId: make!.leaseId, result, error: "", depfile: "" });
     await until(() => queued("link"));
-    const [link] = (await head.lease({ nodeId: "asker", maxActions: 1, waitMs: 0, contextHashes: [] })).leases;
+    const [link] = (await head.lease({ nodeId: "asker", session: session("asker"), maxActions: 1, waitMs: 0, contextHashes: [] })).leases;
     expect(link!.actionId).toBe("link");
     expect(link!.peers).toEqual([{ nodeId: "holder", address: "127.0.0.1:7001", holdsRoot: false }]);
   });
@@ -250,8 +259,8 @@ describe("Head peer hints (P2P)", () => {
 
 describe("Head warm-up of compile contexts", () => {
   it("names a running build's compile root to an idle node that lacks it, once, and never to one holding it", async () => {
-    await head.register(reg("idle", "i"));
-    await head.register(reg("holder", "h"));
+    await register(reg("idle", "i"));
+    await register(reg("holder", "h"));
     const root = fake("w", 100);
     const act = (id: string, extra: Partial<GraphAction>): GraphAction => ({
       id, kind: "compile", label: id, arguments: ["/usr/bin/gcc", "-c", "x.c", "-o", "x.o"], cwd: "", inputs: [], outputs: [], deps: [], host: false, toolchain: "d-gcc", environmentVariables: [], shell: "", ...extra,
@@ -261,7 +270,7 @@ describe("Head warm-up of compile contexts", () => {
       { contextRoot: root, actions: [act("gen", { kind: "other", host: true, arguments: ["./gen.sh"] }), act("cc", { deps: ["gen"] })], noCache: true, retries: 0, jobs: 0, token: "", projectRoot: "/p" },
       { root, files: new Map([["x.c", { digest: fake("xc", 10), executable: false }]]) },
     );
-    const lease = (nodeId: string, contextHashes: string[]) => head.lease({ nodeId, maxActions: 1, waitMs: 0, contextHashes });
+    const lease = (nodeId: string, contextHashes: string[]) => head.lease({ nodeId, session: session(nodeId), maxActions: 1, waitMs: 0, contextHashes });
     let warm: string[] = [];
     const deadline = Date.now() + 5_000;
     while (!warm.length && Date.now() < deadline) {
@@ -272,5 +281,17 @@ describe("Head warm-up of compile contexts", () => {
     expect(warm).toEqual([root.hash]);
     expect((await lease("idle", [])).warm).toEqual([]);
     expect((await lease("holder", [root.hash])).warm).toEqual([]);
+  });
+});
+
+describe("undeclaredOutputs", () => {
+  const result = (...paths: string[]) => ({
+    outputFiles: paths.map((path) => ({ path, digest: undefined, isExecutable: false, contents: Buffer.alloc(0) })),
+    exitCode: 0, stdoutRaw: Buffer.alloc(0), stderrRaw: Buffer.alloc(0), stdoutDigest: undefined, stderrDigest: undefined, executionMetadata: undefined,
+  });
+
+  it("takes the declared paths (normalized) and names every other one, and a repeat", () => {
+    expect(undeclaredOutputs(result("x.o", "./dir/y.d"), ["x.o", "dir/y.d"])).toEqual([]);
+    expect(undeclaredOutputs(result("x.o", "../../x", "/tmp/x", "dir/../x.o"), ["x.o"])).toEqual(['"../../x"', '"/tmp/x"', '"dir/../x.o"']);
   });
 });

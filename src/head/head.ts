@@ -1,6 +1,7 @@
 // The head: owns the scheduler, the action cache and the CAS; prepares ready actions (cache
 // look-up or lease), hands leases to nodes that pull them, writes the cache from their results,
 // and streams each build's events. Transport-free: the embedded default calls it in-process.
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { posix } from "node:path";
 import {
   type Clock,
@@ -59,6 +60,8 @@ interface NodeRecord {
   id: string;
   /** The registering process's random id: the same one registering again is a restart, not a second node. */
   instanceId: string;
+  /** The secret its Register answer carried: its later calls must show it (its name is public). */
+  session: Buffer;
   advertise: string;
   slots: number;
   /** Tools running and load average, as its last heartbeat said. */
@@ -109,8 +112,8 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
   private readonly holders = new BlobHolders();
   /** Directory messages of contexts loaded from the store: each host step's new context re-reads only what it changed. */
   private readonly directories: DirectoryCache = new Map();
-  /** Leases in flight → their build and task (for reports). */
-  private readonly leaseOwners = new Map<string, { build: HeadBuild; task: Task<Payload> }>();
+  /** Leases in flight → their build, task and the node they went to (only that node may report them). */
+  private readonly leaseOwners = new Map<string, { build: HeadBuild; task: Task<Payload>; nodeId: string }>();
   /** Workers waiting in a long-poll lease, woken when work appears. */
   private waiters = new Set<() => void>();
   private readonly deps: PrepareDeps;
@@ -148,6 +151,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
     const record: NodeRecord = {
       id,
       instanceId: req.instanceId,
+      session: randomBytes(24),
       advertise: req.advertise,
       running: 0,
       load: 0,
@@ -170,12 +174,25 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
     };
     this.nodes.set(id, record);
     this.log.info({ node: id, slots: req.slots, toolchains: record.toolchainNames }, "node registered");
-    return { nodeId: id, heartbeatMs: this.opts.heartbeatMs ?? 5000 };
+    return { nodeId: id, heartbeatMs: this.opts.heartbeatMs ?? 5000, session: record.session.toString("hex") };
+  }
+
+  /**
+   * The registered node a call speaks for: unknown → NOT_FOUND (it registers again); a session that is not the
+   * one this registration was given → PERMISSION_DENIED (another caller using its name, or its own stale incarnation).
+   */
+  private caller(nodeId: string, session: string): NodeRecord {
+    const node = this.nodes.get(nodeId);
+    if (!node) throw new OrionError(`unknown node ${nodeId}`, { code: Status.NOT_FOUND });
+    const given = Buffer.from(/^[0-9a-f]*$/.test(session) ? session : "", "hex");
+    if (given.length !== node.session.length || !timingSafeEqual(given, node.session)) {
+      throw new OrionError(`node ${nodeId}: not this node's session (a caller other than the node registered under this name)`, { code: Status.PERMISSION_DENIED });
+    }
+    return node;
   }
 
   async heartbeat(req: HeartbeatRequest): Promise<HeartbeatResponse> {
-    const node = this.nodes.get(req.nodeId);
-    if (!node) throw new OrionError(`unknown node ${req.nodeId}`, { code: Status.NOT_FOUND });
+    const node = this.caller(req.nodeId, req.session);
     node.lastSeen = this.opts.clock.now();
     node.running = req.running;
     node.load = req.load;
@@ -184,13 +201,14 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
   }
 
   async leave(req: LeaveRequest): Promise<void> {
-    if (this.nodes.has(req.nodeId)) this.log.info({ node: req.nodeId }, "node left");
+    if (!this.nodes.has(req.nodeId)) return;
+    this.caller(req.nodeId, req.session);
+    this.log.info({ node: req.nodeId }, "node left");
     this.removeNode(req.nodeId, `node ${req.nodeId} stopped`);
   }
 
   async lease(req: LeaseRequest): Promise<LeaseResponse> {
-    const node = this.nodes.get(req.nodeId);
-    if (!node) throw new OrionError(`unknown node ${req.nodeId}`, { code: Status.NOT_FOUND });
+    const node = this.caller(req.nodeId, req.session);
     node.lastSeen = this.opts.clock.now();
     this.noteContexts(node, req.contextHashes);
     // An evicted node must not take work: it re-registers first.
@@ -208,7 +226,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
       warm: warmRoots.map((root) => ({ root, peers: this.holdersOf(node, root) })),
       leases: leases.map((l): LeaseMessage => {
         const build = this.builds.get(l.task.buildId)!;
-        this.leaseOwners.set(l.leaseId, { build, task: l.task });
+        this.leaseOwners.set(l.leaseId, { build, task: l.task, nodeId: node.id });
         const p = (l.task.payload as { prepared: Prepared }).prepared;
         return {
           leaseId: l.leaseId,
@@ -229,9 +247,26 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
 
   async reportResult(req: ReportResultRequest): Promise<void> {
     const found = this.leaseOwners.get(req.leaseId);
-    this.leaseOwners.delete(req.leaseId);
-    if (!found || !this.scheduler.isLive(req.leaseId)) return; // stale: the task was re-queued or cancelled
+    if (!found || !this.scheduler.isLive(req.leaseId)) {
+      this.leaseOwners.delete(req.leaseId);
+      return; // stale: the task was re-queued or cancelled
+    }
+    // Only the node the lease went to may settle it; a refused report leaves the lease with its owner.
+    this.caller(req.nodeId, req.session);
+    if (found.nodeId !== req.nodeId) {
+      throw new OrionError(`lease ${req.leaseId} was not given to node ${req.nodeId}`, { code: Status.PERMISSION_DENIED });
+    }
     const { build, task } = found;
+    const prepared = (task.payload as { prepared: Prepared }).prepared;
+    const undeclared = req.result ? undeclaredOutputs(req.result, prepared.command.outputPaths) : [];
+    if (undeclared.length) {
+      // Nothing of it is kept: no result, no cache entry. The action runs again elsewhere.
+      this.leaseOwners.delete(req.leaseId);
+      const error = `node ${req.nodeId} reported outputs the action does not declare: ${undeclared.join(", ")}`;
+      this.scheduler.complete(req.leaseId, { status: "infra", error, node: req.nodeId });
+      throw new OrionError(error, { code: Status.INVALID_ARGUMENT });
+    }
+    this.leaseOwners.delete(req.leaseId);
     if (req.error) {
       this.scheduler.complete(req.leaseId, { status: "infra", error: req.error, node: req.nodeId });
       return;
@@ -244,7 +279,6 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
       return;
     }
     const action = build.actions.get(task.spec.id)!;
-    const prepared = (task.payload as { prepared: Prepared }).prepared;
     this.recordProduced(build, action, result);
     this.holders.add(req.nodeId, result.outputFiles.map((f) => f.digest!).filter(Boolean));
     if (phases.executeMs > 0) this.opts.durations?.record(action.kind, action.label, phases.executeMs);
@@ -593,6 +627,22 @@ function phasesOf(result: ActionResult) {
     executeMs: span(m?.executionStartTimestamp, m?.executionCompletedTimestamp),
     uploadMs: span(m?.outputUploadStartTimestamp, m?.outputUploadCompletedTimestamp),
   };
+}
+
+/**
+ * Output paths of a result that are not among the command's declared ones (compared normalized), or repeat one.
+ * The declared ones come from the client's own graph: whether they may leave the working directory is the executor's call.
+ */
+export function undeclaredOutputs(result: ActionResult, declared: readonly string[]): string[] {
+  const allowed = new Set(declared.map((p) => posix.normalize(p)));
+  const seen = new Set<string>();
+  const bad: string[] = [];
+  for (const f of result.outputFiles) {
+    const p = posix.normalize(f.path);
+    if (!allowed.has(p) || seen.has(p)) bad.push(JSON.stringify(f.path));
+    seen.add(p);
+  }
+  return bad;
 }
 
 function toolchainOf(prepared: Prepared): string {

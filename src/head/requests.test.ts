@@ -63,11 +63,11 @@ describe("node requests", () => {
     expect(checkRegister({ ...reg, name: "", advertise: "[::1]:7000" })).toBeTruthy();
     expect(refusal(() => checkRegister({ ...reg, slots: -5 }))).toBe("Register: slots is -5, not an integer in 1..1024");
     expect(refusal(() => checkRegister({ ...reg, name: "../../evil" }))).toMatch(/^Register: name "..\/..\/evil" is not a name/);
-    expect(refusal(() => checkHeartbeat({ nodeId: "n", running: 0, load: Number.NaN, contextHashes: [] }))).toMatch(/load/);
-    expect(refusal(() => checkHeartbeat({ nodeId: "n", running: 0, load: 0, contextHashes: ["nope"] }))).toMatch(/context_hashes\[0\]/);
+    expect(refusal(() => checkHeartbeat({ nodeId: "n", running: 0, load: Number.NaN, contextHashes: [], session: "" }))).toMatch(/load/);
+    expect(refusal(() => checkHeartbeat({ nodeId: "n", running: 0, load: 0, contextHashes: ["nope"], session: "" }))).toMatch(/context_hashes\[0\]/);
     const result = { outputFiles: [{ path: "/etc/passwd", digest, isExecutable: false, contents: Buffer.alloc(0) }], exitCode: 0, stdoutRaw: Buffer.alloc(0), stderrRaw: Buffer.alloc(0), stdoutDigest: undefined, stderrDigest: undefined, executionMetadata: undefined };
-    expect(refusal(() => checkReportResult({ nodeId: "n", leaseId: "l", result, error: "", depfile: "" }))).toMatch(/result\.output_files\[0\]\.path "\/etc\/passwd" is absolute/);
-    expect(refusal(() => checkReportResult({ nodeId: "n", leaseId: "l", result: undefined, error: "", depfile: "" }))).toMatch(/result is missing/);
-    expect(checkReportResult({ nodeId: "n", leaseId: "l", result: undefined, error: "sandbox failed", depfile: "" })).toBeTruthy();
+    expect(refusal(() => checkReportResult({ nodeId: "n", leaseId: "l", result, error: "", depfile: "", session: "" }))).toMatch(/result\.output_files\[0\]\.path "\/etc\/passwd" is absolute/);
+    expect(refusal(() => checkReportResult({ nodeId: "n", leaseId: "l", result: undefined, error: "", depfile: "", session: "" }))).toMatch(/result is missing/);
+    expect(checkReportResult({ nodeId: "n", leaseId: "l", result: undefined, error: "sandbox failed", depfile: "", session: "" })).toBeTruthy();
   });
 });

@@ -37,6 +37,8 @@ export interface NodeOptions {
 
 export class Node {
   private nodeId = "";
+  /** The secret the head gave this registration; every later call carries it. */
+  private session = "";
   /** Tools running now (slots in use). */
   private running = 0;
   /** Actions not yet reported (stop waits for them). */
@@ -72,7 +74,7 @@ export class Node {
     this.stopping.abort();
     clearTimeout(this.heartbeatTimer);
     // Leaving first hands the leases back under the node's name; the cancelled tools' reports then arrive stale.
-    await this.opts.head.leave({ nodeId: this.nodeId }).catch((err) => this.log.debug({ err: errorMessage(err) }, "could not say goodbye"));
+    await this.opts.head.leave({ nodeId: this.nodeId, session: this.session }).catch((err) => this.log.debug({ err: errorMessage(err) }, "could not say goodbye"));
     for (const c of this.inFlight.values()) c.abort();
     this.slotFreed?.();
     await this.loop;
@@ -92,6 +94,7 @@ export class Node {
         });
         if (this.nodeId && reg.nodeId !== this.nodeId) this.log.warn({ was: this.nodeId, now: reg.nodeId }, "re-registered under another name");
         this.nodeId = reg.nodeId;
+        this.session = reg.session;
         this.heartbeatMs = reg.heartbeatMs;
         this.opts.onRegistered?.(reg.nodeId);
       } finally {
@@ -133,7 +136,7 @@ export class Node {
     if (this.stopped || !(this.heartbeatMs > 0)) return;
     this.heartbeatTimer = setTimeout(() => {
       this.opts.head
-        .heartbeat({ nodeId: this.nodeId, running: this.running, load: loadavg()[0] ?? 0, contextHashes: this.contexts() })
+        .heartbeat({ nodeId: this.nodeId, session: this.session, running: this.running, load: loadavg()[0] ?? 0, contextHashes: this.contexts() })
         .catch((err) => this.recover(err, "heartbeat failed"))
         .finally(() => this.scheduleHeartbeat());
     }, this.heartbeatMs);
@@ -153,7 +156,7 @@ export class Node {
       let warm: WarmRoot[];
       try {
         ({ leases, warm } = await this.opts.head.lease(
-          { nodeId: this.nodeId, maxActions: free, waitMs: this.opts.leaseWaitMs ?? 1000, contextHashes: this.contexts() },
+          { nodeId: this.nodeId, session: this.session, maxActions: free, waitMs: this.opts.leaseWaitMs ?? 1000, contextHashes: this.contexts() },
           this.stopping.signal,
         ));
       } catch (err) {
@@ -199,13 +202,13 @@ export class Node {
         onProcessExit: freeSlot,
         peers: lease.peers,
       });
-      await this.opts.head.reportResult({ nodeId: this.nodeId, leaseId: lease.leaseId, result: outcome.result, error: "", depfile: outcome.depfile ?? "" });
+      await this.opts.head.reportResult({ nodeId: this.nodeId, session: this.session, leaseId: lease.leaseId, result: outcome.result, error: "", depfile: outcome.depfile ?? "" });
     } catch (err) {
       const message = errorMessage(err);
       const cancelled = (err as { code?: number }).code === Status.CANCELLED;
       this.log[cancelled ? "debug" : "warn"]({ action: lease.actionId, err: message, infra: isInfrastructureError(err) }, "action could not run");
       await this.opts.head
-        .reportResult({ nodeId: this.nodeId, leaseId: lease.leaseId, result: undefined, error: message || "execution failed", depfile: "" })
+        .reportResult({ nodeId: this.nodeId, session: this.session, leaseId: lease.leaseId, result: undefined, error: message || "execution failed", depfile: "" })
         .catch((e) => this.log.warn({ err: errorMessage(e) }, "could not report"));
     } finally {
       this.inFlight.delete(lease.leaseId);
