@@ -204,11 +204,16 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
   // A host-step call that fails (the head went away) is rethrown below, not an unhandled rejection now.
   hostLoop.catch(() => undefined);
   let final: Summary;
+  // The head's timers (retry backoff, waits) are unref'd so they never hold a daemon open; an embedded build
+  // waiting on one of them alone must not let the process exit under it.
+  const keepAlive = setInterval(() => {}, 60_000);
   try {
     final = await finished;
   } catch (err) {
     await hostLoop.catch(() => undefined);
     throw err;
+  } finally {
+    clearInterval(keepAlive);
   }
   log.debug({ ms: Math.round(performance.now() - started) }, "build finished");
   await hostLoop;
