@@ -370,7 +370,7 @@ export class LocalExecutor {
       return false;
     }
     let ok = true;
-    await forEachLimit(tree.files, 8, async (f) => {
+    await forEachLimit(tree.files, 16, async (f) => {
       if (!ok) return;
       const st = await fsp.lstat(join(dir, f.path)).catch(() => undefined);
       const want = stamps[f.path];
