@@ -99,6 +99,9 @@ describe("SqliteBlobStore", () => {
     const dest = join(dir, "tree", "x.o");
     fs.mkdirSync(join(dir, "tree"));
     fs.writeFileSync(dest, "old");
+    // Hashed intact first (as a cache hit's look-up does): the flip after it still shows, since it moves ctime.
+    expect(await s.findMissing([d], { verify: true })).toEqual([]);
+    await new Promise((r) => setTimeout(r, 20)); // past the file system's coarse clock tick
     flipKeepingMtime(s, d, bytes.length - 1);
     expect(await s.findMissing([d])).toEqual([]); // the stamp alone is fooled
     expect(await s.copyOut(d, dest, false)).toBe(false);
@@ -111,6 +114,12 @@ describe("SqliteBlobStore", () => {
     expect(await s.copyOut(d, dest, true)).toBe(true);
     expect(fs.readFileSync(dest).equals(bytes)).toBe(true);
     expect(fs.statSync(dest).mode & 0o777).toBe(0o755);
+    // Just hashed by a look-up: copied without a second hash, same bytes.
+    expect(await s.findMissing([d], { verify: true })).toEqual([]);
+    fs.unlinkSync(dest);
+    expect(await s.copyOut(d, dest, false)).toBe(true);
+    expect(fs.readFileSync(dest).equals(bytes)).toBe(true);
+    expect(fs.statSync(dest).mode & 0o777).toBe(0o644);
   });
 
   it("never links rot into a context: materialize hashes the stored file first", async () => {

@@ -55,6 +55,8 @@ const TOUCH_BATCH = 256;
 const STALE_TMP_MS = 60 * 60 * 1000;
 const STAT_CONCURRENCY = 64;
 const VERIFY_CONCURRENCY = 8;
+/** Entries of the hashed-intact memo before it starts over (a Redis build's outputs are ~1,000 blobs). */
+const HASHED_MEMO_MAX = 100_000;
 const HASH_RE = /^[0-9a-f]{64}$/;
 
 function isErrno(err: unknown, ...codes: string[]): boolean {
@@ -87,6 +89,19 @@ async function copyHashing(src: string, dest: string, mode: number): Promise<Dig
   return { hash: hash.digest("hex"), sizeBytes: size };
 }
 
+/** Copies a blob this process has just hashed (see hashedIntact): a kernel copy, no second hash. */
+async function copyPlain(src: string, dest: string, mode: number, digest: Digest): Promise<Digest> {
+  await fsp.copyFile(src, dest, fsp.constants.COPYFILE_EXCL);
+  await fsp.chmod(dest, mode);
+  const st = await fsp.stat(dest);
+  return { hash: digest.hash, sizeBytes: st.size };
+}
+
+/** What moves when anything touches a file's bytes or times: a blob hashed under one stamp is the same bytes under it. */
+function stampOf(st: { ino: number; size: number; mtimeMs: number; ctimeMs: number }): string {
+  return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
 async function unlinkQuiet(path: string): Promise<void> {
   await fsp.unlink(path).catch((err: unknown) => {
     if (!isErrno(err, "ENOENT")) throw err;
@@ -112,6 +127,12 @@ export class SqliteBlobStore implements BlobStore {
   private readonly db: Database.Database;
   /** Shard folders known to exist; saves a mkdir per put. */
   private readonly shards = new Set<string>();
+  /**
+   * Blobs this process hashed and found intact, by hash → the file's stamp then (inode, size, mtime, ctime). copyOut
+   * right after a cache hit's look-up copies such a blob without hashing it a second time while the stamp holds: any
+   * write, chmod or utimes moves ctime, so only rot below the file system within those moments could slip by.
+   */
+  private readonly hashedIntact = new Map<string, string>();
   /** hash → last access time not yet written to the index; lost on a crash, which only skews LRU order. */
   private readonly touches = new Map<string, number>();
   private readonly stmt: {
@@ -267,8 +288,11 @@ export class SqliteBlobStore implements BlobStore {
     if (!(await this.isPresent(digest))) return false;
     const tmp = `${dest}.orion-tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
     try {
+      const src = this.blobPath(digest.hash);
+      const mode = executable ? 0o755 : 0o644;
+      const known = this.hashedIntact.get(digest.hash);
       // Hashed as it is copied (one read): the user's tree never receives bytes that are not the blob.
-      const copied = await copyHashing(this.blobPath(digest.hash), tmp, executable ? 0o755 : 0o644);
+      const copied = known !== undefined && known === stampOf(await fsp.stat(src)) ? await copyPlain(src, tmp, mode, digest) : await copyHashing(src, tmp, mode);
       if (!sameDigest(copied, digest)) {
         await unlinkQuiet(tmp);
         await this.dropRotten(digest.hash, "copying it out");
@@ -388,14 +412,21 @@ export class SqliteBlobStore implements BlobStore {
   /** Present (as isPresent says) and its bytes hash to its digest; a rotten blob is dropped. */
   private async isIntact(digest: Digest): Promise<boolean> {
     if (!(await this.isPresent(digest))) return false;
+    const path = this.blobPath(digest.hash);
     let actual: Digest;
+    let stamp: string;
     try {
-      actual = await digestOfFile(this.blobPath(digest.hash));
+      stamp = stampOf(await fsp.stat(path));
+      actual = await digestOfFile(path);
     } catch (err) {
       if (isErrno(err, "ENOENT", "ENOTDIR")) return false; // evicted meanwhile
       throw err;
     }
-    if (sameDigest(actual, digest)) return true;
+    if (sameDigest(actual, digest)) {
+      if (this.hashedIntact.size >= HASHED_MEMO_MAX) this.hashedIntact.clear();
+      this.hashedIntact.set(digest.hash, stamp);
+      return true;
+    }
     await this.dropRotten(digest.hash, "verifying it");
     return false;
   }
@@ -496,6 +527,7 @@ export class SqliteBlobStore implements BlobStore {
   }
 
   private async drop(hash: string): Promise<void> {
+    this.hashedIntact.delete(hash);
     await unlinkQuiet(this.blobPath(hash));
     this.stmt.remove.run(hash);
     this.touches.delete(hash);
