@@ -434,7 +434,7 @@ export class SqliteBlobStore implements BlobStore {
   /**
    * Checks every blob of the store by hashing it and repairs the index: rotten blobs and rows
    * without their file are dropped; files without a row are indexed when their bytes match their
-   * name, removed otherwise. Leftover temp files of crashed writers go too.
+   * name, removed otherwise. Leftover temp files of crashed writers go too. Safe beside a running daemon or build.
    */
   async verifyAll(): Promise<VerifyReport> {
     this.flushTouches();
@@ -486,7 +486,8 @@ export class SqliteBlobStore implements BlobStore {
         }
       }
     }
-    for (const name of readdirSync(this.tmpDir)) await unlinkQuiet(join(this.tmpDir, name)).catch(() => undefined);
+    // Only a crashed writer's leftovers: another process may be writing into this store right now.
+    this.removeStaleTemps();
     // The running total is kept by triggers; recount it so a store damaged behind its back agrees with its rows.
     this.db.prepare("UPDATE meta SET v = (SELECT COALESCE(SUM(size), 0) FROM blobs) WHERE k = 'total_bytes'").run();
     report.bytes = this.sizeBytes();
