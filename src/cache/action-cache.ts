@@ -144,14 +144,15 @@ export function referencedDigests(result: ActionResult): Digest[] {
 /** A cached result whose blobs the store still holds; a hit with missing blobs is a miss, not an error. */
 export async function lookupValid(
   cache: Pick<ActionCache, "getResult">,
-  store: { findMissing(d: Digest[]): Promise<Digest[]> },
+  store: { findMissing(d: Digest[], o?: { verify?: boolean }): Promise<Digest[]> },
   key: string,
 ): Promise<ActionResult | undefined> {
   const result = cache.getResult(key);
   if (!result) return undefined;
   const needed = referencedDigests(result);
   if (needed.length === 0) return result;
-  const missing = await store.findMissing(needed);
+  // Hashed, not stamped: a hit's outputs go to a user's tree, and a rotten one must be a miss (the action runs again).
+  const missing = await store.findMissing(needed, { verify: true });
   return missing.length === 0 ? result : undefined;
 }
 
@@ -164,7 +165,7 @@ export async function lookupValid(
  */
 export async function lookupCompile(
   cache: Pick<ActionCache, "getManifests" | "getResult">,
-  store: { findMissing(d: Digest[]): Promise<Digest[]> },
+  store: { findMissing(d: Digest[], o?: { verify?: boolean }): Promise<Digest[]> },
   level1: string,
   headerDigestOf: (path: string) => Digest | undefined | Promise<Digest | undefined>,
   probesFor: (headers: string[]) => string[],

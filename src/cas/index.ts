@@ -1,11 +1,11 @@
 // The content-addressed store's public surface, and the one factory that names a concrete store.
-import { OrionError, UsageError, errorMessage } from "../core/index.js";
+import { type Logger, OrionError, UsageError, errorMessage } from "../core/index.js";
 import type { BlobStore } from "./blob-store.js";
-import { SqliteBlobStore } from "./sqlite-blob-store.js";
+import { SqliteBlobStore, type VerifyReport } from "./sqlite-blob-store.js";
 import { ReadThroughBlobStore } from "./read-through-blob-store.js";
 
-export type { BlobStore } from "./blob-store.js";
-export { DEFAULT_MAX_BYTES, type SqliteBlobStoreOptions } from "./sqlite-blob-store.js";
+export type { BlobStore, FindMissingOptions } from "./blob-store.js";
+export { DEFAULT_MAX_BYTES, type SqliteBlobStoreOptions, type VerifyReport } from "./sqlite-blob-store.js";
 
 export interface BlobStoreConfig {
   /** Folder of the local store; created when absent. */
@@ -16,11 +16,13 @@ export interface BlobStoreConfig {
   fsync?: boolean;
   /** A remote store that misses fall through to (a farm node reading from its head). */
   readThrough?: BlobStore;
+  /** Where rot found in the store is logged. */
+  logger?: Logger;
 }
 
 export function createBlobStore(config: BlobStoreConfig): BlobStore {
   try {
-    const local = new SqliteBlobStore({ dir: config.dir, maxBytes: config.maxBytes, fsync: config.fsync });
+    const local = new SqliteBlobStore({ dir: config.dir, maxBytes: config.maxBytes, fsync: config.fsync, logger: config.logger });
     return config.readThrough ? readThrough(local, config.readThrough) : local;
   } catch (err) {
     const message = `cannot open the blob store in ${config.dir}: ${errorMessage(err)}`;
@@ -34,4 +36,14 @@ export function createBlobStore(config: BlobStoreConfig): BlobStore {
 /** `local` in front of `remote`: misses are fetched from the remote and kept (for a caller that also needs `local` alone). */
 export function readThrough(local: BlobStore, remote: BlobStore): ReadThroughBlobStore {
   return new ReadThroughBlobStore(local, remote);
+}
+
+/** Hashes every blob of the local store in `dir` and repairs its index (see SqliteBlobStore.verifyAll). */
+export async function verifyBlobStore(dir: string): Promise<VerifyReport> {
+  const store = new SqliteBlobStore({ dir });
+  try {
+    return await store.verifyAll();
+  } finally {
+    store.close();
+  }
 }

@@ -1,7 +1,7 @@
 // A local store in front of a remote one: reads fall through to the remote on a miss (the remote
 // verifies what it returns; the local store verifies again as it stores), writes stay local.
 import type { Digest } from "../core/index.js";
-import type { BlobStore } from "./blob-store.js";
+import type { BlobStore, FindMissingOptions } from "./blob-store.js";
 
 export class ReadThroughBlobStore implements BlobStore {
   /** Fetches in flight, by hash: concurrent readers of one blob share one transfer. */
@@ -14,8 +14,8 @@ export class ReadThroughBlobStore implements BlobStore {
     private readonly remote: BlobStore,
   ) {}
 
-  async findMissing(digests: readonly Digest[]): Promise<Digest[]> {
-    const notHere = await this.local.findMissing(digests);
+  async findMissing(digests: readonly Digest[], options?: FindMissingOptions): Promise<Digest[]> {
+    const notHere = await this.local.findMissing(digests, options);
     return notHere.length ? this.remote.findMissing(notHere) : [];
   }
 

@@ -80,6 +80,92 @@ describe("SqliteBlobStore", () => {
     expect(await s.findMissing([d])).toEqual([d]);
   });
 
+  /** Flips one byte of a stored blob in place, keeping its mtime: the stamp check cannot see it. */
+  function flipKeepingMtime(s: SqliteBlobStore, d: Digest, at = 0): void {
+    const file = s.blobPath(d.hash);
+    const st = fs.statSync(file);
+    fs.chmodSync(file, 0o644);
+    const bytes = fs.readFileSync(file);
+    bytes[at] = bytes[at]! ^ 0x01;
+    fs.writeFileSync(file, bytes);
+    fs.chmodSync(file, 0o444);
+    fs.utimesSync(file, st.atime, st.mtime);
+  }
+
+  it("never copies rot out: copyOut hashes as it copies, drops the blob and leaves the destination alone", async () => {
+    const s = store();
+    const bytes = Buffer.alloc(3 * 1024 * 1024 + 17, 5); // several read chunks
+    const d = await s.put(bytes);
+    const dest = join(dir, "tree", "x.o");
+    fs.mkdirSync(join(dir, "tree"));
+    fs.writeFileSync(dest, "old");
+    // Hashed intact first (as a cache hit's look-up does): the flip after it still shows, since it moves ctime.
+    expect(await s.findMissing([d], { verify: true })).toEqual([]);
+    await new Promise((r) => setTimeout(r, 20)); // past the file system's coarse clock tick
+    flipKeepingMtime(s, d, bytes.length - 1);
+    expect(await s.findMissing([d])).toEqual([]); // the stamp alone is fooled
+    expect(await s.copyOut(d, dest, false)).toBe(false);
+    expect(fs.readFileSync(dest, "utf8")).toBe("old");
+    expect(fs.readdirSync(join(dir, "tree"))).toEqual(["x.o"]); // no temp file left
+    expect(fs.existsSync(s.blobPath(d.hash))).toBe(false);
+    expect(await s.findMissing([d])).toEqual([d]);
+    // A fresh copy heals it, and an intact blob copies out byte for byte with the mode asked for.
+    await s.put(bytes);
+    expect(await s.copyOut(d, dest, true)).toBe(true);
+    expect(fs.readFileSync(dest).equals(bytes)).toBe(true);
+    expect(fs.statSync(dest).mode & 0o777).toBe(0o755);
+    // Just hashed by a look-up: copied without a second hash, same bytes.
+    expect(await s.findMissing([d], { verify: true })).toEqual([]);
+    fs.unlinkSync(dest);
+    expect(await s.copyOut(d, dest, false)).toBe(true);
+    expect(fs.readFileSync(dest).equals(bytes)).toBe(true);
+    expect(fs.statSync(dest).mode & 0o777).toBe(0o644);
+  });
+
+  it("never links rot into a context: materialize hashes the stored file first", async () => {
+    const s = store();
+    const d = await s.put(Buffer.from("int x = 1;\n"));
+    flipKeepingMtime(s, d);
+    expect(await s.materialize(d, join(dir, "ctx", "x.c"), false)).toBe(false);
+    expect(fs.existsSync(join(dir, "ctx", "x.c"))).toBe(false);
+    expect(await s.has(d)).toBe(false);
+  });
+
+  it("findMissing with verify hashes each blob and drops the rotten one; without it, stamps answer", async () => {
+    const s = store();
+    const good = await s.put(Buffer.from("good"));
+    const bad = await s.put(Buffer.from("soon bad"));
+    flipKeepingMtime(s, bad);
+    expect(await s.findMissing([good, bad])).toEqual([]);
+    expect(await s.findMissing([good, bad], { verify: true })).toEqual([bad]);
+    expect(await s.findMissing([good, bad])).toEqual([bad]);
+    expect(s.sizeBytes()).toBe(4);
+  });
+
+  it("verifyAll drops rot and rows without files, indexes sound unindexed files, removes stray ones", async () => {
+    const s = store();
+    const intact = await s.put(Buffer.from("intact"));
+    const rotten = await s.put(Buffer.from("rotten"));
+    const gone = await s.put(Buffer.from("gone"));
+    flipKeepingMtime(s, rotten);
+    fs.unlinkSync(s.blobPath(gone.hash));
+    // A sound blob file the index lost (a crash between rename and insert), and a file that is no blob at all.
+    const orphan = digestOf("orphan");
+    fs.mkdirSync(join(dir, "cas", "blobs", orphan.hash.slice(0, 2)), { recursive: true });
+    fs.writeFileSync(s.blobPath(orphan.hash), "orphan");
+    const junk = join(dir, "cas", "blobs", intact.hash.slice(0, 2), "junk");
+    fs.writeFileSync(junk, "x");
+    const r = await s.verifyAll();
+    expect(r).toMatchObject({ checked: 2, rotten: 1, missing: 1, orphansIndexed: 1, orphansRemoved: 1 });
+    expect(r.bytes).toBe("intact".length + "orphan".length);
+    expect(s.sizeBytes()).toBe(r.bytes);
+    expect(fs.existsSync(s.blobPath(rotten.hash))).toBe(false);
+    expect(fs.existsSync(junk)).toBe(false);
+    expect(await s.findMissing([intact, rotten, gone, orphan], { verify: true })).toEqual([rotten, gone]);
+    // A second pass finds nothing left to repair.
+    expect(await s.verifyAll()).toMatchObject({ checked: 2, rotten: 0, missing: 0, orphansIndexed: 0, orphansRemoved: 0 });
+  });
+
   it("drops a blob whose file was overwritten on disk", async () => {
     const s = store();
     const d = await s.put(Buffer.from("good bytes"));

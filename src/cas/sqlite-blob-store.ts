@@ -17,8 +17,9 @@ import {
   systemClock,
   type Clock,
   type Digest,
+  type Logger,
 } from "../core/index.js";
-import type { BlobStore } from "./blob-store.js";
+import type { BlobStore, FindMissingOptions } from "./blob-store.js";
 
 export interface SqliteBlobStoreOptions {
   /** Root folder: holds `cas.db`, `blobs/` and `tmp/`. */
@@ -28,6 +29,23 @@ export interface SqliteBlobStoreOptions {
   /** fsync each blob before renaming it into place (survives power loss, costs latency). Default false. */
   fsync?: boolean;
   clock?: Clock;
+  /** Told each time a stored blob is found not to match its digest (it has been dropped by then). */
+  logger?: Logger;
+}
+
+/** What `verifyAll` found and repaired. */
+export interface VerifyReport {
+  /** Blobs indexed and checked by hashing. */
+  checked: number;
+  /** Indexed blobs whose bytes did not match their digest: dropped (row and file). */
+  rotten: number;
+  /** Index rows whose file was gone or had the wrong size: dropped. */
+  missing: number;
+  /** Files under blobs/ with no row: indexed when their bytes match their name, else removed. */
+  orphansIndexed: number;
+  orphansRemoved: number;
+  /** Bytes held after the repairs. */
+  bytes: number;
 }
 
 export const DEFAULT_MAX_BYTES = 10 * 1024 ** 3;
@@ -36,6 +54,9 @@ const TOUCH_BATCH = 256;
 /** Temp files older than this are leftovers of a crashed writer, not an in-flight write. */
 const STALE_TMP_MS = 60 * 60 * 1000;
 const STAT_CONCURRENCY = 64;
+const VERIFY_CONCURRENCY = 8;
+/** Entries of the hashed-intact memo before it starts over (a Redis build's outputs are ~1,000 blobs). */
+const HASHED_MEMO_MAX = 100_000;
 const HASH_RE = /^[0-9a-f]{64}$/;
 
 function isErrno(err: unknown, ...codes: string[]): boolean {
@@ -49,10 +70,51 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
+/** Copies `src` to a new file `dest` (mode `mode`) and returns the digest of the bytes written. */
+async function copyHashing(src: string, dest: string, mode: number): Promise<Digest> {
+  const hash = createHash("sha256");
+  let size = 0;
+  const fh = await fsp.open(dest, "wx", mode);
+  try {
+    for await (const chunk of createReadStream(src, { highWaterMark: 1024 * 1024 })) {
+      const buf = chunk as Buffer;
+      hash.update(buf);
+      size += buf.length;
+      await fh.write(buf);
+    }
+    await fh.chmod(mode); // the umask may have narrowed the mode given to open
+  } finally {
+    await fh.close();
+  }
+  return { hash: hash.digest("hex"), sizeBytes: size };
+}
+
+/** Copies a blob this process has just hashed (see hashedIntact): a kernel copy, no second hash. */
+async function copyPlain(src: string, dest: string, mode: number, digest: Digest): Promise<Digest> {
+  await fsp.copyFile(src, dest, fsp.constants.COPYFILE_EXCL);
+  await fsp.chmod(dest, mode);
+  const st = await fsp.stat(dest);
+  return { hash: digest.hash, sizeBytes: st.size };
+}
+
+/** What moves when anything touches a file's bytes or times: a blob hashed under one stamp is the same bytes under it. */
+function stampOf(st: { ino: number; size: number; mtimeMs: number; ctimeMs: number }): string {
+  return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
 async function unlinkQuiet(path: string): Promise<void> {
   await fsp.unlink(path).catch((err: unknown) => {
     if (!isErrno(err, "ENOENT")) throw err;
   });
+}
+
+/** Runs `fn` over `items`, at most `limit` at once. */
+async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 export class SqliteBlobStore implements BlobStore {
@@ -61,9 +123,16 @@ export class SqliteBlobStore implements BlobStore {
   private readonly maxBytes: number;
   private readonly fsync: boolean;
   private readonly clock: Clock;
+  private readonly logger?: Logger;
   private readonly db: Database.Database;
   /** Shard folders known to exist; saves a mkdir per put. */
   private readonly shards = new Set<string>();
+  /**
+   * Blobs this process hashed and found intact, by hash → the file's stamp then (inode, size, mtime, ctime). copyOut
+   * right after a cache hit's look-up copies such a blob without hashing it a second time while the stamp holds: any
+   * write, chmod or utimes moves ctime, so only rot below the file system within those moments could slip by.
+   */
+  private readonly hashedIntact = new Map<string, string>();
   /** hash → last access time not yet written to the index; lost on a crash, which only skews LRU order. */
   private readonly touches = new Map<string, number>();
   private readonly stmt: {
@@ -83,6 +152,7 @@ export class SqliteBlobStore implements BlobStore {
     this.maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
     this.fsync = options.fsync ?? false;
     this.clock = options.clock ?? systemClock;
+    this.logger = options.logger?.child({ module: "cas" });
     makeDirSync(this.blobsDir);
     makeDirSync(this.tmpDir);
     this.removeStaleTemps();
@@ -120,16 +190,19 @@ export class SqliteBlobStore implements BlobStore {
     };
   }
 
-  async findMissing(digests: readonly Digest[]): Promise<Digest[]> {
+  async findMissing(digests: readonly Digest[], options?: FindMissingOptions): Promise<Digest[]> {
     const present = new Array<boolean>(digests.length).fill(false);
     let next = 0;
+    const check = options?.verify ? (d: Digest) => this.isIntact(d) : (d: Digest) => this.isPresent(d);
+    // Hashing is CPU-bound on this thread: a few reads in flight keep the disk busy, more would only queue.
+    const width = options?.verify ? VERIFY_CONCURRENCY : STAT_CONCURRENCY;
     const worker = async () => {
       while (next < digests.length) {
         const i = next++;
-        present[i] = await this.isPresent(digests[i]!);
+        present[i] = await check(digests[i]!);
       }
     };
-    await Promise.all(Array.from({ length: Math.min(STAT_CONCURRENCY, digests.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(width, digests.length) }, worker));
     return digests.filter((_, i) => !present[i]);
   }
 
@@ -215,8 +288,16 @@ export class SqliteBlobStore implements BlobStore {
     if (!(await this.isPresent(digest))) return false;
     const tmp = `${dest}.orion-tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
     try {
-      await fsp.copyFile(this.blobPath(digest.hash), tmp);
-      await fsp.chmod(tmp, executable ? 0o755 : 0o644);
+      const src = this.blobPath(digest.hash);
+      const mode = executable ? 0o755 : 0o644;
+      const known = this.hashedIntact.get(digest.hash);
+      // Hashed as it is copied (one read): the user's tree never receives bytes that are not the blob.
+      const copied = known !== undefined && known === stampOf(await fsp.stat(src)) ? await copyPlain(src, tmp, mode, digest) : await copyHashing(src, tmp, mode);
+      if (!sameDigest(copied, digest)) {
+        await unlinkQuiet(tmp);
+        await this.dropRotten(digest.hash, "copying it out");
+        return false;
+      }
       await fsp.rename(tmp, dest);
     } catch (err) {
       await unlinkQuiet(tmp);
@@ -239,7 +320,7 @@ export class SqliteBlobStore implements BlobStore {
     const actual = digestOf(data);
     if (actual.hash !== digest.hash) {
       // Truncated or bit-rotted: never serve it, and forget it so the next findMissing asks for a fresh copy.
-      await this.drop(digest.hash);
+      await this.dropRotten(digest.hash, "reading it");
       return undefined;
     }
     if (actual.sizeBytes !== digest.sizeBytes) return undefined; // a request with the wrong size; the file is fine
@@ -259,6 +340,8 @@ export class SqliteBlobStore implements BlobStore {
         await fsp.writeFile(tmp, data, { mode: 0o555, flag: "wx" });
         await fsp.chmod(tmp, 0o555); // the umask may have narrowed the mode given to open
       } else {
+        // The link shares the stored inode, so the stored bytes are checked first: a context never holds rot.
+        if (!(await this.isIntact(digest))) return false;
         try {
           await fsp.link(this.blobPath(digest.hash), tmp);
         } catch (err) {
@@ -326,6 +409,96 @@ export class SqliteBlobStore implements BlobStore {
     return false;
   }
 
+  /** Present (as isPresent says) and its bytes hash to its digest; a rotten blob is dropped. */
+  private async isIntact(digest: Digest): Promise<boolean> {
+    if (!(await this.isPresent(digest))) return false;
+    const path = this.blobPath(digest.hash);
+    let actual: Digest;
+    let stamp: string;
+    try {
+      stamp = stampOf(await fsp.stat(path));
+      actual = await digestOfFile(path);
+    } catch (err) {
+      if (isErrno(err, "ENOENT", "ENOTDIR")) return false; // evicted meanwhile
+      throw err;
+    }
+    if (sameDigest(actual, digest)) {
+      if (this.hashedIntact.size >= HASHED_MEMO_MAX) this.hashedIntact.clear();
+      this.hashedIntact.set(digest.hash, stamp);
+      return true;
+    }
+    await this.dropRotten(digest.hash, "verifying it");
+    return false;
+  }
+
+  /**
+   * Checks every blob of the store by hashing it and repairs the index: rotten blobs and rows
+   * without their file are dropped; files without a row are indexed when their bytes match their
+   * name, removed otherwise. Leftover temp files of crashed writers go too. Safe beside a running daemon or build.
+   */
+  async verifyAll(): Promise<VerifyReport> {
+    this.flushTouches();
+    const report: VerifyReport = { checked: 0, rotten: 0, missing: 0, orphansIndexed: 0, orphansRemoved: 0, bytes: 0 };
+    const rows = this.db.prepare("SELECT hash, size FROM blobs").all() as { hash: string; size: number }[];
+    const indexed = new Set<string>();
+    await forEachLimited(rows, VERIFY_CONCURRENCY, async (row) => {
+      indexed.add(row.hash);
+      if (!HASH_RE.test(row.hash)) {
+        this.stmt.remove.run(row.hash);
+        report.missing++;
+        return;
+      }
+      const path = this.blobPath(row.hash);
+      let actual: Digest;
+      try {
+        actual = await digestOfFile(path);
+      } catch (err) {
+        if (!isErrno(err, "ENOENT", "ENOTDIR", "EISDIR")) throw err;
+        await this.drop(row.hash);
+        report.missing++;
+        return;
+      }
+      report.checked++;
+      if (actual.hash === row.hash && actual.sizeBytes === row.size) {
+        // Re-stamp: the bytes were just proven right, whatever the mtime says.
+        const st = await fsp.stat(path);
+        this.stmt.setMtime.run(Math.floor(st.mtimeMs), row.hash);
+        return;
+      }
+      await this.drop(row.hash);
+      report.rotten++;
+    });
+    for (const shard of await fsp.readdir(this.blobsDir).catch(() => [] as string[])) {
+      const dir = join(this.blobsDir, shard);
+      const names = await fsp.readdir(dir).catch(() => [] as string[]);
+      for (const name of names) {
+        if (indexed.has(name)) continue;
+        const path = join(dir, name);
+        const actual = HASH_RE.test(name) && name.slice(0, 2) === shard ? await digestOfFile(path).catch(() => undefined) : undefined;
+        if (actual && actual.hash === name) {
+          const st = await fsp.stat(path);
+          await fsp.chmod(path, 0o444);
+          this.stmt.insert.run(name, actual.sizeBytes, this.clock.now(), Math.floor(st.mtimeMs));
+          report.orphansIndexed++;
+        } else {
+          await fsp.rm(path, { force: true, recursive: true });
+          report.orphansRemoved++;
+        }
+      }
+    }
+    // Only a crashed writer's leftovers: another process may be writing into this store right now.
+    this.removeStaleTemps();
+    // The running total is kept by triggers; recount it so a store damaged behind its back agrees with its rows.
+    this.db.prepare("UPDATE meta SET v = (SELECT COALESCE(SUM(size), 0) FROM blobs) WHERE k = 'total_bytes'").run();
+    report.bytes = this.sizeBytes();
+    return report;
+  }
+
+  private async dropRotten(hash: string, when: string): Promise<void> {
+    this.logger?.warn({ digest: hash }, `a stored blob does not match its digest (found ${when}); dropped`);
+    await this.drop(hash);
+  }
+
   private checkExpected(actual: Digest, expected: Digest | undefined): void {
     if (expected && !sameDigest(actual, expected)) {
       throw new CorruptBlobError(
@@ -355,6 +528,7 @@ export class SqliteBlobStore implements BlobStore {
   }
 
   private async drop(hash: string): Promise<void> {
+    this.hashedIntact.delete(hash);
     await unlinkQuiet(this.blobPath(hash));
     this.stmt.remove.run(hash);
     this.touches.delete(hash);

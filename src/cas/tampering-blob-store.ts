@@ -1,6 +1,6 @@
 // A store gone bad, for tests: it hands out the bytes of the blobs it is told to with one byte flipped.
 import type { Digest } from "../core/index.js";
-import type { BlobStore } from "./blob-store.js";
+import type { BlobStore, FindMissingOptions } from "./blob-store.js";
 
 export class TamperingBlobStore implements BlobStore {
   constructor(
@@ -9,7 +9,7 @@ export class TamperingBlobStore implements BlobStore {
     private readonly damaged: (d: Digest) => boolean = () => true,
   ) {}
 
-  findMissing = (d: readonly Digest[]) => this.inner.findMissing(d);
+  findMissing = (d: readonly Digest[], o?: FindMissingOptions) => this.inner.findMissing(d, o);
   has = (d: Digest) => this.inner.has(d);
   put = (data: Uint8Array, e?: Digest) => this.inner.put(data, e);
   putFile = (p: string, e?: Digest) => this.inner.putFile(p, e);

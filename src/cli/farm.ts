@@ -131,7 +131,7 @@ export async function headCommand(o: HeadCommandOptions, env: NodeJS.ProcessEnv 
   const heartbeatMs = o.heartbeatMs ?? 5000;
   // The same layout as a user's cache folder (cas/, action-cache.db, stat-cache.db), opened with the same errors.
   const open = openCacheDir(dataDir);
-  const store = open.store(DEFAULT_MAX_BYTES);
+  const store = open.store(DEFAULT_MAX_BYTES, logger);
   const cache = open.cache();
   const statCache = open.statCache();
   const durations = new SqliteDurationHistory(join(dataDir, "durations.db"));
@@ -308,7 +308,7 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   const tls = serverTls(o);
   const peerTls = clientTls(auth);
   const conn = await connect(headAddress, auth, true);
-  const local = createBlobStore({ dir: join(dataDir, "cas") });
+  const local = createBlobStore({ dir: join(dataDir, "cas"), logger });
   const store = readThrough(local, conn.blobs);
   // Peers read this node's own store (never through to the head: each asks the head itself).
   if (auth.tlsCa && !tls) logger.warn("--tls-ca without --tls-cert: this node serves its blobs in plaintext, which peers reaching it over TLS cannot read; they fetch from the head instead");

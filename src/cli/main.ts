@@ -362,6 +362,16 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
       exitCode = await cacheCommand("stats", opts);
     });
   cache
+    .command("verify")
+    .description("hash every stored blob, drop rotten or missing ones and repair the index (rows without files, files without rows); prints what it repaired")
+    .option("--data-dir <dir>", "check a head's or node's store (its --data-dir) instead of this user's cache")
+    .option("--json", "one JSON object")
+    .action(async (opts: { dataDir?: string; json?: boolean }) => {
+      const { cacheVerifyCommand } = await import("./cache-verify.js");
+      const cfg = opts.dataDir === undefined ? await config({}, undefined) : undefined;
+      exitCode = await cacheVerifyCommand(opts, cfg?.cacheDir ?? "");
+    });
+  cache
     .command("clear")
     .description("forget every cached action result")
     .action(async () => {

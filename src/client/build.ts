@@ -11,6 +11,7 @@ import type { BuildsApi, ContextUpload } from "../head/api.js";
 import type { BuildEvent, Summary } from "../scheduler/index.js";
 import type { BuildGraph } from "../../dag-extract/index.js";
 import { OutputWriter } from "./outputs.js";
+import { reuploadBlobs } from "./reupload.js";
 import type { ProgramDigests } from "./programs.js";
 import { findProgram } from "../core/programs.js";
 import type { StepCache } from "../steps/step-cache.js";
@@ -84,6 +85,11 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
 
   const finished = new Promise<Summary>((resolve, reject) => {
     const detach = o.head.watchBuild(buildId, 0, (event) => {
+      if (event.type === "missing-blobs") {
+        // The head's store lost these (rot): send them again; the action waiting for them then re-runs.
+        void reuploadBlobs(o.store, root, tree, event.digests, log);
+        return;
+      }
       if (event.type === "action" && event.state === "failed" && event.infra) {
         infraFailure = true;
         // One line per distinct cause: a toolchain no node has fails every compile the same way.
@@ -200,11 +206,16 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
   // A host-step call that fails (the head went away) is rethrown below, not an unhandled rejection now.
   hostLoop.catch(() => undefined);
   let final: Summary;
+  // The head's timers (retry backoff, waits) are unref'd so they never hold a daemon open; an embedded build
+  // waiting on one of them alone must not let the process exit under it.
+  const keepAlive = setInterval(() => {}, 60_000);
   try {
     final = await finished;
   } catch (err) {
     await hostLoop.catch(() => undefined);
     throw err;
+  } finally {
+    clearInterval(keepAlive);
   }
   log.debug({ ms: Math.round(performance.now() - started) }, "build finished");
   await hostLoop;

@@ -29,7 +29,7 @@ export interface Embedded {
 
 /** Opens the per-user cache folder's stores; an unusable folder is the user's to fix (exit 2). */
 export function openCacheDir(cacheDir: string): {
-  store: (max: number) => BlobStore;
+  store: (max: number, logger?: Logger) => BlobStore;
   cache: () => ActionCache;
   statCache: () => StatCache;
   stepCache: () => StepCache;
@@ -48,7 +48,7 @@ export function openCacheDir(cacheDir: string): {
     }
   };
   return {
-    store: (maxBytes) => wrap("the blob store", () => createBlobStore({ dir: join(cacheDir, "cas"), maxBytes })),
+    store: (maxBytes, logger) => wrap("the blob store", () => createBlobStore({ dir: join(cacheDir, "cas"), maxBytes, logger })),
     cache: () => wrap("the action cache", () => new SqliteActionCache(join(cacheDir, "action-cache.db"))),
     statCache: () => wrap("the stat cache", () => new StatCache(join(cacheDir, "stat-cache.db"))),
     stepCache: () => wrap("the step cache", () => new StepCache(join(cacheDir, "step-cache.db"))),
@@ -57,7 +57,7 @@ export function openCacheDir(cacheDir: string): {
 
 export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
   const open = openCacheDir(o.cacheDir);
-  const store = open.store(o.maxCacheBytes);
+  const store = open.store(o.maxCacheBytes, o.logger);
   const cache = open.cache();
   const statCache = open.statCache();
   const durations = new SqliteDurationHistory(join(o.cacheDir, "durations.db"));

@@ -152,6 +152,8 @@ export async function materializeTree(
 ): Promise<void> {
   await fsp.mkdir(dest, { recursive: true });
   for (const d of tree.dirs) await fsp.mkdir(join(dest, d), { recursive: true });
+  /** Inputs the store lacks (or held rotten and dropped): all named at once, so the head can have them all sent again. */
+  const missing: { path: string; digest: Digest }[] = [];
   await forEachLimit(tree.files, MATERIALIZE_CONCURRENCY, async (f) => {
     const path = join(dest, f.path);
     // A file unchanged since an earlier context: one link(2) from there, no store round trip.
@@ -168,12 +170,14 @@ export async function materializeTree(
       await fsp.writeFile(path, "", { mode: f.executable ? 0o555 : 0o444, flag: "wx" });
       return;
     }
-    if (!(await store.materialize(f.digest, path, f.executable))) {
-      throw new OrionError(`input ${f.path} (${digestKey(f.digest)}) is missing from the store`, {
-        code: Status.FAILED_PRECONDITION,
-      });
-    }
+    if (!(await store.materialize(f.digest, path, f.executable))) missing.push(f);
   });
+  if (missing.length) {
+    const more = missing.length > 1 ? ` and ${missing.length - 1} more` : "";
+    throw new OrionError(`input ${missing[0]!.path} (${digestKey(missing[0]!.digest)})${more} missing from the store`, {
+      code: Status.FAILED_PRECONDITION,
+    });
+  }
   for (const s of tree.symlinks) await fsp.symlink(s.target, join(dest, s.path));
   if (options.readOnly) {
     for (const d of [...tree.dirs].reverse()) await fsp.chmod(join(dest, d), 0o555);

@@ -13,6 +13,8 @@ import {
   type Clock,
   type Digest,
   type Logger,
+  digestOfFile,
+  sameDigest,
 } from "../core/index.js";
 import type { ActionResult, Command, OutputFile } from "../gen/orion/v1/remote_execution.js";
 import { isSharedContextCompile, normalizeRelative, planSharedCompile, withImplicitObject, type CompilePlan } from "./compile-plan.js";
@@ -320,7 +322,7 @@ export class LocalExecutor {
         this.lastContext = { dir: final, files: new Map(tree.files.map((f) => [f.path, fileKey(f)])) };
         return final;
       }
-      log.warn({ root: root.hash }, "a stored context no longer matches its stamps; materializing it again");
+      log.warn({ root: root.hash }, "a stored context no longer matches its digests; materializing it again");
       await removeTree(final);
     }
     const tmp = join(ctx, `.tmp-${root.hash.slice(0, 16)}-${randomUUID()}`);
@@ -368,11 +370,13 @@ export class LocalExecutor {
       return false;
     }
     let ok = true;
-    await forEachLimit(tree.files, 64, async (f) => {
+    await forEachLimit(tree.files, 16, async (f) => {
       if (!ok) return;
       const st = await fsp.lstat(join(dir, f.path)).catch(() => undefined);
       const want = stamps[f.path];
       if (!st || !want || st.size !== f.digest.sizeBytes || want[0] !== st.size || want[1] !== Math.floor(st.mtimeMs)) ok = false;
+      // Stamps survive a flipped byte: made by another process, a context is trusted only once its bytes are hashed.
+      else if (st.size > 0 && !sameDigest(await digestOfFile(join(dir, f.path)).catch(() => undefined), f.digest)) ok = false;
     });
     return ok;
   }

@@ -35,6 +35,7 @@ import type {
 import { type ActionKind, type BuildEvent, Scheduler, type Task, type TaskSpec, type Worker } from "../scheduler/index.js";
 import type { BuildsApi, ContextUpload, FarmStatusApi, HostStepLease, NodeControlApi } from "./api.js";
 import { BlobHolders } from "./blob-holders.js";
+import { isMissingInputs, lostInputs, waitForBlobs } from "./lost-inputs.js";
 import { type ContextEntry, ContextIndex } from "./context-index.js";
 import type { DurationHistory } from "./durations.js";
 import { checkSubmitBuild } from "./requests.js";
@@ -97,6 +98,9 @@ interface HeadBuild {
   finished: boolean;
   startedAt?: number;
 }
+
+/** How long an action whose inputs the store lost waits for its client to send them again before it re-runs anyway. */
+const LOST_INPUT_WAIT_MS = 10_000;
 
 /** Peers named in one lease: the best few are enough (each is tried in turn, then the head). */
 const MAX_PEER_HINTS = 3;
@@ -268,6 +272,10 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
     }
     this.leaseOwners.delete(req.leaseId);
     if (req.error) {
+      if (isMissingInputs(req.error) && task.payload && "prepared" in task.payload) {
+        void this.recoverLostInputs(build, task.payload.prepared, req.leaseId, req.error, req.nodeId);
+        return;
+      }
       this.scheduler.complete(req.leaseId, { status: "infra", error: req.error, node: req.nodeId });
       return;
     }
@@ -288,6 +296,22 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
       this.log.warn({ action: task.spec.id, err: errorMessage(err) }, "could not write the action cache");
     }
     this.scheduler.complete(req.leaseId, { status: "ok", node: req.nodeId, phases });
+  }
+
+  /**
+   * A node lacked inputs of an action. Those this store no longer holds (rot, dropped as they were read) are asked of
+   * the build's client, which uploads them again (REAPI's FAILED_PRECONDITION pattern); the action re-runs once they
+   * are back, or after LOST_INPUT_WAIT_MS. Inputs this store still holds were a node-side loss: it re-runs at once.
+   */
+  private async recoverLostInputs(build: HeadBuild, prepared: Prepared, leaseId: string, error: string, node: string): Promise<void> {
+    const lost = await lostInputs(this.opts.store, prepared.inputRoot, this.directories).catch(() => []);
+    if (lost.length) {
+      this.log.warn({ build: build.id, node, lost: lost.length, first: digestKey(lost[0]!) }, "the store lost inputs of an action; the client is asked to upload them again");
+      const notice: BuildEvent = { type: "missing-blobs", seq: build.events.at(-1)?.seq ?? 0, buildId: build.id, digests: lost.map(digestKey) };
+      for (const l of build.listeners) l(notice);
+      await waitForBlobs(this.opts.store, lost, this.opts.clock, LOST_INPUT_WAIT_MS, () => build.finished || !this.scheduler.isLive(leaseId)).catch(() => false);
+    }
+    if (this.scheduler.isLive(leaseId)) this.scheduler.complete(leaseId, { status: "infra", error, node });
   }
 
   /** Drops a node: its leases go back to the queue. */

@@ -76,7 +76,18 @@ export interface SummaryEvent extends EventBase, Summary {
   type: "summary";
 }
 
-export type BuildEvent = BuildStartEvent | HostStepEvent | ActionEvent | SummaryEvent;
+/**
+ * Not part of the printed stream: the head asks the build's client to upload these blobs again (its
+ * store lost them to rot, found when a node read them); the action that needed them waits, then re-runs.
+ * Its seq repeats the last event's, and it is never replayed to a late watcher.
+ */
+export interface MissingBlobsEvent extends EventBase {
+  type: "missing-blobs";
+  /** digestKey of each blob. */
+  digests: string[];
+}
+
+export type BuildEvent = BuildStartEvent | HostStepEvent | ActionEvent | SummaryEvent | MissingBlobsEvent;
 
 /** Distributes Omit over the union, so callers build events without seq/buildId. */
 export type EventBody = BuildEvent extends infer E ? (E extends BuildEvent ? Omit<E, "seq" | "buildId"> : never) : never;

@@ -360,7 +360,8 @@ function walkDir(dir: string): string[] {
 export async function restoreStep(entry: StepEntry, root: string, store: BlobStore, statCache?: StatCache): Promise<"restored" | "missing"> {
   const blobs = entry.outputs.flatMap((o) => (o.t === "f" ? [parseDigestKey(o.d)] : []));
   if (entry.log) blobs.push(parseDigestKey(entry.log));
-  if ((await store.findMissing(blobs)).length > 0) return "missing";
+  // Hashed, not stamped: a rotten output found half-way through would leave the tree half restored.
+  if ((await store.findMissing(blobs, { verify: true })).length > 0) return "missing";
   // A directory the step removed must hold nothing the step did not remove too: never delete what it did not.
   const removed = new Set(entry.outputs.filter((o) => o.t === "-").map((o) => o.p));
   for (const p of removed) {
