@@ -53,7 +53,7 @@ export function toolFamily(argv0: string | undefined): ToolFamily | undefined {
 type Role = "read" | "write";
 
 /** One place in argv a path sits: arg `index`, characters [start, end). */
-interface PathSlot {
+export interface PathSlot {
   index: number;
   start: number;
   end: number;
@@ -385,10 +385,14 @@ export function argvRefusal(argv: readonly string[], ctx: PolicyContext, family:
  * `--sysroot=/abs`) — through `map` (which returns the path unchanged when it has nothing to say). Arguments Orion
  * knows nothing of are left as they are.
  */
-export function mapArgvPaths(argv: readonly string[], map: (path: string) => string, family: ToolFamily = toolFamily(argv[0]) ?? "driver"): string[] {
+export function mapArgvPaths(
+  argv: readonly string[],
+  map: (path: string) => string,
+  options: { family?: ToolFamily; only?: (slot: PathSlot) => boolean } = {},
+): string[] {
   const byArg = new Map<number, PathSlot[]>();
-  for (const f of slotsOf(argv, family)) {
-    if (!("slot" in f)) continue;
+  for (const f of slotsOf(argv, options.family ?? toolFamily(argv[0]) ?? "driver")) {
+    if (!("slot" in f) || (options.only && !options.only(f.slot))) continue;
     const list = byArg.get(f.slot.index) ?? [];
     list.push(f.slot);
     byArg.set(f.slot.index, list);
