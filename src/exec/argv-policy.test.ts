@@ -32,6 +32,8 @@ describe("argv policy: what real builds run is allowed", () => {
     ["", "gcc -c x.c -o x.o -I/usr/include/lua5.4 -isystem /usr/local/include -include /usr/include/stdio.h"],
     ["", "gcc -c x.c -o /dev/null"],
     ["", "gcc -c x.c -o x.o -Wp,-MD,.x.o.d -Wa,--noexecstack -fuse-ld=gold -std=gnu11"],
+    ["", "gcc --std=c99 --param=max-inline-insns-single=1000 --include-barrier --coverage -c x.c --output x.o"],
+    ["", "gcc -o app a.o -Wl,--build-id -Wl,--as-needed,--gc-sections,-z,relro,--hash-style=gnu -Wl,--trace"],
   ])("allows %s: %s", (cwd, line) => {
     expect(argvRefusal(words(line), ctx(cwd))).toBeUndefined();
   });
@@ -110,6 +112,20 @@ describe("argv policy: what a token holder must not run", () => {
     ["ranlib --plugin ./p.so lib.a", "--plugin"],
     ["ld -o /tmp/x a.o", "-o"],
     ["ld -o x a.o -plugin ./p.so", "-plugin"],
+    // gcc's long spellings and their abbreviations, and ld's.
+    ["gcc -c a.c --output=/tmp/a.o", "--output"],
+    ["gcc -c a.c --output /usr/lib/a.o", "--output"],
+    ["gcc -c a.c --outp=/tmp/a.o", "--outp"],
+    ["gcc -c a.c -o a.o --include-directory=/etc", "--include-directory"],
+    ["gcc -c a.c -o a.o --include /etc/passwd", "--include"],
+    ["gcc -c a.c -o a.o --pref=/tmp/", "--pref"],
+    ["gcc -c a.c -o a.o --spec=x.specs", "--spec"],
+    ["gcc -o app a.o --for-linker=--plugin --for-linker=./p.so", "--plugin"],
+    ["gcc -o app a.o --for-linker -T --for-linker /tmp/x.ld", "-T"],
+    ["gcc -o app a.o -Wl,--scr=/tmp/x.ld", "--scr"],
+    ["gcc -o app a.o -Wl,--plug,./p.so", "--plug"],
+    ["gcc -o app a.o -Wl,--trace,/etc/shadow", "linker input /etc/shadow"],
+    ["clang -working-directory / -c etc/passwd -o a.o", "-working-directory"],
   ])("refuses %s (naming %s)", (line, option) => {
     const r = argvRefusal(words(line), ctx());
     expect(r?.option).toBe(option);

@@ -79,6 +79,7 @@ function programOption(a: string): Refusal | undefined {
   if (a.startsWith("--ld-path") || a.startsWith("--gcc-toolchain") || a === "-gcc-toolchain" || a.startsWith("--gcc-install-dir") || a.startsWith("-ccc-")) {
     return r(a.split("=")[0]!, "it changes which programs the driver runs");
   }
+  if (a === "-working-directory" || a.startsWith("-working-directory=")) return r("-working-directory", "it moves the directory every relative path is resolved in");
   if (a.startsWith("-fuse-ld=") && !["bfd", "gold", "lld", "mold"].includes(a.slice("-fuse-ld=".length))) return r("-fuse-ld", "it names a linker program");
   return undefined;
 }
@@ -98,6 +99,31 @@ const DRIVER_JOINED: readonly [string, Role][] = [
   ["-MF", "write"], ["-I", "read"], ["-L", "read"], ["-o", "write"],
 ];
 
+/** gcc's long spellings of options that take a value (its option map), by the short option they stand for. */
+const DRIVER_LONG: Record<string, string> = {
+  "--output": "-o", "--include-directory": "-I", "--include-directory-after": "-idirafter", "--library-directory": "-L",
+  "--include": "-include", "--imacros": "-imacros", "--include-prefix": "-iprefix", "--include-with-prefix": "-iwithprefix",
+  "--include-with-prefix-after": "-iwithprefix", "--include-with-prefix-before": "-iwithprefixbefore", "--dumpdir": "-dumpdir",
+  "--dumpbase": "-dumpbase", "--for-linker": "-Xlinker", "--for-assembler": "-Xassembler", "--prefix": "-B", "--specs": "-specs",
+  "--sysroot": "--sysroot", "--language": "-x", "--define-macro": "-D", "--undefine-macro": "-U", "--library": "-l",
+  "--force-link": "-u", "--entry": "-e",
+};
+
+/**
+ * The short option a `--long[=value]` driver argument stands for: gcc also takes any unambiguous abbreviation of its long
+ * options. "?" when an abbreviation could stand for several (then its value is checked as a path to read).
+ */
+function driverLongOption(name: string): string | undefined {
+  const exact = DRIVER_LONG[name];
+  if (exact) return exact;
+  if (name.length < 4) return undefined;
+  const shorts = [...new Set(Object.entries(DRIVER_LONG).filter(([k]) => k.startsWith(name)).map(([, v]) => v))];
+  if (shorts.length === 0) return undefined;
+  if (shorts.includes("-B")) return "-B";
+  if (shorts.includes("-specs")) return "-specs";
+  return shorts.length === 1 ? shorts[0] : "?";
+}
+
 /** `-opt=value` driver options whose value is not a file the command reads or writes (maps, names, runtime paths). */
 const DRIVER_NOT_A_PATH = [
   "-fdebug-prefix-map=", "-ffile-prefix-map=", "-fmacro-prefix-map=", "-fprofile-prefix-map=", "-fdebug-compilation-dir=",
@@ -115,12 +141,29 @@ const LINKER_VALUE: Record<string, Role | "opaque" | "program"> = {
   "-e": "opaque", "--entry": "opaque", "-u": "opaque", "--undefined": "opaque", "-y": "opaque", "--trace-symbol": "opaque",
   "-z": "opaque", "-m": "opaque", "-b": "opaque", "--format": "opaque", "-A": "opaque", "--architecture": "opaque",
   "-F": "opaque", "--filter": "opaque", "-f": "opaque", "--auxiliary": "opaque", "-G": "opaque", "-I": "opaque",
-  "--dynamic-linker": "opaque", "--defsym": "opaque", "--wrap": "opaque", "--hash-style": "opaque", "--build-id": "opaque",
+  "--dynamic-linker": "opaque", "--defsym": "opaque", "--wrap": "opaque", "--hash-style": "opaque",
   "--section-start": "opaque", "-Ttext": "opaque", "-Tdata": "opaque", "-Tbss": "opaque", "-Ttext-segment": "opaque",
   "-Trodata-segment": "opaque", "-Tldata-segment": "opaque", "--image-base": "opaque", "--exclude-libs": "opaque",
   "--require-defined": "opaque", "--oformat": "opaque", "-a": "opaque", "--sort-section": "opaque", "-plugin-opt": "opaque",
-  "--plugin-opt": "opaque", "-l": "opaque", "--library": "opaque", "--push-state": "opaque",
+  "--plugin-opt": "opaque", "-l": "opaque", "--library": "opaque",
 };
+
+/**
+ * What an abbreviated long linker option (`--scr=…`, ld takes any unambiguous prefix) may stand for: a plugin is
+ * refused, a path is checked (written if any candidate writes); a name is never trusted to swallow the next word
+ * unchecked, since a flag that happens to prefix one (`--trace`, `--trace-symbol`) takes none.
+ */
+function abbreviatedLinkerOption(name: string): Role | "program" | undefined {
+  const bare = name.replace(/^-+/, "");
+  if (bare.length < 3) return undefined;
+  const kinds = Object.entries(LINKER_VALUE)
+    .filter(([k]) => k.replace(/^-+/, "").startsWith(bare))
+    .map(([, kind]) => kind);
+  if (kinds.includes("program")) return "program";
+  if (kinds.includes("write")) return "write";
+  if (kinds.includes("read")) return "read";
+  return undefined;
+}
 
 /**
  * Walks linker words (`ld`'s argv, or the pieces of `-Wl,` and `-Xlinker`), carrying "the next word is a value" across
@@ -146,7 +189,7 @@ class LinkerWalker {
     const eq = word.indexOf("=");
     const name = eq > 0 ? word.slice(0, eq) : word;
     // GNU ld accepts a single dash for long options (-Map, -rpath) and a double one for short ones.
-    const kind = LINKER_VALUE[name] ?? LINKER_VALUE[name.replace(/^--/, "-")] ?? LINKER_VALUE[`-${name}`];
+    const kind = LINKER_VALUE[name] ?? LINKER_VALUE[name.replace(/^--/, "-")] ?? LINKER_VALUE[`-${name}`] ?? abbreviatedLinkerOption(name);
     if (kind === "program" || name === "-plugin" || name === "--plugin") {
       out.push(refuse(name, "it loads a linker plugin"));
       return;
@@ -189,12 +232,44 @@ function libraryName(option: string, value: string, out: Found[]): void {
 /** Path slots and refusals of a driver (gcc, cc, clang…) command line. */
 function driverSlots(argv: readonly string[], out: Found[], linker = new LinkerWalker(), cppPieces = false): void {
   const at = (index: number) => (role: Role, option: string, start: number, end: number): Found => ({ slot: { index, start, end, role, option } });
+  /** The value of option `opt`: argument `index` (`text`) from character `start` on; `shown` is how argv spelled the option. */
+  const driverValue = (opt: string, text: string, start: number, index: number, shown: string): void => {
+    const v = text.slice(start);
+    const role = DRIVER_PATH_VALUE[opt];
+    if (role) out.push(at(index)(role, shown, start, text.length));
+    else if (opt === "-Xlinker") linker.feed(v, at(index), start, out);
+    else if (opt === "-Xassembler") assemblerPiece(v, at(index), start, out);
+    else if (opt === "-Xpreprocessor") {
+      const inner: Found[] = [];
+      driverSlots(["", v], inner, linker, true);
+      for (const f of inner) out.push("slot" in f ? { slot: { ...f.slot, index, start: f.slot.start + start, end: f.slot.end + start } } : f);
+    } else if (opt === "-imultilib" && (v.startsWith("/") || v.split("/").includes(".."))) out.push(refuse(shown, `${v} is not a subdirectory name`));
+    else if (opt === "-l") libraryName("-l", v, out);
+  };
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "-" || !a.startsWith("-")) {
       if (a.startsWith("@")) out.push(at(i)("read", "@file", 1, a.length));
       else out.push(at(i)("read", "input", 0, a.length));
       continue;
+    }
+    if (a.startsWith("--")) {
+      const eq = a.indexOf("=");
+      const name = eq > 0 ? a.slice(0, eq) : a;
+      const short = driverLongOption(name);
+      if (short === "-B" || short === "-specs") {
+        out.push(refuse(name, short === "-B" ? "it changes where the driver finds the programs it runs" : "a specs file can run any program"));
+        if (eq < 0) i++;
+        continue;
+      }
+      if (short) {
+        if (eq > 0) driverValue(short === "?" ? "--sysroot" : short, a, eq + 1, i, name);
+        else if (i + 1 < argv.length) {
+          i++;
+          driverValue(short === "?" ? "--sysroot" : short, argv[i]!, 0, i, name);
+        }
+        continue;
+      }
     }
     const bad = programOption(a);
     if (bad) {
@@ -208,19 +283,9 @@ function driverSlots(argv: readonly string[], out: Found[], linker = new LinkerW
       continue;
     }
     if (SEPARATE_VALUE_OPTIONS.has(a)) {
-      const v = argv[++i];
-      if (v === undefined) break;
-      const role = DRIVER_PATH_VALUE[a];
-      if (role) out.push(at(i)(role, a, 0, v.length));
-      else if (a === "-Xlinker") linker.feed(v, at(i), 0, out);
-      else if (a === "-Xassembler") assemblerPiece(v, at(i), 0, out);
-      else if (a === "-Xpreprocessor") {
-        const inner: Found[] = [];
-        driverSlots(["", v], inner, linker, true);
-        for (const f of inner) out.push("slot" in f ? { slot: { ...f.slot, index: i } } : f);
-      }
-      else if (a === "-imultilib" && (v.startsWith("/") || v.split("/").includes(".."))) out.push(refuse(a, `${v} is not a subdirectory name`));
-      else if (a === "-l") libraryName(a, v, out);
+      if (i + 1 >= argv.length) break;
+      i++;
+      driverValue(a, argv[i]!, 0, i, a);
       continue;
     }
     if (a.startsWith("-Wl,") || a.startsWith("-Wa,") || a.startsWith("-Wp,")) {
