@@ -99,6 +99,20 @@ describe("argv policy against a real head and node", () => {
     }
   });
 
+  it("orion build (embedded): a Makefile's -wrapper compile fails with exit 1 and one line naming the option and the output", async () => {
+    const tree = scratch.dir("build-tree");
+    writeFileSync(join(tree, "a.c"), "int a(void) { return 1; }\n");
+    writeFileSync(join(tree, "w.sh"), `#!/bin/sh\npwd >> ${marker}\nexec "$@"\n`);
+    chmodSync(join(tree, "w.sh"), 0o755);
+    writeFileSync(join(tree, "Makefile"), "a.o: a.c\n\tgcc -O2 -wrapper ./w.sh -c a.c -o a.o\n");
+    const env = cleanEnv({ ORION_CACHE_DIR: scratch.dir("build-cache"), XDG_CONFIG_HOME: scratch.configHome });
+    const r = await execa(process.execPath, [ORION_BIN, "build", tree], { env, extendEnv: false, reject: false, stdin: "ignore", all: true });
+    expect(r.exitCode, r.all).toBe(1);
+    expect(r.all).toContain("FAILED: CC a.o (a.o: refused -wrapper: ");
+    expect(existsSync(marker)).toBe(false);
+    expect(existsSync(join(tree, "a.o"))).toBe(false);
+  });
+
   it("orion cc with the farm configured compiles such calls here, as gcc would: the wrapper runs locally, nothing reaches the farm", async () => {
     const cacheDir = join(scratch.dir("cc"), "cache");
     mkdirSync(cacheDir, { recursive: true }); // the counters of a first call that is not cached need the folder
