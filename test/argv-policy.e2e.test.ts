@@ -1,6 +1,6 @@
 // End-to-end: a hostile token holder submits `gcc -wrapper ./w.sh` and an `ar` writing to /tmp straight to a real head and node; both fail as the user's error naming the option, nothing runs or is written outside; `orion cc` with a farm compiles such calls locally, as gcc would.
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { execa } from "execa";
@@ -111,6 +111,38 @@ describe("argv policy against a real head and node", () => {
     expect(r.all).toContain("FAILED: CC a.o (a.o: refused -wrapper: ");
     expect(existsSync(marker)).toBe(false);
     expect(existsSync(join(tree, "a.o"))).toBe(false);
+  });
+
+  it("orion build on the farm: CMake-style absolute paths inside the project build, and a fresh tree's second build is all cache hits", async () => {
+    const tree = scratch.dir("cmake-tree");
+    mkdirSync(join(tree, "inc"));
+    mkdirSync(join(tree, "src"));
+    mkdirSync(join(tree, "build"));
+    writeFileSync(join(tree, "build", "README"), "objects\n"); // an empty folder trips SubmitBuild on a farm head today (the empty Directory blob is "missing")
+    writeFileSync(join(tree, "inc", "k.h"), "#define K 7\n");
+    writeFileSync(join(tree, "src", "x.c"), '#include "k.h"\nint x(void) { return K; }\n');
+    writeFileSync(join(tree, "src", "m.c"), "int x(void);\nint main(void) { return x() - 7; }\n");
+    writeFileSync(
+      join(tree, "Makefile"),
+      [
+        "build/app: build/x.o build/m.o",
+        "\tgcc -o $(CURDIR)/build/app $(CURDIR)/build/x.o $(CURDIR)/build/m.o",
+        "build/%.o: src/%.c inc/k.h",
+        "\tgcc -O2 -I$(CURDIR)/inc -o build/$*.o -c $(CURDIR)/src/$*.c",
+        "",
+      ].join("\n"),
+    );
+    const env = cleanEnv({ ORION_CACHE_DIR: scratch.dir("cmake-cache"), XDG_CONFIG_HOME: scratch.configHome });
+    const build = async () => {
+      const r = await execa(process.execPath, [ORION_BIN, "build", "--head", address, "--token", TOKEN, "--json", tree], { env, extendEnv: false, reject: false, stdin: "ignore" });
+      expect(r.exitCode, r.stderr).toBe(0);
+      return JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Record<string, unknown>;
+    };
+    expect(await build()).toMatchObject({ type: "summary", actions: 3, executed: 3, failed: 0 });
+    expect((await execa(join(tree, "build", "app"), { reject: false })).exitCode).toBe(0);
+    for (const f of ["x.o", "m.o", "app"]) rmSync(join(tree, "build", f));
+    expect(await build()).toMatchObject({ type: "summary", actions: 3, cacheHits: 3, executed: 0 });
+    expect((await execa(join(tree, "build", "app"), { reject: false })).exitCode).toBe(0);
   });
 
   it("orion cc with the farm configured compiles such calls here, as gcc would: the wrapper runs locally, nothing reaches the farm", async () => {
