@@ -68,6 +68,9 @@ const TAKES_ARG = new Set([
   "--target", "-arch", "-dumpbase", "-dumpdir", "-auxbase", "-specs", "-wrapper",
 ]);
 
+/** The same table for other readers of gcc's argv (the node's argv policy): which options take the next word as their value. */
+export const SEPARATE_VALUE_OPTIONS: ReadonlySet<string> = TAKES_ARG;
+
 /** Joined-value forms Orion needs the value of (`-Idir`, `-ofile`…); longest prefixes first. */
 const JOINED = [
   "-isystem", "-iquote", "-idirafter", "-include", "-imacros", "-MF", "-MT", "-MQ",

@@ -62,6 +62,17 @@ describe("planFarmCompile", () => {
     expect(plan(["gcc", "-Wp,-MD,x.d", "-c", "x.c", "-o", "x.o"])).toMatch(/-Wp/);
     expect(plan(["gcc", "-MF", "x.d", "-c", "x.c", "-o", "x.o"])).toMatch(/-MF without -MD/);
   });
+
+  it("leaves here what a node's argv policy would refuse, naming the option", () => {
+    expect(plan(["gcc", "-wrapper", "./w.sh", "-c", "x.c", "-o", "x.o"])).toMatch(/a node would refuse -wrapper/);
+    expect(plan(["gcc", "-I/opt/vendor/include", "-c", "x.c", "-o", "x.o"])).toMatch(/a node would refuse -I: .*outside the project root/);
+    expect(plan(["gcc", "-include", "/etc/passwd", "-c", "x.c", "-o", "x.o"])).toMatch(/a node would refuse -include/);
+    expect(plan(["gcc", "-I../../../x", "-c", "x.c", "-o", "x.o"])).toMatch(/climbs out of the project root/);
+    const cmake = plan(["gcc", `-I${P}/inc`, "-c", `${P}/sub/x.c`, "-o", "out/x.o"]);
+    expect(cmake).toMatchObject({ source: "sub/x.c", object: "out/x.o" });
+    const withEnv = planFarmCompile("/usr/bin/gcc", ["gcc", "-c", "x.c", "-o", "x.o"], join(P, "sub"), parseCompileArgs(["gcc", "-c", "x.c", "-o", "x.o"]), P, [["COMPILER_PATH", join(P, "bin")]]);
+    expect(withEnv).toMatch(/a node would refuse COMPILER_PATH/);
+  });
 });
 
 describe("isContextNoise", () => {

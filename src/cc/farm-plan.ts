@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { dirname, isAbsolute, join, posix, relative, resolve } from "node:path";
 import { type CompileArgs, compileNeverReads } from "../cache/index.js";
 import { defaultDepfilePath, isSharedContextCompile } from "../exec/compile-plan.js";
+import { argvRefusal, envRefusal } from "../exec/argv-policy.js";
 
 /**
  * The project root of a call: ORION_PROJECT_ROOT when set (relative to the call's cwd), else the nearest ancestor of
@@ -50,7 +51,14 @@ function below(base: string, p: string): string | undefined {
  * The farm form of a cacheable compile, or why it runs here instead: a node runs a plain `-c … -o` compile in a sandbox
  * standing for the call's cwd, so the cwd and the source must lie inside the project root and the outputs below the cwd.
  */
-export function planFarmCompile(exe: string, argv: readonly string[], cwd: string, args: CompileArgs, root: string): FarmCompile | string {
+export function planFarmCompile(
+  exe: string,
+  argv: readonly string[],
+  cwd: string,
+  args: CompileArgs,
+  root: string,
+  env: readonly [string, string][] = [],
+): FarmCompile | string {
   if (args.kind !== "compile" || !isSharedContextCompile(argv)) return "not a plain -c … -o compile";
   if (args.output === undefined || args.sources.length !== 1) return "not one source to one object";
   // The node's plan understands -MD/-MMD with or without -MF; depfile options it cannot see (-Wp,-MD) run here.
@@ -64,6 +72,10 @@ export function planFarmCompile(exe: string, argv: readonly string[], cwd: strin
   if (object === undefined) return `the output ${args.output} is not below the cwd`;
   const depfile = below(cwd, args.depfile?.path ?? defaultDepfilePath(args.output));
   if (depfile === undefined) return "the depfile is not below the cwd";
+  // What a node would refuse (argv-policy.ts) is the user's own business on the user's own machine: compiled here, as gcc would.
+  const ctx = { projectRoot: root, cwd };
+  const refusal = argvRefusal([exe, ...argv.slice(1)], ctx, "driver") ?? envRefusal(env.map(([name, value]) => ({ name, value })), ctx);
+  if (refusal) return `a node would refuse ${refusal.option}: ${refusal.message}`;
   // A missing output folder is the compiler's error to report, in its own words.
   if (!existsSync(dirname(resolve(cwd, object)))) return "the output's folder does not exist";
   const tree = (p: string) => posix.normalize(relCwd ? `${relCwd}/${p}` : p);

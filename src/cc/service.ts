@@ -428,7 +428,7 @@ export class CcService implements CallHandler {
     let outcome: FarmOutcome;
     try {
       const mod = await import("./farm.js");
-      const plan = mod.planFarmCompile(k.exe, k.call.argv, k.call.cwd, k.cls.args, mod.findProjectRoot(k.call.cwd, env));
+      const plan = mod.planFarmCompile(k.exe, k.call.argv, k.call.cwd, k.cls.args, mod.findProjectRoot(k.call.cwd, env), keyEnv(env));
       if (typeof plan === "string") {
         this.log.debug({ argv: k.call.argv, reason: plan }, "compiled here, not on the farm");
         return {};

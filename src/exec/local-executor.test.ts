@@ -334,3 +334,79 @@ function gone(pid: number): boolean {
     return true;
   }
 }
+
+describe("argv policy (the node's last wall)", () => {
+  it("refuses -wrapper as the user's error: exit 1 naming it, and the wrapper never runs", async () => {
+    const marker = join(tmp, "wrapper-ran");
+    const proj = await newProject({ "a.c": "int a(void) { return 1; }\n", "w.sh": `#!/bin/sh\ntouch ${marker}\nexec "$@"\n` });
+    await fsp.chmod(join(proj, "w.sh"), 0o755);
+    const root = await uploadDir(proj);
+    for (const argv of [
+      ["gcc", "-O2", "-wrapper", "./w.sh", "-c", "a.c", "-o", "a.o"],
+      ["gcc", "-O2", "-wrapper", `${proj}/w.sh`, "-c", "a.c"],
+      ["gcc", "-O2", "-B", "./", "-c", "a.c", "-o", "a.o"],
+    ]) {
+      const out = await executor.execute(request(proj, root, command(argv, ["a.o"]), "compile"));
+      expect(out.result.exitCode).toBe(1);
+      expect(out.result.outputFiles).toEqual([]);
+      expect(out.result.stderrRaw.toString()).toMatch(new RegExp(`refused ${argv[2]}`));
+      expect((await blob(out.result.stderrDigest)).equals(out.result.stderrRaw)).toBe(true);
+    }
+    expect(await fsp.stat(marker).catch(() => undefined)).toBeUndefined();
+  });
+
+  it("refuses an archive, a linker map or an object written outside the project, and writes nothing there", async () => {
+    const proj = await newProject({ "a.c": "int a(void) { return 1; }\n" });
+    await execa("gcc", ["-c", "a.c", "-o", "a.o"], { cwd: proj });
+    const root = await uploadDir(proj);
+    const outside = join(tmp, `outside-${projectCounter}`);
+    for (const [argv, kind] of [
+      [["ar", "rcs", `${outside}.a`, "a.o"], "archive"],
+      [["ar", "rcs", "lib.a", "a.o", "/etc/hostname"], "archive"],
+      [["gcc", "-shared", "-o", "liba.so", "a.o", `-Wl,-Map=${outside}.map`], "link"],
+      [["gcc", "-c", "a.c", "-o", `${outside}.o`], "other"],
+    ] as const) {
+      const out = await executor.execute(request(proj, root, command([...argv], []), kind));
+      expect(out.result.exitCode).toBe(1);
+      expect(out.result.stderrRaw.toString()).toContain("refused");
+    }
+    expect((await fsp.readdir(tmp)).filter((n) => n.startsWith("outside-"))).toEqual([]);
+  });
+
+  it("refuses an environment that would choose the programs gcc runs", async () => {
+    const proj = await newProject({ "a.c": "int a(void) { return 1; }\n" });
+    const root = await uploadDir(proj);
+    const out = await executor.execute(request(proj, root, command(["gcc", "-c", "a.c", "-o", "a.o"], ["a.o"], "", [{ name: "LD_PRELOAD", value: `${proj}/evil.so` }]), "compile"));
+    expect(out.result.exitCode).toBe(1);
+    expect(out.result.stderrRaw.toString()).toContain("refused LD_PRELOAD");
+  });
+
+  it("expands a response file from the input root and runs what it says; one that hides -wrapper is refused", async () => {
+    const proj = await newProject({ "a.c": "int a(void) { return A; }\n", "flags.rsp": "-DA=3 -O2\n", "bad.rsp": "-wrapper ./w.sh\n" });
+    const root = await uploadDir(proj);
+    const ok = await executor.execute(request(proj, root, command(["gcc", "@flags.rsp", "-c", `${proj}/a.c`, "-o", "a.o"], ["a.o"]), "compile"));
+    expect(ok.result.exitCode).toBe(0);
+    await execa("gcc", ["-DA=3", "-O2", "-c", `${proj}/a.c`, "-o", "a.o"], { cwd: proj, env: PLAIN_ENV, extendEnv: false });
+    expect((await blob(ok.result.outputFiles[0]!.digest)).equals(await fsp.readFile(join(proj, "a.o")))).toBe(true);
+    const bad = await executor.execute(request(proj, root, command(["gcc", "@bad.rsp", "-c", "a.c", "-o", "a.o"], ["a.o"]), "compile"));
+    expect(bad.result.exitCode).toBe(1);
+    expect(bad.result.stderrRaw.toString()).toContain("refused -wrapper");
+  });
+
+  it("maps joined in-root paths of a link into its sandbox (-L/abs, -Wl,-T,/abs)", async () => {
+    const proj = await newProject({
+      "main.c": "int lib(void); int main(void) { return lib() - 7; }\n",
+      "lib/l.c": "int lib(void) { return 7; }\n",
+    });
+    await execa("gcc", ["-c", "main.c", "-o", "main.o"], { cwd: proj });
+    await execa("gcc", ["-c", "lib/l.c", "-o", "lib/l.o"], { cwd: proj });
+    await execa("ar", ["rcs", "lib/libl.a", "lib/l.o"], { cwd: proj });
+    const root = await uploadDir(proj);
+    const argv = ["gcc", "-o", `${proj}/app`, `${proj}/main.o`, `-L${proj}/lib`, "-ll", `-Wl,-Map,${proj}/app.map`];
+    const out = await executor.execute(request(proj, root, command(argv, ["app", "app.map"]), "link"));
+    expect(out.result.stderrRaw.toString()).toBe("");
+    expect(out.result.exitCode).toBe(0);
+    expect(out.result.outputFiles.map((f) => f.path)).toEqual(["app", "app.map"]);
+    expect(await fsp.stat(join(proj, "app.map")).catch(() => undefined)).toBeUndefined();
+  });
+});

@@ -18,6 +18,7 @@ import {
 } from "../core/index.js";
 import type { ActionResult, Command, OutputFile } from "../gen/orion/v1/remote_execution.js";
 import { isSharedContextCompile, normalizeRelative, planSharedCompile, withImplicitObject, type CompilePlan } from "./compile-plan.js";
+import { ArgvRefusedError, commandRefusal, mapArgvPaths, type PathSlot, type PolicyContext, toolFamily } from "./argv-policy.js";
 import { rewriteDepfile, mungeMakePath } from "./depfile.js";
 import { fileKey, forEachLimit, loadInputTree, materializeTree, removeTree, sandboxViolation, type InputTree, type MaterializedTree } from "./input-root.js";
 import { cancelledError, runInProcessGroup } from "./run-process.js";
@@ -158,7 +159,45 @@ export class LocalExecutor {
     this.dirs.catch(() => undefined);
   }
 
+  /**
+   * Runs one action. A command the argv policy refuses is the user's error, as a compiler's own error is: it comes back
+   * as a failed result (exit code 1, the refusal on stderr) that is never retried nor cached, and nothing ran.
+   */
   async execute(req: ExecRequest): Promise<ExecOutcome> {
+    try {
+      return await this.run(req);
+    } catch (err) {
+      if (!(err instanceof ArgvRefusedError)) throw err;
+      req.onProcessExit?.();
+      const stderrRaw = Buffer.from(`orion: ${err.message}\n`);
+      const now = new Date(this.clock.now());
+      return {
+        result: {
+          outputFiles: [],
+          exitCode: ExitCode.BUILD_FAILED,
+          stdoutRaw: Buffer.alloc(0),
+          stdoutDigest: EMPTY_DIGEST,
+          stderrRaw,
+          stderrDigest: await this.store.put(stderrRaw),
+          executionMetadata: {
+            worker: this.workerName,
+            queuedTimestamp: undefined,
+            workerStartTimestamp: now,
+            inputFetchStartTimestamp: now,
+            inputFetchCompletedTimestamp: now,
+            executionStartTimestamp: now,
+            executionCompletedTimestamp: now,
+            outputUploadStartTimestamp: now,
+            outputUploadCompletedTimestamp: now,
+            workerCompletedTimestamp: now,
+          },
+        },
+        phases: { inputFetchMs: 0, executeMs: 0, uploadMs: 0 },
+      };
+    }
+  }
+
+  private async run(req: ExecRequest): Promise<ExecOutcome> {
     const log = this.logger.child({ action: req.actionId });
     const what = `action ${req.actionId}`;
     // Validate everything before anything touches the disk.
@@ -172,6 +211,14 @@ export class LocalExecutor {
     const maxOutputBytes = req.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
     if (req.signal?.aborted) throw cancelledError(what);
 
+    // The argv policy (argv-policy.ts): a compiler, archiver or linker run for someone else may not run other programs
+    // nor reach outside the project and the toolchain. Checked before anything touches the disk; a command with
+    // response files is checked once they are read from its input root, before it runs.
+    const family = toolFamily(argv[0]);
+    const policy: PolicyContext = { projectRoot, cwd: wd ? posix.join(projectRoot, wd) : projectRoot };
+    const hasResponseFiles = argv.some((a, i) => i > 0 && a.startsWith("@"));
+    if (family && !hasResponseFiles) await this.checkPolicy(argv, req.command, policy, what, async () => undefined);
+
     const { sb } = await this.dirs;
     const sandbox = join(sb, randomUUID());
     this.sandboxes.add(sandbox);
@@ -183,10 +230,17 @@ export class LocalExecutor {
       let outputBase: string;
       let plan: CompilePlan | undefined;
       let replacements: [string, string][];
-      const compileArgv = req.kind === "compile" ? (withImplicitObject(argv) ?? argv) : argv;
+      let compileArgv = req.kind === "compile" ? (withImplicitObject(argv) ?? argv) : argv;
+      let runArgv: string[];
       if (req.kind === "compile" && isSharedContextCompile(compileArgv)) {
         const ctxRoot = await this.context(req.inputRoot, log);
+        if (family && hasResponseFiles) compileArgv = await this.checkPolicy(compileArgv, req.command, policy, what, inTree(projectRoot, ctxRoot));
+        // Paths in the project the plan does not move itself (-include/abs, -Wp,-MD,/abs…) are moved into the context first,
+        // so that no absolute path in the project ever names a file of this machine outside the context.
+        const toCtx = (p: string) => (p === projectRoot || p.startsWith(projectRoot + "/") ? ctxRoot + p.slice(projectRoot.length) : p);
+        compileArgv = family ? mapArgvPaths(compileArgv, toCtx, { family, only: (slot) => !planMoves(compileArgv, slot) }) : compileArgv;
         plan = planSharedCompile({ argv: compileArgv, projectRoot, workingDirectory: wd, ctxRoot, privateDir: sandbox });
+        runArgv = plan.argv;
         cwd = join(ctxRoot, wd);
         outputBase = sandbox;
         replacements = plan.replacements;
@@ -208,8 +262,12 @@ export class LocalExecutor {
         }
         await this.checkWorkingDirectory(cwd, wd, what);
         for (const out of outputs) await fsp.mkdir(posix.dirname(join(outputBase, out)), { recursive: true });
+        const expanded = family && hasResponseFiles ? await this.checkPolicy(argv, req.command, policy, what, inTree(projectRoot, sandbox)) : argv;
+        const toSandbox = (a: string) => (a === projectRoot || a.startsWith(projectRoot + "/") ? sandbox + a.slice(projectRoot.length) : a);
+        // Paths inside options (-L/abs, -Wl,-T,/abs) move too; a whole argument the policy knows nothing of moves as before.
+        const moved = family ? mapArgvPaths(expanded, toSandbox, { family }) : expanded;
+        runArgv = moved.map((a, i) => (a === expanded[i] ? toSandbox(a) : a));
       }
-      const runArgv = plan?.argv ?? argv.map((a) => (a === projectRoot || a.startsWith(projectRoot + "/") ? sandbox + a.slice(projectRoot.length) : a));
       const inputFetchEnd = this.clock.now();
 
       log.debug("tool started");
@@ -404,6 +462,23 @@ export class LocalExecutor {
     }
   }
 
+  /** Throws the user's error when the policy refuses the command; returns its argv with response files expanded. */
+  private async checkPolicy(
+    argv: readonly string[],
+    command: Command,
+    policy: PolicyContext,
+    what: string,
+    read: (absPath: string) => Promise<string | undefined>,
+  ): Promise<string[]> {
+    const checked = await commandRefusal(argv, command.environmentVariables, policy, read);
+    if ("refusal" in checked) {
+      const err = new ArgvRefusedError(checked.refusal, what);
+      this.logger.warn({ action: what, option: checked.refusal.option, err: err.message }, "command refused by the argv policy");
+      throw err;
+    }
+    return checked.argv;
+  }
+
   private async checkWorkingDirectory(cwd: string, wd: string, what: string): Promise<void> {
     const st = await fsp.stat(cwd).catch(() => undefined);
     // Without this, spawn's ENOENT for a missing cwd would read as "no such program".
@@ -467,6 +542,27 @@ export class LocalExecutor {
     }
     return files;
   }
+}
+
+/** Reads a response file the command names: a project path from where the input root is materialized, a toolchain path where it is. */
+function inTree(projectRoot: string, base: string): (absPath: string) => Promise<string | undefined> {
+  return async (abs) => {
+    const physical = abs === projectRoot || abs.startsWith(projectRoot + "/") ? base + abs.slice(projectRoot.length) : abs;
+    const st = await fsp.stat(physical).catch(() => undefined);
+    return st?.isFile() ? fsp.readFile(physical, "utf8") : undefined;
+  };
+}
+
+/** Options whose joined path planSharedCompile moves into the context (or the private folder) itself. */
+const PLAN_JOINED = new Set(["-I", "-iquote", "-isystem", "-idirafter", "-isysroot", "--sysroot", "-o", "-MF"]);
+/** Options whose next word planSharedCompile passes through untouched. */
+const PLAN_OPAQUE = new Set(["-Xlinker", "-Xassembler", "-Xpreprocessor"]);
+
+/** Whether planSharedCompile moves this path itself: a whole argument (not an -X… value), or one of its joined forms. */
+function planMoves(argv: readonly string[], slot: PathSlot): boolean {
+  const whole = slot.start === 0 && slot.end === argv[slot.index]!.length;
+  if (whole) return !PLAN_OPAQUE.has(argv[slot.index - 1] ?? "");
+  return PLAN_JOINED.has(slot.option) && argv[slot.index]!.startsWith(slot.option);
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -10,6 +10,7 @@ import {
   type Logger,
   digestKey,
   errorMessage,
+  isInfrastructureError,
   OrionError,
   Status,
 } from "../core/index.js";
@@ -489,7 +490,8 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
         }
       },
       (err) => {
-        this.log.error({ action: action.id, err: errorMessage(err) }, "could not prepare action");
+        // A command the argv policy refuses is the user's error, reported in the build's events: not worth an error line.
+        this.log[isInfrastructureError(err) ? "error" : "info"]({ action: action.id, err: errorMessage(err) }, "could not prepare action");
         this.scheduler.failReady(build.id, action.id, errorMessage(err));
       },
     );

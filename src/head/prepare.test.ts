@@ -3,7 +3,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { digestOf } from "../core/index.js";
+import { digestOf, isInfrastructureError } from "../core/index.js";
+import { ArgvRefusedError } from "../exec/argv-policy.js";
 import { buildTree, loadTree } from "../merkle/index.js";
 import { Directory } from "../gen/orion/v1/remote_execution.js";
 import { type BlobStore, createBlobStore } from "../cas/index.js";
@@ -120,5 +121,30 @@ describe("a compile's input root", () => {
   it("is the whole context when its tree cannot be read (the node then says what is missing, as before)", async () => {
     const p = await prepareAction(compile(["/usr/bin/cc", "-c", "net.c"]), view(), { store, cache, externalDigest: async () => undefined });
     expect(p.inputRoot).toEqual(digestOf("root"));
+  });
+});
+
+describe("the argv policy at the head", () => {
+  it("a CMake-style compile with absolute paths in the project is keyed, recorded and found again", async () => {
+    const argv = ["/usr/bin/cc", `-I${PROJECT}/deps/hiredis`, "-O2", "-o", "net.o", "-c", `${PROJECT}/deps/hiredis/net.c`];
+    const deps = { store, cache, externalDigest: async () => undefined };
+    const first = await prepareAction(compile(argv), view(), deps);
+    expect(first.action.doNotCache).toBe(false);
+    await recordResult(compile(argv), first, await result(), `net.o: ${PROJECT}/deps/hiredis/net.c ${PROJECT}/deps/hiredis/net.h\n`, view(), deps);
+    const again = await prepareAction(compile(argv), view(), deps);
+    expect(again.cached?.outputFiles.map((f) => f.path)).toEqual(["net.o"]);
+  });
+
+  it.each([
+    [["/usr/bin/cc", "-O2", "-wrapper", "./w.sh", "-c", "net.c", "-o", "net.o"], "-wrapper"],
+    [["/usr/bin/cc", "-I/etc", "-c", "net.c", "-o", "net.o"], "-I"],
+    [["/usr/bin/ar", "rcs", "/tmp/evil.a", "net.o"], "archive /tmp/evil.a"],
+    [["/usr/bin/cc", "@/etc/evil.rsp", "-c", "net.c"], "@/etc/evil.rsp"],
+  ])("refuses %j as the user's error naming %s and the output", async (argv, option) => {
+    const deps = { store, cache, externalDigest: async () => undefined };
+    const err = await prepareAction(compile(argv), view(), deps).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ArgvRefusedError);
+    expect((err as ArgvRefusedError).message).toBe(`deps/hiredis/net.o: refused ${option}: ${(err as ArgvRefusedError).refusal.message}`);
+    expect(isInfrastructureError(err)).toBe(false);
   });
 });

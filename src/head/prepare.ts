@@ -21,6 +21,7 @@ import {
   shadowProbes,
 } from "../cache/index.js";
 import { buildTree, type PruneMemo, pruneTree } from "../merkle/index.js";
+import { ArgvRefusedError, commandRefusal, toolFamily } from "../exec/argv-policy.js";
 import {
   Action,
   type ActionResult,
@@ -77,6 +78,7 @@ export function lookupFile(view: BuildView, treePath: string): ContextEntry | un
 
 export async function prepareAction(a: GraphAction, view: BuildView, deps: PrepareDeps): Promise<Prepared> {
   const cwdAbs = a.cwd ? posix.join(view.projectRoot, a.cwd) : view.projectRoot;
+  await checkArgvPolicy(a, view, deps, cwdAbs);
   const command: Command = {
     arguments: a.arguments,
     environmentVariables: [...a.environmentVariables].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0)),
@@ -163,6 +165,21 @@ export async function prepareAction(a: GraphAction, view: BuildView, deps: Prepa
   const prepared: Prepared = { command, action, actionDigest: digestOfMessage(Action, action), inputRoot, level1, searchDirs, source, key, inputBlobs };
   if (cacheable) prepared.cached = await lookup(prepared, view, deps);
   return prepared;
+}
+
+/**
+ * The argv policy (exec/argv-policy.ts) before an action is queued: a command that would run another program or reach
+ * outside the project and the toolchain fails here, as the user's error naming the option and the output, before any
+ * node sees it. An unknown tool is checked as a compiler driver (the node runs only compilers, archivers and linkers).
+ */
+async function checkArgvPolicy(a: GraphAction, view: BuildView, deps: PrepareDeps, cwdAbs: string): Promise<void> {
+  const read = async (abs: string): Promise<string | undefined> => {
+    const tp = toTreePath(view.projectRoot, "", abs);
+    const entry = tp !== undefined ? lookupFile(view, tp) : undefined;
+    return entry ? (await deps.store.get(entry.digest))?.toString("utf8") : undefined;
+  };
+  const checked = await commandRefusal(a.arguments, a.environmentVariables, { projectRoot: view.projectRoot, cwd: cwdAbs }, read, toolFamily(a.arguments[0]) ?? "driver");
+  if ("refusal" in checked) throw new ArgvRefusedError(checked.refusal, a.outputs.length ? a.outputs.join(" ") : a.label || a.id);
 }
 
 /**
