@@ -65,12 +65,13 @@ async function serve(
   addServices: (server: grpc.Server) => void,
 ): Promise<FarmServer> {
   const policy: AuthPolicy = { clientToken: o.token, nodeToken: o.nodeToken };
-  // The caller and its role are checked from the metadata, then each method's own request cap from the message's
-  // length prefix (services wrapped by withMessageCaps): both before a request body is read.
+  // Both before a request body is read: the caller and its role from the metadata, and each method's own request cap
+  // from the message's length prefix (services wrapped by withMessageCaps). The cap's interceptor comes first: it
+  // needs grpc-js's own call, which only the first interceptor is handed.
   const server = new grpc.Server({
     ...SERVER_OPTIONS,
     "grpc.max_receive_message_length": SERVER_RECEIVE_LIMIT,
-    interceptors: [authInterceptor({ policy, methodRoles, logger: o.logger }), messageCapInterceptor],
+    interceptors: [messageCapInterceptor, authInterceptor({ policy, methodRoles, logger: o.logger })],
   });
   addServices(server);
   const port = await new Promise<number>((resolve, reject) =>
