@@ -56,34 +56,35 @@ export function checkSubmitBuild(req: SubmitBuildRequest): void {
   checkInt(m, "retries", req.retries, 0, 100);
   checkInt(m, "jobs", req.jobs, 0, 1_000_000);
   checkCount(m, "actions", req.actions, MAX_LIST);
-  for (const [i, a] of req.actions.entries()) {
+  for (let i = 0; i < req.actions.length; i++) {
+    const a = req.actions[i]!;
     const f = `actions[${i}]`;
-    checkText(m, `${f}.id`, a.id, MAX_ID, { required: true, printable: true });
+    checkText(m, () => `${f}.id`, a.id, MAX_ID, { required: true, printable: true });
     if (!KINDS.has(a.kind)) throw invalidArgument(m, `${f}.kind`, `${JSON.stringify(a.kind.slice(0, 40))} is not one of ${[...KINDS].join(", ")}`);
-    checkText(m, `${f}.label`, a.label, MAX_PATH);
-    checkCount(m, `${f}.arguments`, a.arguments, MAX_LIST);
-    for (const [j, arg] of a.arguments.entries()) checkText(m, `${f}.arguments[${j}]`, arg, 1 << 20);
+    checkText(m, () => `${f}.label`, a.label, MAX_PATH);
+    checkCount(m, () => `${f}.arguments`, a.arguments, MAX_LIST);
+    for (let j = 0; j < a.arguments.length; j++) checkText(m, () => `${f}.arguments[${j}]`, a.arguments[j]!, 1 << 20);
     if (!a.host && a.arguments.length === 0) throw invalidArgument(m, `${f}.arguments`, "is empty (an action runs a program)");
-    checkText(m, `${f}.cwd`, a.cwd, MAX_PATH);
+    checkText(m, () => `${f}.cwd`, a.cwd, MAX_PATH);
     // A host step runs in the client's real tree (it may cd out of it, as make would); an action runs in the input root.
     if (!a.host && a.cwd !== "" && a.cwd !== "." && !insideRoot(a.cwd)) throw invalidArgument(m, `${f}.cwd`, `${JSON.stringify(a.cwd)} leaves the project root`);
     for (const [field, list] of [["inputs", a.inputs], ["outputs", a.outputs], ["deps", a.deps]] as const) {
-      checkCount(m, `${f}.${field}`, list, MAX_LIST);
-      for (const [j, v] of list.entries()) checkText(m, `${f}.${field}[${j}]`, v, field === "deps" ? MAX_ID : MAX_PATH, { required: true });
+      checkCount(m, () => `${f}.${field}`, list, MAX_LIST);
+      for (let j = 0; j < list.length; j++) checkText(m, () => `${f}.${field}[${j}]`, list[j]!, field === "deps" ? MAX_ID : MAX_PATH, { required: true });
     }
     if (!a.host) {
       for (const [j, o] of a.outputs.entries()) {
         if (!insideRoot(o)) throw invalidArgument(m, `${f}.outputs[${j}]`, `${JSON.stringify(o)} is not a path inside the project root`);
       }
     }
-    checkText(m, `${f}.toolchain`, a.toolchain, MAX_NAME);
-    checkCount(m, `${f}.environment_variables`, a.environmentVariables, 1000);
+    checkText(m, () => `${f}.toolchain`, a.toolchain, MAX_NAME);
+    checkCount(m, () => `${f}.environment_variables`, a.environmentVariables, 1000);
     for (const [j, e] of a.environmentVariables.entries()) {
       checkText(m, `${f}.environment_variables[${j}].name`, e.name, MAX_NAME, { required: true, printable: true });
       if (e.name.includes("=")) throw invalidArgument(m, `${f}.environment_variables[${j}].name`, `${JSON.stringify(e.name)} contains "="`);
       checkText(m, `${f}.environment_variables[${j}].value`, e.value, 1 << 20);
     }
-    checkText(m, `${f}.shell`, a.shell, 1 << 20);
+    checkText(m, () => `${f}.shell`, a.shell, 1 << 20);
   }
   const problem = graphProblem(req.actions);
   if (problem?.kind === "duplicate") throw invalidArgument(m, `actions[${problem.index}].id`, `${JSON.stringify(problem.id)} is the id of an earlier action too`);
