@@ -19,6 +19,7 @@ import { isSharedContextCompile, normalizeRelative, planSharedCompile, withImpli
 import { rewriteDepfile, mungeMakePath } from "./depfile.js";
 import { fileKey, forEachLimit, loadInputTree, materializeTree, removeTree, sandboxViolation, type InputTree, type MaterializedTree } from "./input-root.js";
 import { cancelledError, runInProcessGroup } from "./run-process.js";
+import { sandboxUnavailable, type ActionSandbox } from "./sandbox.js";
 import type { PeerHint } from "../gen/orion/v1/scheduler.js";
 
 export interface ExecRequest {
@@ -68,6 +69,11 @@ export interface LocalExecutorOptions {
   /** PATH given to commands that set none; default this process's PATH. */
   path?: string;
   provisioner?: ContextProvisioner;
+  /**
+   * Runs every tool inside this sandbox (bubblewrap): asked once per action, so the embedded node can
+   * probe on first use; resolving undefined runs tools unsandboxed. Absent: never sandboxed.
+   */
+  sandbox?: () => Promise<ActionSandbox | undefined>;
 }
 
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 ** 3;
@@ -134,6 +140,7 @@ export class LocalExecutor {
   /** Contexts found on disk at start (an earlier process made them) and not pruned since, by root hash. */
   private readonly onDisk = new Set<string>();
   private readonly provisioner?: ContextProvisioner;
+  private readonly sandbox?: () => Promise<ActionSandbox | undefined>;
 
   constructor(options: LocalExecutorOptions) {
     this.store = options.store;
@@ -142,6 +149,7 @@ export class LocalExecutor {
     this.clock = options.clock ?? systemClock;
     this.path = options.path ?? process.env.PATH ?? "/usr/bin:/bin";
     this.provisioner = options.provisioner;
+    this.sandbox = options.sandbox;
     this.dirs = (async () => {
       const ctx = join(options.workDir, "ctx");
       const sb = join(options.workDir, "sb");
@@ -181,11 +189,14 @@ export class LocalExecutor {
       let outputBase: string;
       let plan: CompilePlan | undefined;
       let replacements: [string, string][];
+      /** Read-only inside the action's namespace besides the system: the shared context it compiles in. */
+      const readOnly: string[] = [];
       const compileArgv = req.kind === "compile" ? (withImplicitObject(argv) ?? argv) : argv;
       if (req.kind === "compile" && isSharedContextCompile(compileArgv)) {
         const ctxRoot = await this.context(req.inputRoot, log);
         plan = planSharedCompile({ argv: compileArgv, projectRoot, workingDirectory: wd, ctxRoot, privateDir: sandbox });
         cwd = join(ctxRoot, wd);
+        readOnly.push(ctxRoot);
         outputBase = sandbox;
         replacements = plan.replacements;
         await Promise.all(plan.privateParents.map((d) => fsp.mkdir(d, { recursive: true })));
@@ -210,15 +221,34 @@ export class LocalExecutor {
       const runArgv = plan?.argv ?? argv.map((a) => (a === projectRoot || a.startsWith(projectRoot + "/") ? sandbox + a.slice(projectRoot.length) : a));
       const inputFetchEnd = this.clock.now();
 
+      const env = this.environment(req.command);
+      const jail = await this.sandbox?.();
+      const wrapped = jail
+        ? await jail.wrap(runArgv, { readOnly: [...readOnly, ...(await this.toolBinds(jail, runArgv[0]!, env.PATH ?? "", [sandbox, ...readOnly]))], writable: [sandbox], cwd })
+        : undefined;
+
       log.debug("tool started");
-      const run = await runInProcessGroup(what, {
-        argv: runArgv,
-        cwd,
-        env: this.environment(req.command),
-        timeoutMs: req.timeoutMs,
-        signal: req.signal,
-        maxBuffer: MAX_STREAM_BYTES,
-      });
+      let run;
+      try {
+        run = await runInProcessGroup(what, {
+          argv: wrapped?.argv ?? runArgv,
+          cwd,
+          env,
+          timeoutMs: req.timeoutMs,
+          signal: req.signal,
+          maxBuffer: MAX_STREAM_BYTES,
+        });
+      } finally {
+        await wrapped?.done();
+      }
+      if (jail?.isSetupFailure(run.exitCode, run.stderr)) {
+        const line = run.stderr.toString().split("\n")[0]!;
+        // bwrap's execvp found no such tool: the same answer as an unsandboxed spawn's ENOENT.
+        if (/^bwrap: execvp .*: No such file or directory$/.test(line)) {
+          throw new OrionError(`${what}: cannot run ${runArgv[0]}: no such program`, { code: Status.FAILED_PRECONDITION });
+        }
+        throw sandboxUnavailable(`${what}: the sandbox failed: ${line}`);
+      }
       const executeEnd = this.clock.now();
       log.debug("tool exited");
       // The tool is done with the CPU: the caller may start the next one while we collect outputs.
@@ -398,6 +428,12 @@ export class LocalExecutor {
       const { stamps } = await this.dirs;
       await fsp.rm(join(stamps, `${name}.json`), { force: true });
     }
+  }
+
+  /** The tool's own folders to bind read-only, unless it lies in the action's input or output (bound already). */
+  private async toolBinds(jail: ActionSandbox, program: string, path: string, mounted: readonly string[]): Promise<string[]> {
+    if (mounted.some((m) => program === m || program.startsWith(m + "/"))) return [];
+    return (await jail.toolBinds(program, path)).filter((b) => !mounted.some((m) => m === b || m.startsWith(b + "/") || b.startsWith(m + "/")));
   }
 
   private async checkWorkingDirectory(cwd: string, wd: string, what: string): Promise<void> {

@@ -59,6 +59,8 @@ interface NodeRecord {
   /** The registering process's random id: the same one registering again is a restart, not a second node. */
   instanceId: string;
   advertise: string;
+  /** How the node isolates actions, as it registered; "" when unsandboxed. */
+  sandbox: string;
   slots: number;
   /** Tools running and load average, as its last heartbeat said. */
   running: number;
@@ -148,6 +150,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
       id,
       instanceId: req.instanceId,
       advertise: req.advertise,
+      sandbox: req.sandbox ?? "",
       running: 0,
       load: 0,
       toolchainNames: req.toolchains.map((t) => t.name),
@@ -279,6 +282,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
         lastSeenMsAgo: now - n.lastSeen,
         state: now - n.lastSeen > ttl / 2 ? "silent" : "alive",
         load: n.load,
+        sandbox: n.sandbox,
       })),
       builds: [...this.builds.values()]
         .filter((b) => !b.finished)
