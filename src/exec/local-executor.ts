@@ -224,7 +224,7 @@ export class LocalExecutor {
       const env = this.environment(req.command);
       const jail = await this.sandbox?.();
       const wrapped = jail
-        ? await jail.wrap(runArgv, { readOnly: [...readOnly, ...(await this.toolBinds(jail, runArgv[0]!, env.PATH ?? "", [sandbox, ...readOnly]))], writable: [sandbox], cwd })
+        ? await jail.wrap(runArgv, { readOnly: [...readOnly, ...(await jail.toolBinds(runArgv[0]!, env.PATH ?? "", [sandbox, ...readOnly]))], writable: [sandbox], cwd })
         : undefined;
 
       log.debug("tool started");
@@ -428,12 +428,6 @@ export class LocalExecutor {
       const { stamps } = await this.dirs;
       await fsp.rm(join(stamps, `${name}.json`), { force: true });
     }
-  }
-
-  /** The tool's own folders to bind read-only, unless it lies in the action's input or output (bound already). */
-  private async toolBinds(jail: ActionSandbox, program: string, path: string, mounted: readonly string[]): Promise<string[]> {
-    if (mounted.some((m) => program === m || program.startsWith(m + "/"))) return [];
-    return (await jail.toolBinds(program, path)).filter((b) => !mounted.some((m) => m === b || m.startsWith(b + "/") || b.startsWith(m + "/")));
   }
 
   private async checkWorkingDirectory(cwd: string, wd: string, what: string): Promise<void> {

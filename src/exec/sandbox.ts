@@ -43,8 +43,11 @@ export interface ActionSandbox {
   /** One line for logs and `orion status`: what isolates an action and which limits are in force. */
   readonly description: string;
   wrap(argv: readonly string[], mounts: SandboxMounts): Promise<WrappedCommand>;
-  /** Read-only binds a tool needs beyond /usr (a toolchain installed under /opt), for argv[0] as the action gives it. */
-  toolBinds(program: string, path: string): Promise<string[]>;
+  /**
+   * Read-only binds a tool needs beyond /usr (a toolchain installed under /opt), for argv[0] as the action
+   * gives it; none overlaps `mounted` (the action's own folders).
+   */
+  toolBinds(program: string, path: string, mounted: readonly string[]): Promise<string[]>;
   /**
    * True when a run's failure came from setting the sandbox up, not from the tool (bwrap and the launcher
    * print one line with their own prefix and exit 1): that is the machine's fault, retried elsewhere.
@@ -134,7 +137,8 @@ class BwrapSandbox implements ActionSandbox {
   readonly description: string;
   private nextCgroup = 0;
   private readonly live = new Set<string>();
-  private readonly binds = new Map<string, Promise<string[]>>();
+  /** argv[0] and PATH → the program's path and its real path (undefined: not found). */
+  private readonly programs = new Map<string, Promise<{ found: string; real: string } | undefined>>();
 
   constructor(
     private readonly bwrap: string,
@@ -178,24 +182,33 @@ class BwrapSandbox implements ActionSandbox {
     return { argv: pre, done: () => (cgroup ? this.removeCgroup(cgroup) : Promise.resolve()) };
   }
 
-  toolBinds(program: string, path: string): Promise<string[]> {
+  async toolBinds(program: string, path: string, mounted: readonly string[]): Promise<string[]> {
+    const inside = (p: string, dir: string) => p === dir || p.startsWith(dir + "/");
+    // A relative path, or one in the action's own folders, names a file of its input: bound already.
+    if ((program.includes("/") && !isAbsolute(program)) || mounted.some((m) => inside(program, m))) return [];
     const key = `${program}\0${path}`;
-    let b = this.binds.get(key);
-    if (!b) {
-      b = (async () => {
-        // A relative path names a file of the action's own input, which is bound already.
-        if (program.includes("/") && !isAbsolute(program)) return [];
+    let r = this.programs.get(key);
+    if (!r) {
+      r = (async () => {
         const found = findProgram(program, "/", { PATH: path });
         const real = found && (await fsp.realpath(found).catch(() => undefined));
-        if (!real || real.startsWith("/usr/")) return [];
-        // A toolchain's prefix (/opt/gcc-13 for /opt/gcc-13/bin/gcc) holds its cc1, as and headers too.
-        const bin = dirname(real);
-        const prefix = dirname(bin);
-        return [prefix === "/" ? bin : prefix];
+        return found && real ? { found, real } : undefined;
       })();
-      this.binds.set(key, b);
+      this.programs.set(key, r);
     }
-    return b;
+    const p = await r;
+    if (!p) return [];
+    const binds: string[] = [];
+    if (!p.real.startsWith("/usr/")) {
+      // A toolchain's prefix (/opt/gcc-13 for /opt/gcc-13/bin/gcc) holds its cc1, as and headers too; when that
+      // would cover the action's own folders (a wrapper script beside the node's data), only its folder, or itself.
+      const bin = dirname(p.real);
+      const choice = [dirname(bin), bin, p.real].find((c) => c !== "/" && !mounted.some((m) => inside(m, c) || inside(c, m)));
+      if (choice) binds.push(choice);
+    }
+    // Called through a symlink outside /usr (~/bin/gcc -> /opt/...): the link's path must exist inside too.
+    if (p.found !== p.real && !p.found.startsWith("/usr/") && !binds.some((b) => inside(p.found, b))) binds.push(p.found);
+    return binds;
   }
 
   isSetupFailure(exitCode: number, stderr: Buffer): boolean {
