@@ -1,5 +1,5 @@
 // End-to-end: hostile compiles through a real farm (head + node processes) and the embedded `orion build` stay inside the node's bubblewrap sandbox.
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -157,6 +157,32 @@ describe("the sandbox through orion build", () => {
     // The opt-out (benchmarks): the compile runs as the user who started orion build.
     const plain = await orionBuild(dir, client("embedded"), ["--no-cache", "--unsandboxed"]);
     if (plain.stderr.includes("REPORT")) expect(plain.stderr).toContain(`REPORT uid ${process.getuid?.()}`);
+  }, 60_000);
+});
+
+describe("an embedded build where bwrap cannot run", () => {
+  it("warns once on stderr and builds unsandboxed", async () => {
+    // A PATH with the build's tools but no bwrap: the probe fails as on a machine without bubblewrap.
+    const bin = scratch.dir("bin-nobwrap");
+    for (const tool of ["make", "gcc", "cc", "sh", "ar", "as", "ld"]) {
+      const real = ["/usr/bin", "/bin"].map((d) => join(d, tool)).find((p) => existsSync(p));
+      if (real) symlinkSync(real, join(bin, tool));
+    }
+    const dir = join(scratch.root, "two-files");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "a.c"), "int a(void) { return 1; }\n");
+    writeFileSync(join(dir, "b.c"), "int b(void) { return 2; }\n");
+    writeFileSync(join(dir, "Makefile"), "all: a.o b.o\n%.o: %.c\n\tgcc -c $< -o $@\n");
+    const r = await orionBuild(dir, { ...client("nobwrap-embedded"), env: { PATH: bin } }, ["--no-cache"]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.summary.executed).toBe(2);
+    const warnings = r.stderr.split("\n").filter((l) => l.includes("actions run unsandboxed"));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^orion: warning: actions run unsandboxed: bwrap \(bubblewrap\) is not installed/);
+    // The opt-out says it on purpose: no warning.
+    const quiet = await orionBuild(dir, { ...client("nobwrap-embedded"), env: { PATH: bin, ORION_UNSANDBOXED: "1" } }, ["--no-cache"]);
+    expect(quiet.exitCode, quiet.stderr).toBe(0);
+    expect(quiet.stderr).not.toContain("unsandboxed");
   }, 60_000);
 });
 

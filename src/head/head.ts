@@ -171,7 +171,9 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
       },
     };
     this.nodes.set(id, record);
-    this.log.info({ node: id, slots: req.slots, toolchains: record.toolchainNames }, "node registered");
+    this.log.info({ node: id, slots: req.slots, toolchains: record.toolchainNames, sandbox: record.sandbox || "none" }, "node registered");
+    // The embedded node (toolchain "*") is the user's own machine; a farm node running others' actions unconfined is worth a line.
+    if (!record.sandbox && !anyToolchain) this.log.warn({ node: id }, "node runs actions unsandboxed (orion node --unsandboxed)");
     return { nodeId: id, heartbeatMs: this.opts.heartbeatMs ?? 5000 };
   }
 
