@@ -69,6 +69,13 @@ export interface SandboxOptions {
   probeDir: string;
 }
 
+/**
+ * RLIMIT_NPROC, the fallback without a pids cgroup, counts every process of the node's user (the kernel checks the
+ * user's total against the limit its namespace was created under), not the action's: it must leave room for the
+ * node's other actions, so it only stops a fork bomb from taking the machine.
+ */
+const USER_NPROC_FLOOR = 4096;
+
 /** Why an action could not be sandboxed: the machine's problem (exit 3), never the user's. */
 export function sandboxUnavailable(message: string, cause?: unknown): OrionError {
   return new OrionError(message, { exitCode: ExitCode.INFRASTRUCTURE, code: Status.UNAVAILABLE, cause });
@@ -153,7 +160,7 @@ class BwrapSandbox implements ActionSandbox {
       ? `pids cgroup max ${limits.maxProcesses} (${cgroupParent})`
       : root
         ? "no process limit (root ignores RLIMIT_NPROC and no pids cgroup is writable)"
-        : `RLIMIT_NPROC ${limits.maxProcesses}`;
+        : `RLIMIT_NPROC ${Math.max(limits.maxProcesses, USER_NPROC_FLOOR)} (all of this user's processes; no pids cgroup is writable)`;
     this.description = `bwrap uid ${SANDBOX_UID}, no network, ${procLimit}, RLIMIT_AS ${formatBytes(limits.maxMemoryBytes)}, RLIMIT_FSIZE ${formatBytes(limits.maxFileBytes)}`;
   }
 
@@ -173,7 +180,7 @@ class BwrapSandbox implements ActionSandbox {
       this.live.add(dir);
       pre.push("-c", dir);
     } else if (process.getuid?.() !== 0) {
-      pre.push("-p", String(this.limits.maxProcesses));
+      pre.push("-p", String(Math.max(this.limits.maxProcesses, USER_NPROC_FLOOR)));
     }
     pre.push("-m", String(this.limits.maxMemoryBytes), "-f", String(this.limits.maxFileBytes), "--", this.bwrap, ...this.base);
     for (const p of mounts.readOnly) pre.push("--ro-bind", p, p);
