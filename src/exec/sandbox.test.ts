@@ -163,6 +163,19 @@ describe.skipIf(process.platform !== "linux")("the bubblewrap sandbox", () => {
     expect(stderr).not.toMatch(/root:[^:]*:\d+/);
   });
 
+  it("produces the same object and depfile as gcc run in the project (paths inside are the paths outside)", async (ctx) => {
+    if (!sandbox) ctx.skip(unavailable);
+    const { dir, root } = await project({ "src/x.c": '#include "x.h"\nint f(void) { return X; }\n', "src/x.h": "#define X 3\n" });
+    const argv = ["gcc", "-g", "-O2", "-MD", "-c", "x.c", "-o", "x.o"];
+    const req = request(dir, root, argv, ["x.o", "x.d"], "compile");
+    const out = await executor.execute({ ...req, command: { ...req.command, workingDirectory: "src" } });
+    expect(out.result.exitCode).toBe(0);
+    await execa(argv[0]!, argv.slice(1), { cwd: join(dir, "src"), env: { PATH, LANG: "C" }, extendEnv: false });
+    const [obj] = out.result.outputFiles;
+    expect((await store.get(obj!.digest!))!.equals(await fsp.readFile(join(dir, "src/x.o")))).toBe(true);
+    expect(out.depfile).toBe(await fsp.readFile(join(dir, "src/x.d"), "utf8"));
+  });
+
   it("stops a fork bomb at the process limit, and leaves nothing running", async (ctx) => {
     if (!sandbox) ctx.skip(unavailable);
     if (!sandbox?.description.includes("pids cgroup")) ctx.skip(`no per-action process limit here: ${sandbox?.description}`);
