@@ -35,7 +35,10 @@ export interface SandboxMounts {
 
 export interface WrappedCommand {
   argv: string[];
-  /** Removes the action's cgroup once its processes are gone; never throws. */
+  /**
+   * Called once the tool has exited: its cgroup is removed in the background (the namespace's last processes take a
+   * moment to go; close() waits for it). Never throws.
+   */
   done(): Promise<void>;
 }
 
@@ -144,6 +147,8 @@ class BwrapSandbox implements ActionSandbox {
   readonly description: string;
   private nextCgroup = 0;
   private readonly live = new Set<string>();
+  /** Cgroups being removed after their action ended. */
+  private readonly removing = new Map<string, Promise<void>>();
   /** argv[0] and PATH → the program's path and its real path (undefined: not found). */
   private readonly programs = new Map<string, Promise<{ found: string; real: string } | undefined>>();
 
@@ -186,7 +191,12 @@ class BwrapSandbox implements ActionSandbox {
     for (const p of mounts.readOnly) pre.push("--ro-bind", p, p);
     for (const p of mounts.writable) pre.push("--bind", p, p);
     pre.push("--chdir", mounts.cwd, "--", ...argv);
-    return { argv: pre, done: () => (cgroup ? this.removeCgroup(cgroup) : Promise.resolve()) };
+    const done = () => {
+      // Off the action's path: the bwrap that exited has torn its pid namespace down, so nothing is left to limit.
+      if (cgroup) this.removing.set(cgroup, this.removeCgroup(cgroup).finally(() => this.removing.delete(cgroup)));
+      return Promise.resolve();
+    };
+    return { argv: pre, done };
   }
 
   async toolBinds(program: string, path: string, mounted: readonly string[]): Promise<string[]> {
@@ -225,6 +235,7 @@ class BwrapSandbox implements ActionSandbox {
   }
 
   async close(): Promise<void> {
+    await Promise.all(this.removing.values());
     await Promise.all([...this.live].map((d) => this.removeCgroup(d)));
   }
 
@@ -253,7 +264,7 @@ class BwrapSandbox implements ActionSandbox {
           }
         }
       }
-      await new Promise((r) => setTimeout(r, attempt < 10 ? 2 : 20));
+      await new Promise((r) => setTimeout(r, attempt < 10 ? 1 : 20));
     }
     this.log.warn({ cgroup: dir }, "cannot remove an action's cgroup; processes may be left in it");
   }
