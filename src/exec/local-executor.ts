@@ -189,8 +189,11 @@ export class LocalExecutor {
       let outputBase: string;
       let plan: CompilePlan | undefined;
       let replacements: [string, string][];
-      /** Read-only inside the action's namespace besides the system: the shared context it compiles in. */
+      const jail = await this.sandbox?.();
+      /** Read-only inside the action's namespace besides the system: the shared context it compiles in, or its private tree. */
       const readOnly: string[] = [];
+      /** Writable inside the namespace: the private folder, or the folders of a private tree its outputs go to. */
+      let writable = [sandbox];
       const compileArgv = req.kind === "compile" ? (withImplicitObject(argv) ?? argv) : argv;
       if (req.kind === "compile" && isSharedContextCompile(compileArgv)) {
         const ctxRoot = await this.context(req.inputRoot, log);
@@ -207,7 +210,8 @@ export class LocalExecutor {
           this.knownDirs.add(key);
         }
       } else {
-        await materializeTree(this.store, await loadInputTree(this.store, req.inputRoot), sandbox, { readOnly: false });
+        const tree = await loadInputTree(this.store, req.inputRoot);
+        await materializeTree(this.store, tree, sandbox, { readOnly: false });
         cwd = join(sandbox, wd);
         outputBase = cwd;
         replacements = [[sandbox, projectRoot]];
@@ -217,14 +221,27 @@ export class LocalExecutor {
         }
         await this.checkWorkingDirectory(cwd, wd, what);
         for (const out of outputs) await fsp.mkdir(posix.dirname(join(outputBase, out)), { recursive: true });
+        if (jail) {
+          // The tree's files are the store's inodes (hard links), which the tool's user owns as far as the kernel can
+          // tell: the tree is bound read-only, and only the folders its outputs go to are writable, their inputs
+          // made private copies first, so nothing the tool does reaches the store.
+          const outDirs = outputDirs(wd, outputs);
+          await forEachLimit(tree.files, 16, async (f) => {
+            if (!outDirs.some((d) => d === "" || f.path.startsWith(d + "/"))) return;
+            const path = join(sandbox, f.path);
+            await fsp.copyFile(path, `${path}.orion-copy`);
+            await fsp.rename(`${path}.orion-copy`, path);
+          });
+          if (!outDirs.includes("")) readOnly.push(sandbox);
+          writable = outDirs.map((d) => join(sandbox, d));
+        }
       }
       const runArgv = plan?.argv ?? argv.map((a) => (a === projectRoot || a.startsWith(projectRoot + "/") ? sandbox + a.slice(projectRoot.length) : a));
       const inputFetchEnd = this.clock.now();
 
       const env = this.environment(req.command);
-      const jail = await this.sandbox?.();
       const wrapped = jail
-        ? await jail.wrap(runArgv, { readOnly: [...readOnly, ...(await jail.toolBinds(runArgv[0]!, env.PATH ?? "", [sandbox, ...readOnly]))], writable: [sandbox], cwd })
+        ? await jail.wrap(runArgv, { readOnly: [...readOnly, ...(await jail.toolBinds(runArgv[0]!, env.PATH ?? "", [sandbox, ...readOnly]))], writable, cwd })
         : undefined;
 
       log.debug("tool started");
@@ -493,6 +510,14 @@ export class LocalExecutor {
     }
     return files;
   }
+}
+
+/** The folders (relative to the input root, "" for the root) an action's outputs go to, none inside another. */
+function outputDirs(wd: string, outputs: readonly string[]): string[] {
+  const dirs = [...new Set(outputs.map((o) => normalizeRelative(posix.dirname(posix.join(wd || ".", o)))))].sort((a, b) => a.length - b.length);
+  const kept: string[] = [];
+  for (const d of dirs) if (!kept.some((k) => k === "" || d === k || d.startsWith(k + "/"))) kept.push(d);
+  return kept;
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -8,7 +8,7 @@ import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBlobStore } from "../cas/index.js";
 import type { BlobStore } from "../cas/blob-store.js";
-import { Status, isInfrastructureError, type Digest } from "../core/index.js";
+import { Status, digestOf, isInfrastructureError, type Digest } from "../core/index.js";
 import { buildTree, type TreeEntry } from "../merkle/index.js";
 import { Directory, type Command } from "../gen/orion/v1/remote_execution.js";
 import { LocalExecutor, type ExecRequest } from "./local-executor.js";
@@ -144,6 +144,20 @@ describe.skipIf(process.platform !== "linux")("the bubblewrap sandbox", () => {
     expect(connections).toBe(0);
     expect(report).toContain("wrote own output");
     expect((await store.get(out.result.outputFiles[1]!.digest!))!.toString()).toBe("me\n");
+  });
+
+  it("keeps a link-like action's inputs (hard links into the store) out of its reach, also beside its outputs", async (ctx) => {
+    if (!sandbox) ctx.skip(unavailable);
+    const { dir, root } = await project({
+      "tamper.sh": "#!/bin/sh\nfor f in in.txt lib/near.txt; do chmod 666 $f; echo evil > $f; done 2>/dev/null\necho out > lib/out.txt\n",
+      "in.txt": "good\n",
+      "lib/near.txt": "near\n",
+    });
+    const out = await executor.execute(request(dir, root, ["./tamper.sh"], ["lib/out.txt"], "other"));
+    expect(out.result.exitCode).toBe(0);
+    expect((await store.get(out.result.outputFiles[0]!.digest!))!.toString()).toBe("out\n");
+    // Both blobs are still whole: in.txt was read-only, lib/near.txt a private copy.
+    for (const text of ["good\n", "near\n"]) expect((await store.get(digestOf(text)))?.toString()).toBe(text);
   });
 
   it("compiles in the shared context read-only: a compile still works, an #include of /etc/shadow finds no such file", async (ctx) => {
