@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
-# Debian packages the project needs: the C toolchain it drives, and ccache for the benchmarks' anchor.
-DEB_PACKAGES := gcc g++ make binutils ccache strace
+# Debian packages the project needs: the C toolchain it drives, bubblewrap for its action sandboxes, and ccache for the benchmarks' anchor.
+DEB_PACKAGES := gcc g++ make binutils ccache strace bubblewrap
 SOURCES := $(shell find src dag-extract scripts test -name '*.ts' -not -path '*/gen/*' 2>/dev/null) $(wildcard proto/orion/v1/*.proto) tsconfig.json buf.gen.yaml
 
 .PHONY: install install-deb build test test-redis demo bench bench-redis clean
@@ -28,12 +28,17 @@ dist/.built: node_modules/.installed $(SOURCES)
 	npx tsc -p tsconfig.json
 	@touch $@
 
-build: install dist/.built native/build/orion-spawn native/build/orion-cc
+build: install dist/.built native/build/orion-spawn native/build/orion-cc native/build/orion-limit
 
 # The spawn server: Node asks it to start each tool, so no child is fork()ed from the large Node process.
 native/build/orion-spawn: native/spawn/orion-spawn.c
 	@mkdir -p $(@D)
 	cc -O2 -Wall -o $@ $<
+
+# The sandbox launcher: joins an action's pids cgroup and sets its rlimits, then execs bwrap.
+native/build/orion-limit: native/spawn/orion-limit.c
+	@mkdir -p $(@D)
+	cc -O2 -Wall -Wextra -o $@ $<
 
 # The `orion cc` client: forwards each compiler call to the local agent, so no compile pays Node's start-up.
 native/build/orion-cc: native/cc/orion-cc.c

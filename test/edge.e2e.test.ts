@@ -122,7 +122,7 @@ describe("digests at the edge", () => {
 });
 
 describe("node registration", () => {
-  const reg = { name: "ok-node", slots: 1, toolchains: [], advertise: "", token: "", instanceId: "i-1" };
+  const reg = { name: "ok-node", slots: 1, toolchains: [], advertise: "", token: "", instanceId: "i-1", sandbox: "" };
 
   it("refuses slots ≤ 0 or absurdly many, and names that are not names", async () => {
     expectRefused(await call(control.register.bind(control), { ...reg, slots: -5 }), grpc.status.INVALID_ARGUMENT, /Register: slots is -5/);
@@ -190,7 +190,7 @@ describe("WriteBlob", () => {
 
 describe("message caps", () => {
   it("refuses a control message over its method's cap with RESOURCE_EXHAUSTED naming the method and the cap", async () => {
-    const reg = { name: "x".repeat(300 * 1024), slots: 1, toolchains: [], advertise: "", token: "", instanceId: "" };
+    const reg = { name: "x".repeat(300 * 1024), slots: 1, toolchains: [], advertise: "", token: "", instanceId: "", sandbox: "" };
     expectRefused(await call(control.register.bind(control), reg), grpc.status.RESOURCE_EXHAUSTED, /^Register: a request message of \d+ bytes is over this method's cap of 262144 bytes$/);
     const many = Array.from({ length: 20_000 }, (_, i) => digestOf(String(i)));
     expectRefused(await call(blobs.findMissingBlobs.bind(blobs), { blobDigests: many }), grpc.status.RESOURCE_EXHAUSTED, /FindMissingBlobs: .* cap of 1048576 bytes/);
@@ -201,7 +201,7 @@ describe("message caps", () => {
   it("refuses oversized control messages from their length prefix: 4 concurrent 40 MB Registers leave the head's peak memory within 64 MB of before", async () => {
     const peakMB = () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${head.proc.pid}/status`, "utf8"))![1]) / 1024;
     const before = peakMB();
-    const reg = { name: "y".repeat(40 * 1024 * 1024), slots: 1, toolchains: [], advertise: "", token: "", instanceId: "" };
+    const reg = { name: "y".repeat(40 * 1024 * 1024), slots: 1, toolchains: [], advertise: "", token: "", instanceId: "", sandbox: "" };
     const outcomes = await Promise.all([1, 2, 3, 4].map(() => call(control.register.bind(control), reg)));
     for (const o of outcomes) expectRefused(o, grpc.status.RESOURCE_EXHAUSTED, /^Register: a request message of 4194\d{4} bytes is over this method's cap of 262144 bytes$/);
     // Read whole before refusal (the late check alone), the four took the head up by ~240 MB here; decoded, by more.

@@ -28,7 +28,7 @@ const connect = (token?: string) => {
   conns.push(c);
   return c;
 };
-const reg = (name: string): RegisterRequest => ({ name, slots: 1, toolchains: [{ name: "any", digest: "*", path: "" }], advertise: "", token: "", instanceId: `${name}-instance` });
+const reg = (name: string): RegisterRequest => ({ name, slots: 1, toolchains: [{ name: "any", digest: "*", path: "" }], advertise: "", token: "", instanceId: `${name}-instance`, sandbox: "" });
 const codeOf = (p: Promise<unknown>) => p.then(() => Status.OK, (err: { code?: number }) => err.code);
 const headLog = () => (existsSync(head.logFile) ? readFileSync(head.logFile, "utf8") : "");
 

@@ -133,7 +133,7 @@ describe("the farm over mutual TLS", () => {
     const conns = [connectFarm(address, tls("role-client")), connectFarm(address, tls("role-node")), connectFarm(blobs, tls("role-client")), connectFarm(blobs, tls("role-node"))];
     const [asClient, asNode, peerAsClient, peerAsNode] = conns as [ReturnType<typeof connectFarm>, ReturnType<typeof connectFarm>, ReturnType<typeof connectFarm>, ReturnType<typeof connectFarm>];
     try {
-      const reg = { name: "posing", slots: 1, toolchains: [], advertise: "", token: "", instanceId: "x" };
+      const reg = { name: "posing", slots: 1, toolchains: [], advertise: "", token: "", instanceId: "x", sandbox: "" };
       expect(await code(asClient.nodeControl.register(reg))).toBe(Status.PERMISSION_DENIED);
       expect((await asClient.builds.getStatus()).nodes).toHaveLength(2);
       expect(await code(asNode.builds.getStatus())).toBe(Status.PERMISSION_DENIED);

@@ -32,6 +32,8 @@ async function makeSchema() {
       /** PEM client certificate and key presented to a head that asks for one (mutual TLS). */
       tlsCert: z.string().min(1),
       tlsKey: z.string().min(1),
+      /** The embedded node runs actions without its bubblewrap sandbox (benchmarks, machines without user namespaces). */
+      unsandboxed: z.boolean(),
     })
     .partial()
     .strict();
@@ -57,6 +59,7 @@ const ENV_KEYS: [string, keyof Config, (v: string) => unknown][] = [
   ["ORION_TLS_CA", "tlsCa", String],
   ["ORION_TLS_CERT", "tlsCert", String],
   ["ORION_TLS_KEY", "tlsKey", String],
+  ["ORION_UNSANDBOXED", "unsandboxed", (v) => v === "1" || v === "true"],
 ];
 
 function describe(err: z.ZodError, where: string): string {

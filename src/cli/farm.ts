@@ -14,7 +14,7 @@ import { openCacheDir } from "../client/embedded.js";
 import { Head, SqliteDurationHistory } from "../head/index.js";
 import { MAX_SLOTS, nodeNameProblem } from "../head/requests.js";
 import { FarmExecutor, Node, PeerFetcher, TarProvisioner, detectNodeToolchains, parseToolchainSpec } from "../node/index.js";
-import { LocalExecutor, loadInputTree } from "../exec/index.js";
+import { LocalExecutor, createSandbox, loadInputTree, type ActionSandbox } from "../exec/index.js";
 import { clientTlsProblem, type ConnectOptions, connectFarm, type FarmConnection, type GrpcBlobStore, startFarmServer, startPeerBlobServer } from "../grpc/index.js";
 
 export const DEFAULT_HEAD = "127.0.0.1:50050";
@@ -191,6 +191,8 @@ export interface NodeCommandOptions {
   logFile?: string;
   pidFile?: string;
   logLevel: string;
+  /** Run actions without bubblewrap; otherwise a node that cannot sandbox refuses to start (exit 3). */
+  unsandboxed?: boolean;
 }
 
 interface NodeIdentity {
@@ -301,6 +303,18 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   const identity: NodeIdentity = { name: o.name ?? kept?.name ?? hostname(), instanceId: kept?.instanceId ?? randomUUID() };
   const toolchains = await detectNodeToolchains(specs, { memoFile: join(dataDir, "toolchains.json"), env });
   if (toolchains.length === 0) throw new UsageError("no toolchain found on PATH; give --toolchain NAME=PATH");
+  // Before the head hears of it: a node that would run a token holder's arguments unconfined does not join.
+  let sandbox: ActionSandbox | undefined;
+  if (o.unsandboxed) {
+    logger.warn("actions run unsandboxed (--unsandboxed): any client holding the token runs code as this node's user");
+  } else {
+    try {
+      sandbox = await createSandbox({ probeDir: join(dataDir, "work", "sb"), logger });
+    } catch (err) {
+      throw new OrionError(`${errorMessage(err)}; this node refuses to run actions unsandboxed (give --unsandboxed to accept that)`, { exitCode: ExitCode.INFRASTRUCTURE, cause: err });
+    }
+    logger.info({ sandbox: sandbox.description }, "actions run sandboxed");
+  }
 
   // A node may start before its head: it waits a little for it.
   const auth: ClientAuth = { token, tlsCa: o.tlsCa ?? env.ORION_TLS_CA, tlsCert: o.tlsCert, tlsKey: o.tlsKey };
@@ -327,7 +341,7 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   const peers = new PeerConnections({ token, ...peerTls, readTimeoutMs: 20_000 });
   // A context the node holds (almost) nothing of comes as one tar stream from the head, not blob by blob.
   const provisioner = new TarProvisioner({ local, source: conn.blobs });
-  const executor = new LocalExecutor({ store, workDir: join(dataDir, "work"), workerName: identity.name, logger, provisioner });
+  const executor = new LocalExecutor({ store, workDir: join(dataDir, "work"), workerName: identity.name, logger, provisioner, sandbox: async () => sandbox });
   const peerFetcher = new PeerFetcher({ local, tree: (root) => loadInputTree(store, root), connect: (address) => peers.blobs(address), logger });
   const node = new Node({
     name: identity.name,
@@ -338,6 +352,7 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
     toolchains,
     instanceId: identity.instanceId,
     advertise,
+    sandbox: sandbox?.description ?? "",
     leaseWaitMs: 10_000,
     onRegistered: (name) => writeIdentity(identityFile, { name, instanceId: identity.instanceId }),
   });
@@ -348,6 +363,7 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
     await blobServer.close();
     conn.close();
     store.close();
+    await sandbox?.close();
     throw err;
   }
   const removePid = writePidFile(o.pidFile);
@@ -356,6 +372,7 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   await stopped;
   await node.stop();
   await executor.close();
+  await sandbox?.close();
   await blobServer.close();
   peers.close();
   // Where this node's inputs came from over its life: peers, the head blob by blob, the head as tar streams.
@@ -377,7 +394,7 @@ export async function statusCommand(o: { head: string; json?: boolean } & Client
     }
     const lines = [`head ${o.head}: ${s.nodes.length} node${s.nodes.length === 1 ? "" : "s"}, ${s.builds.length} running build${s.builds.length === 1 ? "" : "s"}`];
     for (const n of s.nodes) {
-      lines.push(`  ${n.name}  ${n.state}  ${n.running}/${n.slots} running  load ${n.load.toFixed(2)}  seen ${(n.lastSeenMsAgo / 1000).toFixed(1)} s ago  ${n.address || "-"}  [${n.toolchains.join(" ")}]`);
+      lines.push(`  ${n.name}  ${n.state}  ${n.running}/${n.slots} running  load ${n.load.toFixed(2)}  seen ${(n.lastSeenMsAgo / 1000).toFixed(1)} s ago  ${n.address || "-"}  [${n.toolchains.join(" ")}]  ${n.sandbox ? `sandboxed: ${n.sandbox}` : "UNSANDBOXED"}`);
     }
     for (const b of s.builds) lines.push(`  build ${b.buildId}  ${b.done}/${b.actions} actions  ${(b.runningMs / 1000).toFixed(1)} s  ${b.projectRoot}`);
     process.stdout.write(lines.join("\n") + "\n");

@@ -41,11 +41,11 @@ function config(flags: Config, dir: string | undefined): Promise<ResolvedConfig>
 
 async function buildCommand(
   dirArg: string | undefined,
-  opts: { json?: boolean; jobs?: number; cache?: boolean; retries?: number; head?: string; token?: string; tlsCa?: string; tlsCert?: string; tlsKey?: string },
+  opts: { json?: boolean; jobs?: number; cache?: boolean; retries?: number; head?: string; token?: string; tlsCa?: string; tlsCert?: string; tlsKey?: string; unsandboxed?: boolean },
   passThrough: string[],
 ): Promise<number> {
   const dir = projectDir(dirArg);
-  const cfg = await config({ jobs: opts.jobs, retries: opts.retries, noCache: opts.cache === false ? true : undefined, head: opts.head, token: opts.token, tlsCa: opts.tlsCa, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey }, dir);
+  const cfg = await config({ jobs: opts.jobs, retries: opts.retries, noCache: opts.cache === false ? true : undefined, head: opts.head, token: opts.token, tlsCa: opts.tlsCa, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, unsandboxed: opts.unsandboxed }, dir);
   const mode: ReporterMode = opts.json ? "json" : process.stdout.isTTY ? "tty" : "plain";
   const reporter = new Reporter(mode, process.stdout);
 
@@ -106,7 +106,18 @@ async function extractAndBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
       },
     };
   } else {
-    const embedded = await startEmbedded({ cacheDir: cfg.cacheDir, slots: cfg.jobs, maxCacheBytes: cfg.maxCacheBytes, logger });
+    const embedded = await startEmbedded({
+      cacheDir: cfg.cacheDir,
+      slots: cfg.jobs,
+      maxCacheBytes: cfg.maxCacheBytes,
+      logger,
+      unsandboxed: cfg.unsandboxed,
+      // One plain line, not a log record: the user can act on it (or silence it).
+      onSandboxUnavailable: (reason) => {
+        reporter.beforeDiagnostics();
+        process.stderr.write(`orion: warning: actions run unsandboxed: ${reason} (--unsandboxed or ORION_UNSANDBOXED=1 says so on purpose)\n`);
+      },
+    });
     backend = { head: embedded.head, store: embedded.store, statCache: embedded.statCache, inProcess: true, close: () => embedded.close() };
   }
   const stepCache = openCacheDir(cfg.cacheDir).stepCache();
@@ -239,6 +250,7 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .option("--json", "print the build events as NDJSON on stdout, ending with the summary")
     .option("-j, --jobs <n>", "tools running at once, as make -j (default: one per core)", intOption("--jobs", 1))
     .option("--no-cache", "neither read nor write the action cache")
+    .option("--unsandboxed", "the embedded node runs tools without its bubblewrap sandbox (ORION_UNSANDBOXED=1; for benchmarks)")
     .option("--retries <n>", "extra attempts after an infrastructure failure (default 2)", intOption("--retries", 0))
     .option("--head <host:port>", "build on a farm: its head's address (ORION_HEAD); the embedded head and node when absent")
     .option("--token <token>", "the farm's token (ORION_TOKEN)")
@@ -291,10 +303,11 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .option("--insecure", "allow a non-loopback --listen without a token")
     .option("--log-file <file>", "JSON log lines here instead of stderr")
     .option("--pid-file <file>", "write the process id here while running")
+    .option("--unsandboxed", "run actions without the bubblewrap sandbox (ORION_UNSANDBOXED=1); without it, a node that cannot sandbox refuses to start")
     .action(async (opts) => {
       const cfg = await config({}, undefined);
       const { nodeCommand } = await import("./farm.js");
-      exitCode = await nodeCommand({ ...opts, head: opts.head ?? cfg.head, token: opts.token ?? cfg.token, nodeToken: opts.nodeToken ?? cfg.nodeToken, tlsCa: opts.tlsCa ?? cfg.tlsCa, tlsCert: opts.tlsCert ?? cfg.tlsCert, tlsKey: opts.tlsKey ?? cfg.tlsKey, logFile: opts.logFile ?? cfg.logFile, logLevel: process.env.ORION_LOG_LEVEL ?? "info" });
+      exitCode = await nodeCommand({ ...opts, unsandboxed: opts.unsandboxed ?? cfg.unsandboxed, head: opts.head ?? cfg.head, token: opts.token ?? cfg.token, nodeToken: opts.nodeToken ?? cfg.nodeToken, tlsCa: opts.tlsCa ?? cfg.tlsCa, tlsCert: opts.tlsCert ?? cfg.tlsCert, tlsKey: opts.tlsKey ?? cfg.tlsKey, logFile: opts.logFile ?? cfg.logFile, logLevel: process.env.ORION_LOG_LEVEL ?? "info" });
     });
 
   program

@@ -10,13 +10,17 @@ import { StatCache } from "../merkle/index.js";
 import { StepCache } from "../steps/step-cache.js";
 import { Head, SqliteDurationHistory } from "../head/index.js";
 import { Node } from "../node/index.js";
-import { LocalExecutor } from "../exec/index.js";
+import { LocalExecutor, createSandbox, type ActionSandbox } from "../exec/index.js";
 
 export interface EmbeddedOptions {
   cacheDir: string;
   slots: number;
   maxCacheBytes: number;
   logger: Logger;
+  /** True: tools run unsandboxed (the user asked: --unsandboxed / ORION_UNSANDBOXED=1). */
+  unsandboxed?: boolean;
+  /** Told once, at the first action, when the sandbox cannot work here (no user namespaces, no bwrap): tools then run unsandboxed. */
+  onSandboxUnavailable?(reason: string): void;
 }
 
 export interface Embedded {
@@ -70,7 +74,21 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
     logger: o.logger,
     externalDigest: (p): Promise<Digest | undefined> => statCache.digestOf(p).catch(() => undefined),
   });
-  const executor = new LocalExecutor({ store, workDir: join(o.cacheDir, "work"), workerName: hostname(), logger: o.logger });
+  const workDir = join(o.cacheDir, "work");
+  // Probed at the first action, not here: a build served from the cache runs no tool and pays nothing for it.
+  let sandbox: Promise<ActionSandbox | undefined> | undefined;
+  const lazySandbox = (): Promise<ActionSandbox | undefined> =>
+    (sandbox ??= createSandbox({ probeDir: join(workDir, "sb"), logger: o.logger }).then(
+      (s) => {
+        o.logger.debug({ sandbox: s.description }, "actions run sandboxed");
+        return s;
+      },
+      (err: unknown) => {
+        o.onSandboxUnavailable?.(errorMessage(err));
+        return undefined;
+      },
+    ));
+  const executor = new LocalExecutor({ store, workDir, workerName: hostname(), logger: o.logger, sandbox: o.unsandboxed ? undefined : lazySandbox });
   const node = new Node({
     name: hostname(),
     slots: o.slots,
@@ -90,6 +108,7 @@ export async function startEmbedded(o: EmbeddedOptions): Promise<Embedded> {
       head.close();
       await node.stop();
       await executor.close();
+      await (await sandbox)?.close();
       statCache.close();
       durations.close();
       cache.close();

@@ -22,6 +22,7 @@ import { ArgvRefusedError, commandRefusal, mapArgvPaths, type PathSlot, type Pol
 import { rewriteDepfile, mungeMakePath } from "./depfile.js";
 import { fileKey, forEachLimit, loadInputTree, materializeTree, removeTree, sandboxViolation, type InputTree, type MaterializedTree } from "./input-root.js";
 import { cancelledError, runInProcessGroup } from "./run-process.js";
+import { sandboxUnavailable, type ActionSandbox } from "./sandbox.js";
 import type { PeerHint } from "../gen/orion/v1/scheduler.js";
 
 export interface ExecRequest {
@@ -71,6 +72,11 @@ export interface LocalExecutorOptions {
   /** PATH given to commands that set none; default this process's PATH. */
   path?: string;
   provisioner?: ContextProvisioner;
+  /**
+   * Runs every tool inside this sandbox (bubblewrap): asked once per action, so the embedded node can
+   * probe on first use; resolving undefined runs tools unsandboxed. Absent: never sandboxed.
+   */
+  sandbox?: () => Promise<ActionSandbox | undefined>;
 }
 
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 ** 3;
@@ -137,6 +143,7 @@ export class LocalExecutor {
   /** Contexts found on disk at start (an earlier process made them) and not pruned since, by root hash. */
   private readonly onDisk = new Set<string>();
   private readonly provisioner?: ContextProvisioner;
+  private readonly sandbox?: () => Promise<ActionSandbox | undefined>;
 
   constructor(options: LocalExecutorOptions) {
     this.store = options.store;
@@ -145,6 +152,7 @@ export class LocalExecutor {
     this.clock = options.clock ?? systemClock;
     this.path = options.path ?? process.env.PATH ?? "/usr/bin:/bin";
     this.provisioner = options.provisioner;
+    this.sandbox = options.sandbox;
     this.dirs = (async () => {
       const ctx = join(options.workDir, "ctx");
       const sb = join(options.workDir, "sb");
@@ -230,6 +238,11 @@ export class LocalExecutor {
       let outputBase: string;
       let plan: CompilePlan | undefined;
       let replacements: [string, string][];
+      const jail = await this.sandbox?.();
+      /** Read-only inside the action's namespace besides the system: the shared context it compiles in, or its private tree. */
+      const readOnly: string[] = [];
+      /** Writable inside the namespace: the private folder, or the folders of a private tree its outputs go to. */
+      let writable = [sandbox];
       let compileArgv = req.kind === "compile" ? (withImplicitObject(argv) ?? argv) : argv;
       let runArgv: string[];
       if (req.kind === "compile" && isSharedContextCompile(compileArgv)) {
@@ -242,6 +255,7 @@ export class LocalExecutor {
         plan = planSharedCompile({ argv: compileArgv, projectRoot, workingDirectory: wd, ctxRoot, privateDir: sandbox });
         runArgv = plan.argv;
         cwd = join(ctxRoot, wd);
+        readOnly.push(ctxRoot);
         outputBase = sandbox;
         replacements = plan.replacements;
         await Promise.all(plan.privateParents.map((d) => fsp.mkdir(d, { recursive: true })));
@@ -252,7 +266,8 @@ export class LocalExecutor {
           this.knownDirs.add(key);
         }
       } else {
-        await materializeTree(this.store, await loadInputTree(this.store, req.inputRoot), sandbox, { readOnly: false });
+        const tree = await loadInputTree(this.store, req.inputRoot);
+        await materializeTree(this.store, tree, sandbox, { readOnly: false });
         cwd = join(sandbox, wd);
         outputBase = cwd;
         replacements = [[sandbox, projectRoot]];
@@ -267,18 +282,50 @@ export class LocalExecutor {
         // Paths inside options (-L/abs, -Wl,-T,/abs) move too; a whole argument the policy knows nothing of moves as before.
         const moved = family ? mapArgvPaths(expanded, toSandbox, { family }) : expanded;
         runArgv = moved.map((a, i) => (a === expanded[i] ? toSandbox(a) : a));
+        if (jail) {
+          // The tree's files are the store's inodes (hard links), which the tool's user owns as far as the kernel can
+          // tell: the tree is bound read-only, and only the folders its outputs go to are writable, their inputs
+          // made private copies first, so nothing the tool does reaches the store.
+          const outDirs = outputDirs(wd, outputs);
+          await forEachLimit(tree.files, 16, async (f) => {
+            if (!outDirs.some((d) => d === "" || f.path.startsWith(d + "/"))) return;
+            const path = join(sandbox, f.path);
+            await fsp.copyFile(path, `${path}.orion-copy`);
+            await fsp.rename(`${path}.orion-copy`, path);
+          });
+          if (!outDirs.includes("")) readOnly.push(sandbox);
+          writable = outDirs.map((d) => join(sandbox, d));
+        }
       }
       const inputFetchEnd = this.clock.now();
 
+      const env = this.environment(req.command);
+      const wrapped = jail
+        ? await jail.wrap(runArgv, { readOnly: [...readOnly, ...(await jail.toolBinds(runArgv[0]!, env.PATH ?? "", [sandbox, ...readOnly]))], writable, cwd })
+        : undefined;
+
       log.debug("tool started");
-      const run = await runInProcessGroup(what, {
-        argv: runArgv,
-        cwd,
-        env: this.environment(req.command),
-        timeoutMs: req.timeoutMs,
-        signal: req.signal,
-        maxBuffer: MAX_STREAM_BYTES,
-      });
+      let run;
+      try {
+        run = await runInProcessGroup(what, {
+          argv: wrapped?.argv ?? runArgv,
+          cwd,
+          env,
+          timeoutMs: req.timeoutMs,
+          signal: req.signal,
+          maxBuffer: MAX_STREAM_BYTES,
+        });
+      } finally {
+        await wrapped?.done();
+      }
+      if (jail?.isSetupFailure(run.exitCode, run.stderr)) {
+        const line = run.stderr.toString().split("\n")[0]!;
+        // bwrap's execvp found no such tool: the same answer as an unsandboxed spawn's ENOENT.
+        if (/^bwrap: execvp .*: No such file or directory$/.test(line)) {
+          throw new OrionError(`${what}: cannot run ${runArgv[0]}: no such program`, { code: Status.FAILED_PRECONDITION });
+        }
+        throw sandboxUnavailable(`${what}: the sandbox failed: ${line}`);
+      }
       const executeEnd = this.clock.now();
       log.debug("tool exited");
       // The tool is done with the CPU: the caller may start the next one while we collect outputs.
@@ -563,6 +610,14 @@ function planMoves(argv: readonly string[], slot: PathSlot): boolean {
   const whole = slot.start === 0 && slot.end === argv[slot.index]!.length;
   if (whole) return !PLAN_OPAQUE.has(argv[slot.index - 1] ?? "");
   return PLAN_JOINED.has(slot.option) && argv[slot.index]!.startsWith(slot.option);
+}
+
+/** The folders (relative to the input root, "" for the root) an action's outputs go to, none inside another. */
+function outputDirs(wd: string, outputs: readonly string[]): string[] {
+  const dirs = [...new Set(outputs.map((o) => normalizeRelative(posix.dirname(posix.join(wd || ".", o)))))].sort((a, b) => a.length - b.length);
+  const kept: string[] = [];
+  for (const d of dirs) if (!kept.some((k) => k === "" || d === k || d.startsWith(k + "/"))) kept.push(d);
+  return kept;
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -25,6 +25,7 @@ const reg = (name: string, instanceId: string): RegisterRequest => ({
   advertise: "",
   token: "",
   instanceId,
+  sandbox: "",
 });
 
 beforeEach(() => {

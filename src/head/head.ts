@@ -65,6 +65,8 @@ interface NodeRecord {
   /** The secret its Register answer carried: its later calls must show it (its name is public). */
   session: Buffer;
   advertise: string;
+  /** How the node isolates actions, as it registered; "" when unsandboxed. */
+  sandbox: string;
   slots: number;
   /** Tools running and load average, as its last heartbeat said. */
   running: number;
@@ -158,6 +160,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
       instanceId: req.instanceId,
       session: randomBytes(24),
       advertise: req.advertise,
+      sandbox: req.sandbox ?? "",
       running: 0,
       load: 0,
       toolchainNames: req.toolchains.map((t) => t.name),
@@ -178,7 +181,9 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
       },
     };
     this.nodes.set(id, record);
-    this.log.info({ node: id, slots: req.slots, toolchains: record.toolchainNames }, "node registered");
+    this.log.info({ node: id, slots: req.slots, toolchains: record.toolchainNames, sandbox: record.sandbox || "none" }, "node registered");
+    // The embedded node (toolchain "*") is the user's own machine; a farm node running others' actions unconfined is worth a line.
+    if (!record.sandbox && !anyToolchain) this.log.warn({ node: id }, "node runs actions unsandboxed (orion node --unsandboxed)");
     return { nodeId: id, heartbeatMs: this.opts.heartbeatMs ?? 5000, session: record.session.toString("hex") };
   }
 
@@ -339,6 +344,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
         lastSeenMsAgo: now - n.lastSeen,
         state: now - n.lastSeen > ttl / 2 ? "silent" : "alive",
         load: n.load,
+        sandbox: n.sandbox,
       })),
       builds: [...this.builds.values()]
         .filter((b) => !b.finished)

@@ -51,7 +51,7 @@ describe("checkSubmitBuild", () => {
 });
 
 describe("node requests", () => {
-  const reg = { name: "node-1", slots: 4, toolchains: [{ name: "gcc", digest: "b".repeat(64), path: "/usr/bin/gcc" }], advertise: "10.0.0.2:7000", token: "", instanceId: "x" };
+  const reg = { name: "node-1", slots: 4, toolchains: [{ name: "gcc", digest: "b".repeat(64), path: "/usr/bin/gcc" }], advertise: "10.0.0.2:7000", token: "", instanceId: "x", sandbox: "" };
 
   it("accepts host names and refuses paths, traversal, spaces and control characters", () => {
     for (const ok of ["node-1", "build.example.com", "Node_7", "ci@rack+2"]) expect(nodeNameProblem(ok)).toBeUndefined();

@@ -108,6 +108,7 @@ export function checkRegister(req: RegisterRequest): RegisterRequest {
     checkText(m, `toolchains[${i}].path`, t.path, MAX_PATH);
   }
   checkText(m, "advertise", req.advertise, 300, { printable: true });
+  checkText(m, "sandbox", req.sandbox, 1024, { printable: true });
   if (req.advertise && !/^(\[[^\]\s]+\]|[^:\s/]+):\d{1,5}$/.test(req.advertise)) throw invalidArgument(m, "advertise", `${JSON.stringify(req.advertise)} is not HOST:PORT`);
   checkText(m, "instance_id", req.instanceId, MAX_NAME, { printable: true });
   return req;

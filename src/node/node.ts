@@ -31,6 +31,8 @@ export interface NodeOptions {
   instanceId?: string;
   /** Where this node serves blobs to peers, as announced to the head. */
   advertise?: string;
+  /** How actions are isolated here, told to the head for `orion status` ("" or absent: unsandboxed). */
+  sandbox?: string;
   /** Told the name the head gave it (to keep in its data dir). */
   onRegistered?(name: string): void;
 }
@@ -91,6 +93,7 @@ export class Node {
           advertise: this.opts.advertise ?? "",
           token: "",
           instanceId: this.opts.instanceId ?? "",
+          sandbox: this.opts.sandbox ?? "",
         });
         if (this.nodeId && reg.nodeId !== this.nodeId) this.log.warn({ was: this.nodeId, now: reg.nodeId }, "re-registered under another name");
         this.nodeId = reg.nodeId;
