@@ -106,10 +106,13 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
       o.onEvent(event);
       if (event.type === "summary") {
         summary = event;
+        // Every action's event came before this one: nothing a host step waits for can still be queued.
+        writer.close(new OrionError("the build ended before every action a host step depends on was reported", { exitCode: ExitCode.INFRASTRUCTURE }));
         resolve(event);
         queueMicrotask(() => detach());
       }
     }, (err) => {
+      writer.close(err);
       hostAbort.abort();
       reject(err);
     });
@@ -131,7 +134,12 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
         const t = { start: performance.now(), flushed: 0, hashed: 0, ran: 0, uploaded: 0 };
         try {
           const quiet = printsOnly.has(lease.actionId);
-          if (!quiet) await writer.flush();
+          if (!quiet) {
+            // The lease and the events travel apart: the lease may come before the events of the actions
+            // ordered before this step. Wait until each of those has its outputs written, not just reported.
+            await writer.whenWritten(orderedBefore(lease.actionId, byId));
+            await writer.flush();
+          }
           t.flushed = performance.now();
           // What the writer had queued (and, after the flush, written) before this hash: later writes are newer than it.
           const queuedNow = writer.queued;
@@ -218,6 +226,24 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
         ? ExitCode.BUILD_FAILED
         : ExitCode.OK;
   return { summary: final, exitCode, graph };
+}
+
+/** Every action ordered before `id` in the graph (its dependencies, transitively) that writes outputs into the tree: all but host steps. */
+export function orderedBefore(id: string, byId: ReadonlyMap<string, Pick<GraphAction, "deps" | "host">>): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  const stack = [...(byId.get(id)?.deps ?? [])];
+  while (stack.length) {
+    const d = stack.pop()!;
+    if (seen.has(d)) continue;
+    seen.add(d);
+    const a = byId.get(d);
+    if (!a) continue;
+    if (!a.host) out.push(d);
+    // Through host steps too: what they waited for is written already, so those waits cost a map look-up.
+    stack.push(...a.deps);
+  }
+  return out;
 }
 
 /** `known`: the blobs this build saw the head's store hold, so a re-hash after a host step uploads only what changed. */
