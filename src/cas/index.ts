@@ -3,6 +3,7 @@ import { OrionError, UsageError, errorMessage } from "../core/index.js";
 import type { BlobStore } from "./blob-store.js";
 import { SqliteBlobStore } from "./sqlite-blob-store.js";
 import { ReadThroughBlobStore } from "./read-through-blob-store.js";
+import { DiskFullBlobStore } from "./disk-full-blob-store.js";
 
 export type { BlobStore } from "./blob-store.js";
 export { DEFAULT_MAX_BYTES, type SqliteBlobStoreOptions } from "./sqlite-blob-store.js";
@@ -20,7 +21,8 @@ export interface BlobStoreConfig {
 
 export function createBlobStore(config: BlobStoreConfig): BlobStore {
   try {
-    const local = new SqliteBlobStore({ dir: config.dir, maxBytes: config.maxBytes, fsync: config.fsync });
+    // A full disk fails a write with one error naming this folder (exit 3), not a bare ENOSPC.
+    const local = new DiskFullBlobStore(new SqliteBlobStore({ dir: config.dir, maxBytes: config.maxBytes, fsync: config.fsync }), config.dir);
     return config.readThrough ? readThrough(local, config.readThrough) : local;
   } catch (err) {
     const message = `cannot open the blob store in ${config.dir}: ${errorMessage(err)}`;

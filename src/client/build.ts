@@ -1,12 +1,14 @@
 // `orion build`: extract the graph, hash and upload the source context, submit the graph to a
 // head (embedded or remote — the same BuildsApi), run the host steps it hands back in the real
 // tree, and write results into the tree as they arrive.
+import { randomUUID } from "node:crypto";
 import { posix } from "node:path";
-import { type Logger, errorMessage, ExitCode, OrionError } from "../core/index.js";
+import { type Logger, diskFullLine, DiskFullError, errorMessage, ExitCode, freeBytesAt, isDiskFull, OrionError } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
 import { keyEnv } from "../cache/index.js";
 import { type HashedTree, hashTree, type StatCache, uploadTree } from "../merkle/index.js";
 import type { GraphAction } from "../gen/orion/v1/scheduler.js";
+import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
 import type { BuildsApi, ContextUpload } from "../head/api.js";
 import type { BuildEvent, Summary } from "../scheduler/index.js";
 import type { BuildGraph } from "../../dag-extract/index.js";
@@ -37,6 +39,8 @@ export interface ClientBuildOptions {
   stepCache?: StepCache;
   /** Tools a sub-make run as a host step may start at once (default 1). */
   hostJobs?: number;
+  /** The client cache's folder (ORION_CACHE_DIR), named when it fills up. */
+  cacheDir?: string;
 }
 
 export interface ClientBuildOutcome {
@@ -54,7 +58,16 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
   const known = new Set<string>();
   // Hashing the tree and naming the toolchains are independent: do them together.
   const started = performance.now();
-  const [hashed, actions] = await Promise.all([hashContext(root, o, known), toGraphActions(graph, o.programs, env)]);
+  let hashed: Awaited<ReturnType<typeof hashContext>>;
+  let actions: GraphAction[];
+  try {
+    [hashed, actions] = await Promise.all([hashContext(root, o, known), toGraphActions(graph, o.programs, env)]);
+  } catch (err) {
+    // The source context did not fit in the store: nothing was submitted, but the build still ends with its line and summary.
+    if (!isDiskFull(err)) throw err;
+    o.diagnostics(`orion: ${diskFullLine(err, "the client cache", o.cacheDir ?? root)}\n`);
+    return { summary: reportUnsubmitted(graph, o.onEvent, performance.now() - started), exitCode: ExitCode.INFRASTRUCTURE, graph };
+  }
   const context = hashed.upload;
   /** The tree as last hashed, and how many actions' outputs the writer had queued then. */
   let tree = hashed.tree;
@@ -70,6 +83,8 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
   const byId = new Map(actions.map((a) => [a.id, a]));
   let summary: Summary | undefined;
   let interrupted = false;
+  /** The one line said about a full disk, once one was hit: the build ends at once with exit 3. */
+  let diskFull: string | undefined;
   let hostFailure = false;
   /** Actions the infrastructure failed (no node for the toolchain, retries exhausted): exit 3, not 1. */
   let infraFailure = false;
@@ -81,10 +96,25 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
     void o.head.cancelBuild(buildId);
   };
   o.signal?.addEventListener("abort", onAbort, { once: true });
-
+  const onDiskFull = (err: unknown) => {
+    if (diskFull) return;
+    // Embedded, what failed without naming its store wrote under the client cache (the node's sandboxes live there too).
+    diskFull = diskFullLine(err, o.inProcess ? "the client cache" : "a write", o.inProcess && o.cacheDir ? o.cacheDir : root);
+    o.diagnostics(`orion: ${diskFull}\n`);
+    // Nothing more can be stored: end the build now (its summary follows) rather than retry into the same full disk.
+    hostAbort.abort();
+    // Not from inside the event being handled: the embedded head would deliver the summary before that event.
+    if (!summary) setImmediate(() => void o.head.cancelBuild(buildId).catch(() => undefined));
+  };
+  // Timers of the embedded head and node do not hold the process open (they are unref'd): while every action
+  // waits out a retry's backoff nothing else would, and Node would end the build with exit 13 and no summary.
+  const keepAlive = setInterval(() => undefined, 60_000);
   const finished = new Promise<Summary>((resolve, reject) => {
     const detach = o.head.watchBuild(buildId, 0, (event) => {
-      if (event.type === "action" && event.state === "failed" && event.infra) {
+      // Embedded, every store is this client's own: its full disk ends the build (on a farm, another node may have room).
+      const full = o.inProcess && event.type === "action" && (event.state === "failed" || event.state === "retry") && isDiskFull(event.error ?? "");
+      if (full) onDiskFull(event.error);
+      if (event.type === "action" && event.state === "failed" && event.infra && !full) {
         infraFailure = true;
         // One line per distinct cause: a toolchain no node has fails every compile the same way.
         const why = event.error ?? "infrastructure failure";
@@ -101,6 +131,12 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
           // The compiler's own words (warnings, errors), as make would have shown them.
           if (r.stdoutRaw.length) o.diagnostics(r.stdoutRaw);
           if (r.stderrRaw.length) o.diagnostics(r.stderrRaw);
+          // Embedded, a tool that could not write its output into its sandbox (under the client cache) on a full
+          // disk is that disk's failure, not the project's: exit 3 and the folder, not exit 1.
+          if (o.inProcess && o.cacheDir && event.state === "failed" && toolSawFullDisk(r, o.cacheDir)) {
+            const work = posix.join(o.cacheDir, "work");
+            onDiskFull(new DiskFullError("the sandboxes", work, undefined, freeBytesAt(work)));
+          }
         });
       }
       o.onEvent(event);
@@ -181,7 +217,8 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
           }
         } catch (err) {
           hostFailure = true;
-          o.diagnostics(`orion: host step could not run: ${errorMessage(err)}\n`);
+          if (isDiskFull(err)) onDiskFull(err);
+          else o.diagnostics(`orion: host step could not run: ${errorMessage(err)}\n`);
         }
         const reportStart = performance.now();
         await o.head.reportHostStep(buildId, lease.leaseId, ok, upload, restored);
@@ -211,21 +248,47 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
   } catch (err) {
     await hostLoop.catch(() => undefined);
     throw err;
+  } finally {
+    clearInterval(keepAlive);
   }
   log.debug({ ms: Math.round(performance.now() - started) }, "build finished");
   await hostLoop;
-  await writer.flush();
+  try {
+    await writer.flush();
+  } catch (err) {
+    // The tree's disk is full: the summary is out already; the line and exit 3 follow.
+    if (!isDiskFull(err)) throw err;
+    onDiskFull(err);
+  }
   log.debug({ ms: Math.round(performance.now() - started) }, "outputs written");
   o.statCache.flush();
   o.signal?.removeEventListener("abort", onAbort);
   const exitCode = interrupted
     ? ExitCode.INTERRUPTED
-    : infraFailure
+    : infraFailure || diskFull
       ? ExitCode.INFRASTRUCTURE
       : final.failed > 0 || final.skipped > 0 || hostFailure
         ? ExitCode.BUILD_FAILED
         : ExitCode.OK;
   return { summary: final, exitCode, graph };
+}
+
+/** The tool's own words say it found no space, and the client cache's file system has little left (a sandbox's files are gone by now). */
+function toolSawFullDisk(r: ActionResult, cacheDir: string): boolean {
+  const words = /No space left on device|Disk quota exceeded/;
+  if (!words.test(r.stderrRaw.toString()) && !words.test(r.stdoutRaw.toString())) return false;
+  return (freeBytesAt(cacheDir) ?? Infinity) < 16 * 1024 * 1024;
+}
+
+/** The events of a build that ended before it was submitted (its stores or its context did not fit): every action skipped. */
+export function reportUnsubmitted(graph: BuildGraph, onEvent: (e: BuildEvent) => void, ms: number): Summary {
+  const buildId = randomUUID();
+  const actions = graph.commands.filter((c) => !c.host).length;
+  const hostSteps = graph.commands.length - actions;
+  onEvent({ type: "build-start", actions, hostSteps, seq: 1, buildId });
+  const summary: Summary = { actions, executed: 0, cacheHits: 0, failed: 0, skipped: actions, hostSteps, hostStepsCached: 0, attempts: 0, clones: 0, wallMs: Math.round(ms), nodes: {} };
+  onEvent({ type: "summary", ...summary, seq: 2, buildId });
+  return summary;
 }
 
 /** Every action ordered before `id` in the graph (its dependencies, transitively) that writes outputs into the tree: all but host steps. */
@@ -252,7 +315,7 @@ async function hashContext(root: string, o: ClientBuildOptions, known: Set<strin
   try {
     tree = await hashTree(root, { statCache: o.statCache });
   } catch (err) {
-    if (err instanceof OrionError) throw err;
+    if (err instanceof OrionError || isDiskFull(err)) throw err;
     throw new OrionError(`cannot hash ${root}: ${errorMessage(err)}`, { exitCode: ExitCode.USAGE, cause: err });
   }
   // Over the wire, more blobs in flight means fuller batches (one call each), not more calls.

@@ -4,7 +4,7 @@
 // independent actions in parallel, a dependent only after what it depends on.
 import { mkdir, stat, utimes } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { type Digest, CorruptBlobError, digestKey } from "../core/index.js";
+import { type Digest, asDiskFull, CorruptBlobError, digestKey } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
 import type { StatCache } from "../merkle/index.js";
 import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
@@ -38,7 +38,8 @@ export class OutputWriter {
         try {
           for (const of of r.outputFiles) await this.writeOne(join(this.projectRoot, cwd, of.path), of.digest!, of.isExecutable);
         } catch (err) {
-          this.firstError ??= err;
+          // A full disk under the tree is named as such (a farm's store copies out as plain file writes).
+          this.firstError ??= asDiskFull(err, "the build tree", this.projectRoot);
         }
       }),
     );

@@ -2,6 +2,7 @@
 export * from "./digest.js";
 export * from "./clock.js";
 export * from "./errors.js";
+export * from "./disk-full.js";
 export * from "./logger.js";
 export { makeDirSync } from "./fs.js";
 export { onceAny, type Emitter } from "./events.js";
