@@ -14,7 +14,7 @@ const scratch = new Scratch("farm-race");
 const TOKEN = "farm-race-token";
 const luaEnabled = process.env.ORION_TEST_LUA === "1";
 /** Warm builds of the fixture in the default suite, and of Lua in the opt-in run. */
-const FIXTURE_ROUNDS = 20;
+const FIXTURE_ROUNDS = Number(process.env.ORION_TEST_RACE_ROUNDS ?? 20);
 const LUA_ROUNDS = Number(process.env.ORION_TEST_LUA_ROUNDS ?? 50);
 
 let head: Daemon;
