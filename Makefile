@@ -6,7 +6,7 @@ SHELL := /bin/bash
 DEB_PACKAGES := gcc g++ make binutils ccache strace bubblewrap
 SOURCES := $(shell find src dag-extract scripts test -name '*.ts' -not -path '*/gen/*' 2>/dev/null) $(wildcard proto/orion/v1/*.proto) tsconfig.json buf.gen.yaml
 
-.PHONY: install install-deb build test test-redis demo bench bench-redis clean
+.PHONY: install install-deb build test test-redis test-lua demo bench bench-redis clean
 
 install: install-deb node_modules/.installed
 
@@ -51,6 +51,10 @@ test: build
 # Opt-in: Redis 7.0.15 built cold and warm through orion build, each redis-server PINGed (minutes; fetches Redis once, as root).
 test-redis: build
 	ORION_TEST_REDIS=1 bash scripts/run-tests test/redis.e2e.test.ts test/redis-graph.e2e.test.ts
+
+# Opt-in: 50 warm farm builds of Lua 5.4 (`make posix`; a head, two nodes, a fresh client cache each) must all pass (minutes; fetches Lua once, as root).
+test-lua: build
+	ORION_TEST_LUA=1 bash scripts/run-tests test/farm-race.e2e.test.ts
 
 demo: build
 	bash scripts/demo

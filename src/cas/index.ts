@@ -3,6 +3,7 @@ import { type Logger, OrionError, UsageError, errorMessage } from "../core/index
 import type { BlobStore } from "./blob-store.js";
 import { SqliteBlobStore, type VerifyReport } from "./sqlite-blob-store.js";
 import { ReadThroughBlobStore } from "./read-through-blob-store.js";
+import { DiskFullBlobStore } from "./disk-full-blob-store.js";
 
 export type { BlobStore, FindMissingOptions } from "./blob-store.js";
 export { DEFAULT_MAX_BYTES, type SqliteBlobStoreOptions, type VerifyReport } from "./sqlite-blob-store.js";
@@ -22,7 +23,8 @@ export interface BlobStoreConfig {
 
 export function createBlobStore(config: BlobStoreConfig): BlobStore {
   try {
-    const local = new SqliteBlobStore({ dir: config.dir, maxBytes: config.maxBytes, fsync: config.fsync, logger: config.logger });
+    // A full disk fails a write with one error naming this folder (exit 3), not a bare ENOSPC.
+    const local = new DiskFullBlobStore(new SqliteBlobStore({ dir: config.dir, maxBytes: config.maxBytes, fsync: config.fsync, logger: config.logger }), config.dir);
     return config.readThrough ? readThrough(local, config.readThrough) : local;
   } catch (err) {
     const message = `cannot open the blob store in ${config.dir}: ${errorMessage(err)}`;

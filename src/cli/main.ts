@@ -90,37 +90,50 @@ async function extractAndBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
   const logger = createRootLogger({ level: cfg.logLevel, file: cfg.logFile });
 
   // The farm (--head / ORION_HEAD) or the embedded head and node: the same runBuild either way.
-  let backend: { head: BuildsApi; store: BlobStore; statCache: StatCache; inProcess: boolean; close(): Promise<void> };
-  if (cfg.head) {
-    const { connectBuild } = await import("./farm.js");
-    const conn = await connectBuild(cfg.head, { token: cfg.token, tlsCa: cfg.tlsCa, tlsCert: cfg.tlsCert, tlsKey: cfg.tlsKey });
-    const statCache = openCacheDir(cfg.cacheDir).statCache();
-    backend = {
-      head: conn.builds,
-      store: conn.blobs,
-      statCache,
-      inProcess: false,
-      async close() {
-        conn.close();
-        statCache.close();
-      },
-    };
-  } else {
-    const embedded = await startEmbedded({
-      cacheDir: cfg.cacheDir,
-      slots: cfg.jobs,
-      maxCacheBytes: cfg.maxCacheBytes,
-      logger,
-      unsandboxed: cfg.unsandboxed,
-      // One plain line, not a log record: the user can act on it (or silence it).
-      onSandboxUnavailable: (reason) => {
-        reporter.beforeDiagnostics();
-        process.stderr.write(`orion: warning: actions run unsandboxed: ${reason} (--unsandboxed or ORION_UNSANDBOXED=1 says so on purpose)\n`);
-      },
-    });
-    backend = { head: embedded.head, store: embedded.store, statCache: embedded.statCache, inProcess: true, close: () => embedded.close() };
+  let backend: { head: BuildsApi; store: BlobStore; statCache: StatCache; inProcess: boolean; close(): Promise<void> } | undefined;
+  let stepCache: import("../steps/step-cache.js").StepCache;
+  const opened = performance.now();
+  try {
+    if (cfg.head) {
+      const { connectBuild } = await import("./farm.js");
+      const conn = await connectBuild(cfg.head, { token: cfg.token, tlsCa: cfg.tlsCa, tlsCert: cfg.tlsCert, tlsKey: cfg.tlsKey });
+      const statCache = openCacheDir(cfg.cacheDir).statCache();
+      backend = {
+        head: conn.builds,
+        store: conn.blobs,
+        statCache,
+        inProcess: false,
+        async close() {
+          conn.close();
+          statCache.close();
+        },
+      };
+    } else {
+      const embedded = await startEmbedded({
+        cacheDir: cfg.cacheDir,
+        slots: cfg.jobs,
+        maxCacheBytes: cfg.maxCacheBytes,
+        logger,
+        unsandboxed: cfg.unsandboxed,
+        // One plain line, not a log record: the user can act on it (or silence it).
+        onSandboxUnavailable: (reason) => {
+          reporter.beforeDiagnostics();
+          process.stderr.write(`orion: warning: actions run unsandboxed: ${reason} (--unsandboxed or ORION_UNSANDBOXED=1 says so on purpose)\n`);
+        },
+      });
+      backend = { head: embedded.head, store: embedded.store, statCache: embedded.statCache, inProcess: true, close: () => embedded.close() };
+    }
+    stepCache = openCacheDir(cfg.cacheDir).stepCache();
+  } catch (err) {
+    // The client cache's disk is full before anything was submitted: its one line, then the summary, exit 3.
+    const { isDiskFullAt, diskFullLine } = await import("../core/disk-full.js");
+    if (!isDiskFullAt(err, cfg.cacheDir)) throw err;
+    await backend?.close().catch(() => undefined);
+    process.stderr.write(`orion: ${diskFullLine(err, "the client cache", cfg.cacheDir)}\n`);
+    const { reportUnsubmitted } = await import("../client/build.js");
+    reportUnsubmitted(graph, (e) => reporter.onEvent(e), performance.now() - opened);
+    return ExitCode.INFRASTRUCTURE;
   }
-  const stepCache = openCacheDir(cfg.cacheDir).stepCache();
   try {
     // Interrupted while the head and node started: nothing was submitted yet.
     if (signal.aborted) return ExitCode.INTERRUPTED;
@@ -142,6 +155,7 @@ async function extractAndBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
       inProcess: backend.inProcess,
       stepCache,
       hostJobs: cfg.jobs,
+      cacheDir: cfg.cacheDir,
     });
     return outcome.exitCode;
   } finally {

@@ -1,12 +1,14 @@
 // `orion build`: extract the graph, hash and upload the source context, submit the graph to a
 // head (embedded or remote — the same BuildsApi), run the host steps it hands back in the real
 // tree, and write results into the tree as they arrive.
+import { randomUUID } from "node:crypto";
 import { posix } from "node:path";
-import { type Logger, errorMessage, ExitCode, OrionError } from "../core/index.js";
+import { type Logger, diskFullLine, DiskFullError, errorMessage, ExitCode, freeBytesAt, isDiskFull, OrionError } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
 import { keyEnv } from "../cache/index.js";
 import { type HashedTree, hashTree, type StatCache, uploadTree } from "../merkle/index.js";
 import type { GraphAction } from "../gen/orion/v1/scheduler.js";
+import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
 import type { BuildsApi, ContextUpload } from "../head/api.js";
 import type { BuildEvent, Summary } from "../scheduler/index.js";
 import type { BuildGraph } from "../../dag-extract/index.js";
@@ -38,6 +40,8 @@ export interface ClientBuildOptions {
   stepCache?: StepCache;
   /** Tools a sub-make run as a host step may start at once (default 1). */
   hostJobs?: number;
+  /** The client cache's folder (ORION_CACHE_DIR), named when it fills up. */
+  cacheDir?: string;
 }
 
 export interface ClientBuildOutcome {
@@ -55,7 +59,16 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
   const known = new Set<string>();
   // Hashing the tree and naming the toolchains are independent: do them together.
   const started = performance.now();
-  const [hashed, actions] = await Promise.all([hashContext(root, o, known), toGraphActions(graph, o.programs, env)]);
+  let hashed: Awaited<ReturnType<typeof hashContext>>;
+  let actions: GraphAction[];
+  try {
+    [hashed, actions] = await Promise.all([hashContext(root, o, known), toGraphActions(graph, o.programs, env)]);
+  } catch (err) {
+    // The source context did not fit in the store: nothing was submitted, but the build still ends with its line and summary.
+    if (!isDiskFull(err)) throw err;
+    o.diagnostics(`orion: ${diskFullLine(err, "the client cache", o.cacheDir ?? root)}\n`);
+    return { summary: reportUnsubmitted(graph, o.onEvent, performance.now() - started), exitCode: ExitCode.INFRASTRUCTURE, graph };
+  }
   const context = hashed.upload;
   /** The tree as last hashed, and how many actions' outputs the writer had queued then. */
   let tree = hashed.tree;
@@ -71,6 +84,8 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
   const byId = new Map(actions.map((a) => [a.id, a]));
   let summary: Summary | undefined;
   let interrupted = false;
+  /** The one line said about a full disk, once one was hit: the build ends at once with exit 3. */
+  let diskFull: string | undefined;
   let hostFailure = false;
   /** Actions the infrastructure failed (no node for the toolchain, retries exhausted): exit 3, not 1. */
   let infraFailure = false;
@@ -82,7 +97,16 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
     void o.head.cancelBuild(buildId);
   };
   o.signal?.addEventListener("abort", onAbort, { once: true });
-
+  const onDiskFull = (err: unknown) => {
+    if (diskFull) return;
+    // Embedded, what failed without naming its store wrote under the client cache (the node's sandboxes live there too).
+    diskFull = diskFullLine(err, o.inProcess ? "the client cache" : "a write", o.inProcess && o.cacheDir ? o.cacheDir : root);
+    o.diagnostics(`orion: ${diskFull}\n`);
+    // Nothing more can be stored: end the build now (its summary follows) rather than retry into the same full disk.
+    hostAbort.abort();
+    // Not from inside the event being handled: the embedded head would deliver the summary before that event.
+    if (!summary) setImmediate(() => void o.head.cancelBuild(buildId).catch(() => undefined));
+  };
   const finished = new Promise<Summary>((resolve, reject) => {
     const detach = o.head.watchBuild(buildId, 0, (event) => {
       if (event.type === "missing-blobs") {
@@ -90,7 +114,10 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
         void reuploadBlobs(o.store, root, tree, event.digests, log);
         return;
       }
-      if (event.type === "action" && event.state === "failed" && event.infra) {
+      // Embedded, every store is this client's own: its full disk ends the build (on a farm, another node may have room).
+      const full = o.inProcess && event.type === "action" && (event.state === "failed" || event.state === "retry") && isDiskFull(event.error ?? "");
+      if (full) onDiskFull(event.error);
+      if (event.type === "action" && event.state === "failed" && event.infra && !full) {
         infraFailure = true;
         // One line per distinct cause: a toolchain no node has fails every compile the same way.
         const why = event.error ?? "infrastructure failure";
@@ -109,15 +136,24 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
             const text = raw.length || !digest?.sizeBytes ? raw : await o.store.get(digest).catch(() => undefined);
             if (text?.length) o.diagnostics(text);
           }
+          // Embedded, a tool that could not write its output into its sandbox (under the client cache) on a full
+          // disk is that disk's failure, not the project's: exit 3 and the folder, not exit 1.
+          if (o.inProcess && o.cacheDir && event.state === "failed" && toolSawFullDisk(r, o.cacheDir)) {
+            const work = posix.join(o.cacheDir, "work");
+            onDiskFull(new DiskFullError("the sandboxes", work, undefined, freeBytesAt(work)));
+          }
         });
       }
       o.onEvent(event);
       if (event.type === "summary") {
         summary = event;
+        // Every action's event came before this one: nothing a host step waits for can still be queued.
+        writer.close(new OrionError("the build ended before every action a host step depends on was reported", { exitCode: ExitCode.INFRASTRUCTURE }));
         resolve(event);
         queueMicrotask(() => detach());
       }
     }, (err) => {
+      writer.close(err);
       hostAbort.abort();
       reject(err);
     });
@@ -139,7 +175,12 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
         const t = { start: performance.now(), flushed: 0, hashed: 0, ran: 0, uploaded: 0 };
         try {
           const quiet = printsOnly.has(lease.actionId);
-          if (!quiet) await writer.flush();
+          if (!quiet) {
+            // The lease and the events travel apart: the lease may come before the events of the actions
+            // ordered before this step. Wait until each of those has its outputs written, not just reported.
+            await writer.whenWritten(orderedBefore(lease.actionId, byId));
+            await writer.flush();
+          }
           t.flushed = performance.now();
           // What the writer had queued (and, after the flush, written) before this hash: later writes are newer than it.
           const queuedNow = writer.queued;
@@ -181,7 +222,8 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
           }
         } catch (err) {
           hostFailure = true;
-          o.diagnostics(`orion: host step could not run: ${errorMessage(err)}\n`);
+          if (isDiskFull(err)) onDiskFull(err);
+          else o.diagnostics(`orion: host step could not run: ${errorMessage(err)}\n`);
         }
         const reportStart = performance.now();
         await o.head.reportHostStep(buildId, lease.leaseId, ok, upload, restored);
@@ -219,18 +261,60 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
   }
   log.debug({ ms: Math.round(performance.now() - started) }, "build finished");
   await hostLoop;
-  await writer.flush();
+  try {
+    await writer.flush();
+  } catch (err) {
+    // The tree's disk is full: the summary is out already; the line and exit 3 follow.
+    if (!isDiskFull(err)) throw err;
+    onDiskFull(err);
+  }
   log.debug({ ms: Math.round(performance.now() - started) }, "outputs written");
   o.statCache.flush();
   o.signal?.removeEventListener("abort", onAbort);
   const exitCode = interrupted
     ? ExitCode.INTERRUPTED
-    : infraFailure
+    : infraFailure || diskFull
       ? ExitCode.INFRASTRUCTURE
       : final.failed > 0 || final.skipped > 0 || hostFailure
         ? ExitCode.BUILD_FAILED
         : ExitCode.OK;
   return { summary: final, exitCode, graph };
+}
+
+/** The tool's own words say it found no space, and the client cache's file system has little left (a sandbox's files are gone by now). */
+function toolSawFullDisk(r: ActionResult, cacheDir: string): boolean {
+  const words = /No space left on device|Disk quota exceeded/;
+  if (!words.test(r.stderrRaw.toString()) && !words.test(r.stdoutRaw.toString())) return false;
+  return (freeBytesAt(cacheDir) ?? Infinity) < 16 * 1024 * 1024;
+}
+
+/** The events of a build that ended before it was submitted (its stores or its context did not fit): every action skipped. */
+export function reportUnsubmitted(graph: BuildGraph, onEvent: (e: BuildEvent) => void, ms: number): Summary {
+  const buildId = randomUUID();
+  const actions = graph.commands.filter((c) => !c.host).length;
+  const hostSteps = graph.commands.length - actions;
+  onEvent({ type: "build-start", actions, hostSteps, seq: 1, buildId });
+  const summary: Summary = { actions, executed: 0, cacheHits: 0, failed: 0, skipped: actions, hostSteps, hostStepsCached: 0, attempts: 0, clones: 0, wallMs: Math.round(ms), nodes: {} };
+  onEvent({ type: "summary", ...summary, seq: 2, buildId });
+  return summary;
+}
+
+/** Every action ordered before `id` in the graph (its dependencies, transitively) that writes outputs into the tree: all but host steps. */
+export function orderedBefore(id: string, byId: ReadonlyMap<string, Pick<GraphAction, "deps" | "host">>): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  const stack = [...(byId.get(id)?.deps ?? [])];
+  while (stack.length) {
+    const d = stack.pop()!;
+    if (seen.has(d)) continue;
+    seen.add(d);
+    const a = byId.get(d);
+    if (!a) continue;
+    if (!a.host) out.push(d);
+    // Through host steps too: what they waited for is written already, so those waits cost a map look-up.
+    stack.push(...a.deps);
+  }
+  return out;
 }
 
 /** `known`: the blobs this build saw the head's store hold, so a re-hash after a host step uploads only what changed. */
@@ -239,7 +323,7 @@ async function hashContext(root: string, o: ClientBuildOptions, known: Set<strin
   try {
     tree = await hashTree(root, { statCache: o.statCache });
   } catch (err) {
-    if (err instanceof OrionError) throw err;
+    if (err instanceof OrionError || isDiskFull(err)) throw err;
     throw new OrionError(`cannot hash ${root}: ${errorMessage(err)}`, { exitCode: ExitCode.USAGE, cause: err });
   }
   // Over the wire, more blobs in flight means fuller batches (one call each), not more calls.

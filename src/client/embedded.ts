@@ -3,7 +3,7 @@ import { makeDirSync } from "../core/fs.js";
 
 import { join } from "node:path";
 import { hostname } from "node:os";
-import { type Digest, type Logger, randomIds, systemClock, UsageError, errorMessage } from "../core/index.js";
+import { type Digest, DiskFullError, freeBytesAt, isDiskFullAt, type Logger, randomIds, systemClock, UsageError, errorMessage } from "../core/index.js";
 import { type BlobStore, createBlobStore } from "../cas/index.js";
 import { type ActionCache, SqliteActionCache } from "../cache/index.js";
 import { StatCache } from "../merkle/index.js";
@@ -47,6 +47,8 @@ export function openCacheDir(cacheDir: string): {
     try {
       return f();
     } catch (err) {
+      // A full disk is the machine's state, not a bad folder: exit 3 with the store named, not exit 2.
+      if (isDiskFullAt(err, cacheDir)) throw err instanceof DiskFullError ? err : new DiskFullError(what, cacheDir, undefined, freeBytesAt(cacheDir), err);
       if (err instanceof UsageError) throw err;
       throw new UsageError(`cannot open ${what} in ${cacheDir}: ${errorMessage(err)}`, err);
     }

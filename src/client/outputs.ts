@@ -4,7 +4,7 @@
 // independent actions in parallel, a dependent only after what it depends on.
 import { mkdir, stat, utimes } from "node:fs/promises";
 import { dirname } from "node:path";
-import { type Digest, CorruptBlobError, digestKey } from "../core/index.js";
+import { type Digest, asDiskFull, CorruptBlobError, digestKey } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
 import type { StatCache } from "../merkle/index.js";
 import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
@@ -19,6 +19,10 @@ export class OutputWriter {
   private readonly waiting: (() => void)[] = [];
   /** Output paths come from the farm: each is checked to stay inside the project before anything is written. */
   private readonly guard: OutputPathGuard;
+  /** Actions someone waits for (whenWritten) before their outputs were queued: resolved with their write once queued. */
+  private readonly awaited = new Map<string, { promise: Promise<void>; resolve(write: Promise<void>): void; reject(err: Error): void }>();
+  /** Set once no more actions will be queued (the build's events ended): why a wait for an unqueued action fails. */
+  private closed?: Error;
 
   constructor(
     private readonly store: BlobStore,
@@ -39,12 +43,51 @@ export class OutputWriter {
         try {
           for (const of of r.outputFiles) await this.writeOne(await this.guard.resolve(cwd, of.path), of.digest!, of.isExecutable);
         } catch (err) {
-          this.firstError ??= err;
+          // A full disk under the tree is named as such (a farm's store copies out as plain file writes).
+          this.firstError ??= asDiskFull(err, "the build tree", this.projectRoot);
         }
       }),
     );
     this.written.set(id, p);
     this.pending.push(p);
+    this.awaited.get(id)?.resolve(p);
+    this.awaited.delete(id);
+  }
+
+  /**
+   * Waits until the outputs of every action in `ids` are written into the tree — including actions whose
+   * outputs are not queued yet (their event is still on its way while a host step's lease already came):
+   * being reported done is not being in the tree. Rethrows the first failed write.
+   */
+  async whenWritten(ids: Iterable<string>): Promise<void> {
+    const writes: Promise<void>[] = [];
+    for (const id of ids) {
+      const queued = this.written.get(id);
+      if (queued) {
+        writes.push(queued);
+        continue;
+      }
+      if (this.closed) throw this.closed;
+      let w = this.awaited.get(id);
+      if (!w) {
+        let resolve!: (write: Promise<void>) => void;
+        let reject!: (err: Error) => void;
+        const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+        promise.catch(() => undefined); // a wait nobody awaits any more must not surface as unhandled
+        w = { promise, resolve, reject };
+        this.awaited.set(id, w);
+      }
+      writes.push(w.promise);
+    }
+    await Promise.all(writes);
+    if (this.firstError) throw this.firstError;
+  }
+
+  /** No more actions will be queued: a wait for one that never was fails with `reason` instead of hanging. */
+  close(reason: Error): void {
+    this.closed ??= reason;
+    for (const w of this.awaited.values()) w.reject(this.closed);
+    this.awaited.clear();
   }
 
   /** How many actions' outputs were queued so far (a change means the tree may have changed). */

@@ -2,6 +2,7 @@
 export * from "./digest.js";
 export * from "./clock.js";
 export * from "./errors.js";
+export * from "./disk-full.js";
 export * from "./logger.js";
 export * from "./validate.js";
 export { makeDirSync } from "./fs.js";

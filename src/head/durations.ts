@@ -1,6 +1,7 @@
 // Learned action durations (by kind and label, an moving average over builds) that order the ready queue by critical path.
 import type Database from "better-sqlite3";
 import { openDatabase } from "../core/sqlite.js";
+import { isDiskFull } from "../core/disk-full.js";
 
 export interface DurationHistory {
   /** Expected milliseconds for an action, or undefined when it never ran. */
@@ -34,7 +35,12 @@ export class SqliteDurationHistory implements DurationHistory {
     const before = this.estimate(kind, label);
     const next = before === undefined ? ms : ALPHA * ms + (1 - ALPHA) * before;
     this.known!.set(key, next);
-    this.upsert.run(key, next);
+    try {
+      this.upsert.run(key, next);
+    } catch (err) {
+      // A duration only orders the queue: a full disk costs this build's learning, never the build.
+      if (!isDiskFull(err)) throw err;
+    }
   }
 
   close(): void {

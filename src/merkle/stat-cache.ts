@@ -3,7 +3,7 @@ import { type BigIntStats, lstatSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import type Database from "better-sqlite3";
 import { openDatabase } from "../core/sqlite.js";
-import { digestOfFile, systemClock, type Clock, type Digest } from "../core/index.js";
+import { digestOfFile, isDiskFull, systemClock, type Clock, type Digest } from "../core/index.js";
 
 export interface StatCacheOptions {
   /** Files modified this recently are hashed but not recorded (default 2000 ms); see `digestOf`. */
@@ -127,9 +127,14 @@ export class StatCache {
     }
     if (this.pending.size === 0) return;
     const rows = [...this.pending];
-    this.db.transaction(() => {
-      for (const [path, r] of rows) this.upsert.run(path, r.size, r.mtime_ns, r.ino, r.hash);
-    })();
+    try {
+      this.db.transaction(() => {
+        for (const [path, r] of rows) this.upsert.run(path, r.size, r.mtime_ns, r.ino, r.hash);
+      })();
+    } catch (err) {
+      // Rows are hints: on a full disk they are lost (the next build reads those files again), the build is not.
+      if (!isDiskFull(err)) throw err;
+    }
     this.pending.clear();
   }
 

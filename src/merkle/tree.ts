@@ -5,6 +5,8 @@ import { join } from "node:path";
 import type { BlobStore } from "../cas/index.js";
 import {
   CorruptBlobError,
+  DiskFullError,
+  isDiskFull,
   OrionError,
   Status,
   UsageError,
@@ -320,6 +322,7 @@ export async function uploadTree(
   for (const [key, [d]] of [...fileByKey, ...dirByKey]) if (!options.known?.has(key)) wanted.set(key, d);
   const missing = wanted.size ? await store.findMissing([...wanted.values()]) : [];
   let uploadedBytes = 0;
+  const missingBytes = missing.reduce((n, d) => n + d.sizeBytes, 0);
   const jobs = missing.map((digest) => async () => {
     const key = digestKey(digest);
     const dir = dirByKey.get(key);
@@ -331,6 +334,9 @@ export async function uploadTree(
         await store.putFile(abs, digest);
       } catch (err) {
         if (err instanceof CorruptBlobError) throw new OrionError(`${abs} changed after it was hashed`, { cause: err });
+        // The store's disk, not this file: say how much of the upload is still to come.
+        if (err instanceof DiskFullError) throw err.needing(missingBytes - uploadedBytes);
+        if (err instanceof OrionError && isDiskFull(err)) throw err; // a remote store's full disk, in its own words
         throw new UsageError(`cannot read file ${abs}: ${errorMessage(err)}`, err);
       }
     }
