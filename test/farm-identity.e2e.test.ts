@@ -115,11 +115,16 @@ describe("result reports", () => {
     // Nor may it speak for node-a otherwise (heartbeat, lease, leave) without node-a's session.
     expect(await codeOf(b.nodeControl.leave({ nodeId: ra.nodeId, session: rb.session }))).toBe(Status.PERMISSION_DENIED);
     // The lease holder itself may report only the action's declared outputs.
-    const undeclared = a.nodeControl.reportResult({
-      nodeId: ra.nodeId, session: ra.session, leaseId: lease!.leaseId, error: "", depfile: "",
-      result: { ...forged(declared), outputFiles: ["../../x", "/tmp/x"].map((path) => ({ path, digest: scriptDigest, isExecutable: true, contents: Buffer.alloc(0) })) },
-    });
-    await expect(undeclared).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT, message: expect.stringMatching(/undeclared|does not declare.*"\.\.\/\.\.\/x".*"\/tmp\/x"/) });
+    const reportOutputs = (paths: string[]) =>
+      a.nodeControl.reportResult({
+        nodeId: ra.nodeId, session: ra.session, leaseId: lease!.leaseId, error: "", depfile: "",
+        result: { ...forged(declared), outputFiles: paths.map((path) => ({ path, digest: scriptDigest, isExecutable: true, contents: Buffer.alloc(0) })) },
+      });
+    // An absolute path is refused by the request checks at the edge; a relative one the action did not declare
+    // (climbing out, or well-formed) by the lease check.
+    await expect(reportOutputs(["/tmp/x"])).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT, message: expect.stringMatching(/"\/tmp\/x" is absolute/) });
+    // (That refusal ends the lease: the action goes back to the queue.)
+    await expect(reportOutputs(["../../x", "evil.o"])).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT, message: expect.stringMatching(/does not declare: "\.\.\/\.\.\/x", "evil\.o"/) });
     const refused = await logged(/refused a node call/);
     expect(refused.map((l) => l.call)).toEqual(expect.arrayContaining(["ReportResult", "Leave"]));
     expect(refused.every((l) => /127\.0\.0\.1/.test(String(l.peer)))).toBe(true);

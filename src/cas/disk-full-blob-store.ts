@@ -4,7 +4,7 @@
 import { stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { asDiskFull, type Digest } from "../core/index.js";
-import type { BlobStore } from "./blob-store.js";
+import type { BlobStore, FindMissingOptions } from "./blob-store.js";
 
 export class DiskFullBlobStore implements BlobStore {
   constructor(
@@ -13,8 +13,8 @@ export class DiskFullBlobStore implements BlobStore {
     private readonly dir: string,
   ) {}
 
-  findMissing(digests: readonly Digest[]): Promise<Digest[]> {
-    return this.guard(() => this.inner.findMissing(digests));
+  findMissing(digests: readonly Digest[], options?: FindMissingOptions): Promise<Digest[]> {
+    return this.guard(() => this.inner.findMissing(digests, options));
   }
 
   has(digest: Digest): Promise<boolean> {

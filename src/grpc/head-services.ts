@@ -11,8 +11,9 @@ import { unary } from "./handlers.js";
 export function nodeControlService(head: NodeControlApi, auth: Authenticator, logger?: Logger): NodeControlServer {
   const log = logger?.child({ module: "node-control" });
   /** A call the head refused as not the node's to make (a forged or mismatched report, another node's session): logged with the peer. */
-  const refusedLogged = <T>(call: grpc.ServerUnaryCall<unknown, unknown>, what: string, nodeId: string, p: Promise<T>): Promise<T> =>
-    p.catch((err: unknown) => {
+  // A thunk, so a request the edge checks refuse (they throw at once) is logged the same way.
+  const refusedLogged = <T>(call: grpc.ServerUnaryCall<unknown, unknown>, what: string, nodeId: string, f: () => Promise<T>): Promise<T> =>
+    Promise.resolve().then(f).catch((err: unknown) => {
       const code = (err as { code?: number }).code;
       if (code === Status.PERMISSION_DENIED || code === Status.INVALID_ARGUMENT) log?.warn({ peer: call.getPeer(), call: what, node: nodeId, err: errorMessage(err) }, "refused a node call");
       throw err;
@@ -20,19 +21,19 @@ export function nodeControlService(head: NodeControlApi, auth: Authenticator, lo
   return {
     // Each request is checked before it reaches the head: a refusal is INVALID_ARGUMENT naming the field (head/requests.ts).
     register: unary(auth, async (req) => head.register(checkRegister(req))),
-    heartbeat: unary(auth, async (req, call) => refusedLogged(call, "Heartbeat", req.nodeId, head.heartbeat(checkHeartbeat(req)))),
+    heartbeat: unary(auth, async (req, call) => refusedLogged(call, "Heartbeat", req.nodeId, () => head.heartbeat(checkHeartbeat(req)))),
     lease: unary(auth, async (req, call) => {
       // A node that hangs up mid-wait (stopping) must not be handed leases it will never see.
       const abort = new AbortController();
       call.on("cancelled", () => abort.abort());
-      return refusedLogged(call, "Lease", req.nodeId, head.lease(checkLease(req), abort.signal));
+      return refusedLogged(call, "Lease", req.nodeId, () => head.lease(checkLease(req), abort.signal));
     }),
     reportResult: unary(auth, async (req, call) => {
-      await refusedLogged(call, "ReportResult", req.nodeId, head.reportResult(checkReportResult(req)));
+      await refusedLogged(call, "ReportResult", req.nodeId, () => head.reportResult(checkReportResult(req)));
       return {};
     }),
     leave: unary(auth, async (req, call) => {
-      await refusedLogged(call, "Leave", req.nodeId, head.leave(checkLeave(req)));
+      await refusedLogged(call, "Leave", req.nodeId, () => head.leave(checkLeave(req)));
       return {};
     }),
   };
