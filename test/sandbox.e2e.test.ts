@@ -69,10 +69,11 @@ function leakProject(name: string): string {
 }
 
 /** Checks one hostile build: either the argv check refused -wrapper before anything ran, or the script ran confined. */
-function expectConfined(r: { exitCode: number; stderr: string }, outside: string[]): void {
+function expectConfined(r: { exitCode: number; stderr: string; events: unknown[] }, outside: string[]): void {
   for (const p of outside) expect(existsSync(p), p).toBe(false);
   expect(connections).toBe(0);
-  if (r.exitCode !== 0 && /-wrapper/.test(r.stderr) && !r.stderr.includes("REPORT")) return; // refused up front (argv checks)
+  // Refused up front by the argv policy (the head names it in the failed action's event): nothing ran.
+  if (r.exitCode !== 0 && /refused -wrapper/.test(r.stderr + JSON.stringify(r.events)) && !r.stderr.includes("REPORT")) return;
   expect(r.exitCode, r.stderr).toBe(0);
   expect(r.stderr).toContain("REPORT uid 65534");
   expect(r.stderr).not.toMatch(/REPORT uid 0\b/);

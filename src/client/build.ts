@@ -107,6 +107,8 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
     // Not from inside the event being handled: the embedded head would deliver the summary before that event.
     if (!summary) setImmediate(() => void o.head.cancelBuild(buildId).catch(() => undefined));
   };
+  /** The diagnostics of failed actions being fetched and printed: the summary waits for them. */
+  const diagnosed: Promise<unknown>[] = [];
   const finished = new Promise<Summary>((resolve, reject) => {
     const detach = o.head.watchBuild(buildId, 0, (event) => {
       if (event.type === "missing-blobs") {
@@ -129,7 +131,7 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
         const result = o.head.getResult(buildId, event.id);
         // Registered now, in event order, so a dependent's files always wait for its dependencies'.
         if (event.state !== "failed") writer.write(a.id, a.deps, a.cwd, result);
-        void result.then(async (r) => {
+        const shown = result.then(async (r) => {
           if (!r) return;
           // The compiler's own words (warnings, errors), as make would have shown them; long output comes by digest only.
           for (const [raw, digest] of [[r.stdoutRaw, r.stdoutDigest], [r.stderrRaw, r.stderrDigest]] as const) {
@@ -143,15 +145,23 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
             onDiskFull(new DiskFullError("the sandboxes", work, undefined, freeBytesAt(work)));
           }
         });
+        // A failure's diagnostics come before the summary (a farm's results arrive after their events).
+        if (event.state === "failed") diagnosed.push(shown.catch(() => undefined));
+        else void shown.catch(() => undefined);
       }
-      o.onEvent(event);
       if (event.type === "summary") {
         summary = event;
         // Every action's event came before this one: nothing a host step waits for can still be queued.
         writer.close(new OrionError("the build ended before every action a host step depends on was reported", { exitCode: ExitCode.INFRASTRUCTURE }));
-        resolve(event);
+        const last = event;
+        void Promise.all(diagnosed).then(() => {
+          o.onEvent(last);
+          resolve(last);
+        });
         queueMicrotask(() => detach());
+        return;
       }
+      o.onEvent(event);
     }, (err) => {
       writer.close(err);
       hostAbort.abort();
