@@ -81,7 +81,9 @@ describe("SqliteBlobStore", () => {
   });
 
   /** Flips one byte of a stored blob in place, keeping its mtime: the stamp check cannot see it. */
-  function flipKeepingMtime(s: SqliteBlobStore, d: Digest, at = 0): void {
+  async function flipKeepingMtime(s: SqliteBlobStore, d: Digest, at = 0): Promise<void> {
+    // Past the file system's coarse clock tick, so the flip moves ctime (what a store's own memo goes by).
+    await new Promise((r) => setTimeout(r, 20));
     const file = s.blobPath(d.hash);
     const st = fs.statSync(file);
     fs.chmodSync(file, 0o644);
@@ -101,8 +103,7 @@ describe("SqliteBlobStore", () => {
     fs.writeFileSync(dest, "old");
     // Hashed intact first (as a cache hit's look-up does): the flip after it still shows, since it moves ctime.
     expect(await s.findMissing([d], { verify: true })).toEqual([]);
-    await new Promise((r) => setTimeout(r, 20)); // past the file system's coarse clock tick
-    flipKeepingMtime(s, d, bytes.length - 1);
+    await flipKeepingMtime(s, d, bytes.length - 1);
     expect(await s.findMissing([d])).toEqual([]); // the stamp alone is fooled
     expect(await s.copyOut(d, dest, false)).toBe(false);
     expect(fs.readFileSync(dest, "utf8")).toBe("old");
@@ -125,7 +126,7 @@ describe("SqliteBlobStore", () => {
   it("never links rot into a context: materialize hashes the stored file first", async () => {
     const s = store();
     const d = await s.put(Buffer.from("int x = 1;\n"));
-    flipKeepingMtime(s, d);
+    await flipKeepingMtime(s, d);
     expect(await s.materialize(d, join(dir, "ctx", "x.c"), false)).toBe(false);
     expect(fs.existsSync(join(dir, "ctx", "x.c"))).toBe(false);
     expect(await s.has(d)).toBe(false);
@@ -135,7 +136,7 @@ describe("SqliteBlobStore", () => {
     const s = store();
     const good = await s.put(Buffer.from("good"));
     const bad = await s.put(Buffer.from("soon bad"));
-    flipKeepingMtime(s, bad);
+    await flipKeepingMtime(s, bad);
     expect(await s.findMissing([good, bad])).toEqual([]);
     expect(await s.findMissing([good, bad], { verify: true })).toEqual([bad]);
     expect(await s.findMissing([good, bad])).toEqual([bad]);
@@ -147,7 +148,7 @@ describe("SqliteBlobStore", () => {
     const intact = await s.put(Buffer.from("intact"));
     const rotten = await s.put(Buffer.from("rotten"));
     const gone = await s.put(Buffer.from("gone"));
-    flipKeepingMtime(s, rotten);
+    await flipKeepingMtime(s, rotten);
     fs.unlinkSync(s.blobPath(gone.hash));
     // A sound blob file the index lost (a crash between rename and insert), and a file that is no blob at all.
     const orphan = digestOf("orphan");

@@ -1,7 +1,7 @@
 // The local content-addressed store: verified blob files in sharded folders, indexed and LRU-evicted through SQLite.
 import { makeDirSync } from "../core/fs.js";
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, readdirSync, statSync, unlinkSync } from "node:fs";
+import { type Stats, createReadStream, readdirSync, statSync, unlinkSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type Database from "better-sqlite3";
@@ -128,9 +128,10 @@ export class SqliteBlobStore implements BlobStore {
   /** Shard folders known to exist; saves a mkdir per put. */
   private readonly shards = new Set<string>();
   /**
-   * Blobs this process hashed and found intact, by hash → the file's stamp then (inode, size, mtime, ctime). copyOut
-   * right after a cache hit's look-up copies such a blob without hashing it a second time while the stamp holds: any
-   * write, chmod or utimes moves ctime, so only rot below the file system within those moments could slip by.
+   * Blobs this process stored or hashed intact, by hash → the file's stamp then (inode, size, mtime, ctime). copyOut
+   * and materialize do not hash such a blob again while the stamp holds (a cache hit's look-up hashed it a moment ago,
+   * or an action of this build stored it): any write, chmod or utimes moves ctime, so only rot below the file system
+   * within one process's life could slip by. Another process always hashes first.
    */
   private readonly hashedIntact = new Map<string, string>();
   /** hash → last access time not yet written to the index; lost on a crash, which only skews LRU order. */
@@ -290,9 +291,8 @@ export class SqliteBlobStore implements BlobStore {
     try {
       const src = this.blobPath(digest.hash);
       const mode = executable ? 0o755 : 0o644;
-      const known = this.hashedIntact.get(digest.hash);
       // Hashed as it is copied (one read): the user's tree never receives bytes that are not the blob.
-      const copied = known !== undefined && known === stampOf(await fsp.stat(src)) ? await copyPlain(src, tmp, mode, digest) : await copyHashing(src, tmp, mode);
+      const copied = (await this.hashedSinceUntouched(digest.hash)) ? await copyPlain(src, tmp, mode, digest) : await copyHashing(src, tmp, mode);
       if (!sameDigest(copied, digest)) {
         await unlinkQuiet(tmp);
         await this.dropRotten(digest.hash, "copying it out");
@@ -340,8 +340,9 @@ export class SqliteBlobStore implements BlobStore {
         await fsp.writeFile(tmp, data, { mode: 0o555, flag: "wx" });
         await fsp.chmod(tmp, 0o555); // the umask may have narrowed the mode given to open
       } else {
-        // The link shares the stored inode, so the stored bytes are checked first: a context never holds rot.
-        if (!(await this.isIntact(digest))) return false;
+        // The link shares the stored inode, so the stored bytes are checked first (unless this process has just
+        // stored or hashed them and the file has not been touched since): a context never holds rot.
+        if (!(await this.hashedSinceUntouched(digest.hash)) && !(await this.isIntact(digest))) return false;
         try {
           await fsp.link(this.blobPath(digest.hash), tmp);
         } catch (err) {
@@ -409,22 +410,34 @@ export class SqliteBlobStore implements BlobStore {
     return false;
   }
 
+  /** Whether this process stored or hashed the blob and its file still has the stamp it had then. */
+  private async hashedSinceUntouched(hash: string): Promise<boolean> {
+    const known = this.hashedIntact.get(hash);
+    if (known === undefined) return false;
+    const st = await fsp.stat(this.blobPath(hash)).catch(() => undefined);
+    return !!st && stampOf(st) === known;
+  }
+
+  private rememberHashed(hash: string, st: { ino: number; size: number; mtimeMs: number; ctimeMs: number }): void {
+    if (this.hashedIntact.size >= HASHED_MEMO_MAX) this.hashedIntact.clear();
+    this.hashedIntact.set(hash, stampOf(st));
+  }
+
   /** Present (as isPresent says) and its bytes hash to its digest; a rotten blob is dropped. */
   private async isIntact(digest: Digest): Promise<boolean> {
     if (!(await this.isPresent(digest))) return false;
     const path = this.blobPath(digest.hash);
     let actual: Digest;
-    let stamp: string;
+    let st: Stats;
     try {
-      stamp = stampOf(await fsp.stat(path));
+      st = await fsp.stat(path);
       actual = await digestOfFile(path);
     } catch (err) {
       if (isErrno(err, "ENOENT", "ENOTDIR")) return false; // evicted meanwhile
       throw err;
     }
     if (sameDigest(actual, digest)) {
-      if (this.hashedIntact.size >= HASHED_MEMO_MAX) this.hashedIntact.clear();
-      this.hashedIntact.set(digest.hash, stamp);
+      this.rememberHashed(digest.hash, st);
       return true;
     }
     await this.dropRotten(digest.hash, "verifying it");
@@ -523,6 +536,8 @@ export class SqliteBlobStore implements BlobStore {
     }
     const st = await fsp.stat(final);
     this.stmt.insert.run(digest.hash, digest.sizeBytes, this.clock.now(), Math.floor(st.mtimeMs));
+    // Its bytes were hashed on the way in: until the file is touched, no reader of this process hashes them again.
+    this.rememberHashed(digest.hash, st);
     this.touches.delete(digest.hash);
     this.evictIfNeeded();
   }
