@@ -30,6 +30,15 @@ const PROJECT: Record<string, string> = {
 };
 const OUTPUTS = ["add.o", "mul.o", "main.o", "libcalc.a", "app"];
 
+/** A main.c that prints the same but takes gcc -O2 a second or two: the link it feeds starts well after the archive is cached. */
+function slowMain(): string {
+  const n = 150;
+  const fs = Array.from({ length: n }, (_, i) => `int f${i}(int x) { int s = 0; for (int k = 0; k < x; k++) s += (k * ${i + 3}) ^ (s >> 3); return s; }`);
+  const calls = Array.from({ length: n }, (_, i) => ` t += f${i}(sink);`);
+  return ['#include <stdio.h>', '#include "calc.h"', ...fs, "volatile int sink;", "int main(void) { int t = 0;", ...calls,
+    ' if (t == 12345) puts("x");', ' printf("%d %d\\n", add(2, 3), mul(4, 5)); return 0; }', ""].join("\n");
+}
+
 /** A pristine copy of the project at `dir` (the same absolute path each time, so keys match). */
 function pristine(dir: string): string {
   if (existsSync(dir)) for (const f of readdirSync(dir)) unlinkSync(join(dir, f));
@@ -165,6 +174,8 @@ describe("bit rot on a farm (head + node processes)", () => {
   const startNode = async (name: string) =>
     startDaemon(scratch, ["node", "--head", address, "--token", TOKEN, "--slots", "2", "--name", name, "--data-dir", join(scratch.root, name)]);
   const farmBuild = (extra: string[] = []) => orionBuild(pristine(dir), env(), ["--head", address, "--token", TOKEN, ...extra]);
+  /** A build of the tree as it is (not made pristine first). */
+  const farmBuild0 = () => orionBuild(dir, env(), ["--head", address, "--token", TOKEN]);
 
   beforeAll(async () => {
     head = await startDaemon(scratch, ["head", "--listen", "127.0.0.1:0", "--data-dir", join(scratch.root, "head"), "--token", TOKEN, "--heartbeat-ms", "200", "--node-ttl-ms", "2000"]);
@@ -195,6 +206,29 @@ describe("bit rot on a farm (head + node processes)", () => {
     expect(await runProgram(join(dir, "app"))).toBe(printed);
     expect(readFileSync(head.logFile, "utf8")).toMatch(/does not match its digest/);
   }, 60_000);
+
+  it("rot in the head's store of a build output a later link needs (after its cache hit): the client re-sends it from the tree; exit 0, right bytes", async () => {
+    // A fresh node holds nothing: the link must read libcalc.a from the head.
+    await stopDaemon(node!);
+    node = await startNode("node-c");
+    pristine(dir);
+    writeFileSync(join(dir, "main.c"), slowMain());
+    const building = farmBuild0();
+    // The archive's cache hit was verified and its file written into the tree; main.o still compiles: rot it now.
+    const archive = join(dir, "libcalc.a");
+    for (let i = 0; i < 600 && !existsSync(archive); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(existsSync(archive), "libcalc.a written from the cache").toBe(true);
+    flipKeepingMtime(blobFile(headCas(), sha256(clean.get("libcalc.a")!)));
+    const b = await building;
+    expectOk(b);
+    expect(b.stderr).toMatch(/re-sent a build output the head lost/);
+    expect(b.stderr).not.toMatch(/could not upload a lost blob again/);
+    expect(executed(b)).toEqual(expect.arrayContaining([expect.stringContaining("app")]));
+    expect(readFileSync(archive).equals(clean.get("libcalc.a")!)).toBe(true);
+    expect(await runProgram(join(dir, "app"))).toBe(printed);
+    expect(readFileSync(head.logFile, "utf8")).toMatch(/the store lost inputs of an action/);
+    expect(readFileSync(blobFile(headCas(), sha256(clean.get("libcalc.a")!))).equals(clean.get("libcalc.a")!)).toBe(true);
+  }, 90_000);
 
   it("rot in a node's store: the node drops the blob, fetches it again and re-makes its context after a restart", async () => {
     await stopDaemon(node!);

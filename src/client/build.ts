@@ -113,7 +113,7 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
     const detach = o.head.watchBuild(buildId, 0, (event) => {
       if (event.type === "missing-blobs") {
         // The head's store lost these (rot): send them again; the action waiting for them then re-runs.
-        void reuploadBlobs(o.store, root, tree, event.digests, log);
+        void reuploadBlobs(o.store, root, tree, event.digests, log, writer);
         return;
       }
       // Embedded, every store is this client's own: its full disk ends the build (on a farm, another node may have room).

@@ -23,6 +23,8 @@ export class OutputWriter {
   private readonly awaited = new Map<string, { promise: Promise<void>; resolve(write: Promise<void>): void; reject(err: Error): void }>();
   /** Set once no more actions will be queued (the build's events ended): why a wait for an unqueued action fails. */
   private closed?: Error;
+  /** Each output blob written into the tree so far, by digestKey: where it went (the head may ask for it again). */
+  private readonly inTree = new Map<string, { dest: string; digest: Digest }>();
 
   constructor(
     private readonly store: BlobStore,
@@ -101,6 +103,24 @@ export class OutputWriter {
     if (this.firstError) throw this.firstError;
   }
 
+  /**
+   * Where outputs with these digests (digestKey strings) were written into the tree, waiting up to `timeoutMs` for
+   * writes still on their way (an action's result comes before its files land). Those never written are left out.
+   */
+  async writtenOutputs(keys: readonly string[], timeoutMs: number): Promise<Map<string, { dest: string; digest: Digest }>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = new Map<string, { dest: string; digest: Digest }>();
+      for (const k of keys) {
+        const w = this.inTree.get(k);
+        if (w) found.set(k, w);
+      }
+      if (found.size === keys.length || Date.now() >= deadline || this.firstError) return found;
+      // Unref'd: a wait for an output that never comes must not keep a finished build's process alive.
+      await new Promise<void>((r) => setTimeout(r, 50).unref());
+    }
+  }
+
   private async limited(f: () => Promise<void>): Promise<void> {
     while (this.active >= this.concurrency) await new Promise<void>((r) => this.waiting.push(r));
     this.active++;
@@ -120,6 +140,7 @@ export class OutputWriter {
       if (digestKey(have) === digestKey(digest)) {
         await utimes(dest, now, now);
         this.statCache.remember(dest, await stat(dest, { bigint: true }), digest);
+        this.inTree.set(digestKey(digest), { dest, digest });
         return;
       }
     }
@@ -129,5 +150,6 @@ export class OutputWriter {
     }
     // Known content: the re-hash after the next host step need not read it back.
     this.statCache.remember(dest, await stat(dest, { bigint: true }), digest);
+    this.inTree.set(digestKey(digest), { dest, digest });
   }
 }
