@@ -285,6 +285,28 @@ describe("private sandboxes", () => {
   });
 });
 
+describe("a full disk under the sandboxes", () => {
+  // Needs root to mount a small tmpfs as the executor's work folder; skipped otherwise.
+  it("a tool that finds no room for its output is this machine's failure (exit 3, RESOURCE_EXHAUSTED, the folder named), not the project's", async (ctx) => {
+    const mnt = join(tmp, "small");
+    await fsp.mkdir(mnt);
+    const mounted = await execa("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt], { reject: false });
+    if (mounted.exitCode !== 0) ctx.skip(`cannot mount a tmpfs here: ${mounted.stderr.trim()}`);
+    try {
+      const full = new LocalExecutor({ store, workDir: mnt, workerName: "full-node" });
+      const root = await newProject({ "in.txt": "x\n" });
+      const inputRoot = await uploadDir(root);
+      const argv = ["sh", "-c", "head -c 4194304 /dev/zero > big.bin"];
+      const err = await full.execute(request(root, inputRoot, command(argv, ["big.bin"]), "other")).catch((e: unknown) => e);
+      await full.close();
+      expect(err).toMatchObject({ code: Status.RESOURCE_EXHAUSTED, exitCode: 3, message: expect.stringContaining(mnt) });
+      expect(isInfrastructureError(err)).toBe(true);
+    } finally {
+      await execa("umount", [mnt], { reject: false });
+    }
+  });
+});
+
 describe("sandbox violations", () => {
   it("refuses output paths with .. or absolute ones before running anything", async () => {
     const proj = await newProject({ "x.c": X_C });

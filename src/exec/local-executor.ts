@@ -23,6 +23,7 @@ import { rewriteDepfile, mungeMakePath } from "./depfile.js";
 import { fileKey, forEachLimit, loadInputTree, materializeTree, removeTree, sandboxViolation, type InputTree, type MaterializedTree } from "./input-root.js";
 import { cancelledError, runInProcessGroup } from "./run-process.js";
 import { sandboxUnavailable, type ActionSandbox } from "./sandbox.js";
+import { DiskFullError, freeBytesAt } from "../core/disk-full.js";
 import type { PeerHint } from "../gen/orion/v1/scheduler.js";
 
 export interface ExecRequest {
@@ -80,6 +81,9 @@ export interface LocalExecutorOptions {
 }
 
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 ** 3;
+/** What a tool prints when its write found the disk full; believed only while the sandboxes' file system is nearly full too. */
+const TOOL_SAW_FULL_DISK = /No space left on device|Disk quota exceeded/;
+const LOW_SPACE_BYTES = 16 * 1024 ** 2;
 /** Cap on captured stdout and stderr, each. */
 const MAX_STREAM_BYTES = 64 * 1024 ** 2;
 /** Contexts kept on disk however old; older ones go once idle for CONTEXT_IDLE_MS. */
@@ -325,6 +329,12 @@ export class LocalExecutor {
           throw new OrionError(`${what}: cannot run ${runArgv[0]}: no such program`, { code: Status.FAILED_PRECONDITION });
         }
         throw sandboxUnavailable(`${what}: the sandbox failed: ${line}`);
+      }
+      // A tool that found no room for its output in its private folder failed for this machine's disk, not the
+      // project: an infrastructure failure naming the folder (exit 3; on a farm, another node may have room).
+      if (run.exitCode !== 0 && TOOL_SAW_FULL_DISK.test(run.stderr.toString() + run.stdout.toString())) {
+        const free = freeBytesAt(sandbox);
+        if ((free ?? Infinity) < LOW_SPACE_BYTES) throw new DiskFullError("the sandboxes", sb, undefined, free);
       }
       const executeEnd = this.clock.now();
       log.debug("tool exited");
