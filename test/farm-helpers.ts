@@ -1,6 +1,7 @@
 // Helpers for the farm's end-to-end tests: `orion head` / `orion node` as real daemons (child processes of bin/orion).
 import { join } from "node:path";
 import { execa, type ResultPromise } from "execa";
+import { createSandbox } from "../src/exec/sandbox.js";
 import { cleanEnv, ORION_BIN, type Scratch } from "./helpers.js";
 
 export interface Daemon {
@@ -50,4 +51,21 @@ export async function stopDaemon(d: Daemon): Promise<number | undefined> {
   d.proc.kill("SIGTERM");
   const r = await d.proc;
   return r.exitCode;
+}
+
+/**
+ * Whether bubblewrap can run actions here: `unavailable` is why not ("" when it can), and `perActionLimit` whether a
+ * pids cgroup can be made per action (else a fork loop is bounded only per user). Tests skip with `unavailable`.
+ */
+export async function probeSandbox(scratch: Scratch, what: string): Promise<{ unavailable: string; perActionLimit: boolean }> {
+  try {
+    const s = await createSandbox({ probeDir: scratch.dir("probe") });
+    const perActionLimit = s.description.includes("pids cgroup");
+    await s.close();
+    return { unavailable: "", perActionLimit };
+  } catch (err) {
+    const unavailable = (err as Error).message;
+    console.warn(`${what} skipped: ${unavailable}`);
+    return { unavailable, perActionLimit: false };
+  }
 }

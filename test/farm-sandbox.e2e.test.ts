@@ -5,9 +5,8 @@ import { connect } from "node:net";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createSandbox } from "../src/exec/sandbox.js";
 import { orionBuild, Scratch, type OrionEnv } from "./helpers.js";
-import { type Daemon, startDaemon, stopDaemon } from "./farm-helpers.js";
+import { type Daemon, probeSandbox, startDaemon, stopDaemon } from "./farm-helpers.js";
 
 const scratch = new Scratch("farm-sandbox");
 const TOKEN = "farm-sandbox-e2e-token";
@@ -78,15 +77,8 @@ function project(): string {
 }
 
 beforeAll(async () => {
-  try {
-    const s = await createSandbox({ probeDir: scratch.dir("probe") });
-    perActionLimit = s.description.includes("pids cgroup");
-    await s.close();
-  } catch (err) {
-    unavailable = (err as Error).message;
-    console.warn(`farm sandbox e2e test skipped: ${unavailable}`);
-    return;
-  }
+  ({ unavailable, perActionLimit } = await probeSandbox(scratch, "farm sandbox e2e test"));
+  if (unavailable) return;
   writeFileSync(secret, "s3cret");
   head = await startDaemon(scratch, ["head", "--listen", "127.0.0.1:0", "--data-dir", join(scratch.root, "head"), "--token", TOKEN]);
   address = head.hello.grpc as string;

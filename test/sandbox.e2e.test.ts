@@ -4,9 +4,8 @@ import { createServer, type Server } from "node:net";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createSandbox } from "../src/exec/sandbox.js";
 import { orionBuild, runOrion, Scratch, type OrionEnv } from "./helpers.js";
-import { type Daemon, startDaemon, stopDaemon } from "./farm-helpers.js";
+import { type Daemon, probeSandbox, startDaemon, stopDaemon } from "./farm-helpers.js";
 
 const scratch = new Scratch("sandbox");
 const TOKEN = "sandbox-e2e-token";
@@ -88,15 +87,8 @@ function expectConfined(r: { exitCode: number; stderr: string; events: unknown[]
 }
 
 beforeAll(async () => {
-  try {
-    const s = await createSandbox({ probeDir: scratch.dir("probe") });
-    perActionLimit = s.description.includes("pids cgroup");
-    await s.close();
-  } catch (err) {
-    unavailable = (err as Error).message;
-    console.warn(`sandbox e2e tests skipped: ${unavailable}`);
-    return;
-  }
+  ({ unavailable, perActionLimit } = await probeSandbox(scratch, "sandbox e2e tests"));
+  if (unavailable) return;
   server = createServer((s) => {
     connections++;
     s.end();
