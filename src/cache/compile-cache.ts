@@ -78,6 +78,7 @@ export async function readCompileInputs(view: FileView, args: Pick<CompileArgs, 
     sources.push({ path, digest });
   }
   const forcedIncludeDigests: Digest[] = [];
+  // gcc looks for -include FILE in the cwd first; one found only along the search path is left to the compiler.
   for (const f of args.forcedIncludes) {
     const digest = await view.digestOf(view.keyPath(f));
     if (!digest) return undefined;
