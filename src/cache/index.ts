@@ -1,4 +1,4 @@
-// The cache area's public surface: compiler-argv parsing, toolchain detection, action keys and the SQLite action cache.
+// The cache area's public surface: compiler-argv parsing, toolchain detection, action keys, the compile-cache protocol and the SQLite action cache.
 export { compileNeverReads, parseCompileArgs, type CompileArgs, type CompileKind } from "./compiler-args.js";
 export {
   detectToolchain,
@@ -36,3 +36,21 @@ export {
   type ActionCache,
   type SqliteActionCacheOptions,
 } from "./action-cache.js";
+export {
+  SYSTEM_PREFIXES,
+  readCompileInputs,
+  compileKey,
+  compileProbes,
+  lookupCompiled,
+  compileManifest,
+  recordCompiled,
+  type CompileKey,
+  type CompileInputs,
+  type CompileCall,
+  type CompileCacheOptions,
+  type ProbeMemo,
+  type RecordOptions,
+  type CompileManifestOutcome,
+  type CompileRecordOutcome,
+} from "./compile-cache.js";
+export { CHANGING, type FileView, type ReadDigest } from "./file-view.js";

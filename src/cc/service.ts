@@ -2,37 +2,39 @@
 import { makeDirSync } from "../core/fs.js";
 import { randomBytes } from "node:crypto";
 import type { BigIntStats } from "node:fs";
-import { existsSync, statSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { readFile, rm, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
-import { dirname, isAbsolute, join, posix, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { type Digest, digestOf, digestOfFile, errorMessage, ExitCode, type Logger, sameDigest } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
 import {
   type ActionCache,
+  type CompileCacheOptions,
+  type CompileKey,
+  type ProbeMemo,
   type Toolchain,
-  compileLevel1Key,
-  compileLevel2Key,
+  CHANGING,
+  compileKey,
   detectToolchain,
   keyEnv,
-  keyWorkingDir,
-  lookupCompile,
-  normalizeArgv,
-  ABSENT_HEADER,
+  lookupCompiled,
+  readCompileInputs,
+  recordCompiled,
   depfileInputs,
   depfileRules,
   isAbsentHeader,
-  shadowProbes,
 } from "../cache/index.js";
 import { type DirState, DirListings, type StatCache } from "../merkle/index.js";
 import { openCacheDir } from "../client/embedded.js";
-import { ActionResult, CompileManifest, type OutputFile } from "../gen/orion/v1/remote_execution.js";
+import { ActionResult, type OutputFile } from "../gen/orion/v1/remote_execution.js";
 import { type Classification, classifyCall } from "./classify.js";
 import { defaultSelfPaths, findCompiler, notFoundReply, runCaptured } from "./compiler.js";
 import { CcStats, type CcCounter, openWithRetry } from "./stats.js";
 import type { CcFarm, FarmOutcome } from "./farm.js";
 import { appendRecord, type CallNote, callRecord } from "./record.js";
 import type { CallHandler, CompilerCall, CompilerReply } from "./types.js";
+import { changedSince, StatFileView } from "./stat-file-view.js";
 
 export interface CcServiceOptions {
   /** The cache folder: CAS, action cache, stat cache, toolchain memo and the cc counters live here. */
@@ -58,9 +60,6 @@ export interface CcServiceOptions {
   selfPaths?: string[];
 }
 
-/** Headers under these prefixes belong to the toolchain (its digest covers them), as in src/head/prepare.ts. */
-const SYSTEM_PREFIXES = ["/usr/", "/lib/", "/lib64/"];
-
 /**
  * A file changed this close to (or after) the moment the compiler was started may have changed while the
  * compiler read it; its result is then not stored (ccache's "file too new"). The margin covers the kernel's
@@ -82,26 +81,17 @@ interface Stores {
 }
 
 /** Everything a cacheable compile's look-up and store need, computed once per call. */
-interface CompileKey {
+interface CcCompile {
   exe: string;
   call: CompilerCall;
   cls: Classification;
   toolchain: Toolchain;
-  level1: string;
-  /** The search dirs as key paths (the source's dir, -iquote, -I, -isystem, -idirafter), for shadow probes. */
-  searchDirs: string[];
-  /** The sources (one for a compile, any number for -M/-MM) as key paths, absolute paths, stats and digests at key time. */
-  sources: { path: string; abs: string; stat: BigIntStats; digest: Digest }[];
-}
-
-/** A path as it enters a manifest: normalized, relative paths kept relative to the call's cwd (as the compiler resolved them), absolute ones absolute. */
-function keyPath(p: string): string {
-  const n = posix.normalize(p);
-  return n === "" ? "." : n;
-}
-
-function sortByPath<T extends { path: string }>(a: T, b: T): number {
-  return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
+  /** Its key in the compile-cache protocol: level 1, sources and search dirs as key paths. */
+  key: CompileKey;
+  /** orion cc's choices in the protocol: probes everywhere and memoized, the toolchain's own include dirs left out of manifests. */
+  options: CompileCacheOptions;
+  /** The sources (one for a compile, any number for -M/-MM): absolute paths, stats and digests at key time. */
+  sources: { abs: string; stat: BigIntStats; digest: Digest }[];
 }
 
 export class CcService implements CallHandler {
@@ -114,7 +104,7 @@ export class CcService implements CallHandler {
   /** Directory listings kept across calls: shadow probes ask hundreds of "does it exist?" per look-up. */
   private readonly dirs = new DirListings();
   /** Shadow-probe answers by (cwd, search dirs, headers), reused while the directories they came from are unchanged. */
-  private readonly probeMemo = new Map<string, { dirs: DirState[]; probes: string[] }>();
+  private readonly probeMemos = new Map<string, { dirs: DirState[]; probes: string[] }>();
   /** Farms the calls named (ORION_HEAD, with their token and CA), connected on first use; grpc-js loads only then. */
   private readonly farms = new Map<string, CcFarm>();
   /** Farms whose unavailability this process has already reported (once each: one line, not one per compile). */
@@ -171,7 +161,7 @@ export class CcService implements CallHandler {
     const subs: CompilerCall[] = at.map((i) => ({ ...call, argv: call.argv.filter((_, j) => j === i || !others.has(j)) }));
     const notes: CallNote[] = subs.map(() => ({ outcome: "uncacheable" }));
     const replies: (CompilerReply | undefined)[] = new Array(subs.length);
-    const keys: (CompileKey | undefined)[] = new Array(subs.length);
+    const keys: (CcCompile | undefined)[] = new Array(subs.length);
 
     // Look-ups first (cheap): what is left runs, each source on its own for its exact output, and ONE -M -MG pass over
     // all of them (split by rule: without -MP it writes exactly one rule per source) names what each looked for.
@@ -226,7 +216,7 @@ export class CcService implements CallHandler {
   }
 
   /** A call's key and, on a hit, its reply (counted); no key when a source or forced include cannot be read. */
-  private async lookUp(exe: string, call: CompilerCall, cls: Classification, note: CallNote): Promise<{ key?: CompileKey; hit?: CompilerReply }> {
+  private async lookUp(exe: string, call: CompilerCall, cls: Classification, note: CallNote): Promise<{ key?: CcCompile; hit?: CompilerReply }> {
     const key = await this.compileKey(exe, call, cls);
     const hit = key ? await this.lookup(key, note) : undefined;
     if (hit) {
@@ -246,7 +236,7 @@ export class CcService implements CallHandler {
 
   /** The cache path of one cacheable call; `handBack`: a call that turns out uncacheable may go back to the client. */
   private async cached(exe: string, call: CompilerCall, cls: Classification, note: CallNote, handBack: boolean): Promise<CompilerReply> {
-    let key: CompileKey | undefined;
+    let key: CcCompile | undefined;
     try {
       const found = await this.lookUp(exe, call, cls, note);
       if (found.hit) return found.hit;
@@ -323,78 +313,49 @@ export class CcService implements CallHandler {
     }
   }
 
-  /** Level 1 and what level 2 needs; undefined when the source or a forced include cannot be read (the compiler will say why). */
-  private async compileKey(exe: string, call: CompilerCall, cls: Classification): Promise<CompileKey | undefined> {
+  /** Level 1 and what level 2 needs; undefined when a source or forced include is not a readable file (the compiler will say why). */
+  private async compileKey(exe: string, call: CompilerCall, cls: Classification): Promise<CcCompile | undefined> {
     const { args } = cls;
-    const sources: CompileKey["sources"] = [];
-    for (const path of args.sources) {
-      const abs = resolve(call.cwd, path);
-      const st = await stat(abs, { bigint: true }).catch(() => undefined);
-      if (!st?.isFile()) return undefined;
-      sources.push({ path, abs, stat: st, digest: { hash: "", sizeBytes: 0 } });
-    }
-    const forced: string[] = [];
-    for (const f of args.forcedIncludes) {
-      // gcc looks for -include FILE in the cwd first; one found only along the search path is left to the compiler.
-      const abs = resolve(call.cwd, f);
-      if (!existsSync(abs)) return undefined;
-      forced.push(abs);
-    }
-    const { statCache } = this.open();
+    const view = new StatFileView(call.cwd, () => this.open().statCache);
+    const inputs = await readCompileInputs(view, args);
+    if (!inputs) return undefined;
     const toolchain = await detectToolchain(exe, { env: call.env, memoFile: join(this.o.cacheDir, "toolchains.json") });
-    const sourceDigests: Digest[] = [];
-    for (const src of sources) sourceDigests.push((src.digest = await statCache.digestOf(src.abs, src.stat)));
-    // One source (a compile): its digest, as `orion build` keys it. Several (-MM a.c b.c): the digest of their digests
-    // in argv order (argv, in the key too, says which is which).
-    const sourceDigest = sourceDigests.length === 1 ? sourceDigests[0]! : digestOf(Buffer.from(sourceDigests.map((d) => `${d.hash}/${d.sizeBytes}`).join("\n")));
-    const forcedIncludeDigests: Digest[] = [];
-    for (const abs of forced) forcedIncludeDigests.push(await statCache.digestOf(abs));
-    const level1 = compileLevel1Key({
-      toolchain: toolchain.digest,
-      argv: normalizeArgv(call.argv, toolchain),
-      // Tree paths are relative to the call's cwd, so the working dir enters as "." — or absolute when the object embeds it.
-      workingDir: keyWorkingDir(args, ".", call.cwd),
-      env: keyEnv(call.env),
-      sourceDigest,
-      forcedIncludeDigests,
+    // Tree paths are relative to the call's cwd, so the working dir enters as "." — or absolute when the object embeds it.
+    const key = compileKey(view, { toolchain: toolchain.digest, argv: call.argv, args, cwd: { key: ".", abs: call.cwd }, env: keyEnv(call.env) }, inputs);
+    const sources = inputs.sources.map(({ path, digest }) => {
+      const abs = resolve(call.cwd, path);
+      return { abs, stat: view.hashed.get(abs)!, digest };
     });
-    const sourceDirs = [...new Set(args.sources.map((p) => posix.dirname(p)))];
-    const searchDirs = [...sourceDirs, ...args.iquoteDirs, ...args.includeDirs, ...args.isystemDirs, ...args.idirafterDirs].map(keyPath);
-    return { exe, call, cls, toolchain, level1, searchDirs, sources };
+    const options = { probeOutside: true, systemIncludeDirs: toolchain.systemIncludeDirs, probeMemo: this.probeMemo(call.cwd) };
+    return { exe, call, cls, toolchain, key, options, sources };
   }
 
-  private probes(k: CompileKey, headers: string[]): string[] {
-    const memoKey = `${k.call.cwd}\0${k.searchDirs.join("\0")}\u0001${headers.join("\0")}`;
-    const memo = this.probeMemo.get(memoKey);
-    if (memo && this.dirs.unchanged(memo.dirs)) return memo.probes;
-    const session = this.dirs.session();
-    const probes = shadowProbes(headers, k.searchDirs, (p) => session.exists(resolve(k.call.cwd, p)));
-    const dirs = session.snapshot();
-    if (this.probeMemo.size >= PROBE_MEMO_MAX) this.probeMemo.clear();
-    if (dirs) this.probeMemo.set(memoKey, { dirs, probes });
-    else this.probeMemo.delete(memoKey);
-    return probes;
+  /** Shadow-probe answers of calls in `cwd`, kept while the directory listings they read are unchanged. */
+  private probeMemo(cwd: string): ProbeMemo {
+    return (key, compute) => {
+      const memoKey = `${cwd}\0${key}`;
+      const memo = this.probeMemos.get(memoKey);
+      if (memo && this.dirs.unchanged(memo.dirs)) return memo.probes;
+      const session = this.dirs.session();
+      const probes = compute((p) => session.exists(resolve(cwd, p)));
+      const dirs = session.snapshot();
+      if (this.probeMemos.size >= PROBE_MEMO_MAX) this.probeMemos.clear();
+      if (dirs) this.probeMemos.set(memoKey, { dirs, probes });
+      else this.probeMemos.delete(memoKey);
+      return probes;
+    };
   }
 
   /** A hit restores the outputs and replays stdout/stderr; undefined on a miss (or when a stored blob vanished meanwhile). */
-  private async lookup(k: CompileKey, note: CallNote): Promise<CompilerReply | undefined> {
+  private async lookup(k: CcCompile, note: CallNote): Promise<CompilerReply | undefined> {
     const { store, cache, statCache } = this.open();
     const cwd = k.call.cwd;
-    const result = await lookupCompile(
-      cache,
-      // Presence is checked where it matters, by copying each blob out below (absent → a miss): checking it first
-      // as well would cost a stat and an index read per blob on every hit.
-      { findMissing: async () => [] },
-      k.level1,
-      (h) => {
-        // A synchronous stat: ~100 headers per look-up, and a thread-pool round trip each costs more than the stat.
-        const abs = resolve(cwd, h);
-        const st = statOrUndefined(abs);
-        return st?.isFile() ? statCache.digestOf(abs, st).catch(() => undefined) : undefined;
-      },
-      (headers) => this.probes(k, headers),
-      (headers) => (note.headers = headers.filter((h) => !isAbsentHeader(h.digest)).map((h) => h.path)),
-    );
+    // Presence is checked where it matters, by copying each blob out below (absent → a miss): checking it first as well
+    // would cost a stat and an index read per blob on every hit.
+    const present = { findMissing: async () => [] };
+    const result = await lookupCompiled(k.key, new StatFileView(cwd, () => statCache), cache, present, k.options, (headers) => {
+      note.headers = headers.filter((h) => !isAbsentHeader(h.digest)).map((h) => h.path);
+    });
     if (!result) return undefined;
     const [stdout, stderr] = await Promise.all([blob(store, result.stdoutRaw, result.stdoutDigest), blob(store, result.stderrRaw, result.stderrDigest)]);
     if (!stdout || !stderr) return undefined;
@@ -411,7 +372,7 @@ export class CcService implements CallHandler {
    * A miss: with ORION_HEAD set, a compile a node can run goes to the farm; when the farm cannot take it, it compiles here
    * (said once, counted in `fallbacks`) — or, with ORION_NO_FALLBACK=1, fails with exit code 3.
    */
-  private async miss(k: CompileKey, note: CallNote, everyHeaderRules?: Promise<string | undefined>, slots?: Slots): Promise<CompilerReply> {
+  private async miss(k: CcCompile, note: CallNote, everyHeaderRules?: Promise<string | undefined>, slots?: Slots): Promise<CompilerReply> {
     const head = k.call.env.ORION_HEAD;
     if (!head || k.cls.args.kind !== "compile") return this.localMiss(k, note, everyHeaderRules, slots);
     const farmed = await this.farmMiss(k, note, head);
@@ -421,7 +382,7 @@ export class CcService implements CallHandler {
   }
 
   /** The farm's answer to a miss (`reply`), or nothing when it is compiled here — with the one line to say why (`notice`), the first time. */
-  private async farmMiss(k: CompileKey, note: CallNote, head: string): Promise<{ reply: CompilerReply } | { notice?: string }> {
+  private async farmMiss(k: CcCompile, note: CallNote, head: string): Promise<{ reply: CompilerReply } | { notice?: string }> {
     const env = k.call.env;
     // Headers changed after this point may have changed while the context was hashed: not stored (see record()).
     const tooNewNs = (BigInt(Date.now()) - TOO_NEW_MARGIN_MS) * 1_000_000n;
@@ -479,7 +440,7 @@ export class CcService implements CallHandler {
   }
 
   /** `everyHeaderRules`: for a depgen, its -M -MG rule when a batch pass computes it (undefined: not known, do not store). */
-  private async localMiss(k: CompileKey, note: CallNote, everyHeaderRules?: Promise<string | undefined>, slots?: Slots): Promise<CompilerReply> {
+  private async localMiss(k: CcCompile, note: CallNote, everyHeaderRules?: Promise<string | undefined>, slots?: Slots): Promise<CompilerReply> {
     const { args } = k.cls;
     const cwd = k.call.cwd;
     const depgen = args.kind === "depgen";
@@ -533,52 +494,47 @@ export class CcService implements CallHandler {
     return reply;
   }
 
-  /** Stores a successful compile: its outputs and diagnostics under level 2, the headers its depfile named as a manifest under level 1. */
-  /** Returns the headers it learned (present ones), or undefined when nothing was stored. */
-  private async record(k: CompileKey, reply: CompilerReply, rules: string, tooNewNs: bigint): Promise<string[] | undefined> {
+  /**
+   * Stores a successful compile (through the compile-cache protocol): its outputs and diagnostics under level 2, the
+   * headers its depfile named as a manifest under level 1. Returns the headers it learned (present ones), or undefined
+   * when nothing was stored.
+   */
+  private async record(k: CcCompile, reply: CompilerReply, rules: string, tooNewNs: bigint): Promise<string[] | undefined> {
     const { store, cache, statCache } = this.open();
     const { args } = k.cls;
     const cwd = k.call.cwd;
-    const tooNew = (st: BigIntStats): boolean => st.mtimeNs >= tooNewNs || st.ctimeNs >= tooNewNs;
-
     for (const src of k.sources) {
       const now = await stat(src.abs, { bigint: true });
       const unchanged = now.mtimeNs === src.stat.mtimeNs && now.size === src.stat.size && now.ino === src.stat.ino;
       // A source written just before the call (a configure probe's conftest.c) is hashed again: the digest the key
       // was made from, before the compiler started, must still be its content now that it has finished — so the
       // compiler read those bytes too (short of the file changing and changing back while it ran).
-      if (!unchanged || (tooNew(now) && !sameDigest(await digestOfFile(src.abs), src.digest))) {
+      if (!unchanged || (changedSince(now, tooNewNs) && !sameDigest(await digestOfFile(src.abs), src.digest))) {
         this.log.debug({ source: src.abs }, "source changed around the compile; not stored");
         return;
       }
     }
-    const sourceKeys = new Set(k.sources.map((s) => keyPath(s.path)));
-    const headers: { path: string; digest: Digest }[] = [];
-    const seen = new Set<string>();
-    for (const dep of depfileInputs(rules)) {
-      const path = keyPath(dep);
-      if (sourceKeys.has(path) || seen.has(path)) continue;
-      seen.add(path);
-      if (isAbsolute(path) && this.isSystemHeader(path, k.toolchain)) continue;
-      const abs = resolve(cwd, path);
-      const st = await stat(abs, { bigint: true }).catch(() => undefined);
-      if (!st?.isFile()) {
-        // Only a depgen's -MG pass names headers that do not exist: recorded as "must stay absent".
-        if (args.kind !== "depgen") throw new Error(`the depfile names ${path}, which is not a file`);
-        headers.push({ path, digest: ABSENT_HEADER });
-        continue;
-      }
-      if (tooNew(st)) {
-        this.log.debug({ header: abs }, "header changed around the compile; not stored");
-        return;
-      }
-      headers.push({ path, digest: await statCache.digestOf(abs, st) });
-    }
-    headers.sort(sortByPath);
+    const depgen = args.kind === "depgen";
+    const view = new StatFileView(cwd, () => statCache, tooNewNs);
+    // Only a depgen's failure reaches here (see localMiss()); its output is as reproducible as a success, and only its
+    // -MG pass names headers that do not exist: recorded as "must stay absent".
+    const outcome = await recordCompiled(k.key, view, cache, depfileInputs(rules), () => this.resultOf(k, reply, store), {
+      ...k.options,
+      absentHeaders: depgen,
+      storeFailure: depgen,
+    });
+    if (!("notStored" in outcome)) return outcome.headers.filter((h) => !isAbsentHeader(h.digest)).map((h) => h.path);
+    if (outcome.notStored === "missing") throw new Error(`the depfile names ${outcome.path}, which is not a file`);
+    if (outcome.notStored === CHANGING) this.log.debug({ header: resolve(cwd, outcome.path) }, "header changed around the compile; not stored");
+    return undefined;
+  }
 
+  /** A compile's result: its outputs put in the store, its diagnostics inline. */
+  private async resultOf(k: CcCompile, reply: CompilerReply, store: BlobStore): Promise<ActionResult> {
+    const { args } = k.cls;
     const outputFiles: OutputFile[] = [];
     const put = async (path: string): Promise<void> => {
-      const digest = await store.putFile(resolve(cwd, path));
+      const digest = await store.putFile(resolve(k.call.cwd, path));
       outputFiles.push({ path, digest, isExecutable: false, contents: Buffer.alloc(0) });
     };
     if (args.kind === "depgen") {
@@ -587,7 +543,7 @@ export class CcService implements CallHandler {
       await put(args.output!);
       if (args.depfile) await put(args.depfile.path);
     }
-    const result = ActionResult.fromPartial({
+    return ActionResult.fromPartial({
       outputFiles,
       exitCode: reply.exitCode,
       stdoutRaw: reply.stdout,
@@ -595,14 +551,6 @@ export class CcService implements CallHandler {
       stderrRaw: reply.stderr,
       stderrDigest: digestOf(reply.stderr),
     });
-    // Only a depgen's failure reaches here (see miss()); its output is as reproducible as a success.
-    cache.putResult(compileLevel2Key(k.level1, headers, this.probes(k, headers.map((h) => h.path))), result, { storeFailure: args.kind === "depgen" });
-    cache.addManifest(k.level1, CompileManifest.fromPartial({ headers }));
-    return headers.filter((h) => !isAbsentHeader(h.digest)).map((h) => h.path);
-  }
-
-  private isSystemHeader(abs: string, toolchain: Toolchain): boolean {
-    return SYSTEM_PREFIXES.some((p) => abs.startsWith(p)) || toolchain.systemIncludeDirs.some((d) => abs.startsWith(d.endsWith("/") ? d : `${d}/`));
   }
 }
 
@@ -653,14 +601,6 @@ function depgenEveryHeaderArgv(argv: readonly string[]): string[] {
   }
   out.push("-M", "-MG");
   return out;
-}
-
-function statOrUndefined(abs: string): BigIntStats | undefined {
-  try {
-    return statSync(abs, { bigint: true, throwIfNoEntry: false });
-  } catch {
-    return undefined; // ENOTDIR, EACCES: not a header the compiler could read either
-  }
 }
 
 /** The masquerade dir the launcher names (ORION_MASQUERADE_DIR): never searched for the real compiler. */

@@ -148,3 +148,17 @@ describe("the argv policy at the head", () => {
     expect(isInfrastructureError(err)).toBe(false);
   });
 });
+
+describe("a compile's manifest at the head", () => {
+  it("keys a header outside the tree by its external digest and leaves the toolchain's out", async () => {
+    const external = new Map([["/opt/x/x.h", digestOf("x 1")]]);
+    const deps = { store, cache, externalDigest: async (p: string) => external.get(p) };
+    const argv = ["/usr/bin/cc", "-c", "net.c", "-o", "net.o"]; // net.c says #include "/opt/x/x.h"
+    const first = await prepareAction(compile(argv), view(), deps);
+    await recordResult(compile(argv), first, await result(), "net.o: net.c net.h /opt/x/x.h /usr/include/stdio.h\n", view(), deps);
+    expect(cache.getManifests(first.level1!)[0]?.headers.map((h) => h.path)).toEqual(["/opt/x/x.h", "deps/hiredis/net.h"]);
+    expect((await prepareAction(compile(argv), view(), deps)).cached).toBeDefined();
+    external.set("/opt/x/x.h", digestOf("x 2"));
+    expect((await prepareAction(compile(argv), view(), deps)).cached).toBeUndefined();
+  });
+});

@@ -7,30 +7,28 @@ import { type Digest, digestKey, digestOfMessage, parseDigestKey } from "../core
 import type { BlobStore } from "../cas/index.js";
 import {
   type ActionCache,
+  type CompileCacheOptions,
+  type CompileKey,
+  compileKey,
   compileNeverReads,
-  compileLevel1Key,
-  compileLevel2Key,
-  keyWorkingDir,
   linkKey,
-  lookupCompile,
+  lookupCompiled,
   lookupValid,
   normalizeArgv,
   parseCompileArgs,
   parseDepfile,
+  readCompileInputs,
+  recordCompiled,
   resolveLibraries,
-  shadowProbes,
 } from "../cache/index.js";
 import { buildTree, type PruneMemo, pruneTree } from "../merkle/index.js";
 import { ArgvRefusedError, commandRefusal, toolFamily } from "../exec/argv-policy.js";
-import {
-  Action,
-  type ActionResult,
-  Command,
-  CompileManifest,
-  Directory,
-} from "../gen/orion/v1/remote_execution.js";
+import { Action, type ActionResult, Command, Directory } from "../gen/orion/v1/remote_execution.js";
 import type { GraphAction } from "../gen/orion/v1/scheduler.js";
-import { type ContextEntry, type ContextIndex, toTreePath } from "./context-index.js";
+import { type BuildView, buildFileView, lookupFile } from "./build-file-view.js";
+import { toTreePath } from "./context-index.js";
+
+export type { BuildView } from "./build-file-view.js";
 
 export interface PrepareDeps {
   store: BlobStore;
@@ -41,15 +39,6 @@ export interface PrepareDeps {
   pruneMemo?: PruneMemo;
 }
 
-/** What the head knows of one build while preparing its actions. */
-export interface BuildView {
-  projectRoot: string;
-  context: ContextIndex;
-  /** Outputs of this build's finished actions, by tree path (newer than the context). */
-  produced: Map<string, ContextEntry>;
-  noCache: boolean;
-}
-
 export interface Prepared {
   command: Command;
   action: Action;
@@ -57,10 +46,8 @@ export interface Prepared {
   inputRoot: Digest;
   /** Compile: the level-1 key its manifests hang off. */
   level1?: string;
-  /** Compile: its search dirs as tree paths (the source's dir, -iquote, -I, -isystem, -idirafter), for shadow probes. */
-  searchDirs?: string[];
-  /** Compile: the source's tree path (left out of the manifest). */
-  source?: string;
+  /** Compile: its key (level 1, its source, its search dirs as tree paths) for the compile-cache protocol. */
+  compile?: CompileKey;
   /** Archive/link: the action-cache key. */
   key?: string;
   /** Archive/link: the blobs of its small input root (where they live decides which peers a node asks). */
@@ -69,102 +56,95 @@ export interface Prepared {
   cached?: ActionResult;
 }
 
-/** Headers under these prefixes belong to the toolchain (its digest covers them); hashing them per look-up would cost a stat each. */
-const SYSTEM_PREFIXES = ["/usr/", "/lib/", "/lib64/"];
+/** The head's choices in the compile-cache protocol: probes stay inside the build's tree (outside, each would cost a stat). */
+const HEAD_COMPILE_CACHE: CompileCacheOptions = { probeOutside: false };
 
-export function lookupFile(view: BuildView, treePath: string): ContextEntry | undefined {
-  return view.produced.get(treePath) ?? view.context.file(treePath);
+/** An action's input root and, when it may be cached, its key. */
+interface Keyed {
+  inputRoot: Digest;
+  cacheable: boolean;
+  compile?: CompileKey;
+  key?: string;
+  inputBlobs?: Digest[];
 }
 
 export async function prepareAction(a: GraphAction, view: BuildView, deps: PrepareDeps): Promise<Prepared> {
   const cwdAbs = a.cwd ? posix.join(view.projectRoot, a.cwd) : view.projectRoot;
   await checkArgvPolicy(a, view, deps, cwdAbs);
-  const command: Command = {
+  const command = commandOf(a);
+  const env = command.environmentVariables.map((e) => [e.name, e.value] as [string, string]);
+  const keyed = a.kind === "compile" ? await keyCompile(a, env, view, deps, cwdAbs) : await keyArchiveOrLink(a, env, view, deps, cwdAbs);
+  // Named, not stored: a lease carries its Command inline, so the store never needs the blob.
+  const commandDigest = digestOfMessage(Command, command);
+  const action: Action = {
+    commandDigest,
+    inputRootDigest: keyed.inputRoot,
+    timeout: undefined,
+    doNotCache: !keyed.cacheable,
+    salt: Buffer.alloc(0),
+    platform: command.platform,
+  };
+  const { inputRoot, compile, key, inputBlobs } = keyed;
+  const prepared: Prepared = { command, action, actionDigest: digestOfMessage(Action, action), inputRoot, level1: compile?.level1, compile, key, inputBlobs };
+  if (keyed.cacheable) prepared.cached = await lookup(a, prepared, view, deps);
+  return prepared;
+}
+
+function commandOf(a: GraphAction): Command {
+  return {
     arguments: a.arguments,
     environmentVariables: [...a.environmentVariables].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0)),
     workingDirectory: a.cwd,
     outputPaths: a.outputs.map((o) => posix.relative(a.cwd || ".", o)),
     platform: { properties: [{ name: "toolchain", value: a.toolchain }] },
   };
-  const env = command.environmentVariables.map((e) => [e.name, e.value] as [string, string]);
-  const argvForKey = normalizeArgv(a.arguments, { digest: a.toolchain });
-  let inputRoot: Digest;
-  let level1: string | undefined;
-  let searchDirs: string[] | undefined;
-  let source: string | undefined;
-  let key: string | undefined;
-  let inputBlobs: Digest[] | undefined;
+}
+
+/** A compile runs against the whole context and is keyed in two levels (the compile-cache protocol). */
+async function keyCompile(a: GraphAction, env: [string, string][], view: BuildView, deps: PrepareDeps, cwdAbs: string): Promise<Keyed> {
+  const inputRoot = await compileInputRoot(view, deps);
+  if (view.noCache) return { inputRoot, cacheable: false };
+  // `cc -c x.c` writes x.o in its cwd: as cacheable as with `-o x.o` (the executor spells the -o out).
+  const args = parseCompileArgs(a.arguments, { implicitOutput: true });
+  const source = args.sources[0];
+  // A source outside the project tree is not cached.
+  if (!args.cacheable || source === undefined || toTreePath(view.projectRoot, a.cwd, source) === undefined) return { inputRoot, cacheable: false };
+  const files = buildFileView(view, a.cwd, deps.externalDigest);
+  // Keyed by its first source, as ever (a cacheable compile has exactly one).
+  const keyArgs = { ...args, sources: [source] };
+  const inputs = await readCompileInputs(files, keyArgs);
+  if (!inputs) return { inputRoot, cacheable: false };
+  const call = { toolchain: a.toolchain, argv: a.arguments, args: keyArgs, cwd: { key: a.cwd, abs: cwdAbs }, env };
+  return { inputRoot, cacheable: true, compile: compileKey(files, call, inputs) };
+}
+
+/** Archives and links read exactly what their argv names (plus -l libraries): a small input root, one key. */
+async function keyArchiveOrLink(a: GraphAction, env: [string, string][], view: BuildView, deps: PrepareDeps, cwdAbs: string): Promise<Keyed> {
   let cacheable = !view.noCache;
-
-  if (a.kind === "compile") {
-    inputRoot = await compileInputRoot(view, deps);
-    // `cc -c x.c` writes x.o in its cwd: as cacheable as with `-o x.o` (the executor spells the -o out).
-    const args = parseCompileArgs(a.arguments, { implicitOutput: true });
-    source = args.sources[0] !== undefined ? toTreePath(view.projectRoot, a.cwd, args.sources[0]) : undefined;
-    const sourceEntry = source !== undefined ? lookupFile(view, source) : undefined;
-    if (!args.cacheable || !sourceEntry) cacheable = false;
-    if (cacheable && sourceEntry) {
-      const forced: Digest[] = [];
-      for (const f of args.forcedIncludes) {
-        const d = await fileDigest(view, deps, a.cwd, f);
-        if (!d) cacheable = false;
-        else forced.push(d);
-      }
-      searchDirs = [posix.dirname(args.sources[0]!), ...args.iquoteDirs, ...args.includeDirs, ...args.isystemDirs, ...args.idirafterDirs]
-        .map((d) => toTreePath(view.projectRoot, a.cwd, d))
-        .filter((d): d is string => d !== undefined);
-      level1 = compileLevel1Key({
-        toolchain: a.toolchain,
-        argv: argvForKey,
-        workingDir: keyWorkingDir(args, a.cwd, cwdAbs),
-        env,
-        sourceDigest: sourceEntry.digest,
-        forcedIncludeDigests: forced,
-      });
+  const files = new Map<string, { digest: Digest; executable: boolean }>();
+  const keyInputs: { path: string; digest: Digest }[] = [];
+  for (const input of a.inputs) {
+    const entry = lookupFile(view, input);
+    if (!entry) {
+      cacheable = false;
+      continue;
     }
-  } else {
-    // Archives and links read exactly what their argv names (plus -l libraries).
-    const files = new Map<string, { digest: Digest; executable: boolean }>();
-    const keyInputs: { path: string; digest: Digest }[] = [];
-    for (const input of a.inputs) {
-      const entry = lookupFile(view, input);
-      if (!entry) {
-        cacheable = false;
-        continue;
-      }
-      files.set(input, entry);
-      keyInputs.push({ path: input, digest: entry.digest });
-    }
-    for (const lib of resolveLibraries(a.arguments, cwdAbs, [])) {
-      const tp = toTreePath(view.projectRoot, "", lib);
-      const entry = tp !== undefined ? lookupFile(view, tp) : undefined;
-      const digest = entry?.digest ?? (await deps.externalDigest(lib));
-      if (tp !== undefined && entry) files.set(tp, entry);
-      if (digest) keyInputs.push({ path: tp ?? lib, digest });
-      else cacheable = false;
-    }
-    const tree = buildTree(files);
-    await putDirectories(deps.store, tree.directories);
-    inputRoot = tree.root;
-    inputBlobs = [...files.values()].map((f) => f.digest);
-    if (cacheable) {
-      key = linkKey({ toolchain: a.toolchain, argv: argvForKey, workingDir: a.cwd, env, inputs: keyInputs });
-    }
+    files.set(input, entry);
+    keyInputs.push({ path: input, digest: entry.digest });
   }
-
-  // Named, not stored: a lease carries its Command inline, so the store never needs the blob.
-  const commandDigest = digestOfMessage(Command, command);
-  const action: Action = {
-    commandDigest,
-    inputRootDigest: inputRoot,
-    timeout: undefined,
-    doNotCache: !cacheable,
-    salt: Buffer.alloc(0),
-    platform: command.platform,
-  };
-  const prepared: Prepared = { command, action, actionDigest: digestOfMessage(Action, action), inputRoot, level1, searchDirs, source, key, inputBlobs };
-  if (cacheable) prepared.cached = await lookup(prepared, view, deps);
-  return prepared;
+  for (const lib of resolveLibraries(a.arguments, cwdAbs, [])) {
+    const tp = toTreePath(view.projectRoot, "", lib);
+    const entry = tp !== undefined ? lookupFile(view, tp) : undefined;
+    const digest = entry?.digest ?? (await deps.externalDigest(lib));
+    if (tp !== undefined && entry) files.set(tp, entry);
+    if (digest) keyInputs.push({ path: tp ?? lib, digest });
+    else cacheable = false;
+  }
+  const tree = buildTree(files);
+  await putDirectories(deps.store, tree.directories);
+  const argv = normalizeArgv(a.arguments, { digest: a.toolchain });
+  const key = cacheable ? linkKey({ toolchain: a.toolchain, argv, workingDir: a.cwd, env, inputs: keyInputs }) : undefined;
+  return { inputRoot: tree.root, cacheable, key, inputBlobs: [...files.values()].map((f) => f.digest) };
 }
 
 /**
@@ -191,24 +171,10 @@ export function compileInputRoot(view: BuildView, deps: PrepareDeps): Promise<Di
   return view.context.compileRoot(() => pruneTree(deps.store, view.context.root, compileNeverReads, deps.pruneMemo).catch(() => view.context.root));
 }
 
-async function lookup(p: Prepared, view: BuildView, deps: PrepareDeps): Promise<ActionResult | undefined> {
+async function lookup(a: GraphAction, p: Prepared, view: BuildView, deps: PrepareDeps): Promise<ActionResult | undefined> {
   if (p.key) return lookupValid(deps.cache, deps.store, p.key);
-  if (!p.level1) return undefined;
-  return lookupCompile(
-    deps.cache,
-    deps.store,
-    p.level1,
-    (h) => (posix.isAbsolute(h) ? deps.externalDigest(h) : lookupFile(view, h)?.digest),
-    (headers) => probes(p, view, headers),
-  );
-}
-
-function probes(p: Prepared, view: BuildView, headers: string[]): string[] {
-  return shadowProbes(
-    headers.filter((h) => !posix.isAbsolute(h)),
-    p.searchDirs ?? [],
-    (path) => view.context.file(path) !== undefined,
-  );
+  if (!p.compile) return undefined;
+  return lookupCompiled(p.compile, buildFileView(view, a.cwd, deps.externalDigest), deps.cache, deps.store, HEAD_COMPILE_CACHE);
 }
 
 /** Stores a successful result under its key; a compile also records the manifest of headers its depfile named. */
@@ -225,38 +191,9 @@ export async function recordResult(
     deps.cache.putResult(p.key, result);
     return;
   }
-  if (!p.level1 || depfile === undefined) return;
-  const source = p.source;
-  const headers: { path: string; digest: Digest }[] = [];
-  const seen = new Set<string>();
-  for (const dep of parseDepfile(depfile).deps) {
-    const tp = toTreePath(view.projectRoot, a.cwd, dep);
-    if (tp === source) continue;
-    let path: string;
-    let digest: Digest | undefined;
-    if (tp !== undefined) {
-      path = tp;
-      // The context the compile ran against, not the tree now: the manifest must say what was read.
-      digest = view.context.file(tp)?.digest;
-    } else {
-      path = posix.resolve(view.projectRoot, a.cwd, dep);
-      if (SYSTEM_PREFIXES.some((s) => path.startsWith(s))) continue;
-      digest = await deps.externalDigest(path);
-    }
-    if (!digest) return; // a header we cannot name by content: never cache what we cannot key
-    if (seen.has(path)) continue;
-    seen.add(path);
-    headers.push({ path, digest });
-  }
-  headers.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
-  deps.cache.putResult(compileLevel2Key(p.level1, headers, probes(p, view, headers.map((h) => h.path))), result);
-  deps.cache.addManifest(p.level1, CompileManifest.fromPartial({ headers }));
-}
-
-async function fileDigest(view: BuildView, deps: PrepareDeps, cwd: string, p: string): Promise<Digest | undefined> {
-  const tp = toTreePath(view.projectRoot, cwd, p);
-  if (tp !== undefined) return lookupFile(view, tp)?.digest;
-  return deps.externalDigest(posix.resolve(view.projectRoot, cwd, p));
+  if (!p.compile || depfile === undefined) return;
+  // One compile's depfile: the headers of its first rule's target. A header that cannot be named by content leaves it unstored.
+  await recordCompiled(p.compile, buildFileView(view, a.cwd, deps.externalDigest), deps.cache, parseDepfile(depfile).deps, result, HEAD_COMPILE_CACHE);
 }
 
 async function putDirectories(store: BlobStore, directories: Map<string, Directory>): Promise<void> {
