@@ -1,5 +1,5 @@
-// The farm executor's warm-up (the input chain's queue): one root at a time, the latest first, a superseded one dropped — and every
-// root waiting or in progress told to the head as held, so it is not named again.
+// The farm executor's warm-up, through its input chain's queue: one root at a time, the latest first, a superseded
+// one dropped — and every root waiting or in progress told to the head as held, so it is not named again.
 import { describe, expect, it } from "vitest";
 import type { BlobStore } from "../cas/index.js";
 import type { Digest } from "../core/index.js";

@@ -323,27 +323,4 @@ describe("InputChain: local store, peers, head tar stream, head blob by blob", (
     // The head reads that text in the node's report as lost inputs.
     expect(isMissingInputs(err.message)).toBe(true);
   });
-
-  it("warms one root at a time, the latest first, each told as held until it is done", async () => {
-    const chain = new InputChain({ local });
-    const started: string[] = [];
-    const finish: (() => void)[] = [];
-    const make = (r: Digest) => {
-      started.push(r.hash[0]!);
-      return new Promise<void>((resolve) => finish.push(resolve));
-    };
-    const root = (tag: string): Digest => ({ hash: tag.padEnd(64, "0"), sizeBytes: 1 });
-    chain.warm(root("a"), [], make);
-    chain.warm(root("b"), [], make);
-    chain.warm(root("c"), [], make);
-    await new Promise((r) => setTimeout(r, 0));
-    expect(started).toEqual(["a"]);
-    expect(chain.warmingUp().map((h) => h[0]).sort()).toEqual(["a", "c"]);
-    finish.shift()!();
-    await new Promise((r) => setTimeout(r, 0));
-    expect(started).toEqual(["a", "c"]);
-    finish.shift()!();
-    await new Promise((r) => setTimeout(r, 0));
-    expect(chain.warmingUp()).toEqual([]);
-  });
 });

@@ -1,7 +1,8 @@
-// Peer-to-peer inputs (DESIGN.md, source context): before a node runs an action whose inputs it lacks, it
-// asks the peers its lease names — nodes holding the action's input root, or the objects a link reads,
-// because they made them — and keeps the head for whatever they cannot give. Every blob received is checked
-// against its digest before it is stored; a peer that fails or sends bad bytes is skipped for a while.
+// The input chain's peers stage (input-chain.ts; DESIGN.md, source context): before a node runs an action
+// whose inputs it lacks, it asks the peers its lease names — nodes holding the action's input root, or the
+// objects a link reads, because they made them — and keeps the head for whatever they cannot give. Every blob
+// received is checked against its digest before it is stored; a peer that fails or sends bad bytes is skipped
+// for a while.
 import type { BlobStore } from "../cas/index.js";
 import { CorruptBlobError, type Digest, type Logger, errorMessage } from "../core/index.js";
 import type { InputTree } from "../exec/index.js";

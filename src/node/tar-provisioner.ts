@@ -1,6 +1,6 @@
-// A farm node's first provisioning of a source context: when the node holds (almost) none of a tree's
-// bytes, it asks its head for the whole tree as one tar stream instead of one read per blob, and
-// extracts it into its own store — each file checked against its digest, escaping entries refused.
+// The input chain's head-tar stage (input-chain.ts): when the node holds (almost) none of a tree's bytes, it
+// asks its head for the whole tree as one tar stream instead of one read per blob, and extracts it into its
+// own store — each file checked against its digest, escaping entries refused.
 import type { BlobStore } from "../cas/index.js";
 import { type Digest, type Logger, digestKey, errorMessage } from "../core/index.js";
 import type { InputTree } from "../exec/index.js";
