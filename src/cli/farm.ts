@@ -9,12 +9,12 @@ import { join } from "node:path";
 import { type Digest, ExitCode, type Logger, OrionError, UsageError, errorMessage, randomIds, systemClock } from "../core/index.js";
 import { createRootLogger } from "../core/logger.js";
 import { parseAddress } from "../core/address.js";
-import { createBlobStore, DEFAULT_MAX_BYTES, readThrough } from "../cas/index.js";
+import { createBlobStore, DEFAULT_MAX_BYTES } from "../cas/index.js";
 import { openCacheDir } from "../client/embedded.js";
 import { Head, SqliteDurationHistory } from "../head/index.js";
 import { MAX_SLOTS, nodeNameProblem } from "../head/requests.js";
-import { FarmExecutor, Node, PeerFetcher, TarProvisioner, detectNodeToolchains, parseToolchainSpec } from "../node/index.js";
-import { LocalExecutor, createSandbox, loadInputTree, type ActionSandbox } from "../exec/index.js";
+import { FarmExecutor, InputChain, Node, detectNodeToolchains, parseToolchainSpec } from "../node/index.js";
+import { LocalExecutor, createSandbox, type ActionSandbox } from "../exec/index.js";
 import { clientTlsProblem, type ConnectOptions, connectFarm, type FarmConnection, type GrpcBlobStore, startFarmServer, startPeerBlobServer } from "../grpc/index.js";
 
 export const DEFAULT_HEAD = "127.0.0.1:50050";
@@ -323,7 +323,9 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   const peerTls = clientTls(auth);
   const conn = await connect(headAddress, auth, true);
   const local = createBlobStore({ dir: join(dataDir, "cas"), logger });
-  const store = readThrough(local, conn.blobs);
+  // The node's inputs in one fixed order: its own store, the peers a lease names, the head (a tar stream, then blob by blob).
+  const inputs = new InputChain({ local, head: conn.blobs, peer: (address) => peers.blobs(address), logger });
+  const store = inputs.store;
   // Peers read this node's own store (never through to the head: each asks the head itself).
   if (auth.tlsCa && !tls) logger.warn("--tls-ca without --tls-cert: this node serves its blobs in plaintext, which peers reaching it over TLS cannot read; they fetch from the head instead");
   const blobServer = await startPeerBlobServer({ store: local, listen, nodeToken: token, tls, tmpDir: join(dataDir, "tmp"), logger }).catch((err) => {
@@ -339,15 +341,12 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   }
   // A peer that stops answering is given up on after 20 s per read (a minute for a whole tree): the head covers.
   const peers = new PeerConnections({ token, ...peerTls, readTimeoutMs: 20_000 });
-  // A context the node holds (almost) nothing of comes as one tar stream from the head, not blob by blob.
-  const provisioner = new TarProvisioner({ local, source: conn.blobs });
-  const executor = new LocalExecutor({ store, workDir: join(dataDir, "work"), workerName: identity.name, logger, provisioner, sandbox: async () => sandbox });
-  const peerFetcher = new PeerFetcher({ local, tree: (root) => loadInputTree(store, root), connect: (address) => peers.blobs(address), logger });
+  const executor = new LocalExecutor({ store, workDir: join(dataDir, "work"), workerName: identity.name, logger, inputs, sandbox: async () => sandbox });
   const node = new Node({
     name: identity.name,
     slots: o.slots ?? availableParallelism(),
     head: conn.nodeControl,
-    executor: new FarmExecutor({ inner: executor, toolchains, local: store, remote: conn.blobs, peers: peerFetcher }),
+    executor: new FarmExecutor({ inner: executor, toolchains, local: store, remote: conn.blobs, inputs }),
     logger,
     toolchains,
     instanceId: identity.instanceId,
@@ -376,7 +375,7 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   await blobServer.close();
   peers.close();
   // Where this node's inputs came from over its life: peers, the head blob by blob, the head as tar streams.
-  logger.info({ peers: peerFetcher.stats, head: store.fetched, headTar: provisioner.stats }, "inputs received");
+  logger.info(inputs.stats(), "inputs received");
   conn.close();
   store.close();
   removePid();

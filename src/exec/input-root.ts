@@ -3,7 +3,7 @@ import * as fsp from "node:fs/promises";
 import { join, posix } from "node:path";
 import type { BlobStore } from "../cas/blob-store.js";
 import { EMPTY_DIGEST, ExitCode, OrionError, Status, digestKey, type Digest } from "../core/index.js";
-import { Directory } from "../gen/orion/v1/remote_execution.js";
+import { type DirectoryCache, loadTree, MISSING_FROM_STORE } from "../merkle/index.js";
 
 /** A flattened input root; every path is relative to the root and uses "/". */
 export interface InputTree {
@@ -23,62 +23,23 @@ export function sandboxViolation(message: string): OrionError {
   return new OrionError(message, { exitCode: ExitCode.BUILD_FAILED, code: Status.PERMISSION_DENIED });
 }
 
-function checkName(name: string, where: string): void {
-  if (name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\0")) {
-    throw sandboxViolation(`input root entry ${JSON.stringify(name)} in ${where || "/"} is not a plain file name`);
-  }
-}
-
-/** Reads every Directory blob under `root` and flattens the tree, validating names and symlinks. */
-export async function loadInputTree(store: BlobStore, root: Digest): Promise<InputTree> {
-  const tree: InputTree = { dirs: [], files: [], symlinks: [] };
-  // Breadth-first, one level at a time, so sibling Directory blobs are fetched concurrently.
-  let level: { path: string; digest: Digest }[] = [{ path: "", digest: root }];
-  while (level.length > 0) {
-    const decoded = await Promise.all(level.map(async (d) => ({ ...d, dir: await readDirectory(store, d.digest) })));
-    const next: { path: string; digest: Digest }[] = [];
-    for (const { path, dir } of decoded) {
-      const seen = new Set<string>();
-      const claim = (name: string) => {
-        checkName(name, path);
-        if (seen.has(name)) throw sandboxViolation(`input root entry ${join(path, name)} is listed twice`);
-        seen.add(name);
-        return path ? `${path}/${name}` : name;
-      };
-      for (const f of dir.files) {
-        if (!f.digest) throw new OrionError(`input root file ${join(path, f.name)} has no digest`);
-        tree.files.push({ path: claim(f.name), digest: f.digest, executable: f.isExecutable });
-      }
-      for (const d of dir.directories) {
-        if (!d.digest) throw new OrionError(`input root directory ${join(path, d.name)} has no digest`);
-        const p = claim(d.name);
-        tree.dirs.push(p);
-        next.push({ path: p, digest: d.digest });
-      }
-      for (const s of dir.symlinks) tree.symlinks.push({ path: claim(s.name), target: s.target });
-    }
-    level = next;
-  }
+/**
+ * An input root's tree as a node materializes it, read with the one Merkle loader (merkle's loadTree: names checked,
+ * a missing Directory is NOT_FOUND and says MISSING_FROM_STORE). `cache` keeps Directory messages across roots.
+ */
+export async function loadInputTree(store: BlobStore, root: Digest, options: { cache?: DirectoryCache } = {}): Promise<InputTree> {
+  const loaded = await loadTree(store, root, options);
+  const tree: InputTree = {
+    // Breadth-first: parents before children.
+    dirs: [...loaded.dirDigests.keys()].filter((p) => p !== ""),
+    files: [...loaded.files].map(([path, f]) => ({ path, digest: f.digest, executable: f.executable })),
+    symlinks: [...loaded.symlinks].map(([path, target]) => ({ path, target })),
+  };
   // A symlink that leaves the root (or loops) is left out, never followed: the action sees a
   // missing file there, as it would on a machine without that target, and the sandbox stays whole.
   const escaping = new Set(escapingSymlinks(tree));
   if (escaping.size) tree.symlinks = tree.symlinks.filter((s) => !escaping.has(s.path));
   return tree;
-}
-
-async function readDirectory(store: BlobStore, digest: Digest): Promise<Directory> {
-  const data = await store.get(digest);
-  if (!data) {
-    // The client or the head should have uploaded it; another node may hold it, so this is worth a retry.
-    throw new OrionError(`input root directory ${digestKey(digest)} is missing from the store`, {
-      code: Status.FAILED_PRECONDITION,
-    });
-  }
-  try {
-    return Directory.decode(data);
-  } catch (err) {
-    throw new OrionError(`input root directory ${digestKey(digest)} is not a Directory message`, { cause: err });
-  }
 }
 
 /**
@@ -174,7 +135,7 @@ export async function materializeTree(
   });
   if (missing.length) {
     const more = missing.length > 1 ? ` and ${missing.length - 1} more` : "";
-    throw new OrionError(`input ${missing[0]!.path} (${digestKey(missing[0]!.digest)})${more} missing from the store`, {
+    throw new OrionError(`input ${missing[0]!.path} (${digestKey(missing[0]!.digest)})${more} ${MISSING_FROM_STORE}`, {
       code: Status.FAILED_PRECONDITION,
     });
   }

@@ -10,7 +10,7 @@ import type { BlobStore } from "../cas/blob-store.js";
 import { Status, isInfrastructureError, type Digest } from "../core/index.js";
 import { buildTree, type TreeEntry } from "../merkle/index.js";
 import { Directory, type Command } from "../gen/orion/v1/remote_execution.js";
-import { LocalExecutor, type ExecRequest } from "./local-executor.js";
+import { LocalExecutor, storeInputs, type ExecRequest, type InputSource } from "./local-executor.js";
 
 const ENV = [
   { name: "LANG", value: "C" },
@@ -235,6 +235,33 @@ describe("private sandboxes", () => {
     const exe = join(tmp, "app");
     await fsp.writeFile(exe, await blob(app!.digest), { mode: 0o755 });
     expect((await execa(exe)).stdout).toBe("3");
+  });
+
+  it("brings each input root through its input source with the lease's peers: a private tree every time, a context once", async () => {
+    const base = storeInputs(store);
+    const brought: string[] = [];
+    const inputs: InputSource = {
+      load: base.load,
+      bring: (root, peers, log, tree) => {
+        brought.push(`${root.hash === objsRoot.hash ? "objs" : "src"}:${peers.map((p) => p.nodeId).join()}`);
+        return base.bring(root, peers, log, tree);
+      },
+    };
+    const ex = new LocalExecutor({ store, workDir: join(tmp, "work-inputs"), workerName: "n3", inputs });
+    executors.push(ex);
+    const maker = [{ nodeId: "maker", address: "127.0.0.1:1", holdsRoot: false }];
+    for (const out of ["app1", "app2"]) {
+      const link = await ex.execute(request(objs, objsRoot, command(["gcc", "-o", out, "main.o", "a.o", "b.o"], [out]), "link", { peers: maker }));
+      expect(link.result.exitCode).toBe(0);
+    }
+    const src = await newProject({ "x.c": X_C, "a.h": A_H });
+    const srcRoot = await uploadDir(src);
+    const holder = [{ nodeId: "holder", address: "127.0.0.1:1", holdsRoot: true }];
+    for (const out of ["one.o", "two.o"]) {
+      const compile = await ex.execute(request(src, srcRoot, command(["gcc", "-c", "x.c", "-o", out], [out]), "compile", { peers: holder }));
+      expect(compile.result.exitCode).toBe(0);
+    }
+    expect(brought).toEqual(["objs:maker", "objs:maker", "src:holder"]);
   });
 
   it("kills the whole process group on timeout and reports an infrastructure error", async () => {

@@ -55,12 +55,24 @@ export interface ExecOutcome {
 }
 
 /**
- * Fills the store with a new context's blobs before it is materialized, by a faster path than one
- * read per blob (a farm node's tar stream from its head). It handles its own failures: whatever it
- * did not bring, materialization still fetches blob by blob.
+ * Where an action's input root comes from: its tree, loaded once and handed on to materialization, and the blobs this
+ * machine lacks, brought first (a farm node's input chain: its own store, the peers its lease names, the head). It
+ * handles its own failures: what it could not bring, materialization reports as missing from the store.
  */
-export interface ContextProvisioner {
-  provision(root: Digest, tree: InputTree, log: Logger): Promise<void>;
+export interface InputSource {
+  /** The root's tree alone (a context already on disk is checked against it before reuse). */
+  load(root: Digest): Promise<InputTree>;
+  /**
+   * The root's tree (`tree` when the caller loaded it already), its blobs brought onto this machine as far as the
+   * source can; concurrent calls for one root share one.
+   */
+  bring(root: Digest, peers: readonly PeerHint[], log: Logger, tree?: InputTree): Promise<InputTree>;
+}
+
+/** The input source of a machine whose store holds everything it runs (the embedded node): the store alone. */
+export function storeInputs(store: BlobStore): InputSource {
+  const load = (root: Digest) => loadInputTree(store, root);
+  return { load, bring: async (root, _peers, _log, tree) => tree ?? load(root) };
 }
 
 export interface LocalExecutorOptions {
@@ -72,7 +84,8 @@ export interface LocalExecutorOptions {
   clock?: Clock;
   /** PATH given to commands that set none; default this process's PATH. */
   path?: string;
-  provisioner?: ContextProvisioner;
+  /** Where input roots come from (default: `store` alone). Materialization reads `store`, so it must see what this brings. */
+  inputs?: InputSource;
   /**
    * Runs every tool inside this sandbox (bubblewrap): asked once per action, so the embedded node can
    * probe on first use; resolving undefined runs tools unsandboxed. Absent: never sandboxed.
@@ -146,7 +159,7 @@ export class LocalExecutor {
   private readonly sandboxes = new Set<string>();
   /** Contexts found on disk at start (an earlier process made them) and not pruned since, by root hash. */
   private readonly onDisk = new Set<string>();
-  private readonly provisioner?: ContextProvisioner;
+  private readonly inputs: InputSource;
   private readonly sandbox?: () => Promise<ActionSandbox | undefined>;
 
   constructor(options: LocalExecutorOptions) {
@@ -155,7 +168,7 @@ export class LocalExecutor {
     this.logger = (options.logger ?? silentLogger).child({ module: "exec" });
     this.clock = options.clock ?? systemClock;
     this.path = options.path ?? process.env.PATH ?? "/usr/bin:/bin";
-    this.provisioner = options.provisioner;
+    this.inputs = options.inputs ?? storeInputs(options.store);
     this.sandbox = options.sandbox;
     this.dirs = (async () => {
       const ctx = join(options.workDir, "ctx");
@@ -182,7 +195,8 @@ export class LocalExecutor {
       if (!(err instanceof ArgvRefusedError)) throw err;
       req.onProcessExit?.();
       const stderrRaw = Buffer.from(`orion: ${err.message}\n`);
-      const now = new Date(this.clock.now());
+      const now = this.clock.now();
+      const times = { workerStart: now, inputFetchStart: now, inputFetchEnd: now, executeEnd: now, uploadEnd: now };
       return {
         result: {
           outputFiles: [],
@@ -191,18 +205,7 @@ export class LocalExecutor {
           stdoutDigest: EMPTY_DIGEST,
           stderrRaw,
           stderrDigest: await this.store.put(stderrRaw),
-          executionMetadata: {
-            worker: this.workerName,
-            queuedTimestamp: undefined,
-            workerStartTimestamp: now,
-            inputFetchStartTimestamp: now,
-            inputFetchCompletedTimestamp: now,
-            executionStartTimestamp: now,
-            executionCompletedTimestamp: now,
-            outputUploadStartTimestamp: now,
-            outputUploadCompletedTimestamp: now,
-            workerCompletedTimestamp: now,
-          },
+          executionMetadata: metadata(this.workerName, times),
         },
         phases: { inputFetchMs: 0, executeMs: 0, uploadMs: 0 },
       };
@@ -211,8 +214,46 @@ export class LocalExecutor {
 
   private async run(req: ExecRequest): Promise<ExecOutcome> {
     const log = this.logger.child({ action: req.actionId });
+    const c = await this.check(req);
+    const { sb } = await this.dirs;
+    const sandbox = join(sb, randomUUID());
+    this.sandboxes.add(sandbox);
+    const workerStart = this.clock.now();
+    try {
+      // Input fetch: the shared context for a plain compile, a private copy of the tree for anything else.
+      const inputFetchStart = this.clock.now();
+      const jail = await this.sandbox?.();
+      const compileArgv = req.kind === "compile" ? (withImplicitObject(c.argv) ?? c.argv) : c.argv;
+      const staged =
+        req.kind === "compile" && isSharedContextCompile(compileArgv)
+          ? await this.stageShared(req, c, compileArgv, sandbox, log)
+          : await this.stagePrivate(req, c, sandbox, !!jail, log);
+      const inputFetchEnd = this.clock.now();
+
+      const run = await this.runTool(req, c.what, staged, sandbox, jail, log);
+      const executeEnd = this.clock.now();
+      log.debug("tool exited");
+      // The tool is done with the CPU: the caller may start the next one while we collect outputs.
+      req.onProcessExit?.();
+
+      const { outputFiles, stdoutRaw, stdoutDigest, stderrRaw, stderrDigest, depfile } = await this.collect(c, staged, run);
+      const uploadEnd = this.clock.now();
+      log.debug({ exitCode: run.exitCode, shared: !!staged.plan }, "action finished");
+      const times = { workerStart, inputFetchStart, inputFetchEnd, executeEnd, uploadEnd };
+      return {
+        result: { outputFiles, exitCode: run.exitCode, stdoutRaw, stdoutDigest, stderrRaw, stderrDigest, executionMetadata: metadata(this.workerName, times) },
+        depfile,
+        phases: { inputFetchMs: inputFetchEnd - inputFetchStart, executeMs: executeEnd - inputFetchEnd, uploadMs: uploadEnd - executeEnd },
+      };
+    } finally {
+      await removeTree(sandbox).catch((err: unknown) => log.warn({ err, sandbox }, "cannot remove sandbox"));
+      this.sandboxes.delete(sandbox);
+    }
+  }
+
+  /** Checks a request before anything touches the disk: its paths, its timeout, and the argv policy where no response file hides part of it. */
+  private async check(req: ExecRequest): Promise<Checked> {
     const what = `action ${req.actionId}`;
-    // Validate everything before anything touches the disk.
     const argv = req.command.arguments;
     if (argv.length === 0 || !argv[0]) throw badRequest(`${what} has an empty command line`);
     if (!posix.isAbsolute(req.projectRoot)) throw badRequest(`${what}: project root ${req.projectRoot} is not absolute`);
@@ -230,170 +271,126 @@ export class LocalExecutor {
     const policy: PolicyContext = { projectRoot, cwd: wd ? posix.join(projectRoot, wd) : projectRoot };
     const hasResponseFiles = argv.some((a, i) => i > 0 && a.startsWith("@"));
     if (family && !hasResponseFiles) await this.checkPolicy(argv, req.command, policy, what, async () => undefined);
+    return { what, argv, projectRoot, wd, outputs, maxOutputBytes, family, policy, hasResponseFiles };
+  }
 
-    const { sb } = await this.dirs;
-    const sandbox = join(sb, randomUUID());
-    this.sandboxes.add(sandbox);
-    const workerStart = this.clock.now();
-    try {
-      // Input fetch: the shared context for a plain compile, a private copy of the tree for anything else.
-      const inputFetchStart = this.clock.now();
-      let cwd: string;
-      let outputBase: string;
-      let plan: CompilePlan | undefined;
-      let replacements: [string, string][];
-      const jail = await this.sandbox?.();
-      /** Read-only inside the action's namespace besides the system: the shared context it compiles in, or its private tree. */
-      const readOnly: string[] = [];
-      /** Writable inside the namespace: the private folder, or the folders of a private tree its outputs go to. */
-      let writable = [sandbox];
-      let compileArgv = req.kind === "compile" ? (withImplicitObject(argv) ?? argv) : argv;
-      let runArgv: string[];
-      if (req.kind === "compile" && isSharedContextCompile(compileArgv)) {
-        const ctxRoot = await this.context(req.inputRoot, log);
-        if (family && hasResponseFiles) compileArgv = await this.checkPolicy(compileArgv, req.command, policy, what, inTree(projectRoot, ctxRoot));
-        // Paths in the project the plan does not move itself (-include/abs, -Wp,-MD,/abs…) are moved into the context first,
-        // so that no absolute path in the project ever names a file of this machine outside the context.
-        const toCtx = (p: string) => (p === projectRoot || p.startsWith(projectRoot + "/") ? ctxRoot + p.slice(projectRoot.length) : p);
-        compileArgv = family ? mapArgvPaths(compileArgv, toCtx, { family, only: (slot) => !planMoves(compileArgv, slot) }) : compileArgv;
-        plan = planSharedCompile({ argv: compileArgv, projectRoot, workingDirectory: wd, ctxRoot, privateDir: sandbox });
-        runArgv = plan.argv;
-        cwd = join(ctxRoot, wd);
-        readOnly.push(ctxRoot);
-        outputBase = sandbox;
-        replacements = plan.replacements;
-        await Promise.all(plan.privateParents.map((d) => fsp.mkdir(d, { recursive: true })));
-        // A context never changes: a working directory found in it once stays there.
-        const key = `${ctxRoot}\0${wd}`;
-        if (!this.knownDirs.has(key)) {
-          await this.checkWorkingDirectory(cwd, wd, what);
-          this.knownDirs.add(key);
-        }
-      } else {
-        const tree = await loadInputTree(this.store, req.inputRoot);
-        await materializeTree(this.store, tree, sandbox, { readOnly: false });
-        cwd = join(sandbox, wd);
-        outputBase = cwd;
-        replacements = [[sandbox, projectRoot]];
-        for (const out of outputs) {
-          // An input at an output path is a hard link into the store: a tool writing it in place would corrupt the blob.
-          await fsp.rm(join(outputBase, out), { force: true });
-        }
-        await this.checkWorkingDirectory(cwd, wd, what);
-        for (const out of outputs) await fsp.mkdir(posix.dirname(join(outputBase, out)), { recursive: true });
-        const expanded = family && hasResponseFiles ? await this.checkPolicy(argv, req.command, policy, what, inTree(projectRoot, sandbox)) : argv;
-        const toSandbox = (a: string) => (a === projectRoot || a.startsWith(projectRoot + "/") ? sandbox + a.slice(projectRoot.length) : a);
-        // Paths inside options (-L/abs, -Wl,-T,/abs) move too; a whole argument the policy knows nothing of moves as before.
-        const moved = family ? mapArgvPaths(expanded, toSandbox, { family }) : expanded;
-        runArgv = moved.map((a, i) => (a === expanded[i] ? toSandbox(a) : a));
-        if (jail) {
-          // The tree's files are the store's inodes (hard links), which the tool's user owns as far as the kernel can
-          // tell: the tree is bound read-only, and only the folders its outputs go to are writable, their inputs
-          // made private copies first, so nothing the tool does reaches the store.
-          const outDirs = outputDirs(wd, outputs);
-          await forEachLimit(tree.files, 16, async (f) => {
-            if (!outDirs.some((d) => d === "" || f.path.startsWith(d + "/"))) return;
-            const path = join(sandbox, f.path);
-            await fsp.copyFile(path, `${path}.orion-copy`);
-            await fsp.rename(`${path}.orion-copy`, path);
-          });
-          if (!outDirs.includes("")) readOnly.push(sandbox);
-          writable = outDirs.map((d) => join(sandbox, d));
-        }
-      }
-      const inputFetchEnd = this.clock.now();
-
-      const env = this.environment(req.command);
-      const wrapped = jail
-        ? await jail.wrap(runArgv, { readOnly: [...readOnly, ...(await jail.toolBinds(runArgv[0]!, env.PATH ?? "", [sandbox, ...readOnly]))], writable, cwd })
-        : undefined;
-
-      log.debug("tool started");
-      let run;
-      try {
-        run = await runInProcessGroup(what, {
-          argv: wrapped?.argv ?? runArgv,
-          cwd,
-          env,
-          timeoutMs: req.timeoutMs,
-          signal: req.signal,
-          maxBuffer: MAX_STREAM_BYTES,
-        });
-      } finally {
-        await wrapped?.done();
-      }
-      if (jail?.isSetupFailure(run.exitCode, run.stderr)) {
-        const line = run.stderr.toString().split("\n")[0]!;
-        // bwrap's execvp found no such tool: the same answer as an unsandboxed spawn's ENOENT.
-        if (/^bwrap: execvp .*: No such file or directory$/.test(line)) {
-          throw new OrionError(`${what}: cannot run ${runArgv[0]}: no such program`, { code: Status.FAILED_PRECONDITION });
-        }
-        throw sandboxUnavailable(`${what}: the sandbox failed: ${line}`);
-      }
-      // A tool that found no room for its output in its private folder failed for this machine's disk, not the
-      // project: an infrastructure failure naming the folder (exit 3; on a farm, another node may have room).
-      if (run.exitCode !== 0 && TOOL_SAW_FULL_DISK.test(run.stderr.toString() + run.stdout.toString())) {
-        const free = freeBytesAt(sandbox);
-        if ((free ?? Infinity) < LOW_SPACE_BYTES) throw new DiskFullError("the sandboxes", sb, undefined, free);
-      }
-      const executeEnd = this.clock.now();
-      log.debug("tool exited");
-      // The tool is done with the CPU: the caller may start the next one while we collect outputs.
-      req.onProcessExit?.();
-
-      let depfile: string | undefined;
-      if (plan) depfile = await this.rewriteDepfile(plan, run.exitCode);
-      const outputFiles = await this.collectOutputs(what, outputBase, outputs, run.exitCode, maxOutputBytes);
-      const stdoutRaw = replaceAll(run.stdout, replacements);
-      const stderrRaw = replaceAll(run.stderr, replacements);
-      // Most tools print nothing; the empty blob needs no store round trip (REAPI holds it always present).
-      const putStream = (b: Buffer) => (b.length === 0 ? Promise.resolve(EMPTY_DIGEST) : this.store.put(b));
-      const [stdoutDigest, stderrDigest] = await Promise.all([putStream(stdoutRaw), putStream(stderrRaw)]);
-      const uploadEnd = this.clock.now();
-
-      log.debug({ exitCode: run.exitCode, shared: !!plan }, "action finished");
-      return {
-        result: {
-          outputFiles,
-          exitCode: run.exitCode,
-          stdoutRaw,
-          stdoutDigest,
-          stderrRaw,
-          stderrDigest,
-          executionMetadata: {
-            worker: this.workerName,
-            queuedTimestamp: undefined,
-            workerStartTimestamp: new Date(workerStart),
-            inputFetchStartTimestamp: new Date(inputFetchStart),
-            inputFetchCompletedTimestamp: new Date(inputFetchEnd),
-            executionStartTimestamp: new Date(inputFetchEnd),
-            executionCompletedTimestamp: new Date(executeEnd),
-            outputUploadStartTimestamp: new Date(executeEnd),
-            outputUploadCompletedTimestamp: new Date(uploadEnd),
-            workerCompletedTimestamp: new Date(uploadEnd),
-          },
-        },
-        depfile,
-        phases: {
-          inputFetchMs: inputFetchEnd - inputFetchStart,
-          executeMs: executeEnd - inputFetchEnd,
-          uploadMs: uploadEnd - executeEnd,
-        },
-      };
-    } finally {
-      await removeTree(sandbox).catch((err: unknown) => log.warn({ err, sandbox }, "cannot remove sandbox"));
-      this.sandboxes.delete(sandbox);
+  /** A plain compile runs in the shared context of its input root; only its outputs go to its private folder. */
+  private async stageShared(req: ExecRequest, c: Checked, argv: string[], sandbox: string, log: Logger): Promise<Staged> {
+    const { what, projectRoot, wd, family, policy } = c;
+    const ctxRoot = await this.context(req.inputRoot, log, req.peers ?? []);
+    let compileArgv = argv;
+    if (family && c.hasResponseFiles) compileArgv = await this.checkPolicy(compileArgv, req.command, policy, what, inTree(projectRoot, ctxRoot));
+    // Paths in the project the plan does not move itself (-include/abs, -Wp,-MD,/abs…) are moved into the context first,
+    // so that no absolute path in the project ever names a file of this machine outside the context.
+    const toCtx = (p: string) => (p === projectRoot || p.startsWith(projectRoot + "/") ? ctxRoot + p.slice(projectRoot.length) : p);
+    compileArgv = family ? mapArgvPaths(compileArgv, toCtx, { family, only: (slot) => !planMoves(compileArgv, slot) }) : compileArgv;
+    const plan = planSharedCompile({ argv: compileArgv, projectRoot, workingDirectory: wd, ctxRoot, privateDir: sandbox });
+    const cwd = join(ctxRoot, wd);
+    await Promise.all(plan.privateParents.map((d) => fsp.mkdir(d, { recursive: true })));
+    // A context never changes: a working directory found in it once stays there.
+    const key = `${ctxRoot}\0${wd}`;
+    if (!this.knownDirs.has(key)) {
+      await this.checkWorkingDirectory(cwd, wd, what);
+      this.knownDirs.add(key);
     }
+    /** Read-only inside the action's namespace besides the system: the shared context; writable: the private folder. */
+    return { runArgv: plan.argv, cwd, outputBase: sandbox, plan, replacements: plan.replacements, readOnly: [ctxRoot], writable: [sandbox] };
+  }
+
+  /** Anything but a plain compile runs in a private copy of its input root, its paths in the project moved there. */
+  private async stagePrivate(req: ExecRequest, c: Checked, sandbox: string, jailed: boolean, log: Logger): Promise<Staged> {
+    const { what, argv, projectRoot, wd, outputs, family, policy } = c;
+    const tree = await this.inputs.bring(req.inputRoot, req.peers ?? [], log);
+    await materializeTree(this.store, tree, sandbox, { readOnly: false });
+    const cwd = join(sandbox, wd);
+    const outputBase = cwd;
+    for (const out of outputs) {
+      // An input at an output path is a hard link into the store: a tool writing it in place would corrupt the blob.
+      await fsp.rm(join(outputBase, out), { force: true });
+    }
+    await this.checkWorkingDirectory(cwd, wd, what);
+    for (const out of outputs) await fsp.mkdir(posix.dirname(join(outputBase, out)), { recursive: true });
+    const expanded = family && c.hasResponseFiles ? await this.checkPolicy(argv, req.command, policy, what, inTree(projectRoot, sandbox)) : argv;
+    const toSandbox = (a: string) => (a === projectRoot || a.startsWith(projectRoot + "/") ? sandbox + a.slice(projectRoot.length) : a);
+    // Paths inside options (-L/abs, -Wl,-T,/abs) move too; a whole argument the policy knows nothing of moves as before.
+    const moved = family ? mapArgvPaths(expanded, toSandbox, { family }) : expanded;
+    const runArgv = moved.map((a, i) => (a === expanded[i] ? toSandbox(a) : a));
+    const staged: Staged = { runArgv, cwd, outputBase, replacements: [[sandbox, projectRoot]], readOnly: [], writable: [sandbox] };
+    if (!jailed) return staged;
+    // The tree's files are the store's inodes (hard links), which the tool's user owns as far as the kernel can
+    // tell: the tree is bound read-only, and only the folders its outputs go to are writable, their inputs
+    // made private copies first, so nothing the tool does reaches the store.
+    const outDirs = outputDirs(wd, outputs);
+    await forEachLimit(tree.files, 16, async (f) => {
+      if (!outDirs.some((d) => d === "" || f.path.startsWith(d + "/"))) return;
+      const path = join(sandbox, f.path);
+      await fsp.copyFile(path, `${path}.orion-copy`);
+      await fsp.rename(`${path}.orion-copy`, path);
+    });
+    if (!outDirs.includes("")) staged.readOnly.push(sandbox);
+    staged.writable = outDirs.map((d) => join(sandbox, d));
+    return staged;
+  }
+
+  /** Runs the tool (in the jail when there is one); a jail that failed to start, or a full disk, is this machine's failure. */
+  private async runTool(req: ExecRequest, what: string, s: Staged, sandbox: string, jail: ActionSandbox | undefined, log: Logger): Promise<ToolRun> {
+    const env = this.environment(req.command);
+    const wrapped = jail
+      ? await jail.wrap(s.runArgv, { readOnly: [...s.readOnly, ...(await jail.toolBinds(s.runArgv[0]!, env.PATH ?? "", [sandbox, ...s.readOnly]))], writable: s.writable, cwd: s.cwd })
+      : undefined;
+
+    log.debug("tool started");
+    let run: ToolRun;
+    try {
+      run = await runInProcessGroup(what, {
+        argv: wrapped?.argv ?? s.runArgv,
+        cwd: s.cwd,
+        env,
+        timeoutMs: req.timeoutMs,
+        signal: req.signal,
+        maxBuffer: MAX_STREAM_BYTES,
+      });
+    } finally {
+      await wrapped?.done();
+    }
+    if (jail?.isSetupFailure(run.exitCode, run.stderr)) {
+      const line = run.stderr.toString().split("\n")[0]!;
+      // bwrap's execvp found no such tool: the same answer as an unsandboxed spawn's ENOENT.
+      if (/^bwrap: execvp .*: No such file or directory$/.test(line)) {
+        throw new OrionError(`${what}: cannot run ${s.runArgv[0]}: no such program`, { code: Status.FAILED_PRECONDITION });
+      }
+      throw sandboxUnavailable(`${what}: the sandbox failed: ${line}`);
+    }
+    // A tool that found no room for its output in its private folder failed for this machine's disk, not the
+    // project: an infrastructure failure naming the folder (exit 3; on a farm, another node may have room).
+    if (run.exitCode !== 0 && TOOL_SAW_FULL_DISK.test(run.stderr.toString() + run.stdout.toString())) {
+      const free = freeBytesAt(sandbox);
+      if ((free ?? Infinity) < LOW_SPACE_BYTES) throw new DiskFullError("the sandboxes", (await this.dirs).sb, undefined, free);
+    }
+    return run;
+  }
+
+  /** The depfile mapped back, the outputs moved into the store, and the captured streams with sandbox paths mapped back. */
+  private async collect(c: Checked, s: Staged, run: ToolRun): Promise<Collected> {
+    let depfile: string | undefined;
+    if (s.plan) depfile = await this.rewriteDepfile(s.plan, run.exitCode);
+    const outputFiles = await this.collectOutputs(c.what, s.outputBase, c.outputs, run.exitCode, c.maxOutputBytes);
+    const stdoutRaw = replaceAll(run.stdout, s.replacements);
+    const stderrRaw = replaceAll(run.stderr, s.replacements);
+    // Most tools print nothing; the empty blob needs no store round trip (REAPI holds it always present).
+    const putStream = (b: Buffer) => (b.length === 0 ? Promise.resolve(EMPTY_DIGEST) : this.store.put(b));
+    const [stdoutDigest, stderrDigest] = await Promise.all([putStream(stdoutRaw), putStream(stderrRaw)]);
+    return { outputFiles, stdoutRaw, stdoutDigest, stderrRaw, stderrDigest, depfile };
   }
 
   /**
    * Materializes a shared context ahead of its first compile (failures are logged; the compile tries again).
    * A farm node does this while idle; the embedded node does not (its contexts are cheap local links).
    */
-  warmContext(root: Digest): Promise<void> {
+  warmContext(root: Digest, peers: readonly PeerHint[] = []): Promise<void> {
     const log = this.logger.child({ root: root.hash.slice(0, 16) });
     const started = this.clock.now();
-    return this.context(root, log).then(
+    return this.context(root, log, peers).then(
       () => log.debug({ ms: this.clock.now() - started }, "context warmed up before its first compile"),
       (err: unknown) => log.debug({ err: (err as Error).message }, "could not warm a context up"),
     );
@@ -412,10 +409,10 @@ export class LocalExecutor {
   }
 
   /** The shared context of an input root, materialized at most once per digest (per process, and on disk across processes). */
-  private context(root: Digest, log: Logger): Promise<string> {
+  private context(root: Digest, log: Logger, peers: readonly PeerHint[]): Promise<string> {
     let ctx = this.byRoot.get(root.hash);
     if (!ctx) {
-      ctx = this.materializeContext(root, log);
+      ctx = this.materializeContext(root, log, peers);
       this.byRoot.set(root.hash, ctx);
       ctx.then((dir) => this.inUse.add(dir), () => undefined);
       // A failed materialization is not remembered: the next request tries again (the blob may have arrived).
@@ -424,13 +421,14 @@ export class LocalExecutor {
     return ctx;
   }
 
-  private async materializeContext(root: Digest, log: Logger): Promise<string> {
+  private async materializeContext(root: Digest, log: Logger, peers: readonly PeerHint[]): Promise<string> {
     const { ctx } = await this.dirs;
     const final = join(ctx, root.hash);
+    let known: InputTree | undefined;
     if (await exists(final)) {
       // Renamed into place whole, so it is complete — but its files are the store's inodes, so a
       // damaged blob damages it too: trust it only while every file keeps the stamp it was made with.
-      const tree = await loadInputTree(this.store, root).catch(() => undefined);
+      const tree = (known = await this.inputs.load(root).catch(() => undefined));
       if (tree && (await this.intact(root, final, tree))) {
         const now = new Date(this.clock.now());
         await fsp.utimes(final, now, now).catch(() => undefined); // in use: pruning goes by age
@@ -442,9 +440,8 @@ export class LocalExecutor {
     }
     const tmp = join(ctx, `.tmp-${root.hash.slice(0, 16)}-${randomUUID()}`);
     try {
-      const tree = await loadInputTree(this.store, root);
       const started = this.clock.now();
-      await this.provisioner?.provision(root, tree, log);
+      const tree = await this.inputs.bring(root, peers, log, known);
       await materializeTree(this.store, tree, tmp, { readOnly: true, reuse: this.lastContext });
       await this.writeStamps(root, tmp, tree);
       try {
@@ -599,6 +596,64 @@ export class LocalExecutor {
     }
     return files;
   }
+}
+
+/** What `check` found of a request before anything touched the disk. */
+interface Checked {
+  what: string;
+  argv: string[];
+  /** Without trailing slashes. */
+  projectRoot: string;
+  /** The working directory, relative to the input root ("" for the root). */
+  wd: string;
+  outputs: string[];
+  maxOutputBytes: number;
+  family: ReturnType<typeof toolFamily>;
+  policy: PolicyContext;
+  hasResponseFiles: boolean;
+}
+
+/** An action's inputs in place: the argv to run, where, what its namespace may read and write, and how its paths map back. */
+interface Staged {
+  runArgv: string[];
+  cwd: string;
+  /** Where its output paths are found. */
+  outputBase: string;
+  /** A shared-context compile's plan (its depfile is mapped back). */
+  plan?: CompilePlan;
+  replacements: [string, string][];
+  /** Read-only inside the action's namespace besides the system: the shared context it compiles in, or its private tree. */
+  readOnly: string[];
+  /** Writable inside the namespace: the private folder, or the folders of a private tree its outputs go to. */
+  writable: string[];
+}
+
+type ToolRun = Awaited<ReturnType<typeof runInProcessGroup>>;
+
+type Collected = Pick<ActionResult, "outputFiles" | "stdoutRaw" | "stdoutDigest" | "stderrRaw" | "stderrDigest"> & { depfile?: string };
+
+/** The clock readings of one action: each phase ends where the next begins. */
+interface PhaseTimes {
+  workerStart: number;
+  inputFetchStart: number;
+  inputFetchEnd: number;
+  executeEnd: number;
+  uploadEnd: number;
+}
+
+function metadata(worker: string, t: PhaseTimes): ActionResult["executionMetadata"] {
+  return {
+    worker,
+    queuedTimestamp: undefined,
+    workerStartTimestamp: new Date(t.workerStart),
+    inputFetchStartTimestamp: new Date(t.inputFetchStart),
+    inputFetchCompletedTimestamp: new Date(t.inputFetchEnd),
+    executionStartTimestamp: new Date(t.inputFetchEnd),
+    executionCompletedTimestamp: new Date(t.executeEnd),
+    outputUploadStartTimestamp: new Date(t.executeEnd),
+    outputUploadCompletedTimestamp: new Date(t.uploadEnd),
+    workerCompletedTimestamp: new Date(t.uploadEnd),
+  };
 }
 
 /** Reads a response file the command names: a project path from where the input root is materialized, a toolchain path where it is. */

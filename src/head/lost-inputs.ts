@@ -2,11 +2,11 @@
 // input root are gone, and a wait for its build's client to upload them again before the action re-runs.
 import { type Clock, type Digest, EMPTY_DIGEST, digestKey } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
-import { type DirectoryCache, loadTree } from "../merkle/index.js";
+import { type DirectoryCache, loadTree, MISSING_FROM_STORE } from "../merkle/index.js";
 
-/** How a node says an action's inputs were not all there (exec/input-root.ts); anything else is another failure. */
+/** How a node says an action's inputs were not all there (merkle's MISSING_FROM_STORE); anything else is another failure. */
 export function isMissingInputs(error: string): boolean {
-  return error.includes("missing from the store");
+  return error.includes(MISSING_FROM_STORE);
 }
 
 /** The distinct file blobs under `root` that `store` does not hold; none when the tree itself cannot be read. */

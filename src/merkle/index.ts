@@ -4,6 +4,7 @@ export {
   buildTree,
   hashTree,
   loadTree,
+  MISSING_FROM_STORE,
   uploadTree,
   type BuildTreeExtras,
   type DirectoryCache,

@@ -155,89 +155,116 @@ async function drain(stream: AsyncIterable<unknown>): Promise<void> {
  */
 export async function extractTreeTar(source: AsyncIterable<Uint8Array>, o: TarExtractOptions): Promise<TarExtractStats> {
   const ex = tarExtract();
-  const stats: TarExtractStats = { files: 0, bytes: 0, links: 0 };
   let stop = false;
-  const feeding = (async () => {
-    try {
-      for await (const chunk of source) {
-        if (stop || ex.destroying) break;
-        // A destroyed extractor never drains: its close ends the wait too.
-        if (!ex.write(chunk)) await onceAny(ex, ["drain", "close"]);
-      }
-      if (!stop && !ex.destroying) ex.end(null); // streamx types want an argument; null writes nothing more
-    } catch (err) {
-      ex.destroy(err instanceof Error ? err : new Error(errorMessage(err)));
-    }
-  })();
-  /** Path → digestKey of each file entry accepted so far (hard links may name them; a failed put fails the whole extraction). */
-  const stored = new Map<string, string>();
-  /** Puts in flight, and the first one's failure. */
-  const puts = new Set<Promise<void>>();
-  let failure: unknown;
+  const feeding = feed(source, ex, () => stop);
+  const x = new Extraction(o);
   try {
-    for await (const entry of ex) {
-      const h = entry.header;
-      const path = entryPath(h.name);
-      switch (h.type) {
-        case "directory":
-          await drain(entry);
-          break;
-        case "file":
-        case "contiguous-file": {
-          const want = o.files.get(path);
-          if (path === "" || !want) throw new CorruptBlobError(`tar entry ${JSON.stringify(h.name)} is not a file of the tree; refused`);
-          if (h.size !== want.digest.sizeBytes) {
-            throw new CorruptBlobError(`tar entry ${path} holds ${h.size} bytes, but the tree names ${digestKey(want.digest)}; refused, nothing stored`);
-          }
-          const chunks: Buffer[] = [];
-          for await (const c of entry) chunks.push(c as Buffer);
-          // put hashes the bytes and stores nothing when they differ from the digest. Several run at once
-          // while the stream goes on (one at a time, the store's latency would pace the whole stream).
-          const put = o.store.put(Buffer.concat(chunks), want.digest).then(
-            () => {
-              stats.files++;
-              stats.bytes += h.size;
-            },
-            (err: unknown) => {
-              failure ??= err instanceof CorruptBlobError ? new CorruptBlobError(`tar entry ${path} does not match its digest (${errorMessage(err)}); refused, nothing stored`) : err;
-            },
-          );
-          puts.add(put);
-          void put.finally(() => puts.delete(put));
-          stored.set(path, digestKey(want.digest));
-          while (puts.size >= PUT_CONCURRENCY) await Promise.race(puts);
-          if (failure !== undefined) throw failure;
-          break;
-        }
-        case "link": {
-          const target = entryPath(h.linkname ?? "");
-          const want = o.files.get(path);
-          if (path === "" || !want) throw new CorruptBlobError(`tar entry ${JSON.stringify(h.name)} is not a file of the tree; refused`);
-          // A hard link's bytes are its target's, which must already be here and be the bytes this path names.
-          if (stored.get(target) !== digestKey(want.digest)) {
-            throw new CorruptBlobError(`hard link ${path} -> ${target} does not carry the bytes the tree names for ${path}; refused`);
-          }
-          await drain(entry);
-          stats.links++;
-          break;
-        }
-        case "symlink":
-          if (!symlinkStaysInside(path, h.linkname ?? "")) throw escapes(h.name, `is a symlink to ${JSON.stringify(h.linkname)}, outside its folder`);
-          // The tree says which symlinks exist; materialization makes them from there.
-          await drain(entry);
-          break;
-        default:
-          throw new CorruptBlobError(`tar entry ${JSON.stringify(h.name)} is a ${h.type}: only files, directories and links belong in a tree; refused`);
-      }
-    }
-    await Promise.all(puts);
-    if (failure !== undefined) throw failure;
+    for await (const entry of ex) await x.take(entry);
+    await x.settle();
   } catch (err) {
     stop = true;
     ex.destroy();
-    await Promise.all([feeding, ...puts]);
+    await Promise.all([feeding, x.settle().catch(() => undefined)]);
     throw err;
   }
   await feeding;
-  return stats;
+  return x.stats;
+}
+
+/** Writes `source` into the extractor until it ends, `stopped()` says so, or the extractor is destroyed; a read failure destroys it. */
+async function feed(source: AsyncIterable<Uint8Array>, ex: ReturnType<typeof tarExtract>, stopped: () => boolean): Promise<void> {
+  try {
+    for await (const chunk of source) {
+      if (stopped() || ex.destroying) break;
+      // A destroyed extractor never drains: its close ends the wait too.
+      if (!ex.write(chunk)) await onceAny(ex, ["drain", "close"]);
+    }
+    if (!stopped() && !ex.destroying) ex.end(null); // streamx types want an argument; null writes nothing more
+  } catch (err) {
+    ex.destroy(err instanceof Error ? err : new Error(errorMessage(err)));
+  }
+}
+
+type TarEntry = AsyncIterable<unknown> & { header: Header };
+
+/** One extraction's state: what it accepted so far, and the verified puts it has in flight. */
+class Extraction {
+  readonly stats: TarExtractStats = { files: 0, bytes: 0, links: 0 };
+  /** Path → digestKey of each file entry accepted so far (hard links may name them; a failed put fails the whole extraction). */
+  private readonly stored = new Map<string, string>();
+  /** Puts in flight, and the first one's failure. */
+  private readonly puts = new Set<Promise<void>>();
+  private failure: unknown;
+
+  constructor(private readonly o: TarExtractOptions) {}
+
+  /** Accepts one entry, or throws the refusal naming it. */
+  async take(entry: TarEntry): Promise<void> {
+    const h = entry.header;
+    const path = entryPath(h.name);
+    switch (h.type) {
+      case "directory":
+        return drain(entry);
+      case "file":
+      case "contiguous-file":
+        return this.file(path, entry);
+      case "link":
+        return this.link(path, entry);
+      case "symlink":
+        if (!symlinkStaysInside(path, h.linkname ?? "")) throw escapes(h.name, `is a symlink to ${JSON.stringify(h.linkname)}, outside its folder`);
+        // The tree says which symlinks exist; materialization makes them from there.
+        return drain(entry);
+      default:
+        throw new CorruptBlobError(`tar entry ${JSON.stringify(h.name)} is a ${h.type}: only files, directories and links belong in a tree; refused`);
+    }
+  }
+
+  /** Waits for the puts in flight; throws the first one's failure. */
+  async settle(): Promise<void> {
+    await Promise.all(this.puts);
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  private wanted(path: string, h: Header): Pick<TreeEntry, "digest"> {
+    const want = this.o.files.get(path);
+    if (path === "" || !want) throw new CorruptBlobError(`tar entry ${JSON.stringify(h.name)} is not a file of the tree; refused`);
+    return want;
+  }
+
+  private async file(path: string, entry: TarEntry): Promise<void> {
+    const h = entry.header;
+    const want = this.wanted(path, h);
+    if (h.size !== want.digest.sizeBytes) {
+      throw new CorruptBlobError(`tar entry ${path} holds ${h.size} bytes, but the tree names ${digestKey(want.digest)}; refused, nothing stored`);
+    }
+    const chunks: Buffer[] = [];
+    for await (const c of entry) chunks.push(c as Buffer);
+    // put hashes the bytes and stores nothing when they differ from the digest. Several run at once
+    // while the stream goes on (one at a time, the store's latency would pace the whole stream).
+    const put = this.o.store.put(Buffer.concat(chunks), want.digest).then(
+      () => {
+        this.stats.files++;
+        this.stats.bytes += h.size;
+      },
+      (err: unknown) => {
+        this.failure ??= err instanceof CorruptBlobError ? new CorruptBlobError(`tar entry ${path} does not match its digest (${errorMessage(err)}); refused, nothing stored`) : err;
+      },
+    );
+    this.puts.add(put);
+    void put.finally(() => this.puts.delete(put));
+    this.stored.set(path, digestKey(want.digest));
+    while (this.puts.size >= PUT_CONCURRENCY) await Promise.race(this.puts);
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  private async link(path: string, entry: TarEntry): Promise<void> {
+    const target = entryPath(entry.header.linkname ?? "");
+    const want = this.wanted(path, entry.header);
+    // A hard link's bytes are its target's, which must already be here and be the bytes this path names.
+    if (this.stored.get(target) !== digestKey(want.digest)) {
+      throw new CorruptBlobError(`hard link ${path} -> ${target} does not carry the bytes the tree names for ${path}; refused`);
+    }
+    await drain(entry);
+    this.stats.links++;
+  }
 }

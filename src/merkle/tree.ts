@@ -281,10 +281,16 @@ export async function loadTree(store: BlobStore, root: Digest, options: { cache?
   return { root, directories, dirDigests, files, symlinks };
 }
 
+/**
+ * The words every "this blob is not in the store" failure of an action's inputs carries (a Directory here, a file in
+ * exec/input-root.ts's materializeTree): the head reads them in a node's report as lost inputs (head/lost-inputs.ts).
+ */
+export const MISSING_FROM_STORE = "missing from the store";
+
 /** One Directory blob from the store: NOT_FOUND when it is missing, a CorruptBlobError when it does not decode. */
 export async function readDirectory(store: BlobStore, digest: Digest): Promise<Directory> {
   const bytes = await store.get(digest);
-  if (!bytes) throw new OrionError(`directory ${digestKey(digest)} is missing from the store`, { code: Status.NOT_FOUND });
+  if (!bytes) throw new OrionError(`directory ${digestKey(digest)} is ${MISSING_FROM_STORE}`, { code: Status.NOT_FOUND });
   try {
     return Directory.decode(bytes);
   } catch (err) {

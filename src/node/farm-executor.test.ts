@@ -1,9 +1,10 @@
-// The farm executor's warm-up queue: one root at a time, the latest first, a superseded one dropped — and every
-// root waiting or in progress told to the head as held, so it is not named again.
+// The farm executor's warm-up, through its input chain's queue: one root at a time, the latest first, a superseded
+// one dropped — and every root waiting or in progress told to the head as held, so it is not named again.
 import { describe, expect, it } from "vitest";
 import type { BlobStore } from "../cas/index.js";
 import type { Digest } from "../core/index.js";
 import { FarmExecutor } from "./farm-executor.js";
+import { InputChain } from "./input-chain.js";
 
 const root = (tag: string): Digest => ({ hash: tag.padEnd(64, "0"), sizeBytes: 1 });
 
@@ -19,7 +20,8 @@ describe("FarmExecutor warm-up", () => {
         return new Promise<void>((resolve) => finish.push(resolve));
       },
     };
-    const ex = new FarmExecutor({ inner, toolchains: [], local: {} as BlobStore, remote: {} as BlobStore });
+    const inputs = new InputChain({ local: {} as BlobStore });
+    const ex = new FarmExecutor({ inner, toolchains: [], local: {} as BlobStore, remote: {} as BlobStore, inputs });
     ex.warm(root("a"), []);
     ex.warm(root("b"), []);
     ex.warm(root("c"), []);

@@ -1,7 +1,8 @@
-// Peer-to-peer inputs (DESIGN.md, source context): before a node runs an action whose inputs it lacks, it
-// asks the peers its lease names — nodes holding the action's input root, or the objects a link reads,
-// because they made them — and keeps the head for whatever they cannot give. Every blob received is checked
-// against its digest before it is stored; a peer that fails or sends bad bytes is skipped for a while.
+// The input chain's peers stage (input-chain.ts; DESIGN.md, source context): before a node runs an action
+// whose inputs it lacks, it asks the peers its lease names — nodes holding the action's input root, or the
+// objects a link reads, because they made them — and keeps the head for whatever they cannot give. Every blob
+// received is checked against its digest before it is stored; a peer that fails or sends bad bytes is skipped
+// for a while.
 import type { BlobStore } from "../cas/index.js";
 import { CorruptBlobError, type Digest, type Logger, errorMessage } from "../core/index.js";
 import type { InputTree } from "../exec/index.js";
@@ -18,8 +19,6 @@ export interface PeerSource {
 export interface PeerFetcherOptions {
   /** The node's own store: what it lacks is asked for, and what arrives goes there. */
   local: BlobStore;
-  /** The input root's files (its Directory blobs come from the head when the node lacks them). */
-  tree(root: Digest): Promise<InputTree>;
   /** A connection to a peer's blob service (made once per address by the caller). */
   connect(address: string): PeerSource;
   logger: Logger;
@@ -59,8 +58,6 @@ const TREE_MIN_BLOBS = 8;
 
 export class PeerFetcher {
   readonly stats: PeerFetchStats = { blobs: 0, bytes: 0, treeStreams: 0, failures: 0, refused: 0 };
-  /** Fetches in flight by input root: two slots running actions on one new root share one fetch. */
-  private readonly inFlight = new Map<string, Promise<void>>();
   /** Peer address → when it may be asked again. */
   private readonly resting = new Map<string, number>();
   private readonly now: () => number;
@@ -69,27 +66,19 @@ export class PeerFetcher {
     this.now = o.now ?? Date.now;
   }
 
-  /** Brings what peers have of `root`'s blobs into the local store. Never throws: the head covers the rest. */
-  fetch(root: Digest, peers: readonly PeerHint[], log: Logger = this.o.logger): Promise<void> {
-    let p = this.inFlight.get(root.hash);
-    if (!p) {
-      p = this.fetchRoot(root, peers, log)
-        .catch((err) => log.warn({ root: root.hash, err: errorMessage(err) }, "could not fetch inputs from peers; the head sends them"))
-        .finally(() => this.inFlight.delete(root.hash));
-      this.inFlight.set(root.hash, p);
-    }
-    return p;
+  /**
+   * Brings what the peers named have of `tree`'s blobs into the local store, in their order. Never throws: the head
+   * covers the rest. (The input chain calls it once per root at a time: it shares one fetch between callers.)
+   */
+  fetch(root: Digest, tree: InputTree, peers: readonly PeerHint[], log: Logger = this.o.logger): Promise<void> {
+    return this.fetchRoot(root, tree, peers, log).catch((err) =>
+      log.warn({ root: root.hash, err: errorMessage(err) }, "could not fetch inputs from peers; the head sends them"),
+    );
   }
 
-  /** The fetch of `root` in flight, if any (settles when it does; never rejects). */
-  pending(root: Digest): Promise<void> {
-    return this.inFlight.get(root.hash) ?? Promise.resolve();
-  }
-
-  private async fetchRoot(root: Digest, peers: readonly PeerHint[], log: Logger): Promise<void> {
+  private async fetchRoot(root: Digest, tree: InputTree, peers: readonly PeerHint[], log: Logger): Promise<void> {
     const usable = peers.filter((p) => p.address && (this.resting.get(p.address) ?? 0) <= this.now());
     if (!usable.length) return;
-    const tree = await this.o.tree(root);
     const { missing: lacking, totalBytes } = await missingBlobs(this.o.local, tree);
     let missing = lacking;
     if (!missing.length) return;

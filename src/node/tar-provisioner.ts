@@ -1,9 +1,9 @@
-// A farm node's first provisioning of a source context: when the node holds (almost) none of a tree's
-// bytes, it asks its head for the whole tree as one tar stream instead of one read per blob, and
-// extracts it into its own store — each file checked against its digest, escaping entries refused.
+// The input chain's head-tar stage (input-chain.ts): when the node holds (almost) none of a tree's bytes, it
+// asks its head for the whole tree as one tar stream instead of one read per blob, and extracts it into its
+// own store — each file checked against its digest, escaping entries refused.
 import type { BlobStore } from "../cas/index.js";
 import { type Digest, type Logger, digestKey, errorMessage } from "../core/index.js";
-import type { ContextProvisioner, InputTree } from "../exec/index.js";
+import type { InputTree } from "../exec/index.js";
 import { extractTreeTar } from "../merkle/index.js";
 
 /** Where a tree's tar stream comes from (the head's Blobs service). */
@@ -54,7 +54,7 @@ export async function missingBlobs(store: BlobStore, tree: InputTree): Promise<{
   return { missing: await store.findMissing([...blobs.values()]), totalBytes };
 }
 
-export class TarProvisioner implements ContextProvisioner {
+export class TarProvisioner {
   readonly stats: TarProvisionStats = { streams: 0, files: 0, bytes: 0, failures: 0 };
 
   constructor(private readonly o: TarProvisionerOptions) {}
