@@ -1,7 +1,7 @@
 // Which command lines a node may run for someone else: refuses options that run other programs or load code, and paths that reach outside the project root and the toolchain's own directories.
 import { posix } from "node:path";
 import { ExitCode, OrionError, Status } from "../core/index.js";
-import { SEPARATE_VALUE_OPTIONS } from "../cache/compiler-args.js";
+import { DRIVER_OPTIONS, SEPARATE_VALUE_OPTIONS, joinedOption, programOption, toolFamily, type ToolFamily } from "../compile/index.js";
 
 /**
  * Directories that belong to the toolchain and the system: a compile or link may read under them (headers, crt files,
@@ -35,19 +35,7 @@ export class ArgvRefusedError extends OrionError {
   }
 }
 
-export type ToolFamily = "driver" | "ar" | "ranlib" | "ld";
-
-const DRIVER = /(^|-)(gcc|g\+\+|cc|c\+\+|clang|clang\+\+)(-[0-9.]+)?$/;
-
-/** The kind of tool argv[0] names, by its file name; undefined for anything else (a shell, a script). */
-export function toolFamily(argv0: string | undefined): ToolFamily | undefined {
-  const base = posix.basename(argv0 ?? "");
-  if (DRIVER.test(base)) return "driver";
-  if (/(^|-)ar$/.test(base) || /(^|-)gcc-ar(-[0-9.]+)?$/.test(base)) return "ar";
-  if (/(^|-)ranlib$/.test(base) || /(^|-)gcc-ranlib(-[0-9.]+)?$/.test(base)) return "ranlib";
-  if (/(^|-)ld(\.(bfd|gold|lld|mold))?$/.test(base)) return "ld";
-  return undefined;
-}
+export { toolFamily, type ToolFamily };
 
 /** A read path may lie in the project or the toolchain's directories; a write path only in the project. */
 type Role = "read" | "write";
@@ -68,36 +56,11 @@ function refuse(option: string, message: string): Found {
   return { refuse: { option, message } };
 }
 
-/** Driver options that make gcc/clang run another program or load code: refused whatever their value. */
-function programOption(a: string): Refusal | undefined {
-  const r = (option: string, message: string): Refusal => ({ option, message });
-  if (a === "-wrapper") return r(a, "it runs the compiler's programs through another program");
-  if (a.startsWith("-B") || a.startsWith("--prefix")) return r(a.startsWith("-B") ? "-B" : "--prefix", "it changes where the driver finds the programs it runs");
-  if (a === "-specs" || a.startsWith("-specs=") || a.startsWith("--specs")) return r(a.split("=")[0]!, "a specs file can run any program");
-  if (a.startsWith("-fplugin") || a.startsWith("-fpass-plugin") || a.startsWith("-iplugindir")) return r(a.split("=")[0]!, "it loads a compiler plugin");
-  if (a === "-Xclang") return r(a, "it passes options to the compiler proper that Orion cannot check (-load)");
-  if (a.startsWith("--ld-path") || a.startsWith("--gcc-toolchain") || a === "-gcc-toolchain" || a.startsWith("--gcc-install-dir") || a.startsWith("-ccc-")) {
-    return r(a.split("=")[0]!, "it changes which programs the driver runs");
-  }
-  if (a === "-working-directory" || a.startsWith("-working-directory=")) return r("-working-directory", "it moves the directory every relative path is resolved in");
-  if (a.startsWith("-fuse-ld=") && !["bfd", "gold", "lld", "mold"].includes(a.slice("-fuse-ld=".length))) return r("-fuse-ld", "it names a linker program");
-  return undefined;
+/** How a driver option's value is used when it is a path (the option table says), else undefined. */
+function pathRole(opt: string): Role | undefined {
+  const value = DRIVER_OPTIONS[opt]?.value;
+  return value === "read" || value === "write" ? value : undefined;
 }
-
-/** Separate-value driver options whose value is a path, and how it is used. */
-const DRIVER_PATH_VALUE: Record<string, Role> = {
-  "-o": "write", "-MF": "write", "-aux-info": "write", "-dumpdir": "write", "-dumpbase": "write",
-  "-I": "read", "-include": "read", "-imacros": "read", "-isystem": "read", "-iquote": "read", "-idirafter": "read",
-  "-iprefix": "read", "-iwithprefix": "read", "-iwithprefixbefore": "read", "-isysroot": "read", "--sysroot": "read",
-  "-L": "read", "-T": "read",
-};
-
-/** Joined forms (`-Idir`), longest prefixes first so that `-isystem` is not read as `-i…`. */
-const DRIVER_JOINED: readonly [string, Role][] = [
-  ["-iwithprefixbefore", "read"], ["-iwithprefix", "read"], ["-isystem", "read"], ["-iquote", "read"], ["-idirafter", "read"],
-  ["-include", "read"], ["-imacros", "read"], ["-iprefix", "read"], ["-isysroot", "read"],
-  ["-MF", "write"], ["-I", "read"], ["-L", "read"], ["-o", "write"],
-];
 
 /** gcc's long spellings of options that take a value (its option map), by the short option they stand for. */
 const DRIVER_LONG: Record<string, string> = {
@@ -235,7 +198,7 @@ function driverSlots(argv: readonly string[], out: Found[], linker = new LinkerW
   /** The value of option `opt`: argument `index` (`text`) from character `start` on; `shown` is how argv spelled the option. */
   const driverValue = (opt: string, text: string, start: number, index: number, shown: string): void => {
     const v = text.slice(start);
-    const role = DRIVER_PATH_VALUE[opt];
+    const role = pathRole(opt);
     if (role) out.push(at(index)(role, shown, start, text.length));
     else if (opt === "-Xlinker") linker.feed(v, at(index), start, out);
     else if (opt === "-Xassembler") assemblerPiece(v, at(index), start, out);
@@ -310,11 +273,12 @@ function driverSlots(argv: readonly string[], out: Found[], linker = new LinkerW
       }
       continue;
     }
-    const joined = DRIVER_JOINED.find(([p]) => a.startsWith(p) && a.length > p.length);
-    if (joined) {
+    const joined = joinedOption(a);
+    const joinedRole = joined && pathRole(joined);
+    if (joined && joinedRole) {
       // `-I=dir` is relative to the sysroot; the dir itself is what is checked.
-      const start = joined[0].length + (joined[0] === "-I" && a[2] === "=" ? 1 : 0);
-      out.push(at(i)(joined[1], joined[0], start, a.length));
+      const start = joined.length + (joined === "-I" && a[2] === "=" ? 1 : 0);
+      out.push(at(i)(joinedRole, joined, start, a.length));
       continue;
     }
     if (a.startsWith("-T") && a.length > 2 && !/^-T(text|data|bss)/.test(a)) {

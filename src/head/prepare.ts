@@ -7,7 +7,6 @@ import { type Digest, digestKey, digestOfMessage, parseDigestKey } from "../core
 import type { BlobStore } from "../cas/index.js";
 import {
   type ActionCache,
-  compileNeverReads,
   compileLevel1Key,
   compileLevel2Key,
   keyWorkingDir,
@@ -15,11 +14,11 @@ import {
   lookupCompile,
   lookupValid,
   normalizeArgv,
-  parseCompileArgs,
   parseDepfile,
   resolveLibraries,
   shadowProbes,
 } from "../cache/index.js";
+import { compileNeverReads, parseCompileArgs } from "../compile/index.js";
 import { buildTree, type PruneMemo, pruneTree } from "../merkle/index.js";
 import { ArgvRefusedError, commandRefusal, toolFamily } from "../exec/argv-policy.js";
 import {
