@@ -5,3 +5,4 @@ export { parseDriver, type CallKind, type DriverCall, type Operand } from "./dri
 export { parseCompileArgs, uncacheableReasons, type CompileArgs, type CompileKind, type ParseOptions } from "./compile-args.js";
 export { withExtension, withExplicitOutput, defaultDepfilePath, compileNeverReads } from "./outputs.js";
 export { embedsCwd } from "./debug-info.js";
+export { parseAr, parseRanlib, arWritesArchive, type ArCall, type RanlibCall, type Word } from "./archive.js";
