@@ -6,3 +6,5 @@ export { parseCompileArgs, uncacheableReasons, type CompileArgs, type CompileKin
 export { withExtension, withExplicitOutput, defaultDepfilePath, compileNeverReads } from "./outputs.js";
 export { embedsCwd } from "./debug-info.js";
 export { parseAr, parseRanlib, arWritesArchive, type ArCall, type RanlibCall, type Word } from "./archive.js";
+export { slotsOf } from "./slots.js";
+export type { PathRole, PathSlot, Found } from "./slot.js";
