@@ -65,7 +65,7 @@ export function planFarmCompile(
   if (args.output === undefined || args.sources.length !== 1) return "not one source to one object";
   // The node's plan understands -MD/-MMD with or without -MF; depfile options it cannot see (-Wp,-MD) run here.
   if ([...call.flags].some((a) => a.startsWith("-Wp,"))) return "-Wp, options";
-  if (!args.depfile && argv.some((a) => a.startsWith("-MF"))) return "-MF without -MD";
+  if (!args.depfile && call.depfileNamed !== undefined) return "-MF without -MD";
   const relCwd = relative(root, cwd) === "" ? "" : below(root, cwd);
   if (relCwd === undefined) return `the cwd ${cwd} is outside the project root ${root}`;
   const source = below(root, resolve(cwd, args.sources[0]!));

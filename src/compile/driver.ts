@@ -37,6 +37,8 @@ export interface DriverCall {
   output?: { path: string; implied: boolean };
   /** The make-style depfile `-MD`/`-MMD` writes: `-MF` (explicit) or derived from the output; `viaPreprocessor` for `-Wp,-MD,file`. */
   depfile?: { path: string; explicit: boolean; viaPreprocessor: boolean };
+  /** The last `-MF` (or `-Wp,-MD,`) file named, whether or not `-MD`/`-MMD` asks for a depfile. */
+  depfileNamed?: string;
   /** Where a depgen (`-M`/`-MM`) call writes its rules: the `-MF` or `-o` file; undefined = stdout. */
   depOutput?: string;
   /** The last `-x` language, unless `-x none`. */
@@ -214,4 +216,5 @@ function finish(s: Scan): void {
     else if (c.sources[0] !== undefined) c.depfile = { path: withExtension(basename(c.sources[0]), ".d"), explicit: false, viaPreprocessor: via };
   }
   if (m.depOnly) c.depOutput = s.mf ?? s.explicitOutput;
+  if (s.mf !== undefined) c.depfileNamed = s.mf;
 }

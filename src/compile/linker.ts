@@ -1,10 +1,8 @@
 // Reads linker words — `ld`'s argv, or the pieces of `-Wl,` and `-Xlinker` — against ld's option table: which take a value, and which values are paths.
 import { type At, type Found, type PathRole, libraryName, refuse } from "./slot.js";
 
-type Role = PathRole;
-
 /** Linker options that take the next word, and what it is ("opaque": a name, an address, a run-time path). */
-const LINKER_VALUE: Record<string, Role | "opaque" | "program"> = {
+const LINKER_VALUE: Record<string, PathRole | "opaque" | "program"> = {
   "-o": "write", "--output": "write", "-Map": "write", "--Map": "write", "--out-implib": "write", "--dependency-file": "write",
   "-T": "read", "--script": "read", "-dT": "read", "--default-script": "read", "-L": "read", "--library-path": "read",
   "--version-script": "read", "--dynamic-list": "read", "-rpath-link": "read", "--rpath-link": "read", "--just-symbols": "read",
@@ -26,7 +24,7 @@ const LINKER_VALUE: Record<string, Role | "opaque" | "program"> = {
  * refused, a path is checked (written if any candidate writes); a name is never trusted to swallow the next word
  * unchecked, since a flag that happens to prefix one (`--trace`, `--trace-symbol`) takes none.
  */
-function abbreviatedLinkerOption(name: string): Role | "program" | undefined {
+function abbreviatedLinkerOption(name: string): PathRole | "program" | undefined {
   const bare = name.replace(/^-+/, "");
   if (bare.length < 3) return undefined;
   const kinds = Object.entries(LINKER_VALUE)
@@ -43,7 +41,7 @@ function abbreviatedLinkerOption(name: string): Role | "program" | undefined {
  * driver arguments, as the linker sees them joined. `at(start, end)` places a path slot within the current argument.
  */
 export class LinkerWalker {
-  private pending?: { option: string; kind: Role | "opaque" | "program" };
+  private pending?: { option: string; kind: PathRole | "opaque" | "program" };
 
   feed(word: string, at: At, offset: number, out: Found[]): void {
     const p = this.pending;

@@ -35,17 +35,13 @@ export class ArgvRefusedError extends OrionError {
   }
 }
 
-export { toolFamily, type PathSlot, type ToolFamily };
-
-type Role = PathRole;
-
 function inside(abs: string, dir: string): boolean {
   const d = dir.length > 1 ? dir.replace(/\/+$/, "") : dir;
   return abs === d || abs.startsWith(d === "/" ? "/" : `${d}/`);
 }
 
 /** Why `value` (a path in argv, relative to the cwd) may not be used with `role`; undefined when it may. */
-export function pathProblem(value: string, role: Role, ctx: PolicyContext): string | undefined {
+export function pathProblem(value: string, role: PathRole, ctx: PolicyContext): string | undefined {
   if (value === "" || value === "-" || value === "/dev/null") return undefined;
   const abs = posix.resolve(ctx.cwd, value);
   if (inside(abs, ctx.projectRoot)) return undefined;

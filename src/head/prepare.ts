@@ -18,9 +18,9 @@ import {
   resolveLibraries,
   shadowProbes,
 } from "../cache/index.js";
-import { compileNeverReads, parseCompileArgs } from "../compile/index.js";
+import { compileNeverReads, parseCompileArgs, toolFamily } from "../compile/index.js";
 import { buildTree, type PruneMemo, pruneTree } from "../merkle/index.js";
-import { ArgvRefusedError, commandRefusal, toolFamily } from "../exec/argv-policy.js";
+import { ArgvRefusedError, commandRefusal } from "../exec/argv-policy.js";
 import {
   Action,
   type ActionResult,
