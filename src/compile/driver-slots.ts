@@ -1,45 +1,8 @@
 // Where the paths of a gcc/clang command line sit, and the options policy refuses: the driver's option table applied word by word, `-Wl,`/`-Wa,`/`-Wp,` pieces included.
 import { assemblerPiece } from "./assembler.js";
 import { LinkerWalker } from "./linker.js";
-import { DRIVER_OPTIONS, SEPARATE_VALUE_OPTIONS, joinedOption, programOption } from "./options.js";
-import { type At, type Found, type PathRole, isPathLike, libraryName, refuse } from "./slot.js";
-
-/** gcc's long spellings of options that take a value (its option map), by the short option they stand for. */
-const DRIVER_LONG: Record<string, string> = {
-  "--output": "-o", "--include-directory": "-I", "--include-directory-after": "-idirafter", "--library-directory": "-L",
-  "--include": "-include", "--imacros": "-imacros", "--include-prefix": "-iprefix", "--include-with-prefix": "-iwithprefix",
-  "--include-with-prefix-after": "-iwithprefix", "--include-with-prefix-before": "-iwithprefixbefore", "--dumpdir": "-dumpdir",
-  "--dumpbase": "-dumpbase", "--for-linker": "-Xlinker", "--for-assembler": "-Xassembler", "--prefix": "-B", "--specs": "-specs",
-  "--sysroot": "--sysroot", "--language": "-x", "--define-macro": "-D", "--undefine-macro": "-U", "--library": "-l",
-  "--force-link": "-u", "--entry": "-e",
-};
-
-/**
- * The short option a `--long[=value]` driver argument stands for: gcc also takes any unambiguous abbreviation of its long
- * options. "?" when an abbreviation could stand for several (then its value is checked as a path to read).
- */
-function driverLongOption(name: string): string | undefined {
-  const exact = DRIVER_LONG[name];
-  if (exact) return exact;
-  if (name.length < 4) return undefined;
-  const shorts = [...new Set(Object.entries(DRIVER_LONG).filter(([k]) => k.startsWith(name)).map(([, v]) => v))];
-  if (shorts.length === 0) return undefined;
-  if (shorts.includes("-B")) return "-B";
-  if (shorts.includes("-specs")) return "-specs";
-  return shorts.length === 1 ? shorts[0] : "?";
-}
-
-/** `-opt=value` driver options whose value is not a file the command reads or writes (maps, names, runtime paths). */
-const DRIVER_NOT_A_PATH = [
-  "-fdebug-prefix-map=", "-ffile-prefix-map=", "-fmacro-prefix-map=", "-fprofile-prefix-map=", "-fdebug-compilation-dir=",
-  "-ffile-compilation-dir=", "-fprofile-generate=", "-frandom-seed=", "-fsanitize", "-std=", "-march=", "-mtune=",
-];
-
-/** How a driver option's value is used when it is a path (the option table says), else undefined. */
-function pathRole(opt: string): PathRole | undefined {
-  const value = DRIVER_OPTIONS[opt]?.value;
-  return value === "read" || value === "write" ? value : undefined;
-}
+import { DRIVER_NOT_A_PATH, SEPARATE_VALUE_OPTIONS, pathRole, driverLongOption, joinedOption, programOption } from "./options.js";
+import { type At, type Found, isPathLike, libraryName, refuse } from "./slot.js";
 
 /** Dumps and optimization reports written to a named file. */
 function writesNamedFile(a: string): boolean {

@@ -1,5 +1,5 @@
 // One compile model: a gcc/clang, ar, ranlib or ld argv read once, against one option table, into the typed call every other part of Orion asks about.
-export { DRIVER_OPTIONS, SEPARATE_VALUE_OPTIONS, SOURCE_LANGUAGE, joinedOption, uncacheableOption, ccUncacheableOption, programOption, type OptionSpec, type OptionRefusal, type ValueKind } from "./options.js";
+export { DRIVER_OPTIONS, PREFIX_MAP_OPTIONS, SEPARATE_VALUE_OPTIONS, SOURCE_LANGUAGE, joinedOption, uncacheableOption, ccUncacheableOption, programOption, type OptionSpec, type OptionRefusal, type ValueKind } from "./options.js";
 export { toolFamily, isCompilerDriver, isCxxDriver, type ToolFamily } from "./tools.js";
 export { parseDriver, type CallKind, type DriverCall, type Operand } from "./driver.js";
 export { parseCompileArgs, uncacheableReasons, type CompileArgs, type CompileKind, type ParseOptions } from "./compile-args.js";

@@ -1,4 +1,4 @@
-// The one table of gcc/clang driver options Orion reads: which take a value (separate, joined), what that value is (a path read or written, text kept as written, words for the linker, assembler or preprocessor), and which options policy refuses.
+// The one table of gcc/clang driver options Orion reads: which take a value (separate, joined, long spellings), what that value is (a path read or written, text kept as written, words for the linker, assembler or preprocessor), and which options the cache cannot key or policy refuses.
 
 /** What an option's value is: a path the command reads or writes, text no path rewrite touches, or words passed to a sub-tool. */
 export type ValueKind = "read" | "write" | "text" | "linker" | "assembler" | "preprocessor";
@@ -37,6 +37,46 @@ const JOINED: readonly string[] = Object.keys(DRIVER_OPTIONS)
 export function joinedOption(word: string): string | undefined {
   return JOINED.find((p) => word.startsWith(p) && word.length > p.length);
 }
+
+/** How a driver option's value is used when it is a path (the option table says), else undefined. */
+export function pathRole(opt: string): "read" | "write" | undefined {
+  const value = DRIVER_OPTIONS[opt]?.value;
+  return value === "read" || value === "write" ? value : undefined;
+}
+
+/** gcc's long spellings of options that take a value (its option map), by the short option they stand for. */
+const DRIVER_LONG: Record<string, string> = {
+  "--output": "-o", "--include-directory": "-I", "--include-directory-after": "-idirafter", "--library-directory": "-L",
+  "--include": "-include", "--imacros": "-imacros", "--include-prefix": "-iprefix", "--include-with-prefix": "-iwithprefix",
+  "--include-with-prefix-after": "-iwithprefix", "--include-with-prefix-before": "-iwithprefixbefore", "--dumpdir": "-dumpdir",
+  "--dumpbase": "-dumpbase", "--for-linker": "-Xlinker", "--for-assembler": "-Xassembler", "--prefix": "-B", "--specs": "-specs",
+  "--sysroot": "--sysroot", "--language": "-x", "--define-macro": "-D", "--undefine-macro": "-U", "--library": "-l",
+  "--force-link": "-u", "--entry": "-e",
+};
+
+/**
+ * The short option a `--long[=value]` driver argument stands for: gcc also takes any unambiguous abbreviation of its long
+ * options. "?" when an abbreviation could stand for several (then its value is checked as a path to read).
+ */
+export function driverLongOption(name: string): string | undefined {
+  const exact = DRIVER_LONG[name];
+  if (exact) return exact;
+  if (name.length < 4) return undefined;
+  const shorts = [...new Set(Object.entries(DRIVER_LONG).filter(([k]) => k.startsWith(name)).map(([, v]) => v))];
+  if (shorts.length === 0) return undefined;
+  if (shorts.includes("-B")) return "-B";
+  if (shorts.includes("-specs")) return "-specs";
+  return shorts.length === 1 ? shorts[0] : "?";
+}
+
+/** `-opt=value` driver options whose value is not a file the command reads or writes (maps, names, runtime paths). */
+export const DRIVER_NOT_A_PATH = [
+  "-fdebug-prefix-map=", "-ffile-prefix-map=", "-fmacro-prefix-map=", "-fprofile-prefix-map=", "-fdebug-compilation-dir=",
+  "-ffile-compilation-dir=", "-fprofile-generate=", "-frandom-seed=", "-fsanitize", "-std=", "-march=", "-mtune=",
+];
+
+/** Options whose `OLD=NEW` value maps a path prefix in what the compiler writes (debug info, macros, profiles). */
+export const PREFIX_MAP_OPTIONS: readonly string[] = ["-ffile-prefix-map=", "-fdebug-prefix-map=", "-fmacro-prefix-map=", "-fprofile-prefix-map="];
 
 /** Source files by extension, and the language gcc compiles each as. */
 export const SOURCE_LANGUAGE: Readonly<Record<string, string>> = {

@@ -2,7 +2,7 @@
 import { posix } from "node:path";
 import { ExitCode, OrionError, Status } from "../core/index.js";
 import { sandboxViolation } from "./input-root.js";
-import { DRIVER_OPTIONS, defaultDepfilePath, joinedOption, parseDriver, withExplicitOutput, type DriverCall } from "../compile/index.js";
+import { DRIVER_OPTIONS, PREFIX_MAP_OPTIONS, defaultDepfilePath, joinedOption, parseDriver, withExplicitOutput, type DriverCall } from "../compile/index.js";
 
 export interface CompilePlanInput {
   argv: readonly string[];
@@ -27,8 +27,6 @@ export interface CompilePlan {
   /** Sandbox prefix → project prefix, longest first; applied to the depfile and to diagnostics. */
   replacements: [from: string, to: string][];
 }
-
-const PREFIX_MAP_OPTIONS = ["-ffile-prefix-map=", "-fdebug-prefix-map=", "-fmacro-prefix-map=", "-fprofile-prefix-map="];
 
 /** Whether `argv` is a compile the shared-context path can run: `-c`, an explicit `-o`, no preprocess-only mode. */
 export function isSharedContextCompile(argv: readonly string[]): boolean {
