@@ -104,6 +104,24 @@ describe("orion cc with ORION_HEAD: misses compile on the farm", () => {
     expect(counts(other.cacheDir)).toMatchObject({ misses: COMPILES, remoteCompiles: COMPILES, localCompiles: 0, fallbacks: 0 });
   });
 
+  it("a -c without -o compiles on the farm as -o x.o does: the object gcc would write, in the cwd", async () => {
+    const { env, cacheDir } = client("no-o", { ORION_HEAD: address, ORION_TOKEN: TOKEN });
+    const src = copyFixture("multi-c", join(scratch.root, "no-o-tree"));
+    const lib = join(src, "lib");
+    const finished = () => nodes.map((n) => readFileSync(n.logFile, "utf8").split("\n").filter((l) => l.includes('"msg":"action finished"')).length).reduce((a, b) => a + b, 0);
+    const before = finished();
+    const r = await execa(ORION_BIN, ["cc", "gcc", "-O2", "-c", "add.c"], { cwd: lib, env, extendEnv: false, reject: false, stdin: "ignore", timeout: 30_000 });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(orionLines(r.stderr)).toEqual([]);
+    expect(counts(cacheDir), JSON.stringify(counts(cacheDir))).toMatchObject({ misses: 1, remoteCompiles: 1, localCompiles: 0, fallbacks: 0 });
+    for (let waited = 0; waited < 3000 && finished() < before + 1; waited += 50) await new Promise((res) => setTimeout(res, 50));
+    expect(finished()).toBe(before + 1);
+    // The object is the one plain gcc writes for the same call, byte for byte; no depfile is left behind (none was asked for).
+    execFileSync("gcc", ["-O2", "-c", "add.c", "-o", "add.ref.o"], { cwd: lib });
+    expect(readFileSync(join(lib, "add.o")).equals(readFileSync(join(lib, "add.ref.o")))).toBe(true);
+    expect(existsSync(join(lib, "add.d"))).toBe(false);
+  });
+
   it("a farm that is down: the build still succeeds, compiled here, each compile a fallback, said once", async () => {
     const dead = await deadAddress();
     const { env, cacheDir } = client("down", { ORION_HEAD: dead });

@@ -17,7 +17,7 @@ import {
   readCompileInputs,
   recordCompiled,
 } from "./compile-cache.js";
-import { parseCompileArgs } from "./compiler-args.js";
+import { parseCompileArgs } from "../compile/index.js";
 import { CHANGING, type FileView, type ReadDigest } from "./file-view.js";
 import { ABSENT_HEADER, compileLevel1Key, keyWorkingDir, normalizeArgv } from "./keys.js";
 

@@ -3,7 +3,7 @@ import { posix } from "node:path";
 import { type Digest, digestOf } from "../core/digest.js";
 import { type ActionResult, CompileManifest } from "../gen/orion/v1/remote_execution.js";
 import { type ActionCache, lookupCompile } from "./action-cache.js";
-import type { CompileArgs } from "./compiler-args.js";
+import type { CompileArgs } from "../compile/index.js";
 import { CHANGING, type FileView } from "./file-view.js";
 import { ABSENT_HEADER, compileLevel1Key, compileLevel2Key, keyWorkingDir, normalizeArgv, shadowProbes } from "./keys.js";
 

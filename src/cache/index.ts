@@ -1,5 +1,4 @@
-// The cache area's public surface: compiler-argv parsing, toolchain detection, action keys, the compile-cache protocol and the SQLite action cache.
-export { compileNeverReads, parseCompileArgs, type CompileArgs, type CompileKind } from "./compiler-args.js";
+// The cache area's public surface: toolchain detection, action keys, the compile-cache protocol and the SQLite action cache.
 export {
   detectToolchain,
   clearToolchainMemo,

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { digestOf } from "../core/digest.js";
-import { parseCompileArgs } from "./compiler-args.js";
+import { parseCompileArgs } from "../compile/index.js";
 import {
   KEY_ENV_ALLOWLIST,
   KEY_VERSION,

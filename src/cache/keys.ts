@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { KeyHasher, digestKey, type Digest } from "../core/digest.js";
-import type { CompileArgs } from "./compiler-args.js";
+import { embedsCwd, parseDriver, type DriverCall } from "../compile/index.js";
 import type { Toolchain } from "./toolchain.js";
 
 /**
@@ -54,12 +54,8 @@ export function normalizeArgv(argv: readonly string[], toolchain: Pick<Toolchain
  * absolute when the output embeds it — debug info without a prefix map that
  * covers the cwd — as ccache's hash_dir does.
  */
-export function keyWorkingDir(args: CompileArgs | undefined, cwdRel: string, cwdAbs: string): string {
-  if (!args?.hasDebugInfo) return cwdRel;
-  const mapped = args.debugPrefixMapFrom.some(
-    (from) => from === "" || cwdAbs === from || cwdAbs.startsWith(from.endsWith("/") ? from : `${from}/`),
-  );
-  return mapped ? cwdRel : cwdAbs;
+export function keyWorkingDir(args: Pick<DriverCall, "hasDebugInfo" | "debugPrefixMapFrom"> | undefined, cwdRel: string, cwdAbs: string): string {
+  return args !== undefined && embedsCwd(args, cwdAbs) ? cwdAbs : cwdRel;
 }
 
 function addCommon(h: KeyHasher, kind: string, toolchain: string, argv: readonly string[], workingDir: string, env: readonly [string, string][]): void {
@@ -183,19 +179,7 @@ export function linkKey(input: LinkKeyInput): string {
  * `-Wl,-Bstatic` toggles are not followed.
  */
 export function resolveLibraries(argv: readonly string[], cwdAbs: string, searchDirs: readonly string[]): string[] {
-  const libDirs: string[] = [];
-  const libs: string[] = [];
-  let isStatic = false;
-  for (let i = 1; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === "-L" || a === "-l") {
-      const v = argv[++i];
-      if (v !== undefined) (a === "-L" ? libDirs : libs).push(v);
-    } else if (a.startsWith("-L")) libDirs.push(a.slice(2));
-    else if (a.startsWith("-l")) libs.push(a.slice(2));
-    else if (a === "-static") isStatic = true;
-    else if (a === "-o" || a === "-Xlinker" || a === "-T" || a === "-u" || a === "-z" || a === "-MF") i++;
-  }
+  const { libraryDirs: libDirs, libraries: libs, isStatic } = parseDriver(argv);
   const dirs = [...libDirs.map((d) => resolve(cwdAbs, d)), ...searchDirs.map((d) => resolve(cwdAbs, d))];
   const found: string[] = [];
   for (const lib of libs) {

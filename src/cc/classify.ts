@@ -1,6 +1,6 @@
 // Decides whether one compiler call is a cacheable single-source compile (parseCompileArgs plus the rules only `orion cc` needs) or runs as the compiler would.
 import { isAbsolute, resolve } from "node:path";
-import { type CompileArgs, parseCompileArgs } from "../cache/index.js";
+import { type CompileArgs, ccUncacheableOption, parseCompileArgs } from "../compile/index.js";
 
 export interface Classification {
   args: CompileArgs;
@@ -15,18 +15,6 @@ export interface Classification {
  */
 const UNCACHEABLE_ENV = ["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES", "GCC_COMPARE_DEBUG"];
 
-/** Options that bring in programs, plugins or driver specs the toolchain digest does not cover, or write outputs Orion cannot name. */
-function uncacheableOption(a: string): string | undefined {
-  if (a.startsWith("-B")) return `${a} changes the programs the driver runs`;
-  if (a.startsWith("-fplugin")) return `${a} loads a compiler plugin`;
-  if (a === "-specs" || a.startsWith("-specs=") || a.startsWith("--specs")) return `${a} reads a driver specs file`;
-  if (a === "-wrapper") return "-wrapper runs the compiler's programs through another one";
-  if (a === "-MG") return "-MG treats missing headers as generated";
-  if (a.startsWith("-Wa,") && /(^|,)-a[a-z]*=/.test(a.slice(4))) return `${a} writes an assembler listing`;
-  if (a === "-Xclang") return "-Xclang passes options Orion cannot see into";
-  return undefined;
-}
-
 /** True for paths that are not ordinary files to store and restore (`-o /dev/null`, `-MF /dev/stdout`). */
 function isSpecialPath(p: string, cwd: string): boolean {
   const abs = isAbsolute(p) ? p : resolve(cwd, p);
@@ -35,7 +23,8 @@ function isSpecialPath(p: string, cwd: string): boolean {
 
 export function classifyCall(argv: readonly string[], cwd: string, env: Record<string, string | undefined>): Classification {
   const args = parseCompileArgs([...argv], { implicitOutput: true });
-  const mmd = argv.some((a) => a === "-MMD" || a === "-MM" || a.startsWith("-Wp,-MMD,"));
+  const { flags } = args.call;
+  const mmd = flags.has("-MMD") || flags.has("-MM") || [...flags].some((f) => f.startsWith("-Wp,-MMD,"));
   const out: Classification = { args, cacheable: args.cacheable, reason: args.reason };
   // parseCompileArgs also calls a link cacheable (orion build keys links by their inputs); `orion cc` caches
   // compiles and dependency generation only.
@@ -46,7 +35,7 @@ export function classifyCall(argv: readonly string[], cwd: string, env: Record<s
   if (!out.cacheable) return out;
   const problems: string[] = [];
   for (let i = 1; i < argv.length; i++) {
-    const bad = uncacheableOption(argv[i]!);
+    const bad = ccUncacheableOption(argv[i]!);
     if (bad) problems.push(bad);
   }
   for (const name of UNCACHEABLE_ENV) if (env[name] !== undefined) problems.push(`${name} is set`);
@@ -56,8 +45,8 @@ export function classifyCall(argv: readonly string[], cwd: string, env: Record<s
   if (args.depOutput !== undefined && isSpecialPath(args.depOutput, cwd)) problems.push(`dependency output ${args.depOutput} is not a regular file`);
   // -MMD/-MM leave out every header gcc deems a system header: those of -isystem/-idirafter/sysroot dirs too, which the
   // toolchain digest does not cover. Learning headers from such a depfile could miss a changed one, so do not cache.
-  if (mmd && (args.isystemDirs.length > 0 || args.idirafterDirs.length > 0 || argv.some((a) => a.startsWith("--sysroot") || a === "-isysroot" || a.startsWith("-isysroot")))) {
-    problems.push(`${argv.includes("-MM") ? "-MM" : "-MMD"} hides the headers of -isystem/-idirafter/sysroot dirs`);
+  if (mmd && (args.isystemDirs.length > 0 || args.idirafterDirs.length > 0 || args.call.sysroots.length > 0)) {
+    problems.push(`${flags.has("-MM") ? "-MM" : "-MMD"} hides the headers of -isystem/-idirafter/sysroot dirs`);
   }
   if (problems.length > 0) {
     out.cacheable = false;

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { parseCompileArgs } from "../cache/index.js";
+import { parseCompileArgs } from "../compile/index.js";
 import { FreshRuns, findProjectRoot, isContextNoise, planFarmCompile } from "./farm-plan.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "orion-farm-plan-"));
@@ -52,9 +52,15 @@ describe("planFarmCompile", () => {
     expect(p).toMatchObject({ cwd: "", argv: ["/usr/bin/gcc", "-MMD", "-MF", "deps/x.dep", "-c", "x.c", "-o", "x.o"], depfile: "deps/x.dep", depfileWanted: true, outputs: ["x.o", "deps/x.dep"] });
   });
 
+  it("sends a -c without -o as the same call with its implied object spelled out, as -o x.o would go", () => {
+    const explicit = plan(["gcc", "-O2", "-c", "x.c", "-o", "x.o"]);
+    expect(plan(["gcc", "-O2", "-c", "x.c"])).toEqual(explicit);
+    expect(explicit).toMatchObject({ argv: ["/usr/bin/gcc", "-O2", "-c", "x.c", "-o", "x.o", "-MD"], object: "x.o", depfile: "x.d", outputs: ["sub/x.o", "sub/x.d"] });
+    expect(plan(["gcc", "-MMD", "-c", "../sub/x.c"])).toMatchObject({ argv: ["/usr/bin/gcc", "-MMD", "-c", "../sub/x.c", "-o", "x.o"], depfile: "x.d", depfileWanted: true });
+  });
+
   it("leaves here what a node's sandbox cannot run", () => {
     expect(plan(["gcc", "-S", "x.c", "-o", "x.s"])).toBeTypeOf("string");
-    expect(plan(["gcc", "-c", "x.c"])).toBeTypeOf("string"); // no explicit -o
     expect(plan(["gcc", "-c", "x.c", "-o", "../x.o"])).toMatch(/not below the cwd/);
     expect(plan(["gcc", "-c", "/elsewhere/x.c", "-o", "x.o"])).toMatch(/outside the project root/);
     expect(plan(["gcc", "-c", "x.c", "-o", "x.o"], tmp, P)).toMatch(/outside the project root/);

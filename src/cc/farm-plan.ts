@@ -2,8 +2,7 @@
 // in a node's sandbox, the one-compile graph action it becomes, and the hashing of its source context at most once per call.
 import { existsSync } from "node:fs";
 import { dirname, isAbsolute, join, posix, relative, resolve } from "node:path";
-import { type CompileArgs, compileNeverReads } from "../cache/index.js";
-import { defaultDepfilePath, isSharedContextCompile } from "../exec/compile-plan.js";
+import { type CompileArgs, compileNeverReads, defaultDepfilePath, withExplicitOutput } from "../compile/index.js";
 import { argvRefusal, envRefusal } from "../exec/argv-policy.js";
 
 /**
@@ -50,6 +49,7 @@ function below(base: string, p: string): string | undefined {
 /**
  * The farm form of a cacheable compile, or why it runs here instead: a node runs a plain `-c … -o` compile in a sandbox
  * standing for the call's cwd, so the cwd and the source must lie inside the project root and the outputs below the cwd.
+ * A `-c` without `-o` goes as the same call with its implied object spelled out (`-o x.o`), as gcc would write it.
  */
 export function planFarmCompile(
   exe: string,
@@ -59,11 +59,13 @@ export function planFarmCompile(
   root: string,
   env: readonly [string, string][] = [],
 ): FarmCompile | string {
-  if (args.kind !== "compile" || !isSharedContextCompile(argv)) return "not a plain -c … -o compile";
+  const call = args.call;
+  const m = call.modes;
+  if (call.kind !== "compile" || !m.compile || m.assemble || m.syntaxOnly || call.output === undefined) return "not a plain -c … -o compile";
   if (args.output === undefined || args.sources.length !== 1) return "not one source to one object";
   // The node's plan understands -MD/-MMD with or without -MF; depfile options it cannot see (-Wp,-MD) run here.
-  if (argv.some((a) => a.startsWith("-Wp,"))) return "-Wp, options";
-  if (!args.depfile && argv.some((a) => a.startsWith("-MF"))) return "-MF without -MD";
+  if ([...call.flags].some((a) => a.startsWith("-Wp,"))) return "-Wp, options";
+  if (!args.depfile && call.depfileNamed !== undefined) return "-MF without -MD";
   const relCwd = relative(root, cwd) === "" ? "" : below(root, cwd);
   if (relCwd === undefined) return `the cwd ${cwd} is outside the project root ${root}`;
   const source = below(root, resolve(cwd, args.sources[0]!));
@@ -82,7 +84,7 @@ export function planFarmCompile(
   return {
     root,
     cwd: relCwd,
-    argv: [exe, ...argv.slice(1), ...(args.depfile ? [] : ["-MD"])],
+    argv: [exe, ...withExplicitOutput(argv, call).slice(1), ...(args.depfile ? [] : ["-MD"])],
     source,
     object,
     depfile,

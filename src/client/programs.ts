@@ -1,6 +1,6 @@
 // Finding the programs a build runs and naming each by a digest: compilers by their toolchain, other tools by their bytes.
 import { realpathSync } from "node:fs";
-import { isCompilerDriver } from "../../dag-extract/classify.js";
+import { isCompilerDriver } from "../compile/index.js";
 import { detectToolchain } from "../cache/index.js";
 import { digestOfFile, OrionError } from "../core/index.js";
 

@@ -1,7 +1,8 @@
 // Table tests of the argv policy over real command lines: Redis's whole compile database, Lua- and CMake-shaped calls are allowed; each hostile option is refused by name.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { ArgvRefusedError, argvRefusal, commandRefusal, envRefusal, expandResponseFiles, mapArgvPaths, splitResponseFile, toolFamily } from "./argv-policy.js";
+import { ArgvRefusedError, argvRefusal, commandRefusal, envRefusal, expandResponseFiles, mapArgvPaths, splitResponseFile } from "./argv-policy.js";
+import { toolFamily } from "../compile/index.js";
 import { ExitCode, isInfrastructureError } from "../core/index.js";
 
 const ROOT = "/home/u/proj";

@@ -2,7 +2,7 @@
 import { posix } from "node:path";
 import { ExitCode, OrionError, Status } from "../core/index.js";
 import { sandboxViolation } from "./input-root.js";
-import { parseCompileArgs } from "../cache/compiler-args.js";
+import { DRIVER_OPTIONS, PREFIX_MAP_OPTIONS, defaultDepfilePath, joinedOption, parseDriver, withExplicitOutput, type DriverCall } from "../compile/index.js";
 
 export interface CompilePlanInput {
   argv: readonly string[];
@@ -28,29 +28,16 @@ export interface CompilePlan {
   replacements: [from: string, to: string][];
 }
 
-/** Options whose separate argument names an input path under the project. */
-const PATH_OPTIONS = new Set(["-I", "-iquote", "-isystem", "-idirafter", "-include", "-imacros", "-isysroot", "--sysroot"]);
-/** Joined forms of the same (`-I/abs`); `--sysroot=` is handled with its `=`. */
-const JOINED_PATH_OPTIONS = ["-iquote", "-isystem", "-idirafter", "-isysroot", "-I"];
-/** Options whose separate argument must stay as written (macro values, depfile targets, languages). */
-const OPAQUE_OPTIONS = new Set(["-D", "-U", "-MT", "-MQ", "-x", "-Xpreprocessor", "-Xassembler", "-Xlinker", "-aux-info"]);
-const PREFIX_MAP_OPTIONS = ["-ffile-prefix-map=", "-fdebug-prefix-map=", "-fmacro-prefix-map=", "-fprofile-prefix-map="];
-/** Any of these turns the command into something other than "compile one file to one object". */
-const NOT_A_PLAIN_COMPILE = new Set(["-E", "-M", "-MM", "-S", "-fsyntax-only"]);
-
 /** Whether `argv` is a compile the shared-context path can run: `-c`, an explicit `-o`, no preprocess-only mode. */
 export function isSharedContextCompile(argv: readonly string[]): boolean {
-  let compile = false;
-  let output = false;
-  for (let i = 1; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (NOT_A_PLAIN_COMPILE.has(a)) return false;
-    if (a === "-c") compile = true;
-    else if (a === "-o" && i + 1 < argv.length) output = true;
-    else if (a.startsWith("-o") && a.length > 2) output = true;
-    if (a === "-o" || OPAQUE_OPTIONS.has(a) || PATH_OPTIONS.has(a) || a === "-MF") i++;
-  }
-  return compile && output;
+  return isPlainObjectCompile(parseDriver(argv), false);
+}
+
+/** `-c` to an object (no `-S`, `-E`, `-M`, `-fsyntax-only`), with `-o` given or (when `implied` is allowed) implied. */
+function isPlainObjectCompile(call: DriverCall, implied: boolean): boolean {
+  const m = call.modes;
+  if (call.kind !== "compile" || !m.compile || m.assemble || m.syntaxOnly || call.output === undefined) return false;
+  return implied || !call.output.implied;
 }
 
 /**
@@ -59,10 +46,9 @@ export function isSharedContextCompile(argv: readonly string[]): boolean {
  * free of sandbox paths, headers learned from the depfile); undefined when argv is not such a call.
  */
 export function withImplicitObject(argv: readonly string[]): string[] | undefined {
-  if (parseCompileArgs([...argv]).output !== undefined) return undefined;
-  const implicit = parseCompileArgs([...argv], { implicitOutput: true });
-  if (implicit.kind !== "compile" || implicit.sources.length !== 1 || !implicit.output?.endsWith(".o")) return undefined;
-  return [...argv, "-o", implicit.output];
+  const call = parseDriver(argv);
+  if (!call.output?.implied || !isPlainObjectCompile(call, true)) return undefined;
+  return withExplicitOutput(argv, call);
 }
 
 /** Drops a leading "./" chain and trailing slashes; "" for the root. Paths are relative and already validated. */
@@ -71,108 +57,114 @@ export function normalizeRelative(p: string): string {
   return n === "." ? "" : n;
 }
 
-export function planSharedCompile(input: CompilePlanInput): CompilePlan {
-  const { projectRoot, ctxRoot, privateDir } = input;
-  const wd = normalizeRelative(input.workingDirectory);
-  const projectWd = wd ? `${projectRoot}/${wd}/` : `${projectRoot}/`;
-  const toCtx = (p: string) => (p === projectRoot || p.startsWith(projectRoot + "/") ? ctxRoot + p.slice(projectRoot.length) : p);
-
-  const parents: string[] = [privateDir];
+/** What the rewrite of one argv learns besides the new argv: the private outputs, their parents, the project prefix of -o. */
+class PlanState {
+  readonly out: string[] = [];
+  readonly parents: string[];
   /** Where the project prefix of the -o text went; the depfile target and diagnostics map back through it. */
-  let outProjectPrefix = "";
+  outProjectPrefix = "";
+  objectPath?: string;
+  userDepfile?: string;
+  wantsDeps = false;
+  private readonly projectWd: string;
+
+  constructor(private readonly input: CompilePlanInput) {
+    const wd = normalizeRelative(input.workingDirectory);
+    this.projectWd = wd ? `${input.projectRoot}/${wd}/` : `${input.projectRoot}/`;
+    this.parents = [input.privateDir];
+  }
+
+  /** A project path as the sandbox sees it: under the shared context. */
+  toCtx(p: string): string {
+    const { projectRoot, ctxRoot } = this.input;
+    return p === projectRoot || p.startsWith(projectRoot + "/") ? ctxRoot + p.slice(projectRoot.length) : p;
+  }
+
   /** Maps an output path (-o, -MF) into the private folder, keeping its text so gcc's own depfile target can be recovered. */
-  const toPrivate = (p: string, what: string, isObject: boolean): string => {
+  toPrivate(p: string, what: string, isObject: boolean): string {
     let rel: string;
     if (posix.isAbsolute(p)) {
-      if (!p.startsWith(projectWd)) throw sandboxViolation(`${what} ${p} is outside the working directory ${projectWd}`);
-      rel = p.slice(projectWd.length);
-      if (isObject) outProjectPrefix = projectWd;
+      if (!p.startsWith(this.projectWd)) throw sandboxViolation(`${what} ${p} is outside the working directory ${this.projectWd}`);
+      rel = p.slice(this.projectWd.length);
+      if (isObject) this.outProjectPrefix = this.projectWd;
     } else {
       rel = p;
-      if (isObject) outProjectPrefix = "";
+      if (isObject) this.outProjectPrefix = "";
     }
     const n = posix.normalize(rel);
     if (n === ".." || n.startsWith("../") || n === ".") throw sandboxViolation(`${what} ${p} is outside the working directory`);
-    const full = `${privateDir}/${rel}`;
-    parents.push(posix.dirname(posix.normalize(full)));
+    const full = `${this.input.privateDir}/${rel}`;
+    this.parents.push(posix.dirname(posix.normalize(full)));
     return full;
-  };
-
-  const out: string[] = [input.argv[0]!];
-  // First, so that the user's own prefix maps (later on the command line) take precedence: gcc tries the last one first.
-  out.push(`-ffile-prefix-map=${ctxRoot}=${projectRoot}`);
-  let objectPath: string | undefined;
-  let userDepfile: string | undefined;
-  let wantsDeps = false;
-  for (let i = 1; i < input.argv.length; i++) {
-    const a = input.argv[i]!;
-    const next = input.argv[i + 1];
-    if (a === "-o" && next !== undefined) {
-      objectPath = toPrivate(next, "output", true);
-      out.push(a, objectPath);
-      i++;
-    } else if (a.startsWith("-o") && a.length > 2) {
-      objectPath = toPrivate(a.slice(2), "output", true);
-      out.push(`-o${objectPath}`);
-    } else if (a === "-MF" && next !== undefined) {
-      userDepfile = toPrivate(next, "depfile", false);
-      out.push(a, userDepfile);
-      i++;
-    } else if (a.startsWith("-MF") && a.length > 3) {
-      userDepfile = toPrivate(a.slice(3), "depfile", false);
-      out.push(`-MF${userDepfile}`);
-    } else if (a === "-MD" || a === "-MMD") {
-      wantsDeps = true;
-      out.push(a);
-    } else if (PATH_OPTIONS.has(a) && next !== undefined) {
-      out.push(a, toCtx(next));
-      i++;
-    } else if (OPAQUE_OPTIONS.has(a) && next !== undefined) {
-      out.push(a, next);
-      i++;
-    } else if (a.startsWith("--sysroot=")) {
-      out.push(`--sysroot=${toCtx(a.slice("--sysroot=".length))}`);
-    } else if (PREFIX_MAP_OPTIONS.some((o) => a.startsWith(o))) {
-      // The user's OLD named the project; in the sandbox the same files live under the context.
-      const eq = a.indexOf("=");
-      const value = a.slice(eq + 1);
-      const sep = value.indexOf("="); // gcc splits at the first "=": OLD cannot contain one, NEW can
-      out.push(sep > 0 ? `${a.slice(0, eq + 1)}${toCtx(value.slice(0, sep))}${value.slice(sep)}` : a);
-    } else {
-      const joined = JOINED_PATH_OPTIONS.find((o) => a.startsWith(o) && a.length > o.length);
-      out.push(joined ? joined + toCtx(a.slice(joined.length)) : toCtx(a));
-    }
   }
-  if (objectPath === undefined) {
+
+  /** An output option's value (`-o`, `-MF`), separate (`joined` undefined) or glued to the option. */
+  output(opt: "-o" | "-MF", value: string, joined: boolean): void {
+    const mapped = this.toPrivate(value, opt === "-o" ? "output" : "depfile", opt === "-o");
+    if (opt === "-o") this.objectPath = mapped;
+    else this.userDepfile = mapped;
+    this.out.push(...(joined ? [opt + mapped] : [opt, mapped]));
+  }
+
+  /** Rewrites argument `i` (and its value when separate); returns how many words it took. */
+  word(argv: readonly string[], i: number): number {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    const spec = DRIVER_OPTIONS[a];
+    if (spec && next !== undefined) {
+      if (a === "-o" || a === "-MF") this.output(a, next, false);
+      // A path read goes to the context; any other value (macros, depfile targets, languages) stays as written.
+      else this.out.push(a, spec.value === "read" ? this.toCtx(next) : next);
+      return 2;
+    }
+    if (a === "-MD" || a === "-MMD") this.wantsDeps = true;
+    const joined = joinedOption(a);
+    if (joined === "-o" || joined === "-MF") this.output(joined, a.slice(joined.length), true);
+    else if (joined && DRIVER_OPTIONS[joined]!.value === "read") this.out.push(joined + this.toCtx(a.slice(joined.length)));
+    else if (a.startsWith("--sysroot=")) this.out.push(`--sysroot=${this.toCtx(a.slice("--sysroot=".length))}`);
+    else if (PREFIX_MAP_OPTIONS.some((o) => a.startsWith(o))) this.out.push(this.prefixMap(a));
+    else this.out.push(joined ? a : this.toCtx(a));
+    return 1;
+  }
+
+  /** The user's OLD named the project; in the sandbox the same files live under the context. */
+  private prefixMap(a: string): string {
+    const eq = a.indexOf("=");
+    const value = a.slice(eq + 1);
+    const sep = value.indexOf("="); // gcc splits at the first "=": OLD cannot contain one, NEW can
+    return sep > 0 ? `${a.slice(0, eq + 1)}${this.toCtx(value.slice(0, sep))}${value.slice(sep)}` : a;
+  }
+}
+
+export function planSharedCompile(input: CompilePlanInput): CompilePlan {
+  const { projectRoot, ctxRoot, privateDir } = input;
+  const st = new PlanState(input);
+  st.out.push(input.argv[0]!);
+  // First, so that the user's own prefix maps (later on the command line) take precedence: gcc tries the last one first.
+  st.out.push(`-ffile-prefix-map=${ctxRoot}=${projectRoot}`);
+  for (let i = 1; i < input.argv.length; ) i += st.word(input.argv, i);
+  if (st.objectPath === undefined) {
     throw new OrionError("compile plan needs an explicit -o", { exitCode: ExitCode.BUILD_FAILED, code: Status.INVALID_ARGUMENT });
   }
-
   let depfilePath: string;
-  if (!wantsDeps) {
+  if (!st.wantsDeps) {
     // Orion learns the headers from gcc itself; this file is not an output the user asked for.
     depfilePath = `${privateDir}/.orion-deps.d`;
-    out.push("-MD", "-MF", depfilePath);
-  } else if (userDepfile !== undefined) {
-    depfilePath = userDepfile;
+    st.out.push("-MD", "-MF", depfilePath);
   } else {
-    depfilePath = defaultDepfilePath(objectPath);
+    depfilePath = st.userDepfile ?? defaultDepfilePath(st.objectPath);
   }
-
   return {
-    argv: out,
+    argv: st.out,
     depfilePath,
-    depfileRequested: wantsDeps,
-    privateParents: [...new Set(parents)],
+    depfileRequested: st.wantsDeps,
+    privateParents: [...new Set(st.parents)],
     replacements: [
-      [`${privateDir}/`, outProjectPrefix],
+      [`${privateDir}/`, st.outProjectPrefix],
       [ctxRoot, projectRoot],
     ],
   };
 }
 
 /** gcc's `%{o*:%.d%*}`: the -o path with its file-name suffix replaced by ".d". */
-export function defaultDepfilePath(objectPath: string): string {
-  const slash = objectPath.lastIndexOf("/");
-  const dot = objectPath.lastIndexOf(".");
-  return (dot > slash + 1 ? objectPath.slice(0, dot) : objectPath) + ".d";
-}
+export { defaultDepfilePath };

@@ -18,7 +18,8 @@ import {
 } from "../core/index.js";
 import type { ActionResult, Command, OutputFile } from "../gen/orion/v1/remote_execution.js";
 import { isSharedContextCompile, normalizeRelative, planSharedCompile, withImplicitObject, type CompilePlan } from "./compile-plan.js";
-import { ArgvRefusedError, commandRefusal, mapArgvPaths, type PathSlot, type PolicyContext, toolFamily } from "./argv-policy.js";
+import { ArgvRefusedError, commandRefusal, mapArgvPaths, type PolicyContext } from "./argv-policy.js";
+import { type PathSlot, toolFamily } from "../compile/index.js";
 import { rewriteDepfile, mungeMakePath } from "./depfile.js";
 import { fileKey, forEachLimit, loadInputTree, materializeTree, removeTree, sandboxViolation, type InputTree, type MaterializedTree } from "./input-root.js";
 import { cancelledError, runInProcessGroup } from "./run-process.js";

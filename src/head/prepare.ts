@@ -10,19 +10,18 @@ import {
   type CompileCacheOptions,
   type CompileKey,
   compileKey,
-  compileNeverReads,
   linkKey,
   lookupCompiled,
   lookupValid,
   normalizeArgv,
-  parseCompileArgs,
   parseDepfile,
   readCompileInputs,
   recordCompiled,
   resolveLibraries,
 } from "../cache/index.js";
+import { compileNeverReads, parseCompileArgs, toolFamily } from "../compile/index.js";
 import { buildTree, type PruneMemo, pruneTree } from "../merkle/index.js";
-import { ArgvRefusedError, commandRefusal, toolFamily } from "../exec/argv-policy.js";
+import { ArgvRefusedError, commandRefusal } from "../exec/argv-policy.js";
 import { Action, type ActionResult, Command, Directory } from "../gen/orion/v1/remote_execution.js";
 import type { GraphAction } from "../gen/orion/v1/scheduler.js";
 import { type BuildView, buildFileView, lookupFile } from "./build-file-view.js";

@@ -1,6 +1,6 @@
 // Tests for parseCompileArgs: classification, cacheability and the values keys need.
 import { describe, expect, it } from "vitest";
-import { parseCompileArgs } from "./compiler-args.js";
+import { parseCompileArgs } from "./compile-args.js";
 
 describe("parseCompileArgs", () => {
   it("parses a typical cacheable compile", () => {
