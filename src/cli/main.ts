@@ -326,6 +326,7 @@ function addFarmCommands(program: Command, done: Done): void {
   const head = program
     .command("head")
     .description("run a farm's head: the scheduler, action cache and CAS that nodes and builds connect to over gRPC (until SIGTERM)")
+    .addHelpText("after", '\nIts first line on stdout is {"type":"listening","grpc":"HOST:PORT"}.\n')
     .option("--listen <host:port>", "address to serve on; port 0 picks a free one (default 127.0.0.1:50050)")
     .option("--data-dir <dir>", "state: CAS, action cache, durations (default $XDG_STATE_HOME/orion/head)")
     .option("--token <token>", "require this token from clients (ORION_TOKEN); from nodes too when --node-token is absent")
@@ -336,13 +337,7 @@ function addFarmCommands(program: Command, done: Done): void {
     .option("--tls-cert <file>", "serve TLS with this PEM certificate chain (with --tls-key)")
     .option("--tls-key <file>", "the PEM private key of --tls-cert")
     .option("--tls-client-ca <file>", "nodes and clients must present a certificate signed by this CA (mutual TLS)");
-  withDaemonFiles(head)
-    .addHelpText("after", '\nIts first line on stdout is {"type":"listening","grpc":"HOST:PORT"}.\n')
-    .action(
-      daemonAction(done, (farm, opts, cfg) =>
-        farm.headCommand({ ...opts, token: opts.token ?? cfg.token, nodeToken: opts.nodeToken ?? cfg.nodeToken, ...daemonLogging(opts, cfg) }),
-      ),
-    );
+  withDaemonFiles(head).action(daemonAction(done, runHead));
 
   const node = program
     .command("node")
@@ -363,21 +358,7 @@ function addFarmCommands(program: Command, done: Done): void {
     .option("--insecure", "allow a non-loopback --listen without a token");
   withDaemonFiles(node)
     .option("--unsandboxed", "run actions without the bubblewrap sandbox (ORION_UNSANDBOXED=1); without it, a node that cannot sandbox refuses to start")
-    .action(
-      daemonAction(done, (farm, opts, cfg) =>
-        farm.nodeCommand({
-          ...opts,
-          unsandboxed: opts.unsandboxed ?? cfg.unsandboxed,
-          head: opts.head ?? cfg.head,
-          token: opts.token ?? cfg.token,
-          nodeToken: opts.nodeToken ?? cfg.nodeToken,
-          tlsCa: opts.tlsCa ?? cfg.tlsCa,
-          tlsCert: opts.tlsCert ?? cfg.tlsCert,
-          tlsKey: opts.tlsKey ?? cfg.tlsKey,
-          ...daemonLogging(opts, cfg),
-        }),
-      ),
-    );
+    .action(daemonAction(done, runNode));
 
   program
     .command("status")
@@ -402,14 +383,33 @@ function withDaemonFiles(command: Command): Command {
     .option("--pid-file <file>", "write the process id here while running");
 }
 
+/** Runs a daemon with its flags and the user's configuration; its exit code. */
+type DaemonRun = (farm: typeof import("./farm.js"), opts: OptionValues, cfg: ResolvedConfig) => Promise<number>;
+
 /** A daemon's action: the user's configuration read and farm.js loaded first (only when a daemon runs). */
-function daemonAction(done: Done, run: (farm: typeof import("./farm.js"), opts: OptionValues, cfg: ResolvedConfig) => Promise<number>) {
+function daemonAction(done: Done, run: DaemonRun) {
   return async (opts: OptionValues) => {
     const cfg = await config({}, undefined);
     const farm = await import("./farm.js");
     done(await run(farm, opts, cfg));
   };
 }
+
+const runHead: DaemonRun = (farm, opts, cfg) =>
+  farm.headCommand({ ...opts, token: opts.token ?? cfg.token, nodeToken: opts.nodeToken ?? cfg.nodeToken, ...daemonLogging(opts, cfg) });
+
+const runNode: DaemonRun = (farm, opts, cfg) =>
+  farm.nodeCommand({
+    ...opts,
+    unsandboxed: opts.unsandboxed ?? cfg.unsandboxed,
+    head: opts.head ?? cfg.head,
+    token: opts.token ?? cfg.token,
+    nodeToken: opts.nodeToken ?? cfg.nodeToken,
+    tlsCa: opts.tlsCa ?? cfg.tlsCa,
+    tlsCert: opts.tlsCert ?? cfg.tlsCert,
+    tlsKey: opts.tlsKey ?? cfg.tlsKey,
+    ...daemonLogging(opts, cfg),
+  });
 
 /** A daemon's log: its --log-file, else the configured one; its level from ORION_LOG_LEVEL only. */
 function daemonLogging(opts: OptionValues, cfg: ResolvedConfig): { logFile: string | undefined; logLevel: string } {
