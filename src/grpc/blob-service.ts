@@ -2,7 +2,7 @@
 import { CorruptBlobError, type Digest, type Logger, Status, checkDigest, digestKey, digestProblem, errorMessage, onceAny } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
 import { packTreeTar } from "../merkle/index.js";
-import type { BlobsServer, BatchUpdateBlobsResponse_Response, BatchReadBlobsResponse_Response } from "../gen/orion/v1/blobs.js";
+import type { BlobsServer, BatchUpdateBlobsRequest_Request, BatchUpdateBlobsResponse_Response, BatchReadBlobsResponse_Response } from "../gen/orion/v1/blobs.js";
 import type { Authenticator } from "./auth.js";
 import { BATCH_BYTES, CHUNK_BYTES } from "./limits.js";
 import { READ_ONLY, writeBlobHandler } from "./blob-upload.js";
@@ -35,48 +35,10 @@ export function blobService(o: BlobServiceOptions): BlobsServer {
     batchUpdateBlobs: unary(o.auth, async (req) => {
       if (o.readOnly) throw Object.assign(new Error(READ_ONLY), { code: Status.PERMISSION_DENIED });
       // The blobs of one batch are stored concurrently: each put is a handful of file-system round trips.
-      const responses = await Promise.all(
-        req.requests.map(async (r, i): Promise<BatchUpdateBlobsResponse_Response> => {
-          const problem = digestProblem(r.digest);
-          if (problem) return { digest: r.digest, status: { code: Status.INVALID_ARGUMENT, message: `BatchUpdateBlobs: requests[${i}].digest ${problem}` } };
-          try {
-            // put verifies the bytes against the digest and stores nothing on a mismatch.
-            await o.store.put(r.data, r.digest!);
-            return { digest: r.digest, status: { code: Status.OK, message: "" } };
-          } catch (err) {
-            const corrupt = err instanceof CorruptBlobError;
-            if (corrupt) log.warn({ digest: digestKey(r.digest!) }, "refused an upload whose bytes do not match its digest");
-            return { digest: r.digest, status: { code: corrupt ? Status.DATA_LOSS : Status.INTERNAL, message: errorMessage(err) } };
-          }
-        }),
-      );
-      return { responses };
+      return { responses: await Promise.all(req.requests.map((r, i) => storeBatched(o.store, log, r, i))) };
     }),
 
-    batchReadBlobs: unary(o.auth, async (req) => {
-      const responses: BatchReadBlobsResponse_Response[] = [];
-      let bytes = 0;
-      for (const [i, d] of req.digests.entries()) {
-        const problem = digestProblem(d);
-        if (problem) {
-          responses.push({ digest: d, data: Buffer.alloc(0), status: { code: Status.INVALID_ARGUMENT, message: `BatchReadBlobs: digests[${i}] ${problem}` } });
-          continue;
-        }
-        // Keep the answer within the message limit: the client streams what does not fit.
-        if (bytes + d.sizeBytes > BATCH_BYTES && bytes > 0) {
-          responses.push({ digest: d, data: Buffer.alloc(0), status: { code: Status.RESOURCE_EXHAUSTED, message: "batch too large; read it as a stream" } });
-          continue;
-        }
-        const data = await o.store.get(d);
-        if (data) bytes += data.length;
-        responses.push(
-          data
-            ? { digest: d, data, status: { code: Status.OK, message: "" } }
-            : { digest: d, data: Buffer.alloc(0), status: { code: Status.NOT_FOUND, message: `blob ${digestKey(d)} not found` } },
-        );
-      }
-      return { responses };
-    }),
+    batchReadBlobs: unary(o.auth, (req) => readBatch(o.store, req.digests)),
 
     readBlob: serverStream(o.auth, async (req, call) => {
       const d = checkDigest("ReadBlob", "digest", req.digest);
@@ -112,4 +74,45 @@ export function blobService(o: BlobServiceOptions): BlobsServer {
 
     writeBlob: writeBlobHandler(o, log),
   };
+}
+
+/** One blob of a BatchUpdateBlobs: stored when its digest is well-formed and its bytes match it, else its own status. */
+async function storeBatched(store: BlobStore, log: Logger, r: BatchUpdateBlobsRequest_Request, i: number): Promise<BatchUpdateBlobsResponse_Response> {
+  const problem = digestProblem(r.digest);
+  if (problem) return { digest: r.digest, status: { code: Status.INVALID_ARGUMENT, message: `BatchUpdateBlobs: requests[${i}].digest ${problem}` } };
+  try {
+    // put verifies the bytes against the digest and stores nothing on a mismatch.
+    await store.put(r.data, r.digest!);
+    return { digest: r.digest, status: { code: Status.OK, message: "" } };
+  } catch (err) {
+    const corrupt = err instanceof CorruptBlobError;
+    if (corrupt) log.warn({ digest: digestKey(r.digest!) }, "refused an upload whose bytes do not match its digest");
+    return { digest: r.digest, status: { code: corrupt ? Status.DATA_LOSS : Status.INTERNAL, message: errorMessage(err) } };
+  }
+}
+
+/** BatchReadBlobs: each blob with its own status; what would take the answer past the message limit is left to a stream. */
+async function readBatch(store: BlobStore, digests: Digest[]): Promise<{ responses: BatchReadBlobsResponse_Response[] }> {
+  const responses: BatchReadBlobsResponse_Response[] = [];
+  let bytes = 0;
+  for (const [i, d] of digests.entries()) {
+    const problem = digestProblem(d);
+    if (problem) {
+      responses.push({ digest: d, data: Buffer.alloc(0), status: { code: Status.INVALID_ARGUMENT, message: `BatchReadBlobs: digests[${i}] ${problem}` } });
+      continue;
+    }
+    // Keep the answer within the message limit: the client streams what does not fit.
+    if (bytes + d.sizeBytes > BATCH_BYTES && bytes > 0) {
+      responses.push({ digest: d, data: Buffer.alloc(0), status: { code: Status.RESOURCE_EXHAUSTED, message: "batch too large; read it as a stream" } });
+      continue;
+    }
+    const data = await store.get(d);
+    if (data) bytes += data.length;
+    responses.push(
+      data
+        ? { digest: d, data, status: { code: Status.OK, message: "" } }
+        : { digest: d, data: Buffer.alloc(0), status: { code: Status.NOT_FOUND, message: `blob ${digestKey(d)} not found` } },
+    );
+  }
+  return { responses };
 }

@@ -207,10 +207,7 @@ function applyCall(s: Applying): string | undefined {
     case "link":
     case "linkat": {
       const to = pathArg(s, 1);
-      if (target === undefined || to === undefined || !ok) break;
-      accesses.push({ op: "read", path: target });
-      if (!l.name.startsWith("link")) accesses.push({ op: "remove", path: target });
-      accesses.push({ op: "write", path: to, fresh: true });
+      if (target !== undefined && to !== undefined && ok) applyRenameOrLink(s, target, to);
       break;
     }
     case "mkdir":
@@ -227,18 +224,12 @@ function applyCall(s: Applying): string | undefined {
     case "chdir":
       if (target !== undefined && ok) s.proc.cwd = target;
       break;
-    case "fchdir": {
-      if (!ok) break;
-      const dir = s.proc.fds.get(Number(a[0]));
-      if (dir === undefined) s.untraceable = `fchdir to fd ${a[0]}, which the trace never showed opened`;
-      else s.proc.cwd = dir;
-      break;
-    }
+    case "fchdir":
     case "dup":
     case "dup2":
     case "dup3":
     case "fcntl":
-      if (ok && (l.name !== "fcntl" || a[1]?.startsWith("F_DUPFD"))) copyFd(s.proc, Number(a[0]), l.ret);
+      if (ok) applyFdCall(s);
       break;
     default:
       break;
@@ -259,11 +250,29 @@ function applyOpen(s: Applying, target: string): void {
   } else s.accesses.push({ op: "read", path: target });
 }
 
-/** dup and its kin: the new fd names what the old one did (or nothing the parser knows). */
-function copyFd(p: Proc, from: number, to: number): void {
-  const dir = p.fds.get(from);
-  if (dir === undefined) p.fds.delete(to);
-  else p.fds.set(to, dir);
+/** A rename reads and removes its source and freshly writes its destination; a link leaves its source in place. */
+function applyRenameOrLink(s: Applying, from: string, to: string): void {
+  s.accesses.push({ op: "read", path: from });
+  if (!s.call.name.startsWith("link")) s.accesses.push({ op: "remove", path: from });
+  s.accesses.push({ op: "write", path: to, fresh: true });
+}
+
+/**
+ * A successful call on an fd: fchdir moves the cwd to the directory it names (untraceable when the log never showed it
+ * opened); dup and its kin make the new fd name what the old one did (or nothing the parser knows).
+ */
+function applyFdCall(s: Applying): void {
+  const { call: l, proc: p } = s;
+  const a = l.args;
+  const from = p.fds.get(Number(a[0]));
+  if (l.name === "fchdir") {
+    if (from === undefined) s.untraceable = `fchdir to fd ${a[0]}, which the trace never showed opened`;
+    else p.cwd = from;
+    return;
+  }
+  if (l.name === "fcntl" && !a[1]?.startsWith("F_DUPFD")) return;
+  if (from === undefined) p.fds.delete(l.ret);
+  else p.fds.set(l.ret, from);
 }
 
 interface Call {
