@@ -30,128 +30,152 @@ const SHELL_ONLY_COMMANDS = new Set([
 const ASSIGNMENT = /^[A-Za-z_][A-Za-z0-9_]*=/;
 
 export function splitShellWords(line: string): ShellWords {
-  const words: string[] = [];
-  let needsShell = false;
-  let word = "";
-  // A word exists once anything was read for it, even an empty quoted string ('').
-  let inWord = false;
-  // The unquoted prefix of the current word, for detecting `VAR=value` assignments.
-  let rawPrefix = "";
-  let quotedYet = false;
+  const s = new WordSplitter(line);
+  while (s.i < line.length) {
+    const c = line[s.i]!;
+    if (c === " " || c === "\t") s.blank();
+    else if (c === "\n") s.newline();
+    else if (c === "\\") s.backslash();
+    else if (c === "'") {
+      if (!s.singleQuoted()) break;
+    } else if (c === '"') s.doubleQuoted();
+    else if (!s.inWord && c === "#") s.comment();
+    else s.plain(c);
+  }
+  s.endWord();
 
-  const endWord = (): void => {
-    if (!inWord) return;
-    if (words.length === 0 && ASSIGNMENT.test(rawPrefix)) needsShell = true;
-    words.push(word);
-    word = "";
-    inWord = false;
-    rawPrefix = "";
-    quotedYet = false;
-  };
+  if (s.words.length > 0 && SHELL_ONLY_COMMANDS.has(s.words[0]!)) s.needsShell = true;
+  return { words: s.words, needsShell: s.needsShell };
+}
 
-  let i = 0;
-  while (i < line.length) {
-    const c = line[i]!;
-    if (c === " " || c === "\t") {
-      endWord();
-      i++;
-      continue;
+/** The splitter's state as it walks the line: each method reads one construct at `i` and moves past it. */
+class WordSplitter {
+  readonly words: string[] = [];
+  needsShell = false;
+  /** Where the next character to read is. */
+  i = 0;
+  private word = "";
+  /** A word exists once anything was read for it, even an empty quoted string (''). */
+  inWord = false;
+  /** The unquoted prefix of the current word, for detecting `VAR=value` assignments. */
+  private rawPrefix = "";
+  private quotedYet = false;
+
+  constructor(private readonly line: string) {}
+
+  endWord(): void {
+    if (!this.inWord) return;
+    if (this.words.length === 0 && ASSIGNMENT.test(this.rawPrefix)) this.needsShell = true;
+    this.words.push(this.word);
+    this.word = "";
+    this.inWord = false;
+    this.rawPrefix = "";
+    this.quotedYet = false;
+  }
+
+  blank(): void {
+    this.endWord();
+    this.i++;
+  }
+
+  newline(): void {
+    this.needsShell = true;
+    this.endWord();
+    this.i++;
+  }
+
+  backslash(): void {
+    const next = this.line[this.i + 1];
+    if (next === undefined) {
+      // A trailing backslash is literal in sh.
+      this.word += "\\";
+      this.inWord = true;
+    } else if (next !== "\n") {
+      // Backslash-newline is a line continuation and vanishes; anything else is quoted literally.
+      this.word += next;
+      this.inWord = true;
+      this.quotedYet = true;
     }
-    if (c === "\n") {
-      needsShell = true;
-      endWord();
-      i++;
-      continue;
+    this.i += 2;
+  }
+
+  /** A '...' string; false when it is never closed (the rest of the line is then its content). */
+  singleQuoted(): boolean {
+    const line = this.line;
+    const end = line.indexOf("'", this.i + 1);
+    if (end < 0) {
+      // Unterminated quote: leave the error to the shell.
+      this.needsShell = true;
+      this.word += line.slice(this.i + 1);
+      this.inWord = true;
+      return false;
     }
-    if (c === "\\") {
-      const next = line[i + 1];
-      if (next === undefined) {
-        // A trailing backslash is literal in sh.
-        word += c;
-        inWord = true;
-      } else if (next !== "\n") {
-        // Backslash-newline is a line continuation and vanishes; anything else is quoted literally.
-        word += next;
-        inWord = true;
-        quotedYet = true;
-      }
-      i += 2;
-      continue;
-    }
-    if (c === "'") {
-      const end = line.indexOf("'", i + 1);
-      if (end < 0) {
-        // Unterminated quote: leave the error to the shell.
-        needsShell = true;
-        word += line.slice(i + 1);
-        inWord = true;
+    this.word += line.slice(this.i + 1, end);
+    this.inWord = true;
+    this.quotedYet = true;
+    this.i = end + 1;
+    return true;
+  }
+
+  doubleQuoted(): void {
+    const line = this.line;
+    let j = this.i + 1;
+    let closed = false;
+    while (j < line.length) {
+      const d = line[j]!;
+      if (d === '"') {
+        closed = true;
         break;
       }
-      word += line.slice(i + 1, end);
-      inWord = true;
-      quotedYet = true;
-      i = end + 1;
-      continue;
-    }
-    if (c === '"') {
-      let j = i + 1;
-      let closed = false;
-      while (j < line.length) {
-        const d = line[j]!;
-        if (d === '"') {
-          closed = true;
-          break;
+      if (d === "$" || d === "`") this.needsShell = true;
+      if (d === "\\" && j + 1 < line.length) {
+        const e = line[j + 1]!;
+        // Inside double quotes a backslash only escapes these; elsewhere it stays.
+        if (e === "$" || e === "`" || e === '"' || e === "\\") {
+          this.word += e;
+          j += 2;
+          continue;
         }
-        if (d === "$" || d === "`") needsShell = true;
-        if (d === "\\" && j + 1 < line.length) {
-          const e = line[j + 1]!;
-          // Inside double quotes a backslash only escapes these; elsewhere it stays.
-          if (e === "$" || e === "`" || e === '"' || e === "\\") {
-            word += e;
-            j += 2;
-            continue;
-          }
-          if (e === "\n") {
-            j += 2;
-            continue;
-          }
+        if (e === "\n") {
+          j += 2;
+          continue;
         }
-        word += d;
-        j++;
       }
-      if (!closed) needsShell = true;
-      inWord = true;
-      quotedYet = true;
-      i = j + 1;
-      continue;
+      this.word += d;
+      j++;
     }
-    if (!inWord && c === "#") {
-      // A comment runs to the end of the line and is ignored by sh, so it adds no word
-      // (Lua's Makefile, built by Redis: `ar rc liblua.a lapi.o ...\t# DLL needs all object files`).
-      const end = line.indexOf("\n", i);
-      i = end < 0 ? line.length : end;
-      continue;
-    }
-    if (OPERATOR_CHARS.has(c) || EXPANSION_CHARS.has(c)) needsShell = true;
-    if (!inWord && c === "~") needsShell = true;
+    if (!closed) this.needsShell = true;
+    this.inWord = true;
+    this.quotedYet = true;
+    this.i = j + 1;
+  }
+
+  comment(): void {
+    // A comment runs to the end of the line and is ignored by sh, so it adds no word
+    // (Lua's Makefile, built by Redis: `ar rc liblua.a lapi.o ...\t# DLL needs all object files`).
+    const end = this.line.indexOf("\n", this.i);
+    this.i = end < 0 ? this.line.length : end;
+  }
+
+  /** An unquoted character: part of the word, or an operator that is a word of its own. */
+  plain(c: string): void {
+    const line = this.line;
+    if (OPERATOR_CHARS.has(c) || EXPANSION_CHARS.has(c)) this.needsShell = true;
+    if (!this.inWord && c === "~") this.needsShell = true;
     if (OPERATOR_CHARS.has(c)) {
       // Operators separate words even without spaces (`a&&b`); keep them as their own words.
-      endWord();
+      this.endWord();
       let op = c;
-      while (i + op.length < line.length && OPERATOR_CHARS.has(line[i + op.length]!)) op += line[i + op.length];
-      words.push(op);
-      i += op.length;
-      continue;
+      while (this.i + op.length < line.length && OPERATOR_CHARS.has(line[this.i + op.length]!)) op += line[this.i + op.length];
+      this.words.push(op);
+      this.i += op.length;
+      return;
     }
-    word += c;
-    if (!quotedYet) rawPrefix += c;
-    inWord = true;
-    i++;
+    this.word += c;
+    if (!this.quotedYet) this.rawPrefix += c;
+    this.inWord = true;
+    this.i++;
   }
-  endWord();
-
-  if (words.length > 0 && SHELL_ONLY_COMMANDS.has(words[0]!)) needsShell = true;
-  return { words, needsShell };
 }
 
 /** Quotes one word so that /bin/sh reads it back unchanged. */

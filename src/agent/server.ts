@@ -84,65 +84,22 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     inFlight++;
     clearTimeout(idleTimer);
     let done = false;
-    const finish = () => {
+    sock.on("close", () => {
       if (done) return;
       done = true;
       inFlight--;
       armIdle();
-    };
-    sock.on("close", finish);
-    sock.on("error", (err) => log.debug({ err }, "client connection failed"));
-    const reader = new FrameReader();
-    let served = false;
-    // A client that hangs up before a whole request (a liveness probe, a killed client) gets nothing back.
-    sock.on("end", () => {
-      if (!served) sock.destroy();
     });
-    sock.on("data", (chunk: Buffer) => {
-      if (served) return;
-      let frames: Buffer[];
-      try {
-        frames = reader.push(chunk);
-      } catch (err) {
-        log.warn({ err }, "bad frame from a client");
-        served = true;
-        sock.destroy();
-        return;
+    readOneRequest(sock, log, async (payload) => {
+      sock.end(await replyTo(handler, payload, log));
+      if (options.isStale?.() && !closing) {
+        log.info("this agent's code changed on disk; closing so the next call starts a fresh one");
+        void close();
       }
-      if (frames.length === 0) return;
-      served = true;
-      void serve(sock, frames[0]!);
     });
   });
 
-  const serve = async (sock: Socket, payload: Buffer) => {
-    let reply: Buffer;
-    try {
-      const call = decodeRequest(payload);
-      const r = await handler.handle(call);
-      // FALLBACK is also how the handler says "not mine: run it yourself" — the client execs the compiler.
-      reply = r.runInClient
-        ? encodeReply({ status: ReplyStatus.FALLBACK, exitCode: 0, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) })
-        : encodeReply({ status: ReplyStatus.DONE, ...r });
-    } catch (err) {
-      // The client runs the compiler itself on FALLBACK: one bad call never fails the build nor kills the agent.
-      log.warn({ err }, "call failed in the agent; the client will run the compiler itself");
-      reply = encodeReply({ status: ReplyStatus.FALLBACK, exitCode: -1, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) });
-    }
-    sock.end(reply);
-    if (options.isStale?.() && !closing) {
-      log.info("this agent's code changed on disk; closing so the next call starts a fresh one");
-      void close();
-    }
-  };
-
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(socketPath, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
+  await listen(server, socketPath);
   server.on("error", (err) => log.error({ err }, "agent socket failed"));
   // Remember which socket file is ours, so closing never removes a successor's.
   const ino = statSync(socketPath).ino;
@@ -156,16 +113,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       clearTimeout(idleTimer);
       // Unlink first: a client arriving from now on finds no socket and starts a fresh agent instead of
       // connecting to one that is going away.
-      try {
-        if (statSync(socketPath).ino === ino) rmSync(socketPath, { force: true });
-      } catch {
-        /* already gone */
-      }
-      try {
-        if (readFileSync(files.pid, "utf8").trim() === String(pid)) rmSync(files.pid, { force: true });
-      } catch {
-        /* already gone */
-      }
+      removeOwnFiles(socketPath, ino, files.pid, pid);
       await new Promise<void>((r) => server.close(() => r()));
       resolveClosed();
     })();
@@ -173,4 +121,70 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   };
 
   return { socketPath, closed, close };
+}
+
+/** Reads one framed request from the connection and hands it to `serve`; a bad frame or a hang-up before a whole request gets nothing back. */
+function readOneRequest(sock: Socket, log: Logger, serve: (payload: Buffer) => Promise<void>): void {
+  sock.on("error", (err) => log.debug({ err }, "client connection failed"));
+  const reader = new FrameReader();
+  let served = false;
+  // A client that hangs up before a whole request (a liveness probe, a killed client) gets nothing back.
+  sock.on("end", () => {
+    if (!served) sock.destroy();
+  });
+  sock.on("data", (chunk: Buffer) => {
+    if (served) return;
+    let frames: Buffer[];
+    try {
+      frames = reader.push(chunk);
+    } catch (err) {
+      log.warn({ err }, "bad frame from a client");
+      served = true;
+      sock.destroy();
+      return;
+    }
+    if (frames.length === 0) return;
+    served = true;
+    void serve(frames[0]!);
+  });
+}
+
+/** The handler's answer to one request, encoded; FALLBACK when the handler declines or fails. */
+async function replyTo(handler: CallHandler, payload: Buffer, log: Logger): Promise<Buffer> {
+  try {
+    const call = decodeRequest(payload);
+    const r = await handler.handle(call);
+    // FALLBACK is also how the handler says "not mine: run it yourself" — the client execs the compiler.
+    return r.runInClient
+      ? encodeReply({ status: ReplyStatus.FALLBACK, exitCode: 0, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) })
+      : encodeReply({ status: ReplyStatus.DONE, ...r });
+  } catch (err) {
+    // The client runs the compiler itself on FALLBACK: one bad call never fails the build nor kills the agent.
+    log.warn({ err }, "call failed in the agent; the client will run the compiler itself");
+    return encodeReply({ status: ReplyStatus.FALLBACK, exitCode: -1, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) });
+  }
+}
+
+function listen(server: Server, socketPath: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(socketPath, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
+/** Removes the socket and pid files if they are still this agent's (same inode, same pid), never a successor's. */
+function removeOwnFiles(socketPath: string, ino: number, pidFile: string, pid: number): void {
+  try {
+    if (statSync(socketPath).ino === ino) rmSync(socketPath, { force: true });
+  } catch {
+    /* already gone */
+  }
+  try {
+    if (readFileSync(pidFile, "utf8").trim() === String(pid)) rmSync(pidFile, { force: true });
+  } catch {
+    /* already gone */
+  }
 }

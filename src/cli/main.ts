@@ -2,7 +2,7 @@
 import { availableParallelism, homedir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { existsSync, statSync } from "node:fs";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option, type OptionValues } from "commander";
 import { errorMessage, ExitCode, OrionError, UsageError } from "../core/errors.js";
 import { ExtractError } from "../../dag-extract/errors.js";
 import { defaultCacheDir, loadConfig, type Config, type ResolvedConfig } from "./config.js";
@@ -12,6 +12,8 @@ import { Reporter, type ReporterMode } from "./reporter.js";
 import type { BuildsApi } from "../head/api.js";
 import type { BlobStore } from "../cas/index.js";
 import type { StatCache } from "../merkle/index.js";
+import type { Logger } from "../core/logger.js";
+import type { StepCache } from "../steps/step-cache.js";
 
 const VERSION = "0.1.0";
 
@@ -83,57 +85,18 @@ async function extractAndBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
   }
 
   const { createRootLogger } = await import("../core/logger.js");
-  const { startEmbedded, openCacheDir } = await import("../client/embedded.js");
-  const { runBuild } = await import("../client/build.js");
+  const { runBuild, reportUnsubmitted } = await import("../client/build.js");
   const { ProgramDigests } = await import("../client/programs.js");
-  const { join } = await import("node:path");
   const logger = createRootLogger({ level: cfg.logLevel, file: cfg.logFile });
 
-  // The farm (--head / ORION_HEAD) or the embedded head and node: the same runBuild either way.
-  let backend: { head: BuildsApi; store: BlobStore; statCache: StatCache; inProcess: boolean; close(): Promise<void> } | undefined;
-  let stepCache: import("../steps/step-cache.js").StepCache;
   const opened = performance.now();
-  try {
-    if (cfg.head) {
-      const { connectBuild } = await import("./farm.js");
-      const conn = await connectBuild(cfg.head, { token: cfg.token, tlsCa: cfg.tlsCa, tlsCert: cfg.tlsCert, tlsKey: cfg.tlsKey });
-      const statCache = openCacheDir(cfg.cacheDir).statCache();
-      backend = {
-        head: conn.builds,
-        store: conn.blobs,
-        statCache,
-        inProcess: false,
-        async close() {
-          conn.close();
-          statCache.close();
-        },
-      };
-    } else {
-      const embedded = await startEmbedded({
-        cacheDir: cfg.cacheDir,
-        slots: cfg.jobs,
-        maxCacheBytes: cfg.maxCacheBytes,
-        logger,
-        unsandboxed: cfg.unsandboxed,
-        // One plain line, not a log record: the user can act on it (or silence it).
-        onSandboxUnavailable: (reason) => {
-          reporter.beforeDiagnostics();
-          process.stderr.write(`orion: warning: actions run unsandboxed: ${reason} (--unsandboxed or ORION_UNSANDBOXED=1 says so on purpose)\n`);
-        },
-      });
-      backend = { head: embedded.head, store: embedded.store, statCache: embedded.statCache, inProcess: true, close: () => embedded.close() };
-    }
-    stepCache = openCacheDir(cfg.cacheDir).stepCache();
-  } catch (err) {
-    // The client cache's disk is full before anything was submitted: its one line, then the summary, exit 3.
-    const { isDiskFullAt, diskFullLine } = await import("../core/disk-full.js");
-    if (!isDiskFullAt(err, cfg.cacheDir)) throw err;
-    await backend?.close().catch(() => undefined);
-    process.stderr.write(`orion: ${diskFullLine(err, "the client cache", cfg.cacheDir)}\n`);
-    const { reportUnsubmitted } = await import("../client/build.js");
+  const open = await openBackend(cfg, logger, reporter);
+  if (!open) {
+    // The client cache's disk is full before anything was submitted: its one line is out; the summary follows, exit 3.
     reportUnsubmitted(graph, (e) => reporter.onEvent(e), performance.now() - opened);
     return ExitCode.INFRASTRUCTURE;
   }
+  const { backend, stepCache } = open;
   try {
     // Interrupted while the head and node started: nothing was submitted yet.
     if (signal.aborted) return ExitCode.INTERRUPTED;
@@ -162,6 +125,68 @@ async function extractAndBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
     stepCache.close();
     await backend.close();
   }
+}
+
+/** Where a build runs: a farm's head, or the embedded head and node — the same runBuild either way. */
+interface Backend {
+  head: BuildsApi;
+  store: BlobStore;
+  statCache: StatCache;
+  inProcess: boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * The farm (--head / ORION_HEAD) or the embedded head and node, and the step cache. Undefined, with its one line on
+ * stderr, when the client cache's disk is full.
+ */
+async function openBackend(cfg: ResolvedConfig, logger: Logger, reporter: Reporter): Promise<{ backend: Backend; stepCache: StepCache } | undefined> {
+  let backend: Backend | undefined;
+  try {
+    backend = cfg.head ? await connectFarm(cfg.head, cfg) : await startEmbeddedBackend(cfg, logger, reporter);
+    const { openCacheDir } = await import("../client/embedded.js");
+    return { backend, stepCache: openCacheDir(cfg.cacheDir).stepCache() };
+  } catch (err) {
+    const { isDiskFullAt, diskFullLine } = await import("../core/disk-full.js");
+    if (!isDiskFullAt(err, cfg.cacheDir)) throw err;
+    await backend?.close().catch(() => undefined);
+    process.stderr.write(`orion: ${diskFullLine(err, "the client cache", cfg.cacheDir)}\n`);
+    return undefined;
+  }
+}
+
+async function connectFarm(head: string, cfg: ResolvedConfig): Promise<Backend> {
+  const { connectBuild } = await import("./farm.js");
+  const { openCacheDir } = await import("../client/embedded.js");
+  const conn = await connectBuild(head, { token: cfg.token, tlsCa: cfg.tlsCa, tlsCert: cfg.tlsCert, tlsKey: cfg.tlsKey });
+  const statCache = openCacheDir(cfg.cacheDir).statCache();
+  return {
+    head: conn.builds,
+    store: conn.blobs,
+    statCache,
+    inProcess: false,
+    async close() {
+      conn.close();
+      statCache.close();
+    },
+  };
+}
+
+async function startEmbeddedBackend(cfg: ResolvedConfig, logger: Logger, reporter: Reporter): Promise<Backend> {
+  const { startEmbedded } = await import("../client/embedded.js");
+  const embedded = await startEmbedded({
+    cacheDir: cfg.cacheDir,
+    slots: cfg.jobs,
+    maxCacheBytes: cfg.maxCacheBytes,
+    logger,
+    unsandboxed: cfg.unsandboxed,
+    // One plain line, not a log record: the user can act on it (or silence it).
+    onSandboxUnavailable: (reason) => {
+      reporter.beforeDiagnostics();
+      process.stderr.write(`orion: warning: actions run unsandboxed: ${reason} (--unsandboxed or ORION_UNSANDBOXED=1 says so on purpose)\n`);
+    },
+  });
+  return { head: embedded.head, store: embedded.store, statCache: embedded.statCache, inProcess: true, close: () => embedded.close() };
 }
 
 async function graphCommand(dirArg: string | undefined, opts: { format: string }, passThrough: string[]): Promise<number> {
@@ -242,6 +267,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   const { ours, passThrough } = splitPassThrough(argv);
   let exitCode: number = ExitCode.OK;
+  const done: Done = (code) => {
+    exitCode = code;
+  };
   const program = new Command("orion")
     .description("Distributed build execution for C and C++: whole-graph scheduling, Merkle action caching, a remote-compile farm.")
     .version(VERSION)
@@ -256,7 +284,23 @@ Exit codes: 0 success, 1 the build failed, 2 usage or configuration error, 3 inf
 Configuration: flags > ORION_* environment > DIR/.orion.json > $XDG_CONFIG_HOME/orion/config.json.
 Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     );
+  addBuildCommand(program, passThrough, done);
+  addFarmCommands(program, done);
+  addProjectCommands(program, passThrough, done);
+  addCacheCommands(program, done);
 
+  try {
+    await program.parseAsync(ours, { from: "user" });
+    return exitCode;
+  } catch (err) {
+    return reportError(err);
+  }
+}
+
+/** How a command's action hands back its exit code. */
+type Done = (exitCode: number) => void;
+
+function addBuildCommand(program: Command, passThrough: string[], done: Done): void {
   program
     .command("build")
     .description("build DIR (default .) through Orion's scheduler and cache; ARGS after -- go to make (targets, VAR=value)")
@@ -273,12 +317,16 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .option("--tls-key <file>", "the PEM private key of --tls-cert (ORION_TLS_KEY)")
     .addHelpText("after", "\nExamples:\n  orion build ./fixtures/multi-c\n  orion build . --json -- CFLAGS=-O0 all\n  orion build --head 10.0.0.5:50050 --token $T ./proj\n")
     .action(async (dir: string | undefined, opts) => {
-      exitCode = await buildCommand(dir, opts, passThrough);
+      done(await buildCommand(dir, opts, passThrough));
     });
+}
 
-  program
+/** The farm's daemons and the view of them: `orion head`, `orion node`, `orion status`. */
+function addFarmCommands(program: Command, done: Done): void {
+  const head = program
     .command("head")
     .description("run a farm's head: the scheduler, action cache and CAS that nodes and builds connect to over gRPC (until SIGTERM)")
+    .addHelpText("after", '\nIts first line on stdout is {"type":"listening","grpc":"HOST:PORT"}.\n')
     .option("--listen <host:port>", "address to serve on; port 0 picks a free one (default 127.0.0.1:50050)")
     .option("--data-dir <dir>", "state: CAS, action cache, durations (default $XDG_STATE_HOME/orion/head)")
     .option("--token <token>", "require this token from clients (ORION_TOKEN); from nodes too when --node-token is absent")
@@ -288,17 +336,10 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .option("--insecure", "allow a non-loopback --listen without a token")
     .option("--tls-cert <file>", "serve TLS with this PEM certificate chain (with --tls-key)")
     .option("--tls-key <file>", "the PEM private key of --tls-cert")
-    .option("--tls-client-ca <file>", "nodes and clients must present a certificate signed by this CA (mutual TLS)")
-    .option("--log-file <file>", "JSON log lines here instead of stderr")
-    .option("--pid-file <file>", "write the process id here while running")
-    .addHelpText("after", '\nIts first line on stdout is {"type":"listening","grpc":"HOST:PORT"}.\n')
-    .action(async (opts) => {
-      const cfg = await config({}, undefined);
-      const { headCommand } = await import("./farm.js");
-      exitCode = await headCommand({ ...opts, token: opts.token ?? cfg.token, nodeToken: opts.nodeToken ?? cfg.nodeToken, logFile: opts.logFile ?? cfg.logFile, logLevel: process.env.ORION_LOG_LEVEL ?? "info" });
-    });
+    .option("--tls-client-ca <file>", "nodes and clients must present a certificate signed by this CA (mutual TLS)");
+  withDaemonFiles(head).action(daemonAction(done, runHead));
 
-  program
+  const node = program
     .command("node")
     .description("run a farm node: leases actions from the head when a slot is free and runs them in sandboxes (until SIGTERM)")
     .option("--head <host:port>", "the head's address (ORION_HEAD)")
@@ -314,15 +355,10 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .option("--toolchain <name=path...>", "a program this node runs (repeatable; default gcc, g++, cc, c++, clang, clang++, ar, ranlib on PATH)")
     .option("--listen <host:port>", "serve this node's blobs to peers here (default 127.0.0.1:0, a free port)")
     .option("--advertise <host:port>", "the address peers reach this node at, when it differs from --listen")
-    .option("--insecure", "allow a non-loopback --listen without a token")
-    .option("--log-file <file>", "JSON log lines here instead of stderr")
-    .option("--pid-file <file>", "write the process id here while running")
+    .option("--insecure", "allow a non-loopback --listen without a token");
+  withDaemonFiles(node)
     .option("--unsandboxed", "run actions without the bubblewrap sandbox (ORION_UNSANDBOXED=1); without it, a node that cannot sandbox refuses to start")
-    .action(async (opts) => {
-      const cfg = await config({}, undefined);
-      const { nodeCommand } = await import("./farm.js");
-      exitCode = await nodeCommand({ ...opts, unsandboxed: opts.unsandboxed ?? cfg.unsandboxed, head: opts.head ?? cfg.head, token: opts.token ?? cfg.token, nodeToken: opts.nodeToken ?? cfg.nodeToken, tlsCa: opts.tlsCa ?? cfg.tlsCa, tlsCert: opts.tlsCert ?? cfg.tlsCert, tlsKey: opts.tlsKey ?? cfg.tlsKey, logFile: opts.logFile ?? cfg.logFile, logLevel: process.env.ORION_LOG_LEVEL ?? "info" });
-    });
+    .action(daemonAction(done, runNode));
 
   program
     .command("status")
@@ -336,16 +372,59 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .action(async (opts) => {
       const cfg = await config({ head: opts.head, token: opts.token, tlsCa: opts.tlsCa, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey }, undefined);
       const { statusCommand, DEFAULT_HEAD } = await import("./farm.js");
-      exitCode = await statusCommand({ head: cfg.head ?? DEFAULT_HEAD, token: cfg.token, tlsCa: cfg.tlsCa, tlsCert: cfg.tlsCert, tlsKey: cfg.tlsKey, json: opts.json });
+      done(await statusCommand({ head: cfg.head ?? DEFAULT_HEAD, token: cfg.token, tlsCa: cfg.tlsCa, tlsCert: cfg.tlsCert, tlsKey: cfg.tlsKey, json: opts.json }));
     });
+}
 
+/** The test-hygiene flags both daemons take (distcc's habit): where their log goes and where their pid is left. */
+function withDaemonFiles(command: Command): Command {
+  return command
+    .option("--log-file <file>", "JSON log lines here instead of stderr")
+    .option("--pid-file <file>", "write the process id here while running");
+}
+
+/** Runs a daemon with its flags and the user's configuration; its exit code. */
+type DaemonRun = (farm: typeof import("./farm.js"), opts: OptionValues, cfg: ResolvedConfig) => Promise<number>;
+
+/** A daemon's action: the user's configuration read and farm.js loaded first (only when a daemon runs). */
+function daemonAction(done: Done, run: DaemonRun) {
+  return async (opts: OptionValues) => {
+    const cfg = await config({}, undefined);
+    const farm = await import("./farm.js");
+    done(await run(farm, opts, cfg));
+  };
+}
+
+const runHead: DaemonRun = (farm, opts, cfg) =>
+  farm.headCommand({ ...opts, token: opts.token ?? cfg.token, nodeToken: opts.nodeToken ?? cfg.nodeToken, ...daemonLogging(opts, cfg) });
+
+const runNode: DaemonRun = (farm, opts, cfg) =>
+  farm.nodeCommand({
+    ...opts,
+    unsandboxed: opts.unsandboxed ?? cfg.unsandboxed,
+    head: opts.head ?? cfg.head,
+    token: opts.token ?? cfg.token,
+    nodeToken: opts.nodeToken ?? cfg.nodeToken,
+    tlsCa: opts.tlsCa ?? cfg.tlsCa,
+    tlsCert: opts.tlsCert ?? cfg.tlsCert,
+    tlsKey: opts.tlsKey ?? cfg.tlsKey,
+    ...daemonLogging(opts, cfg),
+  });
+
+/** A daemon's log: its --log-file, else the configured one; its level from ORION_LOG_LEVEL only. */
+function daemonLogging(opts: OptionValues, cfg: ResolvedConfig): { logFile: string | undefined; logLevel: string } {
+  return { logFile: opts.logFile ?? cfg.logFile, logLevel: process.env.ORION_LOG_LEVEL ?? "info" };
+}
+
+/** What works on a project or a compile without a build: `orion graph`, `orion agent`, `orion cc`, `orion masquerade`. */
+function addProjectCommands(program: Command, passThrough: string[], done: Done): void {
   program
     .command("graph")
     .description("print the build graph of DIR: every command make would run, classified, with inputs, outputs and dependencies")
     .argument("[dir]", "the project directory")
     .addOption(new Option("--format <format>", "output format").choices(["json", "dot"]).default("json"))
     .action(async (dir: string | undefined, opts) => {
-      exitCode = await graphCommand(dir, opts, passThrough);
+      done(await graphCommand(dir, opts, passThrough));
     });
 
   program
@@ -357,7 +436,7 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .action(async (opts: { socket?: string; idleMs?: number; foreground?: boolean }) => {
       const cfg = await config({}, undefined);
       const { runAgentCommand } = await import("../agent/command.js");
-      exitCode = await runAgentCommand({ ...opts, cacheDir: cfg.cacheDir, logLevel: cfg.logLevel, logFile: cfg.logFile, env: process.env, script: process.argv[1] ?? "" });
+      done(await runAgentCommand({ ...opts, cacheDir: cfg.cacheDir, logLevel: cfg.logLevel, logFile: cfg.logFile, env: process.env, script: process.argv[1] ?? "" }));
     });
 
   program
@@ -369,7 +448,7 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .helpOption(false)
     .action(async (compiler: string, args: string[]) => {
       // Reached only through `orion help cc`-style paths: main() hands `orion cc ...` to ccCommand before commander parses.
-      exitCode = await ccCommand([compiler, ...args]);
+      done(await ccCommand([compiler, ...args]));
     });
 
   program
@@ -377,16 +456,18 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .description("fill DIR with gcc, cc, g++, c++ (and clang, clang++) links to orion; PATH=DIR:$PATH make caches every compile")
     .argument("<dir>", "the directory to fill (created when absent)")
     .action(async (dir: string) => {
-      exitCode = await masqueradeCommand(dir);
+      done(await masqueradeCommand(dir));
     });
+}
 
+function addCacheCommands(program: Command, done: Done): void {
   const cache = program.command("cache").description("inspect or clear the local cache");
   cache
     .command("stats")
     .description("entries and bytes in the action cache and the CAS, and the orion cc counters (hits, misses, uncacheable, localCompiles, remoteCompiles, fallbacks)")
     .option("--json", "one JSON object")
     .action(async (opts) => {
-      exitCode = await cacheCommand("stats", opts);
+      done(await cacheCommand("stats", opts));
     });
   cache
     .command("verify")
@@ -396,21 +477,14 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     .action(async (opts: { dataDir?: string; json?: boolean }) => {
       const { cacheVerifyCommand } = await import("./cache-verify.js");
       const cfg = opts.dataDir === undefined ? await config({}, undefined) : undefined;
-      exitCode = await cacheVerifyCommand(opts, cfg?.cacheDir ?? "");
+      done(await cacheVerifyCommand(opts, cfg?.cacheDir ?? ""));
     });
   cache
     .command("clear")
     .description("forget every cached action result")
     .action(async () => {
-      exitCode = await cacheCommand("clear", {});
+      done(await cacheCommand("clear", {}));
     });
-
-  try {
-    await program.parseAsync(ours, { from: "user" });
-    return exitCode;
-  } catch (err) {
-    return reportError(err);
-  }
 }
 
 function reportError(err: unknown): number {

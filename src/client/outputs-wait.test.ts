@@ -8,7 +8,7 @@ import { SqliteBlobStore } from "../cas/sqlite-blob-store.js";
 import { StatCache } from "../merkle/index.js";
 import { ActionResult } from "../gen/orion/v1/remote_execution.js";
 import { OutputWriter } from "./outputs.js";
-import { orderedBefore } from "./build.js";
+import { orderedBefore } from "./host-step-loop.js";
 
 let dir: string;
 let store: SqliteBlobStore;

@@ -9,6 +9,7 @@ import { type BlobStore, createBlobStore } from "../cas/index.js";
 import { StatCache } from "../merkle/index.js";
 import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
 import { OutputWriter } from "./outputs.js";
+import { actionResult } from "./test-helpers.js";
 
 let dir: string;
 let root: string;
@@ -34,15 +35,7 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const result = (...paths: string[]): ActionResult => ({
-  outputFiles: paths.map((path) => ({ path, digest: blob, isExecutable: true, contents: Buffer.alloc(0) })),
-  exitCode: 0,
-  stdoutRaw: Buffer.alloc(0),
-  stderrRaw: Buffer.alloc(0),
-  stdoutDigest: undefined,
-  stderrDigest: undefined,
-  executionMetadata: undefined,
-});
+const result = (...paths: string[]): ActionResult => actionResult(paths.map((path) => ({ path, digest: blob, isExecutable: true })));
 
 async function write(cwd: string, ...paths: string[]): Promise<unknown> {
   const w = new OutputWriter(store, statCache, root);

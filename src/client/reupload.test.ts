@@ -10,6 +10,7 @@ import { StatCache } from "../merkle/index.js";
 import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
 import { OutputWriter } from "./outputs.js";
 import { reuploadBlobs } from "./reupload.js";
+import { actionResult } from "./test-helpers.js";
 
 let dir: string;
 let root: string;
@@ -33,15 +34,7 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const result = (outputs: [string, Digest][]): ActionResult => ({
-  outputFiles: outputs.map(([path, digest]) => ({ path, digest, isExecutable: false, contents: Buffer.alloc(0) })),
-  exitCode: 0,
-  stdoutRaw: Buffer.alloc(0),
-  stderrRaw: Buffer.alloc(0),
-  stdoutDigest: undefined,
-  stderrDigest: undefined,
-  executionMetadata: undefined,
-});
+const result = (outputs: [string, Digest][]): ActionResult => actionResult(outputs.map(([path, digest]) => ({ path, digest, isExecutable: false })));
 
 const lines: string[] = [];
 const log = { warn: (_o: unknown, msg: string) => lines.push(msg), info() {}, debug() {}, error() {} } as never;

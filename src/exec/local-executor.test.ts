@@ -1,6 +1,5 @@
 // End-to-end tests of LocalExecutor with real gcc, ar and files: sandboxed results must equal a plain run in the project.
 import * as fsp from "node:fs/promises";
-import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { execa } from "execa";
@@ -11,6 +10,7 @@ import { Status, isInfrastructureError, type Digest } from "../core/index.js";
 import { buildTree, type TreeEntry } from "../merkle/index.js";
 import { Directory, type Command } from "../gen/orion/v1/remote_execution.js";
 import { LocalExecutor, storeInputs, type ExecRequest, type InputSource } from "./local-executor.js";
+import { gone } from "./test-helpers.js";
 
 const ENV = [
   { name: "LANG", value: "C" },
@@ -369,20 +369,6 @@ describe("sandbox violations", () => {
     expect(out.result.exitCode).toBe(0);
   });
 });
-
-/** True when `pid` no longer runs: gone, or a zombie waiting for a parent (in containers PID 1 may not reap). */
-function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return true;
-  }
-  try {
-    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.startsWith("Z") ?? true;
-  } catch {
-    return true;
-  }
-}
 
 describe("argv policy (the node's last wall)", () => {
   it("refuses -wrapper as the user's error: exit 1 naming it, and the wrapper never runs", async () => {

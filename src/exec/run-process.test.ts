@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isInfrastructureError, Status } from "../core/index.js";
 import { runInProcessGroup, type RunOptions } from "./run-process.js";
 import { defaultSpawnServerBinary, SpawnServer } from "./spawn-server.js";
+import { gone } from "./test-helpers.js";
 
 const repo = join(import.meta.dirname, "..", "..");
 const binary = defaultSpawnServerBinary()!;
@@ -181,17 +182,3 @@ describe("the fallback", () => {
     s.close();
   });
 });
-
-/** True when `pid` no longer runs: gone, or a zombie waiting for a parent (in containers PID 1 may not reap). */
-function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return true;
-  }
-  try {
-    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.startsWith("Z") ?? true;
-  } catch {
-    return true;
-  }
-}

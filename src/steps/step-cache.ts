@@ -241,16 +241,41 @@ export async function recordStep(
   deps: { store: BlobStore; statCache: StatCache; ignore?: (abs: string) => boolean },
   extra: { log?: Uint8Array; ms: number },
 ): Promise<Recorded> {
+  const { inputs, touched, made } = sortAccesses(accesses, deps.ignore);
+  addDirectoryContents(touched, before);
+  const keyed: Input[] = [];
+  for (const [abs, kind] of inputs) {
+    const rel = before.rel(abs);
+    const p = rel ?? abs;
+    keyed.push([kind, p, before.of(kind, p)]);
+  }
+  const found = await describeOutputs(touched, made, before, deps.statCache);
+  if ("uncacheable" in found) return found;
+  // A step that copies a file (install, cp) leaves bytes the store often holds already: over a farm's gRPC store each
+  // putFile would send them all again (Redis's three installs of redis-server, 12 MB each).
+  const missing = new Set((await deps.store.findMissing(found.files.map((f) => f.digest))).map(digestKey));
+  for (const f of found.files) if (missing.has(digestKey(f.digest))) await deps.store.putFile(f.abs, f.digest);
+  let log: string | undefined;
+  if (extra.log && extra.log.length) log = digestKey(await deps.store.put(extra.log));
+  keyed.sort((x, y) => (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0));
+  return { entry: { inputs: keyed, outputs: sortForRestore(found.outputs), log, ms: Math.round(extra.ms) } };
+}
+
+/**
+ * The step's accesses sorted into inputs (each path by its first look, unless the step wrote it first), the paths it
+ * touched (wrote, made, removed), and those it made as directories or symlinks (anything else left as a symlink was
+ * written through).
+ */
+function sortAccesses(accesses: readonly Access[], ignore?: (abs: string) => boolean): { inputs: Map<string, InputKind>; touched: Set<string>; made: Set<string> } {
   const owned = new Set<string>();
   const inputs = new Map<string, InputKind>();
   const touched = new Set<string>();
-  /** Paths the step created as directories or symlinks (anything else left as a symlink was written through). */
   const made = new Set<string>();
   const note = (p: string, kind: InputKind) => {
     if (!owned.has(p) && !inputs.has(p)) inputs.set(p, kind);
   };
   for (const a of accesses) {
-    if (IGNORED.some((prefix) => a.path.startsWith(prefix)) || deps.ignore?.(a.path)) continue;
+    if (IGNORED.some((prefix) => a.path.startsWith(prefix)) || ignore?.(a.path)) continue;
     switch (a.op) {
       case "read":
       case "list":
@@ -275,7 +300,11 @@ export async function recordStep(
         break;
     }
   }
-  // A directory the step left (made, or renamed into place) holds what it put there: all of it is output.
+  return { inputs, touched, made };
+}
+
+/** A directory the step left inside the project (made, or renamed into place) holds what it put there: all of it is output. */
+function addDirectoryContents(touched: Set<string>, before: Fingerprinter): void {
   for (const abs of [...touched]) {
     let isDir = false;
     try {
@@ -285,14 +314,18 @@ export async function recordStep(
     }
     if (isDir && before.rel(abs) !== undefined && before.rel(abs) !== "") for (const inside of walkDir(abs)) touched.add(inside);
   }
+}
 
-  const keyed: Input[] = [];
-  for (const [abs, kind] of inputs) {
-    const rel = before.rel(abs);
-    const p = rel ?? abs;
-    keyed.push([kind, p, before.of(kind, p)]);
-  }
-
+/**
+ * What each touched path is now, as an output; with the files to store. Uncacheable when the step leaves something
+ * outside the project, changes the project directory itself, writes through a symlink, or leaves a special file.
+ */
+async function describeOutputs(
+  touched: ReadonlySet<string>,
+  made: ReadonlySet<string>,
+  before: Fingerprinter,
+  statCache: StatCache,
+): Promise<{ outputs: StepOutput[]; files: { abs: string; digest: Digest }[] } | { uncacheable: string }> {
   const outputs: StepOutput[] = [];
   /** Files to store: only those the store lacks are copied into it, after every output has been looked at. */
   const files: { abs: string; digest: Digest }[] = [];
@@ -318,19 +351,12 @@ export async function recordStep(
       outputs.push({ p: rel, t: "l", target: readlinkSync(abs) });
     }
     else if (st.isFile()) {
-      const d = await deps.statCache.digestOf(abs, st);
+      const d = await statCache.digestOf(abs, st);
       files.push({ abs, digest: d });
       outputs.push({ p: rel, t: "f", d: digestKey(d), m: Number(st.mode & 0o7777n) });
     } else return { uncacheable: `it leaves ${abs}, neither a file, a directory nor a symlink` };
   }
-  // A step that copies a file (install, cp) leaves bytes the store often holds already: over a farm's gRPC store each
-  // putFile would send them all again (Redis's three installs of redis-server, 12 MB each).
-  const missing = new Set((await deps.store.findMissing(files.map((f) => f.digest))).map(digestKey));
-  for (const f of files) if (missing.has(digestKey(f.digest))) await deps.store.putFile(f.abs, f.digest);
-  let log: string | undefined;
-  if (extra.log && extra.log.length) log = digestKey(await deps.store.put(extra.log));
-  keyed.sort((x, y) => (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0));
-  return { entry: { inputs: keyed, outputs: sortForRestore(outputs), log, ms: Math.round(extra.ms) } };
+  return { outputs, files };
 }
 
 /** Removals first, deepest first (a directory is emptied before it goes); then by depth: a directory exists before what goes in it. */

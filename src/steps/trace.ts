@@ -72,8 +72,34 @@ const AT_FDCWD = "AT_FDCWD";
 /** Parses a whole strace log (`strace -f -qq -e signal=none -s 65535 -o FILE`) of a step started in `cwd`. */
 export function parseTrace(log: string, cwd: string): TraceResult {
   const lines = joinUnfinished(log);
-  // Pass 1: which process created which, so a child's first line (which may come before its
-  // parent's clone returns) inherits the right working directory.
+  const proc = processTable(lines, cwd);
+  const accesses: Access[] = [];
+  const out: TraceResult = { accesses };
+  for (const l of lines) {
+    const p = proc(l.pid);
+    if (!p) {
+      out.untraceable = `process ${l.pid} appears without a parent`;
+      return out;
+    }
+    if (l.args.some((x) => x.startsWith('"') && x.endsWith('"...'))) {
+      out.untraceable = `${l.name}: a path longer than the trace's string limit`;
+      return out;
+    }
+    const untraceable = applyCall({ call: l, proc: p, accesses });
+    if (untraceable) {
+      out.untraceable = untraceable;
+      return out;
+    }
+  }
+  return out;
+}
+
+/**
+ * The processes of the log by pid, made on first sight. A first pass notes which process created which, so a child's
+ * first line (which may come before its parent's clone returns) inherits the right working directory and fds;
+ * undefined for a process whose parent the log never shows.
+ */
+function processTable(lines: readonly Call[], cwd: string): (pid: number) => Proc | undefined {
   const parentOf = new Map<number, number>();
   let first: number | undefined;
   for (const l of lines) {
@@ -81,8 +107,6 @@ export function parseTrace(log: string, cwd: string): TraceResult {
     if (/^(clone3?|v?fork)$/.test(l.name) && l.ret > 0) parentOf.set(l.ret, l.pid);
   }
   const procs = new Map<number, Proc>();
-  const accesses: Access[] = [];
-  const out: TraceResult = { accesses };
   const proc = (pid: number): Proc | undefined => {
     let p = procs.get(pid);
     if (p) return p;
@@ -96,137 +120,159 @@ export function parseTrace(log: string, cwd: string): TraceResult {
     procs.set(pid, p);
     return p;
   };
+  return proc;
+}
 
-  for (const l of lines) {
-    const p = proc(l.pid);
-    if (!p) {
-      out.untraceable = `process ${l.pid} appears without a parent`;
-      return out;
-    }
-    if (l.args.some((x) => x.startsWith('"') && x.endsWith('"...'))) {
-      out.untraceable = `${l.name}: a path longer than the trace's string limit`;
-      return out;
-    }
-    const ok = l.ret >= 0 && l.errno === undefined;
-    const missing = l.errno === "ENOENT" || l.errno === "ENOTDIR";
-    const at = (fdArg: string | undefined, rel: string | undefined): string | undefined => {
-      if (rel === undefined) return undefined;
-      // resolve, not normalize: "/r/dir/" must name the same path as "/r/dir".
-      if (rel.startsWith("/")) return path.resolve(rel);
-      if (fdArg === undefined || fdArg === AT_FDCWD) return path.resolve(p.cwd, rel);
-      const base = p.fds.get(Number(fdArg));
-      if (base === undefined) {
-        out.untraceable = `${l.name} relative to fd ${fdArg}, which the trace never showed opened`;
-        return undefined;
-      }
-      return rel === "" ? base : path.resolve(base, rel);
-    };
-    const a = l.args;
-    // The call's path, resolved; a second one for the two-path calls (rename, link).
-    const where = PATH_ARGS[l.name];
-    const pathAt = (i: 0 | 1): string | undefined => {
-      const spec = where?.[i];
-      if (!spec) return undefined;
-      const [fd, arg] = spec;
-      return at(fd === undefined ? undefined : a[fd], str(a[arg]));
-    };
-    // fstat/execveat through an fd (AT_EMPTY_PATH) names a file already seen opened.
-    const target = where && str(a[where[0][1]]) !== "" ? pathAt(0) : undefined;
-    const readOrAbsent = (op: "read" | "present") => {
-      if (target === undefined) return;
-      if (ok) accesses.push({ op, path: target });
-      else if (missing) accesses.push({ op: "absent", path: target });
-    };
-    switch (l.name) {
-      case "open":
-      case "openat":
-      case "openat2":
-      case "creat": {
-        const flags = l.name === "creat" ? "O_WRONLY|O_CREAT|O_TRUNC" : (l.name === "openat" ? a[2] : l.name === "openat2" ? /flags=([\w|]+)/.exec(a[2] ?? "")?.[1] : a[1]) ?? "";
-        if (target === undefined) break;
-        if (ok) {
-          p.fds.set(l.ret, target);
-          if (flags.includes("O_DIRECTORY")) accesses.push({ op: "list", path: target });
-          else if (/O_WRONLY|O_RDWR|O_CREAT|O_TRUNC/.test(flags)) {
-            if (flags.includes("O_RDWR")) accesses.push({ op: "read", path: target });
-            accesses.push({ op: "write", path: target, fresh: flags.includes("O_TRUNC") || (flags.includes("O_CREAT") && flags.includes("O_EXCL")) });
-          } else accesses.push({ op: "read", path: target });
-        } else if (missing) accesses.push({ op: "absent", path: target });
-        break;
-      }
-      case "execve":
-      case "execveat":
-      case "stat":
-      case "lstat":
-      case "newfstatat":
-      case "statx":
-        readOrAbsent("read");
-        break;
-      case "access":
-      case "faccessat":
-      case "faccessat2":
-        readOrAbsent("present");
-        break;
-      case "truncate":
-      case "chmod":
-      case "fchmodat":
-        // Changed in place: what it was before is part of the result, and it is an output.
-        if (target !== undefined && ok) accesses.push({ op: "write", path: target, fresh: false });
-        break;
-      case "unlink":
-      case "rmdir":
-      case "unlinkat":
-        if (target !== undefined && ok) accesses.push({ op: "remove", path: target });
-        break;
-      case "rename":
-      case "renameat":
-      case "renameat2":
-      case "link":
-      case "linkat": {
-        const to = pathAt(1);
-        if (target === undefined || to === undefined || !ok) break;
-        accesses.push({ op: "read", path: target });
-        if (!l.name.startsWith("link")) accesses.push({ op: "remove", path: target });
-        accesses.push({ op: "write", path: to, fresh: true });
-        break;
-      }
-      case "mkdir":
-      case "mkdirat":
-        if (target === undefined) break;
-        if (ok) accesses.push({ op: "make", path: target });
-        else if (l.errno === "EEXIST") accesses.push({ op: "present", path: target });
-        else if (missing) accesses.push({ op: "absent", path: path.dirname(target) });
-        break;
-      case "symlink":
-      case "symlinkat":
-        if (target !== undefined && ok) accesses.push({ op: "remove", path: target }, { op: "make", path: target });
-        break;
-      case "chdir":
-        if (target !== undefined && ok) p.cwd = target;
-        break;
-      case "fchdir": {
-        if (!ok) break;
-        const dir = p.fds.get(Number(a[0]));
-        if (dir === undefined) out.untraceable = `fchdir to fd ${a[0]}, which the trace never showed opened`;
-        else p.cwd = dir;
-        break;
-      }
-      case "dup":
-      case "dup2":
-      case "dup3":
-      case "fcntl": {
-        if (!ok || (l.name === "fcntl" && !a[1]?.startsWith("F_DUPFD"))) break;
-        const from = p.fds.get(Number(a[0]));
-        if (from === undefined) p.fds.delete(l.ret);
-        else p.fds.set(l.ret, from);
-        break;
-      }
-      default:
-        break;
-    }
-    if (out.untraceable) return out;
+/** One call being applied: the process that made it, the accesses found so far, and why the log stopped being trustworthy. */
+interface Applying {
+  call: Call;
+  proc: Proc;
+  accesses: Access[];
+  untraceable?: string;
+}
+
+/** `rel` resolved against an absolute path, the process's cwd, or the directory `fdArg` was opened on. */
+function resolveAt(s: Applying, fdArg: string | undefined, rel: string | undefined): string | undefined {
+  if (rel === undefined) return undefined;
+  // resolve, not normalize: "/r/dir/" must name the same path as "/r/dir".
+  if (rel.startsWith("/")) return path.resolve(rel);
+  if (fdArg === undefined || fdArg === AT_FDCWD) return path.resolve(s.proc.cwd, rel);
+  const base = s.proc.fds.get(Number(fdArg));
+  if (base === undefined) {
+    s.untraceable = `${s.call.name} relative to fd ${fdArg}, which the trace never showed opened`;
+    return undefined;
   }
-  return out;
+  return rel === "" ? base : path.resolve(base, rel);
+}
+
+/** The call's path, resolved; a second one (i = 1) for the two-path calls (rename, link). */
+function pathArg(s: Applying, i: 0 | 1): string | undefined {
+  const spec = PATH_ARGS[s.call.name]?.[i];
+  if (!spec) return undefined;
+  const [fd, arg] = spec;
+  return resolveAt(s, fd === undefined ? undefined : s.call.args[fd], str(s.call.args[arg]));
+}
+
+/** Records what one call did; returns why the log cannot be trusted from here on, if it cannot. */
+function applyCall(s: Applying): string | undefined {
+  const l = s.call;
+  const a = l.args;
+  const { accesses } = s;
+  const ok = l.ret >= 0 && l.errno === undefined;
+  const missing = l.errno === "ENOENT" || l.errno === "ENOTDIR";
+  const where = PATH_ARGS[l.name];
+  // fstat/execveat through an fd (AT_EMPTY_PATH) names a file already seen opened.
+  const target = where && str(a[where[0][1]]) !== "" ? pathArg(s, 0) : undefined;
+  const readOrAbsent = (op: "read" | "present") => {
+    if (target === undefined) return;
+    if (ok) accesses.push({ op, path: target });
+    else if (missing) accesses.push({ op: "absent", path: target });
+  };
+  switch (l.name) {
+    case "open":
+    case "openat":
+    case "openat2":
+    case "creat":
+      if (target === undefined) break;
+      if (ok) applyOpen(s, target);
+      else if (missing) accesses.push({ op: "absent", path: target });
+      break;
+    case "execve":
+    case "execveat":
+    case "stat":
+    case "lstat":
+    case "newfstatat":
+    case "statx":
+      readOrAbsent("read");
+      break;
+    case "access":
+    case "faccessat":
+    case "faccessat2":
+      readOrAbsent("present");
+      break;
+    case "truncate":
+    case "chmod":
+    case "fchmodat":
+      // Changed in place: what it was before is part of the result, and it is an output.
+      if (target !== undefined && ok) accesses.push({ op: "write", path: target, fresh: false });
+      break;
+    case "unlink":
+    case "rmdir":
+    case "unlinkat":
+      if (target !== undefined && ok) accesses.push({ op: "remove", path: target });
+      break;
+    case "rename":
+    case "renameat":
+    case "renameat2":
+    case "link":
+    case "linkat": {
+      const to = pathArg(s, 1);
+      if (target !== undefined && to !== undefined && ok) applyRenameOrLink(s, target, to);
+      break;
+    }
+    case "mkdir":
+    case "mkdirat":
+      if (target === undefined) break;
+      if (ok) accesses.push({ op: "make", path: target });
+      else if (l.errno === "EEXIST") accesses.push({ op: "present", path: target });
+      else if (missing) accesses.push({ op: "absent", path: path.dirname(target) });
+      break;
+    case "symlink":
+    case "symlinkat":
+      if (target !== undefined && ok) accesses.push({ op: "remove", path: target }, { op: "make", path: target });
+      break;
+    case "chdir":
+      if (target !== undefined && ok) s.proc.cwd = target;
+      break;
+    case "fchdir":
+    case "dup":
+    case "dup2":
+    case "dup3":
+    case "fcntl":
+      if (ok) applyFdCall(s);
+      break;
+    default:
+      break;
+  }
+  return s.untraceable;
+}
+
+/** A successful open: the fd now names `target`, which was listed, written (and read, for O_RDWR) or read by its flags. */
+function applyOpen(s: Applying, target: string): void {
+  const l = s.call;
+  const a = l.args;
+  const flags = l.name === "creat" ? "O_WRONLY|O_CREAT|O_TRUNC" : (l.name === "openat" ? a[2] : l.name === "openat2" ? /flags=([\w|]+)/.exec(a[2] ?? "")?.[1] : a[1]) ?? "";
+  s.proc.fds.set(l.ret, target);
+  if (flags.includes("O_DIRECTORY")) s.accesses.push({ op: "list", path: target });
+  else if (/O_WRONLY|O_RDWR|O_CREAT|O_TRUNC/.test(flags)) {
+    if (flags.includes("O_RDWR")) s.accesses.push({ op: "read", path: target });
+    s.accesses.push({ op: "write", path: target, fresh: flags.includes("O_TRUNC") || (flags.includes("O_CREAT") && flags.includes("O_EXCL")) });
+  } else s.accesses.push({ op: "read", path: target });
+}
+
+/** A rename reads and removes its source and freshly writes its destination; a link leaves its source in place. */
+function applyRenameOrLink(s: Applying, from: string, to: string): void {
+  s.accesses.push({ op: "read", path: from });
+  if (!s.call.name.startsWith("link")) s.accesses.push({ op: "remove", path: from });
+  s.accesses.push({ op: "write", path: to, fresh: true });
+}
+
+/**
+ * A successful call on an fd: fchdir moves the cwd to the directory it names (untraceable when the log never showed it
+ * opened); dup and its kin make the new fd name what the old one did (or nothing the parser knows).
+ */
+function applyFdCall(s: Applying): void {
+  const { call: l, proc: p } = s;
+  const a = l.args;
+  const from = p.fds.get(Number(a[0]));
+  if (l.name === "fchdir") {
+    if (from === undefined) s.untraceable = `fchdir to fd ${a[0]}, which the trace never showed opened`;
+    else p.cwd = from;
+    return;
+  }
+  if (l.name === "fcntl" && !a[1]?.startsWith("F_DUPFD")) return;
+  if (from === undefined) p.fds.delete(l.ret);
+  else p.fds.set(l.ret, from);
 }
 
 interface Call {
