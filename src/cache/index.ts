@@ -1,4 +1,4 @@
-// The cache area's public surface: compiler-argv parsing, toolchain detection, action keys and the SQLite action cache.
+// The cache area's public surface: compiler-argv parsing, toolchain detection and program digests, action keys and the SQLite action cache.
 export { compileNeverReads, parseCompileArgs, type CompileArgs, type CompileKind } from "./compiler-args.js";
 export {
   detectToolchain,
@@ -36,3 +36,4 @@ export {
   type ActionCache,
   type SqliteActionCacheOptions,
 } from "./action-cache.js";
+export { ProgramDigests } from "./program-digests.js";

@@ -25,7 +25,7 @@ import {
   shadowProbes,
 } from "../cache/index.js";
 import { type DirState, DirListings, type StatCache } from "../merkle/index.js";
-import { openCacheDir } from "../client/embedded.js";
+import { openCacheDir } from "../store/index.js";
 import { ActionResult, CompileManifest, type OutputFile } from "../gen/orion/v1/remote_execution.js";
 import { type Classification, classifyCall } from "./classify.js";
 import { defaultSelfPaths, findCompiler, notFoundReply, runCaptured } from "./compiler.js";

@@ -83,9 +83,10 @@ async function extractAndBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
   }
 
   const { createRootLogger } = await import("../core/logger.js");
-  const { startEmbedded, openCacheDir } = await import("../client/embedded.js");
+  const { startEmbedded } = await import("../wiring/embedded.js");
+  const { openCacheDir } = await import("../store/index.js");
   const { runBuild } = await import("../client/build.js");
-  const { ProgramDigests } = await import("../client/programs.js");
+  const { ProgramDigests } = await import("../cache/program-digests.js");
   const { join } = await import("node:path");
   const logger = createRootLogger({ level: cfg.logLevel, file: cfg.logFile });
 
@@ -174,7 +175,7 @@ async function graphCommand(dirArg: string | undefined, opts: { format: string }
 
 async function cacheCommand(action: "stats" | "clear", opts: { json?: boolean }): Promise<number> {
   const cfg = await config({}, undefined);
-  const { openCacheDir } = await import("../client/embedded.js");
+  const { openCacheDir } = await import("../store/index.js");
   const open = openCacheDir(cfg.cacheDir);
   const store = open.store(cfg.maxCacheBytes);
   const cache = open.cache();

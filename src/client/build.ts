@@ -14,7 +14,7 @@ import type { BuildEvent, Summary } from "../scheduler/index.js";
 import type { BuildGraph } from "../../dag-extract/index.js";
 import { OutputWriter } from "./outputs.js";
 import { reuploadBlobs } from "./reupload.js";
-import type { ProgramDigests } from "./programs.js";
+import type { ProgramDigests } from "../cache/index.js";
 import { findProgram } from "../core/programs.js";
 import type { StepCache } from "../steps/step-cache.js";
 
