@@ -242,7 +242,6 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
           leaseId: l.leaseId,
           buildId: l.task.buildId,
           actionId: l.task.spec.id,
-          actionDigest: p.actionDigest,
           action: p.action,
           command: p.command,
           attempt: l.attempt,
