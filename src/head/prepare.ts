@@ -53,7 +53,6 @@ export interface BuildView {
 export interface Prepared {
   command: Command;
   action: Action;
-  actionDigest: Digest;
   inputRoot: Digest;
   /** Compile: the level-1 key its manifests hang off. */
   level1?: string;
@@ -162,7 +161,7 @@ export async function prepareAction(a: GraphAction, view: BuildView, deps: Prepa
     salt: Buffer.alloc(0),
     platform: command.platform,
   };
-  const prepared: Prepared = { command, action, actionDigest: digestOfMessage(Action, action), inputRoot, level1, searchDirs, source, key, inputBlobs };
+  const prepared: Prepared = { command, action, inputRoot, level1, searchDirs, source, key, inputBlobs };
   if (cacheable) prepared.cached = await lookup(prepared, view, deps);
   return prepared;
 }
