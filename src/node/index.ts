@@ -1,6 +1,6 @@
 // The node's public surface.
 export { Node, type NodeOptions, type ActionExecutor } from "./node.js";
 export { FarmExecutor, type FarmExecutorOptions } from "./farm-executor.js";
-export { detectNodeToolchains, parseToolchainSpec, DEFAULT_TOOLS, type ToolchainSpec } from "./toolchains.js";
+export { detectNodeToolchains, parseToolchainSpec, type ToolchainSpec } from "./toolchains.js";
 export { TarProvisioner, type TarProvisionerOptions, type TarProvisionStats, type TreeTarSource } from "./tar-provisioner.js";
 export { PeerFetcher, type PeerFetcherOptions, type PeerFetchStats, type PeerSource } from "./peer-fetch.js";

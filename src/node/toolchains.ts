@@ -4,7 +4,7 @@ import { UsageError, errorMessage } from "../core/index.js";
 import { findProgram } from "../core/programs.js";
 import type { Toolchain } from "../gen/orion/v1/scheduler.js";
 
-export const DEFAULT_TOOLS = ["gcc", "g++", "cc", "c++", "clang", "clang++", "ar", "ranlib"];
+const DEFAULT_TOOLS = ["gcc", "g++", "cc", "c++", "clang", "clang++", "ar", "ranlib"];
 
 export interface ToolchainSpec {
   name: string;
