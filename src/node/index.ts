@@ -1,4 +1,4 @@
-// The node's public surface.
+// A farm node: registers with a head, leases actions, brings their inputs (from itself, peers or the head) and runs them through exec/; also names the toolchains it offers.
 export { Node, type NodeOptions, type ActionExecutor } from "./node.js";
 export { FarmExecutor, type FarmExecutorOptions } from "./farm-executor.js";
 export { detectNodeToolchains, parseToolchainSpec, type ToolchainSpec } from "./toolchains.js";
