@@ -1,4 +1,5 @@
-// Wiring of the farm's commands — `orion head`, `orion node`, `orion status` and the transport of `orion build --head`.
+// The farm's commands — `orion head`, `orion node`, `orion status` and the transport of `orion build --head`: their
+// flags, TLS files, pid files and signals; the processes themselves are composed in src/wiring/.
 // Loaded only by those commands: it pulls in grpc-js, which an embedded `orion build` never pays for.
 import { randomUUID } from "node:crypto";
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";

@@ -1,10 +1,10 @@
 // Opens the stores of a per-user cache folder (a client's cache, a head's data dir): an unusable folder is the user's to fix (exit 2), a full disk the machine's (exit 3).
 import { join } from "node:path";
-import { DiskFullError, freeBytesAt, isDiskFullAt, type Logger, UsageError, errorMessage } from "../core/index.js";
-import { makeDirSync } from "../core/fs.js";
+import { DiskFullError, freeBytesAt, isDiskFullAt, type Logger, UsageError, errorMessage, makeDirSync } from "../core/index.js";
 import { type BlobStore, createBlobStore } from "../cas/index.js";
 import { type ActionCache, SqliteActionCache } from "../cache/index.js";
 import { StatCache } from "../merkle/index.js";
+// The file, not steps/index.js: `orion cc` opens this folder and must not load the host-step runner.
 import { StepCache } from "../steps/step-cache.js";
 
 /** The stores of one cache folder, each opened on first call. */

@@ -1,8 +1,7 @@
 // `orion node`'s process once its flags are read: its stores, its peer blob server, the input chain and the executor, and the Node that leases from the head.
 import { join } from "node:path";
 import { hostname } from "node:os";
-import type { Logger } from "../core/index.js";
-import { LOOPBACK_HOSTS, parseAddress } from "../core/address.js";
+import { LOOPBACK_HOSTS, type Logger, parseAddress } from "../core/index.js";
 import { createBlobStore, readThrough } from "../cas/index.js";
 import { LocalExecutor, loadInputTree, type ActionSandbox } from "../exec/index.js";
 import { type FarmConnection, type FarmServerOptions, startPeerBlobServer } from "../grpc/index.js";
