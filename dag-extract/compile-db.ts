@@ -56,7 +56,7 @@ function checkEntry(dbPath: string, e: unknown, index: number): CompileDbEntry {
 }
 
 /** One compile action per entry (host step when not a cacheable compile), then `make` in the root. */
-export function commandsFromCompileDb(root: string, entries: readonly CompileDbEntry[]): GraphCommand[] {
+function commandsFromCompileDb(root: string, entries: readonly CompileDbEntry[]): GraphCommand[] {
   const commands = entries.map((entry, index) => dbCommand(root, entry, commandId(index)));
   commands.push({
     id: commandId(commands.length),

@@ -142,7 +142,7 @@ function endsWithContinuation(text: string): boolean {
 }
 
 /** Classifies each printed command and wires the dependencies between them. */
-export function commandsFromMakeLines(root: string, lines: readonly MakeLine[]): GraphCommand[] {
+function commandsFromMakeLines(root: string, lines: readonly MakeLine[]): GraphCommand[] {
   const commands = lines.map((l, index) => makeCommand(root, l, commandId(index)));
   linkDependencies(commands);
   return commands;

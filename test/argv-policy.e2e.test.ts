@@ -7,7 +7,7 @@ import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectFarm } from "../src/grpc/index.js";
 import { hashTree, StatCache, uploadTree } from "../src/merkle/index.js";
-import { ProgramDigests } from "../src/client/programs.js";
+import { ProgramDigests } from "../src/cache/program-digests.js";
 import type { GraphAction } from "../src/gen/orion/v1/scheduler.js";
 import type { BuildEvent } from "../src/scheduler/index.js";
 import { CcStats } from "../src/cc/stats.js";

@@ -12,7 +12,7 @@ import { AgentAlreadyRunning, socketAnswers, startAgent } from "./server.js";
 import { agentSideFiles, agentSocketPath } from "./socket-path.js";
 
 /** sccache's server waits 10 minutes; a build's compiles come far closer together than that. */
-export const DEFAULT_IDLE_MS = 600_000;
+const DEFAULT_IDLE_MS = 600_000;
 const START_TIMEOUT_MS = 5_000;
 
 export interface AgentCommandOptions {

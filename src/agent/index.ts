@@ -1,5 +1,5 @@
 // The orion cc agent's public surface: the wire format, the socket path rule, the server and the pass-through handler.
-export { PROTOCOL_VERSION, MAX_FRAME, ReplyStatus, ProtocolError, FrameReader, encodeRequest, decodeRequest, encodeReply, decodeReply, type Reply } from "./protocol.js";
-export { agentSocketPath, agentSideFiles, MAX_SOCKET_PATH_BYTES, type SocketPathInput } from "./socket-path.js";
+export { PROTOCOL_VERSION, ReplyStatus, ProtocolError, FrameReader, encodeRequest, decodeRequest, encodeReply, decodeReply, type Reply } from "./protocol.js";
+export { agentSocketPath, agentSideFiles, type SocketPathInput } from "./socket-path.js";
 export { startAgent, socketAnswers, AgentAlreadyRunning, type Agent, type AgentOptions } from "./server.js";
 export { PassThroughHandler } from "./passthrough.js";

@@ -1,4 +1,4 @@
-// The cache area's public surface: toolchain detection, action keys, the compile-cache protocol and the SQLite action cache.
+// The cache area's public surface: toolchain detection and program digests, action keys, the compile-cache protocol and the SQLite action cache.
 export {
   detectToolchain,
   clearToolchainMemo,
@@ -53,3 +53,4 @@ export {
   type CompileRecordOutcome,
 } from "./compile-cache.js";
 export { CHANGING, type FileView, type ReadDigest } from "./file-view.js";
+export { ProgramDigests } from "./program-digests.js";

@@ -6,7 +6,7 @@ import { CcService } from "./service.js";
 import { CcStats } from "./stats.js";
 import type { CompilerCall } from "./types.js";
 
-export const CC_USAGE = `usage: orion cc COMPILER [ARGS...]
+const CC_USAGE = `usage: orion cc COMPILER [ARGS...]
 Runs COMPILER ARGS through Orion's cache: a single-source compile to an object is served from the cache
 when its inputs are unchanged; anything else (links, -E, stdin, -M) runs as the compiler would.
 Exit code, stdout and stderr are the compiler's. Example: make -j8 CC="orion cc gcc"\n`;

@@ -3,6 +3,6 @@ export type { CallHandler, CompilerCall, CompilerReply } from "./types.js";
 export { CcService, type CcServiceOptions } from "./service.js";
 export { classifyCall, type Classification } from "./classify.js";
 export { MASQUERADE_NAMES, defaultSelfPaths, findCompiler, orionLauncher, runCaptured, runInherited, type FindCompilerOptions } from "./compiler.js";
-export { ccCommand, CC_USAGE, type CcConfig, type CcCommandOptions } from "./command.js";
+export { ccCommand, type CcConfig, type CcCommandOptions } from "./command.js";
 export { createMasquerade, masqueradeTarget, type MasqueradeResult } from "./masquerade.js";
-export { CcStats, CC_COUNTERS, ccStatsPath, type CcCounter, type CcCounts } from "./stats.js";
+export { CcStats, type CcCounter, type CcCounts } from "./stats.js";

@@ -26,7 +26,7 @@ import {
   isAbsentHeader,
 } from "../cache/index.js";
 import { type DirState, DirListings, type StatCache } from "../merkle/index.js";
-import { openCacheDir } from "../client/embedded.js";
+import { openCacheDir } from "../store/index.js";
 import { ActionResult, type OutputFile } from "../gen/orion/v1/remote_execution.js";
 import { type Classification, classifyCall } from "./classify.js";
 import { defaultSelfPaths, findCompiler, notFoundReply, runCaptured } from "./compiler.js";

@@ -4,11 +4,11 @@ import { join } from "node:path";
 import type Database from "better-sqlite3";
 import { openDatabase } from "../core/sqlite.js";
 
-export const CC_COUNTERS = ["hits", "misses", "uncacheable", "localCompiles", "remoteCompiles", "fallbacks"] as const;
+const CC_COUNTERS = ["hits", "misses", "uncacheable", "localCompiles", "remoteCompiles", "fallbacks"] as const;
 export type CcCounter = (typeof CC_COUNTERS)[number];
 export type CcCounts = Record<CcCounter, number>;
 
-export function ccStatsPath(cacheDir: string): string {
+function ccStatsPath(cacheDir: string): string {
   return join(cacheDir, "cc-stats.db");
 }
 

@@ -1,4 +1,5 @@
-// Wiring of the farm's commands — `orion head`, `orion node`, `orion status` and the transport of `orion build --head`.
+// The farm's commands — `orion head`, `orion node`, `orion status` and the transport of `orion build --head`: their
+// flags, TLS files, pid files and signals; the processes themselves are composed in src/wiring/.
 // Loaded only by those commands: it pulls in grpc-js, which an embedded `orion build` never pays for.
 import { randomUUID } from "node:crypto";
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -6,19 +7,16 @@ import { makeDirSync } from "../core/fs.js";
 import { availableParallelism, homedir, hostname } from "node:os";
 import { isIP } from "node:net";
 import { join } from "node:path";
-import { type Digest, ExitCode, type Logger, OrionError, UsageError, errorMessage, randomIds, systemClock } from "../core/index.js";
+import { ExitCode, type Logger, OrionError, UsageError, errorMessage } from "../core/index.js";
 import { createRootLogger } from "../core/logger.js";
-import { parseAddress } from "../core/address.js";
-import { createBlobStore, DEFAULT_MAX_BYTES } from "../cas/index.js";
-import { openCacheDir } from "../client/embedded.js";
-import { Head, SqliteDurationHistory } from "../head/index.js";
+import { LOOPBACK_HOSTS as LOOPBACK, parseAddress } from "../core/address.js";
 import { MAX_SLOTS, nodeNameProblem } from "../head/requests.js";
-import { FarmExecutor, InputChain, Node, detectNodeToolchains, parseToolchainSpec } from "../node/index.js";
-import { LocalExecutor, createSandbox, type ActionSandbox } from "../exec/index.js";
-import { clientTlsProblem, type ConnectOptions, connectFarm, type FarmConnection, type GrpcBlobStore, startFarmServer, startPeerBlobServer } from "../grpc/index.js";
+import { detectNodeToolchains, parseToolchainSpec } from "../node/index.js";
+import { createSandbox, type ActionSandbox } from "../exec/index.js";
+import { clientTlsProblem, type FarmConnection } from "../grpc/index.js";
+import { farmConnection, openNodeDaemon, startHeadDaemon } from "../wiring/index.js";
 
 export const DEFAULT_HEAD = "127.0.0.1:50050";
-const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
 
 export { parseAddress };
 
@@ -129,27 +127,18 @@ export async function headCommand(o: HeadCommandOptions, env: NodeJS.ProcessEnv 
   const dataDir = ensureDir(o.dataDir ?? stateDir(env, "head"), "--data-dir");
   const logger = createRootLogger({ level: o.logLevel, file: o.logFile });
   const heartbeatMs = o.heartbeatMs ?? 5000;
-  // The same layout as a user's cache folder (cas/, action-cache.db, stat-cache.db), opened with the same errors.
-  const open = openCacheDir(dataDir);
-  const store = open.store(DEFAULT_MAX_BYTES, logger);
-  const cache = open.cache();
-  const statCache = open.statCache();
-  const durations = new SqliteDurationHistory(join(dataDir, "durations.db"));
-  const head = new Head({
-    store,
-    cache,
-    durations,
-    clock: systemClock,
-    ids: randomIds,
+  const server = await startHeadDaemon({
+    dataDir,
     logger,
     heartbeatMs,
     nodeTtlMs: o.nodeTtlMs ?? heartbeatMs * 3,
     // Long enough for a client to collect every result (and re-attach after a blip), short enough not to grow forever.
     keepFinishedMs: 10 * 60_000,
-    // Files outside a project (system libraries, -I/opt/...) are named by their bytes on the head's machine.
-    externalDigest: (p): Promise<Digest | undefined> => statCache.digestOf(p).catch(() => undefined),
+    listen,
+    token,
+    nodeToken,
+    tls,
   });
-  const server = await startFarmServer({ head, store, listen, token, nodeToken, tls, tmpDir: join(dataDir, "tmp"), logger });
   const removePid = writePidFile(o.pidFile);
   process.stdout.write(JSON.stringify({ type: "listening", grpc: server.address }) + "\n");
   logger.info({ grpc: server.address, dataDir, auth: !!token, nodeAuth: !!nodeToken, tls: !!tls, clientCertificates: !!tls?.clientCa }, "head listening");
@@ -157,12 +146,7 @@ export async function headCommand(o: HeadCommandOptions, env: NodeJS.ProcessEnv 
     logger.warn("--token without --node-token: nodes and clients share one token, so a client can act as a node (register, lease, report results); give nodes their own with --node-token (ORION_NODE_TOKEN)");
   }
   await stopSignal(logger);
-  head.close();
   await server.close();
-  statCache.close();
-  durations.close();
-  cache.close();
-  store.close();
   removePid();
   logger.flush();
   return ExitCode.OK;
@@ -215,54 +199,6 @@ function writeIdentity(file: string, id: NodeIdentity): void {
   renameSync(tmp, file);
 }
 
-/** The address peers are told: the bound one, or this host's name with the bound port when bound to every interface. */
-function advertisedAddress(bound: string): string {
-  const { host } = parseAddress(bound, "--listen");
-  const port = bound.slice(bound.lastIndexOf(":") + 1);
-  return host === "0.0.0.0" || host === "::" || host === "[::]" ? `${hostname()}:${port}` : bound;
-}
-
-/** connectFarm, with PEM files grpc-js cannot use (not a certificate, a key that does not match) as one line, exit 2. */
-function farmConnection(address: string, options: ConnectOptions): FarmConnection {
-  try {
-    return connectFarm(address, options);
-  } catch (err) {
-    throw new UsageError(`cannot use the TLS files (--tls-ca, --tls-cert, --tls-key): ${errorMessage(err)}`, err);
-  }
-}
-
-/** Open peer channels a node keeps; the least recently used one is closed beyond this. */
-const MAX_PEER_CONNECTIONS = 32;
-
-/** One connection per peer address, made on first use; a node talks to few peers. */
-class PeerConnections {
-  private readonly conns = new Map<string, FarmConnection>();
-
-  constructor(private readonly options: ConnectOptions) {}
-
-  blobs(address: string): GrpcBlobStore {
-    let c = this.conns.get(address);
-    if (c) {
-      // Most recently used last: a restarted peer comes back on a new port, and its old channel ages out.
-      this.conns.delete(address);
-    } else {
-      c = farmConnection(address, this.options);
-      if (this.conns.size >= MAX_PEER_CONNECTIONS) {
-        const [oldest, conn] = this.conns.entries().next().value!;
-        conn.close();
-        this.conns.delete(oldest);
-      }
-    }
-    this.conns.set(address, c);
-    return c.blobs;
-  }
-
-  close(): void {
-    for (const c of this.conns.values()) c.close();
-    this.conns.clear();
-  }
-}
-
 /** Connects and checks the head answers, so an unreachable or misnamed head is one clear line (exit 3). */
 async function connect(address: string, auth: ClientAuth, patient = false, shortLived = false): Promise<FarmConnection> {
   const { host } = parseAddress(address, "--head");
@@ -279,7 +215,8 @@ async function connect(address: string, auth: ClientAuth, patient = false, short
   return conn;
 }
 
-export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+/** The node's flags checked before anything starts: the head's address, the listen address and the token a node presents. */
+function nodeFlags(o: NodeCommandOptions, env: NodeJS.ProcessEnv): { headAddress: string; headHost: string; listen: string; token?: string } {
   const headAddress = o.head ?? env.ORION_HEAD;
   if (!headAddress) throw new UsageError("orion node needs --head HOST:PORT (or ORION_HEAD)");
   const { host: headHost } = parseAddress(headAddress, "--head");
@@ -295,6 +232,27 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   const nameProblem = o.name !== undefined ? nodeNameProblem(o.name) : undefined;
   if (nameProblem) throw new UsageError(`--name ${nameProblem}`);
   if (o.slots !== undefined && o.slots > MAX_SLOTS) throw new UsageError(`--slots takes at most ${MAX_SLOTS}, not ${o.slots}`);
+  return { headAddress, headHost, listen, token };
+}
+
+/** The node's sandbox, probed before the head hears of it: a node that would run a token holder's arguments unconfined does not join. */
+async function nodeSandbox(o: NodeCommandOptions, dataDir: string, logger: Logger): Promise<ActionSandbox | undefined> {
+  if (o.unsandboxed) {
+    logger.warn("actions run unsandboxed (--unsandboxed): any client holding the token runs code as this node's user");
+    return undefined;
+  }
+  let sandbox: ActionSandbox;
+  try {
+    sandbox = await createSandbox({ probeDir: join(dataDir, "work", "sb"), logger });
+  } catch (err) {
+    throw new OrionError(`${errorMessage(err)}; this node refuses to run actions unsandboxed (give --unsandboxed to accept that)`, { exitCode: ExitCode.INFRASTRUCTURE, cause: err });
+  }
+  logger.info({ sandbox: sandbox.description }, "actions run sandboxed");
+  return sandbox;
+}
+
+export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const { headAddress, headHost, listen, token } = nodeFlags(o, env);
   const specs = (o.toolchain ?? []).map(parseToolchainSpec);
   const dataDir = ensureDir(o.dataDir ?? stateDir(env, "node"), "--data-dir");
   const logger = createRootLogger({ level: o.logLevel, file: o.logFile });
@@ -303,18 +261,7 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   const identity: NodeIdentity = { name: o.name ?? kept?.name ?? hostname(), instanceId: kept?.instanceId ?? randomUUID() };
   const toolchains = await detectNodeToolchains(specs, { memoFile: join(dataDir, "toolchains.json"), env });
   if (toolchains.length === 0) throw new UsageError("no toolchain found on PATH; give --toolchain NAME=PATH");
-  // Before the head hears of it: a node that would run a token holder's arguments unconfined does not join.
-  let sandbox: ActionSandbox | undefined;
-  if (o.unsandboxed) {
-    logger.warn("actions run unsandboxed (--unsandboxed): any client holding the token runs code as this node's user");
-  } else {
-    try {
-      sandbox = await createSandbox({ probeDir: join(dataDir, "work", "sb"), logger });
-    } catch (err) {
-      throw new OrionError(`${errorMessage(err)}; this node refuses to run actions unsandboxed (give --unsandboxed to accept that)`, { exitCode: ExitCode.INFRASTRUCTURE, cause: err });
-    }
-    logger.info({ sandbox: sandbox.description }, "actions run sandboxed");
-  }
+  const sandbox = await nodeSandbox(o, dataDir, logger);
 
   // A node may start before its head: it waits a little for it.
   const auth: ClientAuth = { token, tlsCa: o.tlsCa ?? env.ORION_TLS_CA, tlsCert: o.tlsCert, tlsKey: o.tlsKey };
@@ -322,62 +269,31 @@ export async function nodeCommand(o: NodeCommandOptions, env: NodeJS.ProcessEnv 
   const tls = serverTls(o);
   const peerTls = clientTls(auth);
   const conn = await connect(headAddress, auth, true);
-  const local = createBlobStore({ dir: join(dataDir, "cas"), logger });
-  // The node's inputs in one fixed order: its own store, the peers a lease names, the head (a tar stream, then blob by blob).
-  const inputs = new InputChain({ local, head: conn.blobs, peer: (address) => peers.blobs(address), logger });
-  const store = inputs.store;
-  // Peers read this node's own store (never through to the head: each asks the head itself).
-  if (auth.tlsCa && !tls) logger.warn("--tls-ca without --tls-cert: this node serves its blobs in plaintext, which peers reaching it over TLS cannot read; they fetch from the head instead");
-  const blobServer = await startPeerBlobServer({ store: local, listen, nodeToken: token, tls, tmpDir: join(dataDir, "tmp"), logger }).catch((err) => {
-    conn.close();
-    local.close();
-    throw err;
-  });
-  let advertise = o.advertise ?? advertisedAddress(blobServer.address);
-  if (!o.advertise && !LOOPBACK.has(headHost) && LOOPBACK.has(parseAddress(advertise, "--listen").host)) {
-    // Nodes on other machines would dial their own loopback (and show the token to whatever listens there): announce nothing.
-    logger.warn({ listen: blobServer.address }, "the head is on another machine but this node serves its blobs on loopback: it serves no peers (give --listen 0.0.0.0:PORT with a token or client certificates, or --advertise HOST:PORT)");
-    advertise = "";
-  }
-  // A peer that stops answering is given up on after 20 s per read (a minute for a whole tree): the head covers.
-  const peers = new PeerConnections({ token, ...peerTls, readTimeoutMs: 20_000 });
-  const executor = new LocalExecutor({ store, workDir: join(dataDir, "work"), workerName: identity.name, logger, inputs, sandbox: async () => sandbox });
-  const node = new Node({
-    name: identity.name,
+  const daemon = await openNodeDaemon({
+    conn,
+    headHost,
+    dataDir,
+    identity,
     slots: o.slots ?? availableParallelism(),
-    head: conn.nodeControl,
-    executor: new FarmExecutor({ inner: executor, toolchains, local: store, remote: conn.blobs, inputs }),
-    logger,
     toolchains,
-    instanceId: identity.instanceId,
-    advertise,
-    sandbox: sandbox?.description ?? "",
-    leaseWaitMs: 10_000,
+    sandbox,
+    listen,
+    advertise: o.advertise,
+    token,
+    tls,
+    peerTls,
+    expectsTls: !!auth.tlsCa,
     onRegistered: (name) => writeIdentity(identityFile, { name, instanceId: identity.instanceId }),
+    logger,
   });
   const stopped = stopSignal(logger);
-  try {
-    await node.start();
-  } catch (err) {
-    await blobServer.close();
-    conn.close();
-    store.close();
-    await sandbox?.close();
-    throw err;
-  }
+  await daemon.start();
+  const { node, advertise } = daemon;
   const removePid = writePidFile(o.pidFile);
   process.stdout.write(JSON.stringify({ type: "registered", name: node.id, head: headAddress, toolchains: toolchains.map((t) => t.name), blobs: advertise }) + "\n");
-  logger.info({ name: node.id, head: headAddress, blobs: blobServer.address, advertise, toolchains: toolchains.map((t) => `${t.name}=${t.path}`) }, "node registered");
+  logger.info({ name: node.id, head: headAddress, blobs: daemon.blobAddress, advertise, toolchains: toolchains.map((t) => `${t.name}=${t.path}`) }, "node registered");
   await stopped;
-  await node.stop();
-  await executor.close();
-  await sandbox?.close();
-  await blobServer.close();
-  peers.close();
-  // Where this node's inputs came from over its life: peers, the head blob by blob, the head as tar streams.
-  logger.info(inputs.stats(), "inputs received");
-  conn.close();
-  store.close();
+  await daemon.stop();
   removePid();
   logger.flush();
   return ExitCode.OK;

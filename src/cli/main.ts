@@ -86,7 +86,7 @@ async function extractAndBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
 
   const { createRootLogger } = await import("../core/logger.js");
   const { runBuild, reportUnsubmitted } = await import("../client/build.js");
-  const { ProgramDigests } = await import("../client/programs.js");
+  const { ProgramDigests } = await import("../cache/program-digests.js");
   const logger = createRootLogger({ level: cfg.logLevel, file: cfg.logFile });
 
   const opened = performance.now();
@@ -144,7 +144,7 @@ async function openBackend(cfg: ResolvedConfig, logger: Logger, reporter: Report
   let backend: Backend | undefined;
   try {
     backend = cfg.head ? await connectFarm(cfg.head, cfg) : await startEmbeddedBackend(cfg, logger, reporter);
-    const { openCacheDir } = await import("../client/embedded.js");
+    const { openCacheDir } = await import("../store/index.js");
     return { backend, stepCache: openCacheDir(cfg.cacheDir).stepCache() };
   } catch (err) {
     const { isDiskFullAt, diskFullLine } = await import("../core/disk-full.js");
@@ -157,7 +157,7 @@ async function openBackend(cfg: ResolvedConfig, logger: Logger, reporter: Report
 
 async function connectFarm(head: string, cfg: ResolvedConfig): Promise<Backend> {
   const { connectBuild } = await import("./farm.js");
-  const { openCacheDir } = await import("../client/embedded.js");
+  const { openCacheDir } = await import("../store/index.js");
   const conn = await connectBuild(head, { token: cfg.token, tlsCa: cfg.tlsCa, tlsCert: cfg.tlsCert, tlsKey: cfg.tlsKey });
   const statCache = openCacheDir(cfg.cacheDir).statCache();
   return {
@@ -173,7 +173,7 @@ async function connectFarm(head: string, cfg: ResolvedConfig): Promise<Backend> 
 }
 
 async function startEmbeddedBackend(cfg: ResolvedConfig, logger: Logger, reporter: Reporter): Promise<Backend> {
-  const { startEmbedded } = await import("../client/embedded.js");
+  const { startEmbedded } = await import("../wiring/embedded.js");
   const embedded = await startEmbedded({
     cacheDir: cfg.cacheDir,
     slots: cfg.jobs,
@@ -199,7 +199,7 @@ async function graphCommand(dirArg: string | undefined, opts: { format: string }
 
 async function cacheCommand(action: "stats" | "clear", opts: { json?: boolean }): Promise<number> {
   const cfg = await config({}, undefined);
-  const { openCacheDir } = await import("../client/embedded.js");
+  const { openCacheDir } = await import("../store/index.js");
   const open = openCacheDir(cfg.cacheDir);
   const store = open.store(cfg.maxCacheBytes);
   const cache = open.cache();

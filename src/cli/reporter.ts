@@ -68,7 +68,7 @@ export class Reporter {
   }
 }
 
-export function formatSummary(s: Summary): string {
+function formatSummary(s: Summary): string {
   const secs = (s.wallMs / 1000).toFixed(2);
   const nodes = Object.entries(s.nodes)
     .map(([n, c]) => `${n}: ${c}`)

@@ -5,7 +5,7 @@ import type { StatCache } from "../merkle/index.js";
 import type { BuildsApi } from "../head/api.js";
 import type { BuildEvent, Summary } from "../scheduler/index.js";
 import type { BuildGraph } from "../../dag-extract/index.js";
-import type { ProgramDigests } from "./programs.js";
+import type { ProgramDigests } from "../cache/index.js";
 import type { StepCache } from "../steps/step-cache.js";
 
 export interface ClientBuildOptions {

@@ -9,7 +9,7 @@ import type { GraphAction } from "../gen/orion/v1/scheduler.js";
 import type { BuildEvent, Summary } from "../scheduler/index.js";
 import type { BuildGraph } from "../../dag-extract/index.js";
 import { OutputWriter } from "./outputs.js";
-import type { ProgramDigests } from "./programs.js";
+import type { ProgramDigests } from "../cache/index.js";
 import { findProgram } from "../core/programs.js";
 import type { ClientBuildOptions, ClientBuildOutcome } from "./build-options.js";
 import { BuildRun } from "./build-run.js";

@@ -5,7 +5,7 @@ import { dirname, isAbsolute, join, posix, relative, sep } from "node:path";
 import { ExitCode, OrionError, Status } from "../core/index.js";
 
 /** An output path that would land outside the project: a farm-side fault or attack, so an infrastructure failure (exit 3). */
-export class OutputPathError extends OrionError {
+class OutputPathError extends OrionError {
   constructor(message: string) {
     super(message, { exitCode: ExitCode.INFRASTRUCTURE, code: Status.PERMISSION_DENIED });
     this.name = "OutputPathError";

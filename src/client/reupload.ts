@@ -7,7 +7,7 @@ import type { BlobStore } from "../cas/index.js";
 import type { HashedTree } from "../merkle/index.js";
 
 /** How long a lost blob that is no source is waited for among this build's outputs (the head waits 10 s in all). */
-export const OUTPUT_WAIT_MS = 5_000;
+const OUTPUT_WAIT_MS = 5_000;
 
 /** The build's outputs written into the tree so far (OutputWriter): where a lost build output can be read again. */
 export interface WrittenOutputs {

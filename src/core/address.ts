@@ -7,3 +7,6 @@ export function parseAddress(value: string, flag: string): { host: string; port:
   if (!m || Number(m[2]) > 65535) throw new UsageError(`${flag} takes HOST:PORT, not ${JSON.stringify(value)}`);
   return { host: m[1]!, port: Number(m[2]) };
 }
+
+/** Hosts that only this machine can reach: a daemon listening on one needs no token. */
+export const LOOPBACK_HOSTS: ReadonlySet<string> = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);

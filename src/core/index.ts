@@ -6,4 +6,5 @@ export * from "./disk-full.js";
 export * from "./logger.js";
 export * from "./validate.js";
 export { makeDirSync } from "./fs.js";
+export { parseAddress, LOOPBACK_HOSTS } from "./address.js";
 export { onceAny, type Emitter } from "./events.js";

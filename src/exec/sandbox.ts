@@ -20,7 +20,7 @@ export interface SandboxLimits {
   maxFileBytes: number;
 }
 
-export const DEFAULT_SANDBOX_LIMITS: SandboxLimits = {
+const DEFAULT_SANDBOX_LIMITS: SandboxLimits = {
   maxProcesses: 256,
   maxMemoryBytes: 8 * 1024 ** 3,
   maxFileBytes: 4 * 1024 ** 3,

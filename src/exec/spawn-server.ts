@@ -46,7 +46,7 @@ export class SpawnError extends Error {
 }
 
 /** The server died while the child ran (its group has been killed). */
-export class SpawnServerLostError extends Error {}
+class SpawnServerLostError extends Error {}
 
 /** The binary beside this checkout: `<dir holding package.json>/native/build/orion-spawn`, from src/exec or dist/src/exec. */
 export function defaultSpawnServerBinary(): string | undefined {

@@ -11,10 +11,10 @@ export type Authenticator = (metadata: grpc.Metadata) => string | undefined;
 
 /** A caller builds (client) or runs leased actions and reports them (node). */
 export type Role = "client" | "node";
-export const ALL_ROLES: readonly Role[] = ["client", "node"];
+const ALL_ROLES: readonly Role[] = ["client", "node"];
 
 /** The subject OU a farm certificate names its role with (`-subj "/CN=name/OU=orion-node"`). */
-export const CERT_ROLE_OU: Record<Role, string> = { client: "orion-client", node: "orion-node" };
+const CERT_ROLE_OU: Record<Role, string> = { client: "orion-client", node: "orion-node" };
 
 /**
  * What a server accepts. With both tokens, each grants its own role. With only `clientToken`, it grants both roles
@@ -66,7 +66,7 @@ export function roleResolver(policy: AuthPolicy): (metadata: grpc.Metadata, cert
 }
 
 /** Roles a TLS client certificate names in its subject's OU; a certificate naming none (or no certificate) limits nothing. */
-export function certificateRoles(certificate: PeerCertificate | undefined): ReadonlySet<Role> {
+function certificateRoles(certificate: PeerCertificate | undefined): ReadonlySet<Role> {
   const ou = certificate?.subject?.OU as string | string[] | undefined;
   const units = ou === undefined ? [] : Array.isArray(ou) ? ou : [ou];
   const roles = new Set(ALL_ROLES.filter((r) => units.includes(CERT_ROLE_OU[r])));

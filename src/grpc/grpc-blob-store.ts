@@ -42,7 +42,7 @@ interface PendingGet {
 }
 
 /** Refuses bytes that are not the blob asked for. */
-export function verifyReceived(expected: Digest, data: Uint8Array, from: string): void {
+function verifyReceived(expected: Digest, data: Uint8Array, from: string): void {
   const got = digestOf(data);
   if (!sameDigest(got, expected)) {
     throw new CorruptBlobError(`blob ${digestKey(expected)} from ${from}: the bytes received hash to ${digestKey(got)}; refused`);

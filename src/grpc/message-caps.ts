@@ -52,7 +52,7 @@ export const MESSAGE_CAPS: Readonly<Record<string, number>> = {
   "/orion.v1.Builds/GetStatus": 64 * KiB,
 };
 
-export const DEFAULT_CAP = 1 * MiB;
+const DEFAULT_CAP = 1 * MiB;
 
 /** The server-wide receive limit: the largest per-method cap, so no method's cap is ever below what grpc-js lets through. */
 export const SERVER_RECEIVE_LIMIT = Math.max(DEFAULT_CAP, ...Object.values(MESSAGE_CAPS));
@@ -97,7 +97,7 @@ interface FrameDecoder {
  * (which grpc-js sends as RESOURCE_EXHAUSTED with the thrown message) names the method and the cap. False when the call
  * is not the shape this knows (the late check then stands alone).
  */
-export function capFrameDecoder(call: unknown, path: string, cap: number): boolean {
+function capFrameDecoder(call: unknown, path: string, cap: number): boolean {
   const decoder = (call as { decoder?: Partial<FrameDecoder> } | undefined)?.decoder;
   if (!decoder || typeof decoder.maxReadMessageLength !== "number" || typeof decoder.write !== "function") return false;
   if (decoder.maxReadMessageLength !== -1 && decoder.maxReadMessageLength < cap) return true;

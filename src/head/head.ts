@@ -1,7 +1,7 @@
 // The head: owns the scheduler, the action cache and the CAS; prepares ready actions (cache
-// look-up or lease), hands leases to nodes that pull them, writes the cache from their results,
-// and streams each build's events. Transport-free: the embedded default calls it in-process.
-import { randomBytes, timingSafeEqual } from "node:crypto";
+// look-up or lease), hands leases to nodes that pull them (long-polls), writes the cache from their results,
+// and streams each build's events. Its nodes — registry, placement, warm-up — are node-registry.ts's.
+// Transport-free: the embedded default calls it in-process.
 import { posix } from "node:path";
 import {
   type Clock,
@@ -18,29 +18,17 @@ import type { BlobStore } from "../cas/index.js";
 import type { ActionCache } from "../cache/index.js";
 import { type DirectoryCache, loadTree } from "../merkle/index.js";
 import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
-import type {
-  GetStatusResponse,
-  GraphAction,
-  HeartbeatRequest,
-  LeaveRequest,
-  HeartbeatResponse,
-  Lease as LeaseMessage,
-  PeerHint,
-  LeaseRequest,
-  LeaseResponse,
-  RegisterRequest,
-  RegisterResponse,
-  ReportResultRequest,
-  SubmitBuildRequest,
-} from "../gen/orion/v1/scheduler.js";
+import type * as wire from "../gen/orion/v1/scheduler.js";
+import type { GraphAction, SubmitBuildRequest } from "../gen/orion/v1/scheduler.js";
 import { type ActionKind, type BuildEvent, Scheduler, type Task, type TaskSpec, type Worker } from "../scheduler/index.js";
 import type { BuildsApi, ContextUpload, FarmStatusApi, HostStepLease, NodeControlApi } from "./api.js";
-import { BlobHolders } from "./blob-holders.js";
 import { isMissingInputs, lostInputs, waitForBlobs } from "./lost-inputs.js";
 import { type ContextEntry, ContextIndex } from "./context-index.js";
 import type { DurationHistory } from "./durations.js";
 import { checkSubmitBuild } from "./requests.js";
 import { type BuildView, compileInputRoot, type Prepared, type PrepareDeps, prepareAction, recordResult } from "./prepare.js";
+import { type CompileRoot, NodeRegistry } from "./node-registry.js";
+import { type Payload, toolchainOf } from "./payload.js";
 
 export interface HeadOptions {
   store: BlobStore;
@@ -57,35 +45,6 @@ export interface HeadOptions {
   /** A finished build's events and results are kept this long for its client, then forgotten; absent = kept. */
   keepFinishedMs?: number;
 }
-
-interface NodeRecord {
-  id: string;
-  /** The registering process's random id: the same one registering again is a restart, not a second node. */
-  instanceId: string;
-  /** The secret its Register answer carried: its later calls must show it (its name is public). */
-  session: Buffer;
-  advertise: string;
-  /** How the node isolates actions, as it registered; "" when unsandboxed. */
-  sandbox: string;
-  slots: number;
-  /** Tools running and load average, as its last heartbeat said. */
-  running: number;
-  load: number;
-  /** Names of its toolchains, for status. */
-  toolchainNames: string[];
-  toolchains: Set<string>;
-  /** An embedded node runs whatever toolchain the client found on this machine. */
-  anyToolchain: boolean;
-  lastSeen: number;
-  /** Hashes of the input roots it holds, as its last lease or heartbeat said. */
-  contexts: ReadonlySet<string>;
-  /** Input roots already named to it to warm up (never twice, so a root it cannot make is not a loop). */
-  warmed: Set<string>;
-  worker: Worker<Payload>;
-}
-
-/** What a queued task carries: a prepared action for nodes, or nothing for a host step. */
-type Payload = { prepared: Prepared } | { host: true };
 
 interface HeadBuild {
   id: string;
@@ -105,18 +64,13 @@ interface HeadBuild {
 /** How long an action whose inputs the store lost waits for its client to send them again before it re-runs anyway. */
 const LOST_INPUT_WAIT_MS = 10_000;
 
-/** Peers named in one lease: the best few are enough (each is tried in turn, then the head). */
-const MAX_PEER_HINTS = 3;
-
 const DEFAULT_ESTIMATES: Record<string, number> = { compile: 150, link: 200, archive: 30, depgen: 100, configure: 3000, script: 100, other: 100 };
 
 export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
   private readonly scheduler: Scheduler<Payload>;
   private readonly builds = new Map<string, HeadBuild>();
-  private readonly nodes = new Map<string, NodeRecord>();
+  private readonly nodes: NodeRegistry;
   private readonly contexts = new Map<string, ContextIndex>();
-  /** Outputs each node reported: it holds them in its store and serves them to peers. */
-  private readonly holders = new BlobHolders();
   /** Directory messages of contexts loaded from the store: each host step's new context re-reads only what it changed. */
   private readonly directories: DirectoryCache = new Map();
   /** Leases in flight → their build, task and the node they went to (only that node may report them). */
@@ -125,7 +79,6 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
   private waiters = new Set<() => void>();
   private readonly deps: PrepareDeps;
   private closed = false;
-  private sweepTimer?: { cancel(): void };
   private readonly log: Logger;
 
   constructor(private readonly opts: HeadOptions) {
@@ -140,101 +93,47 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
       // worth placing by. Archives and links read a few objects through a small root of their own.
       placementKey: (task) => (task.spec.kind === "compile" && task.payload && "prepared" in task.payload ? task.payload.prepared.inputRoot.hash : undefined),
     });
-    this.armSweep();
+    this.nodes = new NodeRegistry({
+      clock: opts.clock,
+      logger: this.log,
+      heartbeatMs: opts.heartbeatMs,
+      nodeTtlMs: opts.nodeTtlMs,
+      onRemoved: (nodeId, reason) => this.releaseNode(nodeId, reason),
+      contextByHash: (hash) => this.contextByHash(hash),
+      compileRoots: () => this.compileRoots(),
+    });
   }
 
-  // --- nodes ---------------------------------------------------------------
+  // --- nodes (the registry's, but for leases and results) ------------------
 
-  async register(req: RegisterRequest): Promise<RegisterResponse> {
-    const asked = req.name || "node";
-    const previous = this.nodes.get(asked);
-    // The same process (or its restart, which keeps its instance id in its data dir) comes back: it
-    // takes its name back, and whatever its old incarnation held goes back to the queue.
-    if (previous && req.instanceId && previous.instanceId === req.instanceId) this.removeNode(asked, `node ${asked} re-registered`);
-    let id = asked;
-    for (let n = 2; this.nodes.has(id); n++) id = `${asked}-${n}`;
-    const toolchains = new Set(req.toolchains.map((t) => t.digest));
-    const anyToolchain = req.toolchains.some((t) => t.digest === "*");
-    const record: NodeRecord = {
-      id,
-      instanceId: req.instanceId,
-      session: randomBytes(24),
-      advertise: req.advertise,
-      sandbox: req.sandbox ?? "",
-      running: 0,
-      load: 0,
-      toolchainNames: req.toolchains.map((t) => t.name),
-      slots: req.slots,
-      toolchains,
-      anyToolchain,
-      lastSeen: this.opts.clock.now(),
-      contexts: new Set(),
-      warmed: new Set(),
-      worker: {
-        name: id,
-        accepts: (t) => {
-          const p = t.payload;
-          if (!p || "host" in p) return false;
-          return anyToolchain || toolchains.has(toolchainOf(p.prepared));
-        },
-        heldBytes: (key) => this.heldBytes(record, key),
-      },
-    };
-    this.nodes.set(id, record);
-    this.log.info({ node: id, slots: req.slots, toolchains: record.toolchainNames, sandbox: record.sandbox || "none" }, "node registered");
-    // The embedded node (toolchain "*") is the user's own machine; a farm node running others' actions unconfined is worth a line.
-    if (!record.sandbox && !anyToolchain) this.log.warn({ node: id }, "node runs actions unsandboxed (orion node --unsandboxed)");
-    return { nodeId: id, heartbeatMs: this.opts.heartbeatMs ?? 5000, session: record.session.toString("hex") };
+  async register(req: wire.RegisterRequest): Promise<wire.RegisterResponse> {
+    return this.nodes.register(req);
   }
 
-  /**
-   * The registered node a call speaks for: unknown → NOT_FOUND (it registers again); a session that is not the
-   * one this registration was given → PERMISSION_DENIED (another caller using its name, or its own stale incarnation).
-   */
-  private caller(nodeId: string, session: string): NodeRecord {
-    const node = this.nodes.get(nodeId);
-    if (!node) throw new OrionError(`unknown node ${nodeId}`, { code: Status.NOT_FOUND });
-    const given = Buffer.from(/^[0-9a-f]*$/.test(session) ? session : "", "hex");
-    if (given.length !== node.session.length || !timingSafeEqual(given, node.session)) {
-      throw new OrionError(`node ${nodeId}: not this node's session (a caller other than the node registered under this name)`, { code: Status.PERMISSION_DENIED });
-    }
-    return node;
+  async heartbeat(req: wire.HeartbeatRequest): Promise<wire.HeartbeatResponse> {
+    return this.nodes.heartbeat(req);
   }
 
-  async heartbeat(req: HeartbeatRequest): Promise<HeartbeatResponse> {
-    const node = this.caller(req.nodeId, req.session);
+  async leave(req: wire.LeaveRequest): Promise<void> {
+    this.nodes.leave(req);
+  }
+
+  async lease(req: wire.LeaseRequest): Promise<wire.LeaseResponse> {
+    const node = this.nodes.caller(req.nodeId, req.session);
     node.lastSeen = this.opts.clock.now();
-    node.running = req.running;
-    node.load = req.load;
-    this.noteContexts(node, req.contextHashes);
-    return { cancelLeaseIds: [] };
-  }
-
-  async leave(req: LeaveRequest): Promise<void> {
-    if (!this.nodes.has(req.nodeId)) return;
-    this.caller(req.nodeId, req.session);
-    this.log.info({ node: req.nodeId }, "node left");
-    this.removeNode(req.nodeId, `node ${req.nodeId} stopped`);
-  }
-
-  async lease(req: LeaseRequest): Promise<LeaseResponse> {
-    const node = this.caller(req.nodeId, req.session);
-    node.lastSeen = this.opts.clock.now();
-    this.noteContexts(node, req.contextHashes);
+    this.nodes.noteContexts(node, req.contextHashes);
     // An evicted node must not take work: it re-registers first.
     const leases = await this.waitFor(
-      () => (this.nodes.get(req.nodeId) === node ? this.scheduler.lease(node.worker, Math.max(1, req.maxActions)) : []),
+      () => (this.nodes.isCurrent(node) ? this.scheduler.lease(node.worker, Math.max(1, req.maxActions)) : []),
       req.waitMs,
       // A root to warm up ends the wait too: the node makes it while no work is there.
-      () => this.nodes.get(req.nodeId) !== node || this.rootsToWarm(node).length > 0,
+      () => !this.nodes.isCurrent(node) || this.nodes.rootsToWarm(node).length > 0,
     );
     node.lastSeen = this.opts.clock.now();
-    const warmRoots = leases.length || this.nodes.get(req.nodeId) !== node ? [] : this.rootsToWarm(node);
-    if (node.warmed.size > 1024) node.warmed.clear(); // builds move on; an old root named again costs one look
-    for (const r of warmRoots) node.warmed.add(r.hash);
+    const warmRoots = leases.length || !this.nodes.isCurrent(node) ? [] : this.nodes.rootsToWarm(node);
     return {
-      warm: warmRoots.map((root) => ({ root, peers: this.holdersOf(node, root) })),
-      leases: leases.map((l): LeaseMessage => {
+      warm: this.nodes.warmUp(node, warmRoots),
+      leases: leases.map((l): wire.Lease => {
         const build = this.builds.get(l.task.buildId)!;
         this.leaseOwners.set(l.leaseId, { build, task: l.task, nodeId: node.id });
         const p = (l.task.payload as { prepared: Prepared }).prepared;
@@ -242,27 +141,26 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
           leaseId: l.leaseId,
           buildId: l.task.buildId,
           actionId: l.task.spec.id,
-          actionDigest: p.actionDigest,
           action: p.action,
           command: p.command,
           attempt: l.attempt,
           inputDirectories: [],
           projectRoot: build.view.projectRoot,
           kind: l.task.spec.kind,
-          peers: this.peersFor(node, p),
+          peers: this.nodes.peersFor(node, p),
         };
       }),
     };
   }
 
-  async reportResult(req: ReportResultRequest): Promise<void> {
+  async reportResult(req: wire.ReportResultRequest): Promise<void> {
     const found = this.leaseOwners.get(req.leaseId);
     if (!found || !this.scheduler.isLive(req.leaseId)) {
       this.leaseOwners.delete(req.leaseId);
       return; // stale: the task was re-queued or cancelled
     }
     // Only the node the lease went to may settle it; a refused report leaves the lease with its owner.
-    this.caller(req.nodeId, req.session);
+    this.nodes.caller(req.nodeId, req.session);
     if (found.nodeId !== req.nodeId) {
       throw new OrionError(`lease ${req.leaseId} was not given to node ${req.nodeId}`, { code: Status.PERMISSION_DENIED });
     }
@@ -294,7 +192,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
     }
     const action = build.actions.get(task.spec.id)!;
     this.recordProduced(build, action, result);
-    this.holders.add(req.nodeId, result.outputFiles.map((f) => f.digest!).filter(Boolean));
+    this.nodes.noteOutputs(req.nodeId, result.outputFiles.map((f) => f.digest!).filter(Boolean));
     if (phases.executeMs > 0) this.opts.durations?.record(action.kind, action.label, phases.executeMs);
     try {
       await recordResult(action, prepared, result, req.depfile || undefined, build.view, this.deps);
@@ -322,30 +220,21 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
 
   /** Drops a node: its leases go back to the queue. */
   removeNode(nodeId: string, reason: string): void {
-    if (!this.nodes.delete(nodeId)) return;
-    // Its name may come back on another machine, or with an emptied store: what it held is no longer known.
-    this.holders.forget(nodeId);
+    this.nodes.remove(nodeId, reason);
+  }
+
+  /** A node was dropped from the registry: its leases go back to the queue, and waiting calls look again. */
+  private releaseNode(nodeId: string, reason: string): void {
     const released = this.scheduler.releaseWorker(nodeId, reason);
     for (const leaseId of this.leaseOwners.keys()) if (!this.scheduler.isLive(leaseId)) this.leaseOwners.delete(leaseId);
     if (released) this.log.info({ node: nodeId, released }, "leases re-queued");
     this.wake();
   }
 
-  async getStatus(): Promise<GetStatusResponse> {
+  async getStatus(): Promise<wire.GetStatusResponse> {
     const now = this.opts.clock.now();
-    const ttl = this.opts.nodeTtlMs ?? Infinity;
     return {
-      nodes: [...this.nodes.values()].map((n) => ({
-        name: n.id,
-        address: n.advertise,
-        slots: n.slots,
-        running: n.running,
-        toolchains: n.toolchainNames,
-        lastSeenMsAgo: now - n.lastSeen,
-        state: now - n.lastSeen > ttl / 2 ? "silent" : "alive",
-        load: n.load,
-        sandbox: n.sandbox,
-      })),
+      nodes: this.nodes.status(now),
       builds: [...this.builds.values()]
         .filter((b) => !b.finished)
         .map((b) => {
@@ -464,7 +353,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
   /** Ends every long-poll at once; later lease calls return nothing. */
   close(): void {
     this.closed = true;
-    this.sweepTimer?.cancel();
+    this.nodes.close();
     this.wake();
   }
 
@@ -483,12 +372,9 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
           build.results.set(action.id, prepared.cached);
           this.recordProduced(build, action, prepared.cached);
           this.scheduler.markCached(build.id, action.id);
-        } else if (!this.placeable(prepared)) {
+        } else if (!this.nodes.placeable(toolchainOf(prepared))) {
           // Waiting would hang the build: no node could ever take this action.
-          const tool = posix.basename(action.arguments[0] ?? "");
-          const error = this.nodes.size
-            ? `no node has the toolchain for ${tool} (${toolchainOf(prepared).slice(0, 16)}); nodes: ${[...this.nodes.values()].map((n) => `${n.id} [${n.toolchainNames.join(" ")}]`).join(", ")}`
-            : `no node is registered with the head to run ${tool}`;
+          const error = this.nodes.unplaceable(posix.basename(action.arguments[0] ?? ""), toolchainOf(prepared));
           this.log.warn({ action: action.id, error }, "action cannot be placed");
           this.scheduler.failReady(build.id, action.id, error, true);
         } else {
@@ -512,98 +398,18 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
     );
   }
 
-  /** Input roots a running build will compile against that this node neither holds nor was told about. */
-  private rootsToWarm(node: NodeRecord): Digest[] {
-    const out: Digest[] = [];
+  /** The compile roots of the running builds with compiles, once derived (deriveWarmRoot starts that). */
+  private *compileRoots(): Iterable<CompileRoot> {
     for (const b of this.builds.values()) {
-      // The compile root of the build's current context, once derived (deriveWarmRoot starts that).
-      const r = b.view.context.compileRootDigest;
-      if (!r || !b.compileToolchains.size || b.finished || node.contexts.has(r.hash) || node.warmed.has(r.hash) || out.some((o) => o.hash === r.hash)) continue;
-      if (!node.anyToolchain && ![...b.compileToolchains].some((t) => node.toolchains.has(t))) continue;
-      out.push(r);
+      const root = b.view.context.compileRootDigest;
+      if (root && b.compileToolchains.size && !b.finished) yield { root, toolchains: b.compileToolchains };
     }
-    return out;
-  }
-
-  private noteContexts(node: NodeRecord, hashes: readonly string[] | undefined): void {
-    if (!hashes || (hashes.length === 0 && node.contexts.size === 0)) return;
-    node.contexts = new Set(hashes);
-  }
-
-  /**
-   * How many of an input root's bytes a node holds: all of them when it has materialized that root;
-   * else, when the head knows the root as a source context, the bytes of its distinct blobs that also
-   * appear in a context the node holds (the blobs are in its store); else none.
-   */
-  private heldBytes(node: NodeRecord, rootHash: string): number {
-    if (node.contexts.has(rootHash)) return Number.MAX_SAFE_INTEGER;
-    if (node.contexts.size === 0) return 0;
-    const ctx = this.contextByHash(rootHash);
-    if (!ctx) return 0;
-    let best = 0;
-    for (const h of node.contexts) {
-      const other = this.contextByHash(h);
-      if (other) best = Math.max(best, ctx.bytesSharedWith(other));
-    }
-    return best;
-  }
-
-  /** Other live nodes serving blobs that hold an input root whole (a compile's source context). */
-  private holdersOf(self: NodeRecord, root: Digest): PeerHint[] {
-    return this.peersFor(self, { inputRoot: root });
-  }
-
-  /**
-   * The other nodes worth asking for an action's inputs before the head, most bytes first: for a compile,
-   * those holding its source context whole (one that only shares bytes with it holds what the asker is
-   * likely to hold too, not the files that changed); for an archive or link, those that made its objects.
-   * Only nodes that serve blobs.
-   */
-  private peersFor(self: NodeRecord, p: Pick<Prepared, "inputRoot" | "inputBlobs">): PeerHint[] {
-    const root = p.inputRoot.hash;
-    if (self.contexts.has(root)) return [];
-    // Archives and links: who made their objects, in one pass over the inputs (not one per node).
-    const made = p.inputBlobs?.length ? this.holders.bytesByNode(p.inputBlobs) : undefined;
-    const now = this.opts.clock.now();
-    const quiet = (this.opts.nodeTtlMs ?? Infinity) / 2;
-    const scored: { n: NodeRecord; bytes: number; whole: boolean }[] = [];
-    for (const n of this.nodes.values()) {
-      // A node gone quiet may be on its way out: not worth a round trip.
-      if (n === self || !n.advertise || now - n.lastSeen > quiet) continue;
-      const whole = n.contexts.has(root);
-      const bytes = whole ? Number.MAX_SAFE_INTEGER : (made?.get(n.id) ?? 0);
-      if (bytes > 0) scored.push({ n, bytes, whole });
-    }
-    scored.sort((a, b) => b.bytes - a.bytes);
-    return scored.slice(0, MAX_PEER_HINTS).map(({ n, whole }) => ({ nodeId: n.id, address: n.advertise, holdsRoot: whole }));
   }
 
   private contextByHash(hash: string): ContextIndex | undefined {
     // Compiles run in a context's compile root (the context without objects and archives): either names it.
     for (const c of this.contexts.values()) if (c.root.hash === hash || c.compileRootHash === hash) return c;
     return undefined;
-  }
-
-  private placeable(prepared: Prepared): boolean {
-    const tc = toolchainOf(prepared);
-    for (const n of this.nodes.values()) if (n.anyToolchain || n.toolchains.has(tc)) return true;
-    return false;
-  }
-
-  /** Evicts nodes silent past their TTL, every half TTL. */
-  private armSweep(): void {
-    const ttl = this.opts.nodeTtlMs;
-    if (!ttl || this.closed) return;
-    this.sweepTimer = this.opts.clock.setTimeout(() => {
-      const now = this.opts.clock.now();
-      for (const n of [...this.nodes.values()]) {
-        if (now - n.lastSeen > ttl) {
-          this.log.warn({ node: n.id, silentMs: now - n.lastSeen }, "node evicted");
-          this.removeNode(n.id, `node ${n.id} silent for ${now - n.lastSeen} ms`);
-        }
-      }
-      this.armSweep();
-    }, Math.max(10, Math.floor(ttl / 2)));
   }
 
   private recordProduced(build: HeadBuild, action: GraphAction, result: ActionResult): void {
@@ -675,8 +481,4 @@ export function undeclaredOutputs(result: ActionResult, declared: readonly strin
     seen.add(p);
   }
   return bad;
-}
-
-function toolchainOf(prepared: Prepared): string {
-  return prepared.command.platform?.properties.find((x) => x.name === "toolchain")?.value ?? "";
 }

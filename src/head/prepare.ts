@@ -41,7 +41,6 @@ export interface PrepareDeps {
 export interface Prepared {
   command: Command;
   action: Action;
-  actionDigest: Digest;
   inputRoot: Digest;
   /** Compile: the level-1 key its manifests hang off. */
   level1?: string;
@@ -84,7 +83,7 @@ export async function prepareAction(a: GraphAction, view: BuildView, deps: Prepa
     platform: command.platform,
   };
   const { inputRoot, compile, key, inputBlobs } = keyed;
-  const prepared: Prepared = { command, action, actionDigest: digestOfMessage(Action, action), inputRoot, level1: compile?.level1, compile, key, inputBlobs };
+  const prepared: Prepared = { command, action, inputRoot, level1: compile?.level1, compile, key, inputBlobs };
   if (keyed.cacheable) prepared.cached = await lookup(a, prepared, view, deps);
   return prepared;
 }

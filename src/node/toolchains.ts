@@ -1,10 +1,10 @@
 // The toolchains a node advertises: the ones it was given (NAME=PATH), else the compilers, ar and ranlib on its PATH, each named by the digest a client computes for it.
-import { ProgramDigests } from "../client/programs.js";
+import { ProgramDigests } from "../cache/index.js";
 import { UsageError, errorMessage } from "../core/index.js";
 import { findProgram } from "../core/programs.js";
 import type { Toolchain } from "../gen/orion/v1/scheduler.js";
 
-export const DEFAULT_TOOLS = ["gcc", "g++", "cc", "c++", "clang", "clang++", "ar", "ranlib"];
+const DEFAULT_TOOLS = ["gcc", "g++", "cc", "c++", "clang", "clang++", "ar", "ranlib"];
 
 export interface ToolchainSpec {
   name: string;

@@ -1,4 +1,4 @@
-// The scheduler core's public surface.
+// The scheduler core: a build's task graph, critical-path ordering, retries and the events a build emits; no I/O.
 export * from "./events.js";
 export * from "./scheduler.js";
 export { criticalPathPriorities } from "./critical-path.js";

@@ -9,7 +9,7 @@ import { findProgram } from "../core/programs.js";
 import { parseDigestKey } from "../core/digest.js";
 import type { BlobStore } from "../cas/index.js";
 import type { StatCache } from "../merkle/index.js";
-import { runHostStep } from "../client/host-step.js";
+import { runHostStep } from "./host-step.js";
 import { PARENT_MAKE_VARS, RUNS_MAKE } from "../../dag-extract/make.js";
 import { parseTrace, TRACED_SYSCALLS } from "./trace.js";
 import { Fingerprinter, recordStep, restoreStep, type StepCache, stepKey, type TreeState } from "./step-cache.js";

@@ -1,7 +1,7 @@
 // Finding the programs a build runs and naming each by a digest: compilers by their toolchain, other tools by their bytes.
 import { realpathSync } from "node:fs";
 import { isCompilerDriver } from "../compile/index.js";
-import { detectToolchain } from "../cache/index.js";
+import { detectToolchain } from "./toolchain.js";
 import { digestOfFile, OrionError } from "../core/index.js";
 
 /** Digests the programs of a build once per process: compilers through detectToolchain, other tools (ar) by their real bytes. */

@@ -128,7 +128,7 @@ async function treePaths(root: string): Promise<Set<string>> {
  * the file system keeps one): what an interrupted step created. Files at paths that existed before are left as they
  * are, even if rewritten — removing those could remove a source the user saved meanwhile.
  */
-export async function removeCreatedSince(root: string, since: number, existed: { has(rel: string): boolean }): Promise<string[]> {
+async function removeCreatedSince(root: string, since: number, existed: { has(rel: string): boolean }): Promise<string[]> {
   const removed: string[] = [];
   await walkFiles(root, async (rel, abs) => {
     if (existed.has(rel)) return;
