@@ -9,7 +9,6 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { cleanEnv, copyFixture, differingFiles, makeReference, ORION_BIN, REPO, runProgram, Scratch } from "./helpers.js";
 import { agentPids, killAgent, pidFile, stopAgents } from "./agent-helpers.js";
 
-const CLIENT = join(REPO, "native", "build", "orion-cc");
 const scratch = new Scratch("agent");
 /** Every socket a test used: afterEach stops whatever agent runs on it. */
 const sockets: string[] = [];

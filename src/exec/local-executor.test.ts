@@ -10,7 +10,7 @@ import { Status, isInfrastructureError, type Digest } from "../core/index.js";
 import { buildTree, type TreeEntry } from "../merkle/index.js";
 import { Directory, type Command } from "../gen/orion/v1/remote_execution.js";
 import { LocalExecutor, storeInputs, type ExecRequest, type InputSource } from "./local-executor.js";
-import { GRANDCHILD_SCRIPT, expectGroupTimedOut, gone } from "./test-helpers.js";
+import { GRANDCHILD_SCRIPT, expectGroupTimedOut } from "./test-helpers.js";
 
 const ENV = [
   { name: "LANG", value: "C" },

@@ -18,11 +18,6 @@ export interface BlobServiceOptions {
   readOnly?: boolean;
 }
 
-/** A digest a peer sent: a SHA-256 hex hash and a non-negative size. */
-export function validDigest(d: Digest | undefined): d is Digest {
-  return digestProblem(d) === undefined;
-}
-
 export function blobService(o: BlobServiceOptions): BlobsServer {
   const log = o.logger.child({ module: "blobs" });
   return {

@@ -5,7 +5,7 @@ import * as os from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { CorruptBlobError, type Digest, ExitCode, OrionError, Status, digestOf, silentLogger } from "../core/index.js";
+import { CorruptBlobError, ExitCode, OrionError, Status, digestOf, silentLogger } from "../core/index.js";
 import { type BlobStore, createBlobStore } from "../cas/index.js";
 import { TamperingBlobStore } from "../cas/tampering-blob-store.js";
 import { BlobsClient, BlobsService, type BatchUpdateBlobsResponse, type WriteBlobResponse } from "../gen/orion/v1/blobs.js";

@@ -51,10 +51,6 @@ class LocalStoreFailure extends Error {
 
 /** Bytes held in memory per round of single-blob reads from one peer. */
 const ROUND_BYTES = 16 * 1024 * 1024;
-/** A peer holding the whole root sends it as a tar stream when the node lacks at least this share of its bytes… */
-const TREE_SHARE = 0.9;
-/** …and this many of its blobs. */
-const TREE_MIN_BLOBS = 8;
 
 export class PeerFetcher {
   readonly stats: PeerFetchStats = { blobs: 0, bytes: 0, treeStreams: 0, failures: 0, refused: 0 };
