@@ -1,6 +1,7 @@
 // Tests for rewriting a compile so it reads the shared context and writes only its private folder.
 import { describe, expect, it } from "vitest";
-import { defaultDepfilePath, isSharedContextCompile, planSharedCompile, withImplicitObject } from "./compile-plan.js";
+import { defaultDepfilePath, isSharedContextCompile, planMovesPath, planSharedCompile, withImplicitObject } from "./compile-plan.js";
+import { mapArgvPaths } from "./argv-policy.js";
 
 const base = { projectRoot: "/proj", ctxRoot: "/w/ctx/h", privateDir: "/w/sb/u", workingDirectory: "" };
 
@@ -84,5 +85,18 @@ describe("planSharedCompile", () => {
     expect(() => planSharedCompile({ ...base, argv: ["gcc", "-c", "x.c", "-o", "../x.o"] })).toThrow(/outside/);
     expect(() => planSharedCompile({ ...base, argv: ["gcc", "-c", "x.c", "-o", "/etc/x.o"] })).toThrow(/outside/);
     expect(() => planSharedCompile({ ...base, argv: ["gcc", "-MD", "-MF", "/tmp/x.d", "-c", "x.c", "-o", "x.o"] })).toThrow(/outside/);
+  });
+});
+
+describe("planMovesPath", () => {
+  it("lets the executor move exactly the project paths the plan leaves, so none is moved twice", () => {
+    // The context inside the project (a cache folder in the tree) is where a second move would show: /proj/.c/ctx/.c/ctx/…
+    const inside = { ...base, ctxRoot: "/proj/.c/ctx" };
+    const toCtx = (p: string) => (p.startsWith("/proj/") ? inside.ctxRoot + p.slice("/proj".length) : p);
+    const argv = ["gcc", "-c", "/proj/x.c", "-o", "x.o", "-include/proj/a.h", "-imacros", "/proj/m.h", "-I/proj/inc", "-L/proj/lib", "-Wp,-MD,/proj/x.d", "-Xlinker", "/proj/ld.x"];
+    const pre = mapArgvPaths(argv, toCtx, { family: "driver", only: (slot) => !planMovesPath(argv, slot) });
+    const out = planSharedCompile({ ...inside, argv: pre }).argv;
+    expect(out).toEqual(expect.arrayContaining(["/proj/.c/ctx/x.c", "-include/proj/.c/ctx/a.h", "/proj/.c/ctx/m.h", "-I/proj/.c/ctx/inc", "-L/proj/.c/ctx/lib", "-Wp,-MD,/proj/.c/ctx/x.d", "/proj/.c/ctx/ld.x"]));
+    expect(out.join(" ")).not.toContain("/ctx/.c/ctx");
   });
 });

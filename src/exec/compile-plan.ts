@@ -166,5 +166,23 @@ export function planSharedCompile(input: CompilePlanInput): CompilePlan {
   };
 }
 
+/**
+ * Whether planSharedCompile moves the path at `slot` itself (read by the same option table as its rewrite): a whole word
+ * that is an operand, an output's value or a read path's value, or a joined read path, `-o`/`-MF` or `--sysroot=`. The
+ * executor moves the other project paths (-Wp,-MD,/abs, -Xlinker values…) into the context before the plan runs, and
+ * must never move one twice.
+ */
+export function planMovesPath(argv: readonly string[], slot: { index: number; start: number; end: number; option: string }): boolean {
+  const word = argv[slot.index]!;
+  if (slot.start === 0 && slot.end === word.length) {
+    const prev = argv[slot.index - 1];
+    const spec = prev !== undefined && slot.index > 1 ? DRIVER_OPTIONS[prev] : undefined;
+    return spec === undefined || spec.value === "read" || prev === "-o" || prev === "-MF";
+  }
+  if (slot.option === "--sysroot") return word.startsWith("--sysroot=");
+  const joined = joinedOption(word);
+  return joined === slot.option && (joined === "-o" || joined === "-MF" || DRIVER_OPTIONS[joined]!.value === "read");
+}
+
 /** gcc's `%{o*:%.d%*}`: the -o path with its file-name suffix replaced by ".d". */
 export { defaultDepfilePath };

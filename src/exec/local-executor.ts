@@ -17,9 +17,9 @@ import {
   sameDigest,
 } from "../core/index.js";
 import type { ActionResult, Command, OutputFile } from "../gen/orion/v1/remote_execution.js";
-import { isSharedContextCompile, normalizeRelative, planSharedCompile, withImplicitObject, type CompilePlan } from "./compile-plan.js";
+import { isSharedContextCompile, normalizeRelative, planMovesPath, planSharedCompile, withImplicitObject, type CompilePlan } from "./compile-plan.js";
 import { ArgvRefusedError, commandRefusal, mapArgvPaths, type PolicyContext } from "./argv-policy.js";
-import { type PathSlot, toolFamily } from "../compile/index.js";
+import { toolFamily } from "../compile/index.js";
 import { rewriteDepfile, mungeMakePath } from "./depfile.js";
 import { fileKey, forEachLimit, loadInputTree, materializeTree, removeTree, sandboxViolation, type InputTree, type MaterializedTree } from "./input-root.js";
 import { cancelledError, runInProcessGroup } from "./run-process.js";
@@ -284,7 +284,7 @@ export class LocalExecutor {
     // Paths in the project the plan does not move itself (-include/abs, -Wp,-MD,/abs…) are moved into the context first,
     // so that no absolute path in the project ever names a file of this machine outside the context.
     const toCtx = (p: string) => (p === projectRoot || p.startsWith(projectRoot + "/") ? ctxRoot + p.slice(projectRoot.length) : p);
-    compileArgv = family ? mapArgvPaths(compileArgv, toCtx, { family, only: (slot) => !planMoves(compileArgv, slot) }) : compileArgv;
+    compileArgv = family ? mapArgvPaths(compileArgv, toCtx, { family, only: (slot) => !planMovesPath(compileArgv, slot) }) : compileArgv;
     const plan = planSharedCompile({ argv: compileArgv, projectRoot, workingDirectory: wd, ctxRoot, privateDir: sandbox });
     const cwd = join(ctxRoot, wd);
     await Promise.all(plan.privateParents.map((d) => fsp.mkdir(d, { recursive: true })));
@@ -664,18 +664,6 @@ function inTree(projectRoot: string, base: string): (absPath: string) => Promise
     const st = await fsp.stat(physical).catch(() => undefined);
     return st?.isFile() ? fsp.readFile(physical, "utf8") : undefined;
   };
-}
-
-/** Options whose joined path planSharedCompile moves into the context (or the private folder) itself. */
-const PLAN_JOINED = new Set(["-I", "-iquote", "-isystem", "-idirafter", "-isysroot", "--sysroot", "-o", "-MF"]);
-/** Options whose next word planSharedCompile passes through untouched. */
-const PLAN_OPAQUE = new Set(["-Xlinker", "-Xassembler", "-Xpreprocessor"]);
-
-/** Whether planSharedCompile moves this path itself: a whole argument (not an -X… value), or one of its joined forms. */
-function planMoves(argv: readonly string[], slot: PathSlot): boolean {
-  const whole = slot.start === 0 && slot.end === argv[slot.index]!.length;
-  if (whole) return !PLAN_OPAQUE.has(argv[slot.index - 1] ?? "");
-  return PLAN_JOINED.has(slot.option) && argv[slot.index]!.startsWith(slot.option);
 }
 
 /** The folders (relative to the input root, "" for the root) an action's outputs go to, none inside another. */
