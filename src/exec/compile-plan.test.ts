@@ -86,6 +86,28 @@ describe("planSharedCompile", () => {
     expect(() => planSharedCompile({ ...base, argv: ["gcc", "-c", "x.c", "-o", "/etc/x.o"] })).toThrow(/outside/);
     expect(() => planSharedCompile({ ...base, argv: ["gcc", "-MD", "-MF", "/tmp/x.d", "-c", "x.c", "-o", "x.o"] })).toThrow(/outside/);
   });
+
+  it("with the private folder standing for an ancestor of the cwd, writes a sibling's output there, its text kept", () => {
+    const sib = { ...base, workingDirectory: "programs", privateBase: "" };
+    const plan = planSharedCompile({ ...sib, argv: ["gcc", "-MMD", "-c", "../lib/a.c", "-o", "../lib/a.o"] });
+    expect(plan.argv).toContain("/w/sb/u/programs/../lib/a.o");
+    expect(plan.privateParents).toEqual(expect.arrayContaining(["/w/sb/u", "/w/sb/u/programs", "/w/sb/u/lib"]));
+    expect(plan.depfilePath).toBe("/w/sb/u/programs/../lib/a.d");
+    // gcc's depfile target maps back to the text of -o; any other private path to the project's relative form.
+    expect(plan.replacements.slice(0, 2)).toEqual([
+      ["/w/sb/u/programs/", ""],
+      ["/w/sb/u/", "../"],
+    ]);
+    const abs = planSharedCompile({ ...sib, argv: ["gcc", "-c", "/proj/lib/a.c", "-o", "/proj/lib/a.o"] });
+    expect(abs.argv).toContain("/w/sb/u/lib/a.o");
+    expect(abs.replacements.slice(0, 2)).toEqual([
+      ["/w/sb/u/programs/", "/proj/programs/"],
+      ["/w/sb/u/", "/proj/"],
+    ]);
+    // Still nothing above the folder it stands for, nor a base that is not above the cwd.
+    expect(() => planSharedCompile({ ...sib, privateBase: "programs/x", argv: ["gcc", "-c", "a.c", "-o", "a.o"] })).toThrow(/not the working directory/);
+    expect(() => planSharedCompile({ ...sib, privateBase: "lib", workingDirectory: "lib/sub", argv: ["gcc", "-c", "a.c", "-o", "../../a.o"] })).toThrow(/outside/);
+  });
 });
 
 describe("planMovesPath", () => {

@@ -12,8 +12,13 @@ export interface CompilePlanInput {
   workingDirectory: string;
   /** Absolute path of the materialized shared context (the input root). */
   ctxRoot: string;
-  /** Absolute path of the action's private folder; it stands for the working directory's outputs. */
+  /** Absolute path of the action's private folder; it stands for the folder `privateBase` of the input root. */
   privateDir: string;
+  /**
+   * The folder (relative to the input root) the private folder stands for: the working directory or one of its
+   * ancestors, so that outputs in a sibling of the cwd (`-o ../lib/a.o`) have a place. Default: the working directory.
+   */
+  privateBase?: string;
 }
 
 export interface CompilePlan {
@@ -22,7 +27,7 @@ export interface CompilePlan {
   depfilePath: string;
   /** True when the user asked for the depfile (-MD/-MMD), so the rewritten text must replace it as an output. */
   depfileRequested: boolean;
-  /** Folders inside `privateDir` that must exist before gcc runs (the parents of -o and -MF). */
+  /** Folders inside `privateDir` that must exist before gcc runs (the parents of -o and -MF, and the cwd's stand-in). */
   privateParents: string[];
   /** Sandbox prefix → project prefix, longest first; applied to the depfile and to diagnostics. */
   replacements: [from: string, to: string][];
@@ -61,17 +66,33 @@ export function normalizeRelative(p: string): string {
 class PlanState {
   readonly out: string[] = [];
   readonly parents: string[];
-  /** Where the project prefix of the -o text went; the depfile target and diagnostics map back through it. */
-  outProjectPrefix = "";
+  /** Whether the -o text was absolute (its project prefix maps back) or relative to the cwd. */
+  outAbsolute = false;
   objectPath?: string;
   userDepfile?: string;
   wantsDeps = false;
-  private readonly projectWd: string;
+  private readonly wd: string;
+  /** The folder the private folder stands for, relative to the input root ("" for the root). */
+  readonly base: string;
+  /** The working directory relative to `base` ("" when the private folder stands for the cwd itself). */
+  readonly wdFromBase: string;
+  /** `privateDir` standing for the cwd: relative output texts are resolved from here. */
+  readonly stand: string;
 
   constructor(private readonly input: CompilePlanInput) {
-    const wd = normalizeRelative(input.workingDirectory);
-    this.projectWd = wd ? `${input.projectRoot}/${wd}/` : `${input.projectRoot}/`;
-    this.parents = [input.privateDir];
+    this.wd = normalizeRelative(input.workingDirectory);
+    this.base = normalizeRelative(input.privateBase ?? input.workingDirectory);
+    if (this.base === this.wd) this.wdFromBase = "";
+    else if (this.base === "") this.wdFromBase = this.wd;
+    else if (this.wd.startsWith(this.base + "/")) this.wdFromBase = this.wd.slice(this.base.length + 1);
+    else throw sandboxViolation(`private folder base ${this.base} is not the working directory ${this.wd || "."} nor above it`);
+    this.stand = this.wdFromBase ? `${input.privateDir}/${this.wdFromBase}` : input.privateDir;
+    this.parents = [input.privateDir, this.stand];
+  }
+
+  /** The project folder the private folder stands for, with a trailing slash. */
+  get baseAbs(): string {
+    return this.base ? `${this.input.projectRoot}/${this.base}/` : `${this.input.projectRoot}/`;
   }
 
   /** A project path as the sandbox sees it: under the shared context. */
@@ -80,22 +101,39 @@ class PlanState {
     return p === projectRoot || p.startsWith(projectRoot + "/") ? ctxRoot + p.slice(projectRoot.length) : p;
   }
 
-  /** Maps an output path (-o, -MF) into the private folder, keeping its text so gcc's own depfile target can be recovered. */
+  /**
+   * Maps an output path (-o, -MF) into the private folder, keeping its text so gcc's own depfile target can be
+   * recovered: a relative path is resolved from the cwd's stand-in, so `../lib/a.o` from `programs` stays that text.
+   */
   toPrivate(p: string, what: string, isObject: boolean): string {
+    let full: string;
     let rel: string;
     if (posix.isAbsolute(p)) {
-      if (!p.startsWith(this.projectWd)) throw sandboxViolation(`${what} ${p} is outside the working directory ${this.projectWd}`);
-      rel = p.slice(this.projectWd.length);
-      if (isObject) this.outProjectPrefix = this.projectWd;
+      const baseAbs = this.baseAbs;
+      if (!p.startsWith(baseAbs)) throw sandboxViolation(`${what} ${p} is outside the folder ${baseAbs} of its private outputs`);
+      rel = posix.normalize(p.slice(baseAbs.length));
+      full = `${this.input.privateDir}/${p.slice(baseAbs.length)}`;
+      if (isObject) this.outAbsolute = true;
     } else {
-      rel = p;
-      if (isObject) this.outProjectPrefix = "";
+      const fromBase = posix.normalize(posix.join(this.wdFromBase || ".", p));
+      rel = fromBase;
+      full = `${this.stand}/${p}`;
+      if (isObject) this.outAbsolute = false;
     }
-    const n = posix.normalize(rel);
-    if (n === ".." || n.startsWith("../") || n === ".") throw sandboxViolation(`${what} ${p} is outside the working directory`);
-    const full = `${this.input.privateDir}/${rel}`;
+    if (rel === ".." || rel.startsWith("../") || rel === ".") {
+      throw sandboxViolation(`${what} ${p} is outside the folder ${this.base || "."} of its private outputs`);
+    }
     this.parents.push(posix.dirname(posix.normalize(full)));
     return full;
+  }
+
+  /** Private prefix → project prefix, longest first: the cwd's stand-in, then the private folder itself. */
+  replacements(): [string, string][] {
+    const { privateDir } = this.input;
+    const up = this.wdFromBase ? this.wdFromBase.split("/").map(() => "../").join("") : "";
+    const standTo = this.outAbsolute ? this.baseAbs + (this.wdFromBase ? `${this.wdFromBase}/` : "") : "";
+    const baseTo = this.outAbsolute ? this.baseAbs : up;
+    return this.wdFromBase ? [[`${this.stand}/`, standTo], [`${privateDir}/`, baseTo]] : [[`${privateDir}/`, baseTo]];
   }
 
   /** An output option's value (`-o`, `-MF`), separate (`joined` undefined) or glued to the option. */
@@ -159,10 +197,7 @@ export function planSharedCompile(input: CompilePlanInput): CompilePlan {
     depfilePath,
     depfileRequested: st.wantsDeps,
     privateParents: [...new Set(st.parents)],
-    replacements: [
-      [`${privateDir}/`, st.outProjectPrefix],
-      [ctxRoot, projectRoot],
-    ],
+    replacements: [...st.replacements(), [ctxRoot, projectRoot]],
   };
 }
 

@@ -6,7 +6,7 @@ import { execa } from "execa";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createBlobStore } from "../cas/index.js";
 import type { BlobStore } from "../cas/blob-store.js";
-import { Status, isInfrastructureError, type Digest } from "../core/index.js";
+import { ExitCode, Status, isInfrastructureError, type Digest } from "../core/index.js";
 import { buildTree, type TreeEntry } from "../merkle/index.js";
 import { Directory, type Command } from "../gen/orion/v1/remote_execution.js";
 import { LocalExecutor, storeInputs, type ExecRequest, type InputSource } from "./local-executor.js";
@@ -139,6 +139,27 @@ describe("compile in the shared context", () => {
     expect(out.depfile).toBe(gccDep);
     const [obj] = out.result.outputFiles;
     expect((await blob(obj!.digest)).equals(await fsp.readFile(join(proj, "src/obj/main.o")))).toBe(true);
+  });
+
+  it("compiles into a sibling of its cwd (-o ../lib/a.o from programs/) as gcc does, depfile and all", async () => {
+    const proj = await newProject({ "lib/a.c": `#include "a.h"\nint a(void) { return A; }\n`, "lib/a.h": "#define A 3\n", "programs/.keep": "" });
+    const root = await uploadDir(proj);
+    const argv = ["gcc", "-g", "-O1", "-MMD", "-I../lib", "-c", "../lib/a.c", "-o", "../lib/a.o"];
+    const out = await executor.execute(request(proj, root, command(argv, ["../lib/a.o", "../lib/a.d"], "programs"), "compile"));
+
+    await execa(argv[0]!, argv.slice(1), { cwd: join(proj, "programs"), env: PLAIN_ENV, extendEnv: false });
+    expect(out.result.exitCode).toBe(0);
+    expect(out.result.outputFiles.map((f) => f.path)).toEqual(["../lib/a.o", "../lib/a.d"]);
+    const gccDep = await fsp.readFile(join(proj, "lib/a.d"), "utf8");
+    expect(gccDep).toContain("../lib/a.o:");
+    expect(out.depfile).toBe(gccDep);
+    const [obj, dep] = out.result.outputFiles;
+    expect((await blob(obj!.digest)).equals(await fsp.readFile(join(proj, "lib/a.o")))).toBe(true);
+    expect((await blob(dep!.digest)).toString()).toBe(gccDep);
+    // The shared context got nothing: the outputs went to the private folder only.
+    for (const ctx of await fsp.readdir(join(tmp, "work", "ctx"))) {
+      await expect(fsp.stat(join(tmp, "work", "ctx", ctx, "lib", "a.o"))).rejects.toThrow();
+    }
   });
 
   it("learns the headers through a private depfile when the user asked for none", async () => {
@@ -329,18 +350,32 @@ describe("a full disk under the sandboxes", () => {
 });
 
 describe("sandbox violations", () => {
-  it("refuses output paths with .. or absolute ones before running anything", async () => {
-    const proj = await newProject({ "x.c": X_C });
+  it("refuses an output that leaves the project as the command's error (exit 1, named), before running anything", async () => {
+    const proj = await newProject({ "x.c": X_C, "sub/.keep": "" });
     const root = await uploadDir(proj);
     const marker = join(tmp, "ran");
-    for (const bad of ["../x.o", "sub/../../x.o", "/tmp/x.o"]) {
-      const err = await executor
-        .execute(request(proj, root, command(["touch", marker], [bad]), "other"))
-        .catch((e: unknown) => e);
-      expect(err).toMatchObject({ message: expect.stringMatching(/must be relative/) });
-      expect(isInfrastructureError(err)).toBe(false);
+    for (const [bad, wd] of [["../x.o", ""], ["sub/../../x.o", ""], ["../../x.o", "sub"]] as const) {
+      for (const kind of ["other", "compile"]) {
+        const argv = kind === "compile" ? ["gcc", "-c", "x.c", "-o", bad] : ["touch", marker];
+        const err = await executor.execute(request(proj, root, command(argv, [bad], wd), kind)).catch((e: unknown) => e);
+        expect(err).toMatchObject({ exitCode: ExitCode.BUILD_FAILED, message: expect.stringContaining(`"${bad}"`) });
+        expect((err as Error).message).toMatch(/leaves the project/);
+        expect(isInfrastructureError(err)).toBe(false);
+      }
     }
+    const err = await executor.execute(request(proj, root, command(["touch", marker], ["/tmp/x.o"]), "other")).catch((e: unknown) => e);
+    expect(err).toMatchObject({ exitCode: ExitCode.BUILD_FAILED, message: expect.stringMatching(/must be relative/) });
+    expect(isInfrastructureError(err)).toBe(false);
     await expect(fsp.stat(marker)).rejects.toThrow();
+  });
+
+  it("runs a tool whose output is in a sibling of its cwd, inside the project (../lib/out.txt from programs/)", async () => {
+    const proj = await newProject({ "lib/in.txt": "hello\n", "programs/.keep": "" });
+    const root = await uploadDir(proj);
+    const out = await executor.execute(request(proj, root, command(["cp", "../lib/in.txt", "../lib/out.txt"], ["../lib/out.txt"], "programs"), "other"));
+    expect(out.result.exitCode).toBe(0);
+    expect(out.result.outputFiles.map((f) => f.path)).toEqual(["../lib/out.txt"]);
+    expect((await blob(out.result.outputFiles[0]!.digest)).toString()).toBe("hello\n");
   });
 
   it("leaves out symlinks that escape the input root or loop, and still runs", async () => {

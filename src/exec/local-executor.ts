@@ -122,6 +122,32 @@ function checkRelative(p: string, what: string, allowEmpty: boolean): string {
   return n;
 }
 
+/**
+ * An output path, relative to the working directory `wd`, as the path it reports (normalized) and the path it names
+ * from the input root. `..` is fine while it stays in the project (`../lib/a.o` from `programs`); an output that
+ * leaves the project is the command's own error (exit 1, not retried elsewhere), named in the message.
+ */
+function checkOutput(p: string, wd: string): { path: string; fromRoot: string } {
+  if (posix.isAbsolute(p) || p.includes("\0")) throw sandboxViolation(`output path ${JSON.stringify(p)} must be relative to the working directory`);
+  const path = normalizeRelative(p);
+  const fromRoot = normalizeRelative(posix.join(wd || ".", p));
+  if (fromRoot === ".." || fromRoot.startsWith("../")) {
+    throw badRequest(`output path ${JSON.stringify(p)} (working directory ${JSON.stringify(wd || ".")}) leaves the project`);
+  }
+  if (path === "" || fromRoot === "") throw sandboxViolation(`output path ${JSON.stringify(p)} names no file`);
+  return { path, fromRoot };
+}
+
+/** The deepest folder (relative to the input root) holding `wd` and the folders of all `outputs`. */
+function commonFolder(wd: string, outputs: readonly { fromRoot: string }[]): string {
+  let base = wd;
+  for (const o of outputs) {
+    const dir = normalizeRelative(posix.dirname(o.fromRoot));
+    while (base !== "" && dir !== base && !dir.startsWith(base + "/")) base = normalizeRelative(posix.dirname(base));
+  }
+  return base;
+}
+
 function replaceAll(buf: Buffer, replacements: readonly [string, string][]): Buffer {
   let out = buf;
   for (const [from, to] of replacements) {
@@ -260,7 +286,7 @@ export class LocalExecutor {
     if (!posix.isAbsolute(req.projectRoot)) throw badRequest(`${what}: project root ${req.projectRoot} is not absolute`);
     const projectRoot = req.projectRoot.length > 1 ? req.projectRoot.replace(/\/+$/, "") : req.projectRoot;
     const wd = checkRelative(req.command.workingDirectory, "working directory", true);
-    const outputs = req.command.outputPaths.map((p) => checkRelative(p, "output path", false));
+    const outputs = req.command.outputPaths.map((p) => checkOutput(p, wd));
     if (!(req.timeoutMs > 0)) throw badRequest(`${what}: timeout must be positive`);
     const maxOutputBytes = req.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
     if (req.signal?.aborted) throw cancelledError(what);
@@ -285,7 +311,9 @@ export class LocalExecutor {
     // so that no absolute path in the project ever names a file of this machine outside the context.
     const toCtx = (p: string) => (p === projectRoot || p.startsWith(projectRoot + "/") ? ctxRoot + p.slice(projectRoot.length) : p);
     compileArgv = family ? mapArgvPaths(compileArgv, toCtx, { family, only: (slot) => !planMovesPath(compileArgv, slot) }) : compileArgv;
-    const plan = planSharedCompile({ argv: compileArgv, projectRoot, workingDirectory: wd, ctxRoot, privateDir: sandbox });
+    // The private folder stands for the cwd, or for the folder above it that holds outputs in its siblings too.
+    const privateBase = commonFolder(wd, c.outputs);
+    const plan = planSharedCompile({ argv: compileArgv, projectRoot, workingDirectory: wd, ctxRoot, privateDir: sandbox, privateBase });
     const cwd = join(ctxRoot, wd);
     await Promise.all(plan.privateParents.map((d) => fsp.mkdir(d, { recursive: true })));
     // A context never changes: a working directory found in it once stays there.
@@ -295,7 +323,7 @@ export class LocalExecutor {
       this.knownDirs.add(key);
     }
     /** Read-only inside the action's namespace besides the system: the shared context; writable: the private folder. */
-    return { runArgv: plan.argv, cwd, outputBase: sandbox, plan, replacements: plan.replacements, readOnly: [ctxRoot], writable: [sandbox] };
+    return { runArgv: plan.argv, cwd, outputBase: sandbox, outputRoot: privateBase, plan, replacements: plan.replacements, readOnly: [ctxRoot], writable: [sandbox] };
   }
 
   /** Anything but a plain compile runs in a private copy of its input root, its paths in the project moved there. */
@@ -304,24 +332,23 @@ export class LocalExecutor {
     const tree = await this.inputs.bring(req.inputRoot, req.peers ?? [], log);
     await materializeTree(this.store, tree, sandbox, { readOnly: false });
     const cwd = join(sandbox, wd);
-    const outputBase = cwd;
     for (const out of outputs) {
       // An input at an output path is a hard link into the store: a tool writing it in place would corrupt the blob.
-      await fsp.rm(join(outputBase, out), { force: true });
+      await fsp.rm(join(sandbox, out.fromRoot), { force: true });
     }
     await this.checkWorkingDirectory(cwd, wd, what);
-    for (const out of outputs) await fsp.mkdir(posix.dirname(join(outputBase, out)), { recursive: true });
+    for (const out of outputs) await fsp.mkdir(posix.dirname(join(sandbox, out.fromRoot)), { recursive: true });
     const expanded = family && c.hasResponseFiles ? await this.checkPolicy(argv, req.command, policy, what, inTree(projectRoot, sandbox)) : argv;
     const toSandbox = (a: string) => (a === projectRoot || a.startsWith(projectRoot + "/") ? sandbox + a.slice(projectRoot.length) : a);
     // Paths inside options (-L/abs, -Wl,-T,/abs) move too; a whole argument the policy knows nothing of moves as before.
     const moved = family ? mapArgvPaths(expanded, toSandbox, { family }) : expanded;
     const runArgv = moved.map((a, i) => (a === expanded[i] ? toSandbox(a) : a));
-    const staged: Staged = { runArgv, cwd, outputBase, replacements: [[sandbox, projectRoot]], readOnly: [], writable: [sandbox] };
+    const staged: Staged = { runArgv, cwd, outputBase: sandbox, outputRoot: "", replacements: [[sandbox, projectRoot]], readOnly: [], writable: [sandbox] };
     if (!jailed) return staged;
     // The tree's files are the store's inodes (hard links), which the tool's user owns as far as the kernel can
     // tell: the tree is bound read-only, and only the folders its outputs go to are writable, their inputs
     // made private copies first, so nothing the tool does reaches the store.
-    const outDirs = outputDirs(wd, outputs);
+    const outDirs = outputDirs(outputs);
     await forEachLimit(tree.files, 16, async (f) => {
       if (!outDirs.some((d) => d === "" || f.path.startsWith(d + "/"))) return;
       const path = join(sandbox, f.path);
@@ -375,7 +402,7 @@ export class LocalExecutor {
   private async collect(c: Checked, s: Staged, run: ToolRun): Promise<Collected> {
     let depfile: string | undefined;
     if (s.plan) depfile = await this.rewriteDepfile(s.plan, run.exitCode);
-    const outputFiles = await this.collectOutputs(c.what, s.outputBase, c.outputs, run.exitCode, c.maxOutputBytes);
+    const outputFiles = await this.collectOutputs(c.what, s, c.outputs, run.exitCode, c.maxOutputBytes);
     const stdoutRaw = replaceAll(run.stdout, s.replacements);
     const stderrRaw = replaceAll(run.stderr, s.replacements);
     // Most tools print nothing; the empty blob needs no store round trip (REAPI holds it always present).
@@ -565,14 +592,14 @@ export class LocalExecutor {
 
   private async collectOutputs(
     what: string,
-    base: string,
-    outputs: readonly string[],
+    s: Staged,
+    outputs: Checked["outputs"],
     exitCode: number,
     maxBytes: number,
   ): Promise<OutputFile[]> {
     const files: OutputFile[] = [];
-    for (const path of outputs) {
-      const full = join(base, path);
+    for (const { path, fromRoot } of outputs) {
+      const full = join(s.outputBase, s.outputRoot ? fromRoot.slice(s.outputRoot.length + 1) : fromRoot);
       const st = await fsp.lstat(full).catch((err: unknown) => {
         if (isErrno(err, "ENOENT", "ENOTDIR")) return undefined;
         throw err;
@@ -607,7 +634,8 @@ interface Checked {
   projectRoot: string;
   /** The working directory, relative to the input root ("" for the root). */
   wd: string;
-  outputs: string[];
+  /** Each output as the command names it (normalized, relative to the cwd) and from the input root. */
+  outputs: { path: string; fromRoot: string }[];
   maxOutputBytes: number;
   family: ReturnType<typeof toolFamily>;
   policy: PolicyContext;
@@ -618,8 +646,10 @@ interface Checked {
 interface Staged {
   runArgv: string[];
   cwd: string;
-  /** Where its output paths are found. */
+  /** Where its outputs are found: the folder standing for `outputRoot`. */
   outputBase: string;
+  /** The folder of the input root (relative, "" for the root) that `outputBase` stands for; every output is below it. */
+  outputRoot: string;
   /** A shared-context compile's plan (its depfile is mapped back). */
   plan?: CompilePlan;
   replacements: [string, string][];
@@ -667,8 +697,8 @@ function inTree(projectRoot: string, base: string): (absPath: string) => Promise
 }
 
 /** The folders (relative to the input root, "" for the root) an action's outputs go to, none inside another. */
-function outputDirs(wd: string, outputs: readonly string[]): string[] {
-  const dirs = [...new Set(outputs.map((o) => normalizeRelative(posix.dirname(posix.join(wd || ".", o)))))].sort((a, b) => a.length - b.length);
+function outputDirs(outputs: Checked["outputs"]): string[] {
+  const dirs = [...new Set(outputs.map((o) => normalizeRelative(posix.dirname(o.fromRoot))))].sort((a, b) => a.length - b.length);
   const kept: string[] = [];
   for (const d of dirs) if (!kept.some((k) => k === "" || d === k || d.startsWith(k + "/"))) kept.push(d);
   return kept;
