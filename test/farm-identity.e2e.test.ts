@@ -62,7 +62,7 @@ describe("roles on the head", () => {
     const asNode = connect(NODE);
     expect(await codeOf(asClient.nodeControl.register(reg("posing")))).toBe(Status.PERMISSION_DENIED);
     expect(await codeOf(asClient.nodeControl.lease({ nodeId: "posing", session: "", maxActions: 1, waitMs: 0, contextHashes: [] }))).toBe(Status.PERMISSION_DENIED);
-    expect(await codeOf(asClient.nodeControl.reportResult({ nodeId: "posing", session: "", leaseId: "l", result: undefined, error: "x", depfile: "" }))).toBe(Status.PERMISSION_DENIED);
+    expect(await codeOf(asClient.nodeControl.reportResult({ nodeId: "posing", session: "", leaseId: "l", result: undefined, error: "x", depfile: "", actionError: false }))).toBe(Status.PERMISSION_DENIED);
     expect(await codeOf(asNode.builds.submitBuild({ contextRoot: digestOf(""), actions: [], noCache: false, retries: 0, jobs: 0, token: "", projectRoot: "/p" }))).toBe(Status.PERMISSION_DENIED);
     expect(await codeOf(asNode.builds.getStatus())).toBe(Status.PERMISSION_DENIED);
     expect(await codeOf(connect("guess").builds.getStatus())).toBe(Status.UNAUTHENTICATED);
@@ -106,7 +106,7 @@ describe("result reports", () => {
       exitCode: 0, stdoutRaw: Buffer.alloc(0), stderrRaw: Buffer.alloc(0), stdoutDigest: undefined, stderrDigest: undefined, executionMetadata: undefined,
     });
     const report = (conn: FarmConnection, nodeId: string, session: string, path = declared) =>
-      codeOf(conn.nodeControl.reportResult({ nodeId, session, leaseId: lease!.leaseId, result: forged(path), error: "", depfile: "" }));
+      codeOf(conn.nodeControl.reportResult({ nodeId, session, leaseId: lease!.leaseId, result: forged(path), error: "", depfile: "", actionError: false }));
     // A client cannot report at all; a second node cannot report another's lease, under its own name or the owner's.
     expect(await report(connect(CLIENT), ra.nodeId, ra.session)).toBe(Status.PERMISSION_DENIED);
     expect(await report(b, rb.nodeId, rb.session)).toBe(Status.PERMISSION_DENIED);
@@ -117,7 +117,7 @@ describe("result reports", () => {
     // The lease holder itself may report only the action's declared outputs.
     const reportOutputs = (paths: string[]) =>
       a.nodeControl.reportResult({
-        nodeId: ra.nodeId, session: ra.session, leaseId: lease!.leaseId, error: "", depfile: "",
+        nodeId: ra.nodeId, session: ra.session, leaseId: lease!.leaseId, error: "", depfile: "", actionError: false,
         result: { ...forged(declared), outputFiles: paths.map((path) => ({ path, digest: scriptDigest, isExecutable: true, contents: Buffer.alloc(0) })) },
       });
     // An absolute path is refused by the request checks at the edge; a relative one the action did not declare

@@ -142,11 +142,29 @@ describe("Head placement", () => {
     expect(second.leases.map((l) => [l.actionId, l.attempt])).toEqual([["a0", 2]]);
     // The stale lease's report is ignored; the live one's counts.
     const result = { outputFiles: [], exitCode: 0, stdoutRaw: Buffer.alloc(0), stderrRaw: Buffer.alloc(0), stdoutDigest: undefined, stderrDigest: undefined, executionMetadata: undefined };
-    await head.reportResult({ nodeId: "a", session: session("a"), leaseId: first.leases[0]!.leaseId, result, error: "", depfile: "" });
-    await head.reportResult({ nodeId: "b", session: session("b"), leaseId: second.leases[0]!.leaseId, result, error: "", depfile: "" });
+    await head.reportResult({ nodeId: "a", session: session("a"), leaseId: first.leases[0]!.leaseId, result, error: "", depfile: "", actionError: false });
+    await head.reportResult({ nodeId: "b", session: session("b"), leaseId: second.leases[0]!.leaseId, result, error: "", depfile: "", actionError: false });
     expect(events.at(-1)).toMatchObject({ type: "summary", executed: 1, nodes: { b: 1 } });
     clock.advance(1_000);
     expect(() => head.watchBuild(buildId, 0, () => {})).toThrow(/unknown build/);
+  });
+
+  it("fails an action whose node reports the action's own error (action_error) at once, not retried, not infra", async () => {
+    await register(reg("a", "a"));
+    const { events } = await submit(["d-gcc", "d-gcc"]);
+    await until(() => events.filter((e) => e.type === "action" && e.state === "queued").length === 2);
+    const { leases } = await head.lease({ nodeId: "a", session: session("a"), maxActions: 4, waitMs: 0, contextHashes: [] });
+    expect(leases).toHaveLength(2);
+    const [own, infra] = leases;
+    const error = 'output path "../../x.o" (working directory "sub") leaves the project';
+    await head.reportResult({ nodeId: "a", session: session("a"), leaseId: own!.leaseId, result: undefined, error, depfile: "", actionError: true });
+    await head.reportResult({ nodeId: "a", session: session("a"), leaseId: infra!.leaseId, result: undefined, error: "disk gone", depfile: "", actionError: false });
+    const of = (id: string) => events.flatMap((e) => (e.type === "action" && e.id === id ? [e] : []));
+    expect(of(own!.actionId).at(-1)).toMatchObject({ state: "failed", error });
+    expect(of(own!.actionId).at(-1)!.infra ?? false).toBe(false);
+    expect(of(own!.actionId).some((e) => e.state === "retry")).toBe(false);
+    // Without the flag, the same report is an infrastructure error: another attempt.
+    expect(of(infra!.actionId).some((e) => e.state === "retry")).toBe(true);
   });
 });
 
@@ -250,7 +268,7 @@ describe("Head peer hints (P2P)", () => {
     const [make] = (await head.lease({ nodeId: "holder", session: session("holder"), maxActions: 1, waitMs: 0, contextHashes: [ctx] })).leases;
     expect(make!.actionId).toBe("make-o");
     const result = { outputFiles: [{ path: "x.o", digest: obj, isExecutable: false, contents: Buffer.alloc(0) }], exitCode: 0, stdoutRaw: Buffer.alloc(0), stderrRaw: Buffer.alloc(0), stdoutDigest: undefined, stderrDigest: undefined, executionMetadata: undefined };
-    await head.reportResult({ nodeId: "holder", session: session("holder"), leaseId: make!.leaseId, result, error: "", depfile: "" });
+    await head.reportResult({ nodeId: "holder", session: session("holder"), leaseId: make!.leaseId, result, error: "", depfile: "", actionError: false });
     await until(() => queued("link"));
     const [link] = (await head.lease({ nodeId: "asker", session: session("asker"), maxActions: 1, waitMs: 0, contextHashes: [] })).leases;
     expect(link!.actionId).toBe("link");

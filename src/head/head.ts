@@ -180,7 +180,8 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
         void this.recoverLostInputs(build, task.payload.prepared, req.leaseId, req.error, req.nodeId);
         return;
       }
-      this.scheduler.complete(req.leaseId, { status: "infra", error: req.error, node: req.nodeId });
+      // The action's own fault fails it where it stands; anything else may go better on another attempt.
+      this.scheduler.complete(req.leaseId, req.actionError ? { status: "failed", error: req.error, node: req.nodeId } : { status: "infra", error: req.error, node: req.nodeId });
       return;
     }
     const result = req.result!;

@@ -66,8 +66,8 @@ describe("node requests", () => {
     expect(refusal(() => checkHeartbeat({ nodeId: "n", running: 0, load: Number.NaN, contextHashes: [], session: "" }))).toMatch(/load/);
     expect(refusal(() => checkHeartbeat({ nodeId: "n", running: 0, load: 0, contextHashes: ["nope"], session: "" }))).toMatch(/context_hashes\[0\]/);
     const result = { outputFiles: [{ path: "/etc/passwd", digest, isExecutable: false, contents: Buffer.alloc(0) }], exitCode: 0, stdoutRaw: Buffer.alloc(0), stderrRaw: Buffer.alloc(0), stdoutDigest: undefined, stderrDigest: undefined, executionMetadata: undefined };
-    expect(refusal(() => checkReportResult({ nodeId: "n", leaseId: "l", result, error: "", depfile: "", session: "" }))).toMatch(/result\.output_files\[0\]\.path "\/etc\/passwd" is absolute/);
-    expect(refusal(() => checkReportResult({ nodeId: "n", leaseId: "l", result: undefined, error: "", depfile: "", session: "" }))).toMatch(/result is missing/);
-    expect(checkReportResult({ nodeId: "n", leaseId: "l", result: undefined, error: "sandbox failed", depfile: "", session: "" })).toBeTruthy();
+    expect(refusal(() => checkReportResult({ nodeId: "n", leaseId: "l", result, error: "", depfile: "", actionError: false, session: "" }))).toMatch(/result\.output_files\[0\]\.path "\/etc\/passwd" is absolute/);
+    expect(refusal(() => checkReportResult({ nodeId: "n", leaseId: "l", result: undefined, error: "", depfile: "", actionError: false, session: "" }))).toMatch(/result is missing/);
+    expect(checkReportResult({ nodeId: "n", leaseId: "l", result: undefined, error: "sandbox failed", depfile: "", actionError: false, session: "" })).toBeTruthy();
   });
 });

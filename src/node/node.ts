@@ -205,13 +205,13 @@ export class Node {
         onProcessExit: freeSlot,
         peers: lease.peers,
       });
-      await this.opts.head.reportResult({ nodeId: this.nodeId, session: this.session, leaseId: lease.leaseId, result: outcome.result, error: "", depfile: outcome.depfile ?? "" });
+      await this.opts.head.reportResult({ nodeId: this.nodeId, session: this.session, leaseId: lease.leaseId, result: outcome.result, error: "", depfile: outcome.depfile ?? "", actionError: false });
     } catch (err) {
       const message = errorMessage(err);
       const cancelled = (err as { code?: number }).code === Status.CANCELLED;
       this.log[cancelled ? "debug" : "warn"]({ action: lease.actionId, err: message, infra: isInfrastructureError(err) }, "action could not run");
       await this.opts.head
-        .reportResult({ nodeId: this.nodeId, session: this.session, leaseId: lease.leaseId, result: undefined, error: message || "execution failed", depfile: "" })
+        .reportResult({ nodeId: this.nodeId, session: this.session, leaseId: lease.leaseId, result: undefined, error: message || "execution failed", depfile: "", actionError: !cancelled && !isInfrastructureError(err) })
         .catch((e) => this.log.warn({ err: errorMessage(e) }, "could not report"));
     } finally {
       this.inFlight.delete(lease.leaseId);
