@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
-# Debian packages the project needs: the C toolchain it drives, bubblewrap for its action sandboxes, and ccache for the benchmarks' anchor.
-DEB_PACKAGES := gcc g++ make binutils ccache strace bubblewrap
+# Debian packages the project needs: the C toolchain it drives, bubblewrap for its action sandboxes, ccache for the benchmarks' anchor, and cmake and bear for the real-project corpus (scripts/corpus-baseline).
+DEB_PACKAGES := gcc g++ make binutils ccache strace bubblewrap cmake bear
 SOURCES := $(shell find src dag-extract scripts test -name '*.ts' -not -path '*/gen/*' 2>/dev/null) $(wildcard proto/orion/v1/*.proto) tsconfig.json buf.gen.yaml
 
 .PHONY: install install-deb build test test-redis test-lua demo bench bench-redis clean
