@@ -99,11 +99,14 @@ export class InputChain implements InputSource {
     const tree = known ?? (await this.load(root));
     // 1. The node's own store: a root it holds whole needs nothing from anyone.
     if (!this.o.head && !this.peers) return tree;
-    if (!(await missingBlobs(this.o.local, tree)).missing.length) return tree;
-    // 2. The peers the lease names (nodes holding the root, or the objects a link reads).
-    if (this.peers && peers.length) await this.peers.fetch(root, tree, peers, log);
-    // 3. The head, the whole tree as one tar stream, when the node still lacks almost all of it.
-    await this.tar?.provision(root, tree, log);
+    const lacking = await missingBlobs(this.o.local, tree);
+    if (!lacking.missing.length) return tree;
+    // 2. The peers the lease names (nodes holding the root, or the objects a link reads), given what the node lacks.
+    const askPeers = !!this.peers && peers.length > 0;
+    if (askPeers) await this.peers!.fetch(root, tree, peers, log, lacking);
+    // 3. The head, the whole tree as one tar stream, when the node still lacks almost all of it (asked again only when
+    // peers may have sent some of it).
+    await this.tar?.provision(root, tree, log, askPeers ? undefined : lacking);
     // 4. The head, blob by blob: `store` reads through to it as materialization links each file.
     return tree;
   }

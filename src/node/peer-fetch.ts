@@ -8,7 +8,7 @@ import { CorruptBlobError, type Digest, type Logger, errorMessage } from "../cor
 import type { InputTree } from "../exec/index.js";
 import type { PeerHint } from "../gen/orion/v1/scheduler.js";
 import { extractTreeTar } from "../merkle/index.js";
-import { missingBlobs, worthATarStream } from "./tar-provisioner.js";
+import { type Lacking, missingBlobs, worthATarStream } from "./tar-provisioner.js";
 
 /** What a peer offers: single blobs (verified on receipt) and a whole tree as one tar stream. */
 export interface PeerSource {
@@ -66,16 +66,16 @@ export class PeerFetcher {
    * Brings what the peers named have of `tree`'s blobs into the local store, in their order. Never throws: the head
    * covers the rest. (The input chain calls it once per root at a time: it shares one fetch between callers.)
    */
-  fetch(root: Digest, tree: InputTree, peers: readonly PeerHint[], log: Logger = this.o.logger): Promise<void> {
-    return this.fetchRoot(root, tree, peers, log).catch((err) =>
+  fetch(root: Digest, tree: InputTree, peers: readonly PeerHint[], log: Logger = this.o.logger, lacking?: Lacking): Promise<void> {
+    return this.fetchRoot(root, tree, peers, log, lacking).catch((err) =>
       log.warn({ root: root.hash, err: errorMessage(err) }, "could not fetch inputs from peers; the head sends them"),
     );
   }
 
-  private async fetchRoot(root: Digest, tree: InputTree, peers: readonly PeerHint[], log: Logger): Promise<void> {
+  private async fetchRoot(root: Digest, tree: InputTree, peers: readonly PeerHint[], log: Logger, known?: Lacking): Promise<void> {
     const usable = peers.filter((p) => p.address && (this.resting.get(p.address) ?? 0) <= this.now());
     if (!usable.length) return;
-    const { missing: lacking, totalBytes } = await missingBlobs(this.o.local, tree);
+    const { missing: lacking, totalBytes } = known ?? (await missingBlobs(this.o.local, tree));
     let missing = lacking;
     if (!missing.length) return;
     // Peers are a shortcut, not a place to wait: past the budget, whatever is missing comes from the head.

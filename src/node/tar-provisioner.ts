@@ -41,7 +41,13 @@ export function worthATarStream(missing: readonly Digest[], totalBytes: number, 
 }
 
 /** The distinct blobs of `tree` that `store` lacks, and the bytes of all its distinct blobs. */
-export async function missingBlobs(store: BlobStore, tree: InputTree): Promise<{ missing: Digest[]; totalBytes: number }> {
+/** What a store lacks of a tree (missingBlobs' answer): a stage given it need not ask the store again. */
+export interface Lacking {
+  missing: Digest[];
+  totalBytes: number;
+}
+
+export async function missingBlobs(store: BlobStore, tree: InputTree): Promise<Lacking> {
   const blobs = new Map<string, Digest>();
   let totalBytes = 0;
   for (const f of tree.files) {
@@ -59,8 +65,8 @@ export class TarProvisioner {
 
   constructor(private readonly o: TarProvisionerOptions) {}
 
-  async provision(root: Digest, tree: InputTree, log: Logger): Promise<void> {
-    const { missing, totalBytes } = await missingBlobs(this.o.local, tree);
+  async provision(root: Digest, tree: InputTree, log: Logger, lacking?: Lacking): Promise<void> {
+    const { missing, totalBytes } = lacking ?? (await missingBlobs(this.o.local, tree));
     if (!worthATarStream(missing, totalBytes, this.o)) return;
     const started = performance.now();
     try {
