@@ -25,6 +25,7 @@ async function tempDir(): Promise<string> {
 describe("extractCompileDb", () => {
   it.skipIf(!existsSync(REDIS_DB))(`Redis 7.0.15: 207 compiles, then make (needs ${REDIS_DB})`, async () => {
     const root = await tempDir();
+    await writeFile(path.join(root, "Makefile"), "all:\n");
     const g = await extractCompileDb(root, REDIS_DB);
     expect(g.source).toBe("compile_commands");
     const compiles = g.commands.filter((c) => c.kind === "compile" && !c.host);
@@ -57,16 +58,25 @@ describe("extractCompileDb", () => {
         { directory: "src", file: "c.c", arguments: ["gcc", "-c", "../c.c"] },
       ]),
     );
+    await writeFile(path.join(root, "build.ninja"), "");
     const g = await extractCompileDb(root);
     expect(g.commands.map((c) => [c.label, c.host, c.deps])).toEqual([
       ["CC src/obj/a.o", false, []],
       ["RUN gcc -E b.c > b.i", true, ["a1"]],
       ["CC src/c.o", false, ["a2"]],
-      ["RUN make", true, ["a2", "a3"]],
+      ["RUN ninja", true, ["a2", "a3"]],
     ]);
     expect(g.commands[0]!.argv).toEqual(["cc", '-DMSG="hi there"', "-c", "a.c", "-o", "obj/a.o"]);
     expect(g.commands[1]!.argv).toEqual(["/bin/sh", "-c", "gcc -E b.c > b.i"]);
     expect(g.commands[2]!.inputs).toEqual(["c.c"]);
+  });
+
+  it("with no Makefile or build.ninja: the compiles alone, and a note that nothing links them", async () => {
+    const root = await tempDir();
+    await writeFile(path.join(root, "compile_commands.json"), JSON.stringify([{ directory: ".", file: "a.c", arguments: ["cc", "-c", "a.c"] }]));
+    const g = await extractCompileDb(root);
+    expect(g.commands.map((c) => c.label)).toEqual(["CC a.o"]);
+    expect(g.notes).toEqual([`${root} has compile_commands.json but no Makefile or build.ninja: its 1 compiles are built, nothing links them`]);
   });
 
   it("rejects a file that is not a compile database", async () => {

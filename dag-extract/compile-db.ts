@@ -41,7 +41,8 @@ export async function extractCompileDb(root: string, file = "compile_commands.js
     throw new ExtractError(`cannot read compile database ${dbPath}: ${(cause as Error).message}`, { cause });
   }
   if (!Array.isArray(entries)) throw new ExtractError(`${dbPath}: a compile database must be a JSON array`);
-  return { root: absRoot, source: "compile_commands", commands: commandsFromCompileDb(absRoot, entries.map((e, i) => checkEntry(dbPath, e, i))) };
+  const { commands, notes } = commandsFromCompileDb(absRoot, entries.map((e, i) => checkEntry(dbPath, e, i)));
+  return { root: absRoot, source: "compile_commands", commands, ...(notes.length ? { notes } : {}) };
 }
 
 function checkEntry(dbPath: string, e: unknown, index: number): CompileDbEntry {
@@ -55,23 +56,40 @@ function checkEntry(dbPath: string, e: unknown, index: number): CompileDbEntry {
   return entry as CompileDbEntry;
 }
 
-/** One compile action per entry (host step when not a cacheable compile), then `make` in the root. */
-function commandsFromCompileDb(root: string, entries: readonly CompileDbEntry[]): GraphCommand[] {
+/** The build files that run the rest of a build (links, generators), by the tool that reads them. */
+const BUILD_TOOLS: [file: string, argv: string[]][] = [
+  ["GNUmakefile", ["make"]],
+  ["makefile", ["make"]],
+  ["Makefile", ["make"]],
+  ["build.ninja", ["ninja"]],
+];
+
+/**
+ * One compile action per entry (host step when not a cacheable compile), then the build tool the root has (make or
+ * ninja) for the rest. With neither, the graph is the compiles alone, and a note says that nothing links them.
+ */
+function commandsFromCompileDb(root: string, entries: readonly CompileDbEntry[]): { commands: GraphCommand[]; notes: string[] } {
   const commands = entries.map((entry, index) => dbCommand(root, entry, commandId(index)));
+  const tool = BUILD_TOOLS.find(([file]) => existsSync(path.join(root, file)))?.[1];
+  if (!tool) {
+    linkDependencies(commands);
+    const notes = [`${root} has compile_commands.json but no Makefile or build.ninja: its ${entries.length} compiles are built, nothing links them`];
+    return { commands, notes };
+  }
   commands.push({
     id: commandId(commands.length),
     kind: "other",
-    label: "RUN make",
+    label: `RUN ${tool.join(" ")}`,
     cwd: "",
-    argv: ["make"],
-    line: "make",
+    argv: tool,
+    line: tool.join(" "),
     inputs: [],
     outputs: [],
     deps: [],
     host: true,
   });
   linkDependencies(commands);
-  return commands;
+  return { commands, notes: [] };
 }
 
 function dbCommand(root: string, entry: CompileDbEntry, id: string): GraphCommand {

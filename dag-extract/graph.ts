@@ -38,4 +38,6 @@ export interface BuildGraph {
   /** How the graph was found. */
   source: "make" | "compile_commands";
   commands: GraphCommand[];
+  /** What the user should know about how the graph was found (a compile database that nothing links), one line each. */
+  notes?: string[];
 }

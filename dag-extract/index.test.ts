@@ -35,7 +35,8 @@ describe("extractGraph", () => {
     await writeFile(path.join(dir, "compile_commands.json"), JSON.stringify([{ directory: ".", file: "a.c", arguments: ["cc", "-c", "a.c"] }]));
     const g = await extractGraph(dir);
     expect(g.source).toBe("compile_commands");
-    expect(g.commands.map((c) => c.label)).toEqual(["CC a.o", "RUN make"]);
+    expect(g.commands.map((c) => c.label)).toEqual(["CC a.o"]);
+    expect(g.notes).toHaveLength(1);
   });
 
   it("says what is missing when there is neither", async () => {

@@ -11,6 +11,8 @@ export interface CallNote {
   outcome: CallOutcome;
   /** Headers (as the compiler named them, relative to cwd or absolute), when the cache learned them. */
   headers?: string[];
+  /** A miss compiled on the farm rather than here. */
+  remote?: boolean;
 }
 
 export interface CallRecord {

@@ -131,6 +131,14 @@ export class CcService implements CallHandler {
     return reply;
   }
 
+  /** One call, with what the cache did with it and how the call was read: for a caller that reports each call (orion build's shims). */
+  async handleNoted(call: CompilerCall): Promise<{ reply: CompilerReply; note: CallNote; cls?: Classification }> {
+    const note: CallNote = { outcome: "uncacheable" };
+    const cls = { value: undefined as Classification | undefined };
+    const reply = await this.serve(call, note, cls);
+    return { reply, note, cls: cls.value };
+  }
+
   private async serve(call: CompilerCall, note: CallNote, clsOut?: { value?: Classification }): Promise<CompilerReply> {
     const name = call.argv[0];
     if (name === undefined) return notFoundReply("(no compiler named)");
@@ -412,6 +420,7 @@ export class CcService implements CallHandler {
     }
     this.bump("misses");
     this.bump("remoteCompiles");
+    note.remote = true;
     const reply: CompilerReply = { exitCode: outcome.exitCode, stdout: outcome.stdout, stderr: outcome.stderr };
     if (outcome.exitCode === 0 && outcome.depfile !== undefined) {
       try {

@@ -34,6 +34,8 @@ async function makeSchema() {
       tlsKey: z.string().min(1),
       /** The embedded node runs actions without its bubblewrap sandbox (benchmarks, machines without user namespaces). */
       unsandboxed: z.boolean(),
+      /** Who drives a build: make itself, its tool calls reaching Orion through shims ("make"), or Orion's own graph from make's dry run ("graph"). */
+      driver: z.enum(["make", "graph"]),
     })
     .partial()
     .strict();
@@ -60,6 +62,7 @@ const ENV_KEYS: [string, keyof Config, (v: string) => unknown][] = [
   ["ORION_TLS_CERT", "tlsCert", String],
   ["ORION_TLS_KEY", "tlsKey", String],
   ["ORION_UNSANDBOXED", "unsandboxed", (v) => v === "1" || v === "true"],
+  ["ORION_DRIVER", "driver", String],
 ];
 
 function describe(err: z.ZodError, where: string): string {

@@ -1,6 +1,6 @@
 // The `orion` command line: parses flags and config, wires the parts, maps every failure to the Contract's exit codes.
 import { availableParallelism, homedir } from "node:os";
-import { basename, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { existsSync, statSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option, type OptionValues } from "commander";
 import { errorMessage, ExitCode, OrionError, UsageError } from "../core/errors.js";
@@ -43,11 +43,11 @@ function config(flags: Config, dir: string | undefined): Promise<ResolvedConfig>
 
 async function buildCommand(
   dirArg: string | undefined,
-  opts: { json?: boolean; jobs?: number; cache?: boolean; retries?: number; head?: string; token?: string; tlsCa?: string; tlsCert?: string; tlsKey?: string; unsandboxed?: boolean },
+  opts: { json?: boolean; jobs?: number; cache?: boolean; retries?: number; head?: string; token?: string; tlsCa?: string; tlsCert?: string; tlsKey?: string; unsandboxed?: boolean; driver?: "make" | "graph" },
   passThrough: string[],
 ): Promise<number> {
   const dir = projectDir(dirArg);
-  const cfg = await config({ jobs: opts.jobs, retries: opts.retries, noCache: opts.cache === false ? true : undefined, head: opts.head, token: opts.token, tlsCa: opts.tlsCa, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, unsandboxed: opts.unsandboxed }, dir);
+  const cfg = await config({ jobs: opts.jobs, retries: opts.retries, noCache: opts.cache === false ? true : undefined, head: opts.head, token: opts.token, tlsCa: opts.tlsCa, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, unsandboxed: opts.unsandboxed, driver: opts.driver }, dir);
   const mode: ReporterMode = opts.json ? "json" : process.stdout.isTTY ? "tty" : "plain";
   const reporter = new Reporter(mode, process.stdout);
 
@@ -62,6 +62,9 @@ async function buildCommand(
   process.on("SIGINT", onSigint);
   process.on("SIGTERM", onSigint);
   try {
+    // A tree without a Makefile (a compile database alone) has no make to drive: its graph is the database.
+    const hasMakefile = ["GNUmakefile", "makefile", "Makefile"].some((f) => existsSync(join(dir, f)));
+    if (cfg.driver === "make" && hasMakefile) return await makeDrivenBuild(dir, cfg, reporter, passThrough, abort.signal);
     return await extractAndBuild(dir, cfg, reporter, passThrough, abort.signal);
   } catch (err) {
     // make's dry run killed by the same Ctrl-C (a terminal signals the whole group) is the interrupt, not an error.
@@ -78,6 +81,7 @@ async function extractAndBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
   const { extractGraph } = await import("../../dag-extract/index.js");
   const graph = await extractGraph(dir, { makeArgs: passThrough });
   if (signal.aborted) return ExitCode.INTERRUPTED;
+  for (const note of graph.notes ?? []) process.stderr.write(`orion: ${note}\n`);
   if (graph.commands.every((c) => c.printsOnly)) {
     // Nothing to build (make would only print its messages, as Redis's "Hint: ..."): no head, no cache.
     const { reportEmptyBuild } = await import("../client/empty.js");
@@ -124,6 +128,44 @@ async function extractAndBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
   } finally {
     stepCache.close();
     await backend.close();
+  }
+}
+
+/** make drives the build; Orion answers its tool calls (runDriven). */
+async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Reporter, passThrough: string[], signal: AbortSignal): Promise<number> {
+  const { createRootLogger } = await import("../core/logger.js");
+  const { runDriven } = await import("../drive/index.js");
+  const { CcService } = await import("../cc/service.js");
+  const { planLine } = await import("../shell/index.js");
+  const { orionLauncher } = await import("../cc/compiler.js");
+  const logger = createRootLogger({ level: cfg.logLevel, file: cfg.logFile });
+  const launcher = orionLauncher();
+  if (!launcher) throw new Error("cannot find this checkout's bin/orion");
+  const nativeDir = join(dirname(dirname(launcher)), "native", "build");
+  const cc = new CcService({ cacheDir: cfg.cacheDir, logger, noCache: cfg.noCache, maxCacheBytes: cfg.maxCacheBytes });
+  const steps = cfg.noCache ? undefined : await openStepLines(cfg, logger, reporter, signal);
+  try {
+    const outcome = await runDriven({
+      dir,
+      makeArgs: passThrough,
+      jobs: cfg.jobs,
+      cc,
+      planLine,
+      steps: steps?.lines,
+      farm: cfg.head ? { head: cfg.head, token: cfg.token, tlsCa: cfg.tlsCa, tlsCert: cfg.tlsCert, tlsKey: cfg.tlsKey } : undefined,
+      nativeDir,
+      logger,
+      onEvent: (e) => reporter.onEvent(e),
+      diagnostics: (chunk) => {
+        reporter.beforeDiagnostics();
+        process.stderr.write(chunk);
+      },
+      signal,
+    });
+    return outcome.exitCode;
+  } finally {
+    steps?.close();
+    cc.close();
   }
 }
 
@@ -308,6 +350,7 @@ function addBuildCommand(program: Command, passThrough: string[], done: Done): v
     .option("--json", "print the build events as NDJSON on stdout, ending with the summary")
     .option("-j, --jobs <n>", "tools running at once, as make -j (default: one per core)", intOption("--jobs", 1))
     .option("--no-cache", "neither read nor write the action cache")
+    .addOption(new Option("--driver <who>", "make: make drives the build, its tool calls reach Orion through shims; graph: Orion schedules make's dry run (ORION_DRIVER)").choices(["make", "graph"]))
     .option("--unsandboxed", "the embedded node runs tools without its bubblewrap sandbox (ORION_UNSANDBOXED=1; for benchmarks)")
     .option("--retries <n>", "extra attempts after an infrastructure failure (default 2)", intOption("--retries", 0))
     .option("--head <host:port>", "build on a farm: its head's address (ORION_HEAD); the embedded head and node when absent")

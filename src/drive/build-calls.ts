@@ -1,0 +1,161 @@
+// What a make-driven build answers on its socket: recipe lines from the `orion-sh` shell shim (rewritten so their tool
+// calls come back here, run through the step cache, or handed back to /bin/sh), and the tool calls themselves from
+// the native `orion-cc` client (each an action: a cache look-up, then a run here or on the farm).
+import { readFileSync } from "node:fs";
+import { errorMessage, type Logger } from "../core/index.js";
+import { parseAr, parseRanlib, toolFamily, isCxxDriver } from "../compile/index.js";
+import type { CallHandler, CcService, CompilerCall, CompilerReply } from "../cc/index.js";
+import type { ActionKind } from "../scheduler/index.js";
+import { type DriveEvents, LOCAL_NODE } from "./events.js";
+
+/** argv[0] of a request from the shell shim (native/sh/orion-sh.c): the rest is the shell's own arguments. */
+export const SHELL_SHIM_NAME = "orion-sh";
+
+/** How the line planner (src/shell) answers for one recipe line. */
+export type LinePlan = { kind: "rewrite"; line: string } | { kind: "step" } | { kind: "fallback" };
+export type LinePlanner = (line: string, o: { cwd: string; wrapper: string; readFile(abs: string): string | undefined }) => LinePlan;
+
+/** Runs one recipe line through the whole-step cache (restored when its inputs are unchanged, else run traced). */
+export interface StepLines {
+  run(step: { argv: string[]; cwd: string; env: Record<string, string> }): Promise<{ exitCode: number; stdout: Buffer; stderr: Buffer; restored: boolean }>;
+}
+
+export interface BuildCallsOptions {
+  cc: CcService;
+  events: DriveEvents;
+  planLine: LinePlanner;
+  /** The native client a rewritten line calls its tools through (native/build/orion-cc). */
+  wrapper: string;
+  /** Absent: lines the planner would cache run in the shell instead (--no-cache, or no strace). */
+  steps?: StepLines;
+  /** The shell the shim runs lines with (and step lines run with): /bin/sh. */
+  shell: string;
+  /** The farm's name for calls the cache sent there. */
+  farmNode?: string;
+  logger: Logger;
+}
+
+const EMPTY = Buffer.alloc(0);
+const HAND_BACK: CompilerReply = { exitCode: 0, stdout: EMPTY, stderr: EMPTY, runInClient: true };
+
+export class BuildCalls implements CallHandler {
+  private readonly log: Logger;
+
+  constructor(private readonly o: BuildCallsOptions) {
+    this.log = o.logger.child({ module: "drive" });
+  }
+
+  handle(call: CompilerCall): Promise<CompilerReply> {
+    return call.argv[0] === SHELL_SHIM_NAME ? this.line(call) : this.tool(call);
+  }
+
+  /** One recipe line: its tool calls rewritten to come back here, or run whole through the step cache, or left to the shell. */
+  private async line(call: CompilerCall): Promise<CompilerReply> {
+    const args = call.argv.slice(1);
+    const at = commandStringIndex(args);
+    if (at === undefined) return HAND_BACK;
+    const line = args[at]!;
+    let plan: LinePlan;
+    try {
+      plan = this.o.planLine(line, { cwd: call.cwd, wrapper: this.o.wrapper, readFile: readIfFile });
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err), line: line.slice(0, 200) }, "could not read a recipe line; the shell runs it as is");
+      return HAND_BACK;
+    }
+    if (plan.kind === "rewrite") return { exitCode: 0, stdout: EMPTY, stderr: EMPTY, rewrite: plan.line };
+    if (plan.kind === "step" && this.o.steps) return this.step(call, args, line);
+    return HAND_BACK;
+  }
+
+  private async step(call: CompilerCall, args: string[], line: string): Promise<CompilerReply> {
+    const { events } = this.o;
+    const id = events.stepId();
+    const started = performance.now();
+    events.hostStep(id, line, call.cwd, "started");
+    try {
+      const r = await this.o.steps!.run({ argv: [this.o.shell, ...args], cwd: call.cwd, env: call.env });
+      const ms = Math.round(performance.now() - started);
+      events.hostStep(id, line, call.cwd, r.exitCode === 0 ? "finished" : "failed", { ms, cached: r.restored });
+      return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+    } catch (err) {
+      // The step cache's own failure: the line still runs, in the shell, as make would have run it.
+      this.log.warn({ err: errorMessage(err), line: line.slice(0, 200) }, "step cache failed; the shell runs the line");
+      events.hostStep(id, line, call.cwd, "finished", { ms: Math.round(performance.now() - started) });
+      return HAND_BACK;
+    }
+  }
+
+  /** One compiler, archiver or linker call: an action of the build. */
+  private async tool(call: CompilerCall): Promise<CompilerReply> {
+    const { events } = this.o;
+    const { kind, label } = describeCall(call);
+    const id = events.actionStarted(kind, label);
+    const started = performance.now();
+    try {
+      const { reply, note } = await this.o.cc.handleNoted(call);
+      const ms = performance.now() - started;
+      const infra = reply.exitCode === 3 && reply.stderr.toString().startsWith("orion cc:");
+      const state = reply.exitCode !== 0 ? "failed" : note.outcome === "hit" ? "cached" : "finished";
+      events.actionEnded(id, kind, label, {
+        state,
+        ms,
+        node: state === "finished" ? (note.remote ? (this.o.farmNode ?? "farm") : LOCAL_NODE) : undefined,
+        error: state === "failed" ? `exit ${reply.exitCode}` : undefined,
+        infra,
+      });
+      return reply;
+    } catch (err) {
+      events.actionEnded(id, kind, label, { state: "failed", ms: performance.now() - started, error: errorMessage(err), infra: true });
+      throw err;
+    }
+  }
+}
+
+/** Where the command string sits in a shell's arguments (`-c STRING`, `-ec STRING`, `-o pipefail -c STRING`); undefined when it runs a script. */
+export function commandStringIndex(args: readonly string[]): number | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "-o" || a === "+o") {
+      i++;
+      continue;
+    }
+    if (!/^[-+][A-Za-z]+$/.test(a)) return undefined;
+    if (a.startsWith("-") && a.includes("c")) return i + 1 < args.length ? i + 1 : undefined;
+  }
+  return undefined;
+}
+
+/** The action kind and ninja-style label of a tool call. */
+export function describeCall(call: CompilerCall): { kind: ActionKind; label: string } {
+  const argv = call.argv;
+  const rel = (p: string | undefined) => (p === undefined ? "?" : p);
+  switch (toolFamily(argv[0])) {
+    case "ar":
+      return { kind: "archive", label: `AR ${rel(parseAr(argv).archive?.text)}` };
+    case "ranlib":
+      return { kind: "archive", label: `RANLIB ${rel(parseRanlib(argv).archives[0]?.text)}` };
+    case "ld":
+      return { kind: "link", label: `LD ${rel(argv[argv.indexOf("-o") + 1])}` };
+    default:
+      return describeDriverCall(argv);
+  }
+}
+
+function describeDriverCall(argv: string[]): { kind: ActionKind; label: string } {
+  const o = argv.indexOf("-o");
+  const out = o >= 0 ? argv[o + 1] : undefined;
+  const source = argv.slice(1).find((a) => /\.(c|cc|cpp|cxx|C|c\+\+|s|S|m)$/.test(a) && !a.startsWith("-"));
+  if (argv.includes("-M") || argv.includes("-MM")) return { kind: "depgen", label: `DEP ${source ?? "?"}` };
+  if (argv.includes("-c") || argv.includes("-S") || argv.includes("-E")) {
+    return { kind: "compile", label: `${isCxxDriver(argv[0] ?? "") ? "CXX" : "CC"} ${out ?? source ?? "?"}` };
+  }
+  return { kind: "link", label: `LINK ${out ?? "a.out"}` };
+}
+
+function readIfFile(abs: string): string | undefined {
+  try {
+    return readFileSync(abs, "utf8");
+  } catch {
+    return undefined;
+  }
+}

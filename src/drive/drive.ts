@@ -1,0 +1,132 @@
+// `orion build` with make driving: make runs the build as it always would — its own graph, sub-makes, configure-written
+// and CMake-generated Makefiles included — with `-j` set to the build's slots and SHELL pointed at Orion's shell shim.
+// The shim hands every recipe line to this process over a per-build socket: tool calls come back as actions (cache
+// look-up, then a run here or on the farm), expensive lines go through the step cache, the rest run in /bin/sh.
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, isAbsolute, join } from "node:path";
+import { ExitCode, type Logger } from "../core/index.js";
+import type { BuildEvent, Summary } from "../scheduler/index.js";
+import type { CcService } from "../cc/index.js";
+import { BuildCalls, type LinePlanner, type StepLines } from "./build-calls.js";
+import { DriveEvents } from "./events.js";
+import { runMake } from "./make-run.js";
+
+export interface FarmAccess {
+  head: string;
+  token?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+export interface DriveOptions {
+  /** The project directory make runs in. */
+  dir: string;
+  /** Targets and VAR=value words for make (after `--`). */
+  makeArgs: string[];
+  /** make's -j. */
+  jobs: number;
+  cc: CcService;
+  planLine: LinePlanner;
+  steps?: StepLines;
+  /** Compile misses go to this farm (the call's ORION_HEAD), else run here. */
+  farm?: FarmAccess;
+  /** native/build, where orion-sh and orion-cc live. */
+  nativeDir: string;
+  logger: Logger;
+  onEvent(e: BuildEvent): void;
+  diagnostics(chunk: string | Uint8Array): void;
+  signal?: AbortSignal;
+  env?: NodeJS.ProcessEnv;
+  make?: string;
+}
+
+export interface DriveOutcome {
+  summary: Summary;
+  exitCode: number;
+}
+
+const SHELL = "/bin/sh";
+
+export async function runDriven(o: DriveOptions): Promise<DriveOutcome> {
+  const log = o.logger.child({ module: "drive" });
+  const events = new DriveEvents(o.onEvent);
+  const sock = buildSocketPath();
+  const wrapper = join(o.nativeDir, "orion-cc");
+  const shim = join(o.nativeDir, "orion-sh");
+  for (const p of [wrapper, shim]) if (!existsSync(p)) throw new Error(`${p} is missing: run \`make build\``);
+  const handler = new BuildCalls({ cc: o.cc, events, planLine: o.planLine, wrapper, steps: o.steps, shell: SHELL, farmNode: o.farm?.head, logger: o.logger });
+  const { startAgent } = await import("../agent/server.js");
+  const agent = await startAgent({ socketPath: sock, handler, idleMs: 2 ** 30, logger: o.logger });
+  events.start(0);
+  let exit: { exitCode?: number; interrupted: boolean };
+  try {
+    exit = await runMake({
+      make: o.make ?? "make",
+      dir: o.dir,
+      args: [`-j${o.jobs}`, `SHELL=${shim}`, ...o.makeArgs],
+      env: makeEnv(o.env ?? process.env, sock, o.farm, projectRoot(o.dir)),
+      output: o.diagnostics,
+      signal: o.signal,
+    });
+  } finally {
+    await agent.close();
+    rmSync(dirname(sock), { recursive: true, force: true });
+  }
+  log.debug({ exit }, "make finished");
+  const summary = events.finish();
+  const exitCode = exit.interrupted
+    ? ExitCode.INTERRUPTED
+    : events.infraFailures > 0
+      ? ExitCode.INFRASTRUCTURE
+      : exit.exitCode === 0
+        ? ExitCode.OK
+        : ExitCode.BUILD_FAILED;
+  return { summary, exitCode };
+}
+
+/** make's per-run variables a parent make (orion run from a recipe) would hand down: this make starts its own run. */
+const PARENT_MAKE_VARS = ["MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "MAKE_TERMOUT", "MAKE_TERMERR"];
+
+function makeEnv(base: NodeJS.ProcessEnv, sock: string, farm: FarmAccess | undefined, root: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base, ORION_AGENT_SOCKET: sock, ORION_REAL_SHELL: SHELL };
+  for (const name of PARENT_MAKE_VARS) delete env[name];
+  delete env.ORION_NO_AGENT;
+  delete env.ORION_HEAD;
+  if (farm) {
+    env.ORION_HEAD = farm.head;
+    // What a farm compile may read: the project, which for a CMake build dir includes its source dir.
+    env.ORION_PROJECT_ROOT ??= root;
+    if (farm.token) env.ORION_TOKEN = farm.token;
+    if (farm.tlsCa) env.ORION_TLS_CA = farm.tlsCa;
+    if (farm.tlsCert) env.ORION_TLS_CERT = farm.tlsCert;
+    if (farm.tlsKey) env.ORION_TLS_KEY = farm.tlsKey;
+  }
+  return env;
+}
+
+/**
+ * The project a build dir belongs to: the dir itself, or for a CMake build dir the deepest folder holding both it and
+ * the source dir its CMakeCache.txt names (CMAKE_HOME_DIRECTORY), since its compiles read the sources there.
+ */
+export function projectRoot(dir: string): string {
+  let home: string | undefined;
+  try {
+    home = /^CMAKE_HOME_DIRECTORY:INTERNAL=(.*)$/m.exec(readFileSync(join(dir, "CMakeCache.txt"), "utf8"))?.[1]?.trim();
+  } catch {
+    return dir;
+  }
+  if (!home || !isAbsolute(home)) return dir;
+  let root = dir;
+  while (root !== "/" && home !== root && !home.startsWith(root + "/")) root = dirname(root);
+  return root;
+}
+
+/** A fresh private folder for this build's socket, short enough for sockaddr_un. */
+function buildSocketPath(): string {
+  const dir = join(tmpdir(), `orion-${process.getuid?.() ?? 0}`, `b-${process.pid}-${randomBytes(4).toString("hex")}`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return join(dir, "s");
+}
