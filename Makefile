@@ -28,7 +28,7 @@ dist/.built: node_modules/.installed $(SOURCES)
 	npx tsc -p tsconfig.json
 	@touch $@
 
-build: install dist/.built native/build/orion-spawn native/build/orion-cc native/build/orion-limit
+build: install dist/.built native/build/orion-spawn native/build/orion-cc native/build/orion-sh native/build/orion-limit
 
 # The spawn server: Node asks it to start each tool, so no child is fork()ed from the large Node process.
 native/build/orion-spawn: native/spawn/orion-spawn.c
@@ -40,10 +40,18 @@ native/build/orion-limit: native/spawn/orion-limit.c
 	@mkdir -p $(@D)
 	cc -O2 -Wall -Wextra -o $@ $<
 
+# The agent's wire format on the client side, shared by the two native clients below.
+AGENT_WIRE := native/common/agent-wire.c native/common/agent-wire.h
+
 # The `orion cc` client: forwards each compiler call to the local agent, so no compile pays Node's start-up.
-native/build/orion-cc: native/cc/orion-cc.c
+native/build/orion-cc: native/cc/orion-cc.c $(AGENT_WIRE)
 	@mkdir -p $(@D)
-	cc -O2 -Wall -Wextra -o $@ $<
+	cc -O2 -Wall -Wextra -Inative/common -o $@ $(filter %.c,$^)
+
+# The SHELL make runs recipe lines with under `orion build`: asks the build what to do with each line.
+native/build/orion-sh: native/sh/orion-sh.c $(AGENT_WIRE)
+	@mkdir -p $(@D)
+	cc -O2 -Wall -Wextra -Inative/common -o $@ $(filter %.c,$^)
 
 test: build
 	bash scripts/run-tests

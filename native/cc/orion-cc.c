@@ -3,10 +3,12 @@
 /*
  * Usage: orion-cc COMPILER ARGS...   (or invoked as gcc, cc, g++, c++, clang, clang++: orion-cc <that name> ARGS...)
  *
- * Protocol (src/agent/protocol.ts is the reference; integers are little-endian u32 unless noted). Each message is
- * a frame: u32 payload length, then the payload. One request and one reply per connection.
+ * Protocol (src/agent/protocol.ts is the reference, native/common/agent-wire.c the code shared with orion-sh;
+ * integers are little-endian u32 unless noted). Each message is a frame: u32 payload length, then the payload. One
+ * request and one reply per connection.
  *   request:  u32 version (1), u32 argc, u32 envc, then NUL-terminated argv[0..argc), cwd, env[0..envc)
- *   reply:    u8 status (0 done, 1 run it yourself), i32 exit code, u32 n, n stdout bytes, u32 m, m stderr bytes
+ *   reply:    u8 status (0 done, 1 run it yourself, 2 rewrite: orion-sh's, taken as 1 here), i32 exit code,
+ *             u32 n, n stdout bytes, u32 m, m stderr bytes
  *
  * Socket: $ORION_AGENT_SOCKET, else <dir>/orion-agent-<uid>.sock with dir = $XDG_RUNTIME_DIR, $ORION_CACHE_DIR,
  * $XDG_CACHE_HOME/orion or $HOME/.cache/orion (first set, non-empty); /tmp/orion-<uid>/... when longer than 107 bytes.
@@ -31,22 +33,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define PROTOCOL_VERSION 1u
-#define MAX_FRAME (64u << 20)
+#include "agent-wire.h"
+
 #define MAX_SOCKET_PATH 107
 #define START_TIMEOUT_MS 5000
-#define STATUS_DONE 0
-#define STATUS_FALLBACK 1
-
-extern char **environ;
 
 /* The call being made: argv with argv[0] resolved to the real compiler's path (or left as given when unresolved). */
 static char **call_argv;
@@ -125,14 +121,9 @@ static int resolve_on_path(const char *name) {
   }
 }
 
-static const char *env_set(const char *name) {
-  const char *v = getenv(name);
-  return v && *v ? v : NULL;
-}
-
 /* The agent's socket path, per the rule in the header comment; 0 on failure. */
 static int socket_path(char *out, size_t size) {
-  const char *explicit_path = env_set("ORION_AGENT_SOCKET");
+  const char *explicit_path = agent_env_set("ORION_AGENT_SOCKET");
   if (explicit_path) {
     if (strlen(explicit_path) >= size) return 0;
     strcpy(out, explicit_path);
@@ -142,12 +133,12 @@ static int socket_path(char *out, size_t size) {
   char dir[PATH_MAX];
   const char *d;
   int n;
-  if ((d = env_set("XDG_RUNTIME_DIR")) || (d = env_set("ORION_CACHE_DIR"))) {
+  if ((d = agent_env_set("XDG_RUNTIME_DIR")) || (d = agent_env_set("ORION_CACHE_DIR"))) {
     n = snprintf(dir, sizeof dir, "%.*s", (int)trimmed_len(d, strlen(d)), d);
-  } else if ((d = env_set("XDG_CACHE_HOME"))) {
+  } else if ((d = agent_env_set("XDG_CACHE_HOME"))) {
     n = snprintf(dir, sizeof dir, "%.*s/orion", (int)trimmed_len(d, strlen(d)), d);
   } else {
-    const char *home = env_set("HOME");
+    const char *home = agent_env_set("HOME");
     if (!home) {
       struct passwd *pw = getpwuid(getuid());
       home = pw && pw->pw_dir ? pw->pw_dir : "";
@@ -175,25 +166,6 @@ static void make_parent_dirs(const char *path) {
   }
 }
 
-/* A connected socket, or -1 with errno set. */
-static int connect_agent(const char *path) {
-  struct sockaddr_un addr;
-  if (strlen(path) >= sizeof addr.sun_path) {
-    errno = ENAMETOOLONG;
-    return -1;
-  }
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  memset(&addr, 0, sizeof addr);
-  addr.sun_family = AF_UNIX;
-  strcpy(addr.sun_path, path);
-  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0) return fd;
-  int e = errno;
-  close(fd);
-  errno = e;
-  return -1;
-}
-
 static void sleep_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
@@ -218,7 +190,7 @@ static pid_t spawn_agent(const char *sock) {
   if (!repo_root(root, sizeof root)) return -1;
   snprintf(script, sizeof script, "%s/bin/orion", root);
   snprintf(log, sizeof log, "%s.log", sock);
-  const char *node = env_set("ORION_NODE");
+  const char *node = agent_env_set("ORION_NODE");
   if (!node) node = "node";
   pid_t pid = fork();
   if (pid != 0) return pid;
@@ -257,7 +229,7 @@ static int start_agent_and_connect(const char *sock) {
       return -1;
     }
   }
-  int fd = connect_agent(sock);
+  int fd = agent_connect(sock);
   if (fd >= 0) {
     close(lfd);
     return fd;
@@ -266,7 +238,7 @@ static int start_agent_and_connect(const char *sock) {
   DEBUG("started the agent, pid %d", (int)pid);
   if (pid > 0) {
     for (int waited = 0; waited < START_TIMEOUT_MS; waited += 5) {
-      fd = connect_agent(sock);
+      fd = agent_connect(sock);
       if (fd >= 0) break;
       int status;
       /* The agent died on start-up (no node, a broken build): stop waiting. */
@@ -278,92 +250,22 @@ static int start_agent_and_connect(const char *sock) {
   return fd;
 }
 
-static int write_all(int fd, const void *buf, size_t len) {
-  const char *p = buf;
-  while (len > 0) {
-    ssize_t n = write(fd, p, len);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    p += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
-static int read_all(int fd, void *buf, size_t len) {
-  char *p = buf;
-  while (len > 0) {
-    ssize_t n = read(fd, p, len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return -1;
-    p += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
-static void put_u32(char *p, uint32_t v) {
-  p[0] = (char)(v & 0xff);
-  p[1] = (char)((v >> 8) & 0xff);
-  p[2] = (char)((v >> 16) & 0xff);
-  p[3] = (char)((v >> 24) & 0xff);
-}
-
-static uint32_t get_u32(const unsigned char *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* Sends the call; 0 on success. */
-static int send_request(int fd) {
-  char cwd[PATH_MAX];
-  if (!getcwd(cwd, sizeof cwd)) return -1;
-  uint32_t envc = 0;
-  size_t len = 16; /* frame length, version, argc, envc */
-  for (int i = 0; i < call_argc; i++) len += strlen(call_argv[i]) + 1;
-  len += strlen(cwd) + 1;
-  for (char **e = environ; *e; e++, envc++) len += strlen(*e) + 1;
-  if (len - 4 > MAX_FRAME) return -1;
-  char *buf = malloc(len);
-  if (!buf) return -1;
-  put_u32(buf, (uint32_t)(len - 4));
-  put_u32(buf + 4, PROTOCOL_VERSION);
-  put_u32(buf + 8, (uint32_t)call_argc);
-  put_u32(buf + 12, envc);
-  char *p = buf + 16;
-  for (int i = 0; i < call_argc; i++) p = stpcpy(p, call_argv[i]) + 1;
-  p = stpcpy(p, cwd) + 1;
-  for (char **e = environ; *e; e++) p = stpcpy(p, *e) + 1;
-  int rc = write_all(fd, buf, len);
-  free(buf);
-  return rc;
-}
-
 /* Reads the reply and, when the agent served the call, writes its output and exits with its code. Returns otherwise. */
 static void finish_call(int fd) {
-  unsigned char head[4];
-  if (read_all(fd, head, 4) != 0) return;
-  uint32_t len = get_u32(head);
-  if (len < 13 || len > MAX_FRAME) return;
-  unsigned char *buf = malloc(len);
-  if (!buf || read_all(fd, buf, len) != 0) return;
-  if (buf[0] != STATUS_DONE) {
+  struct agent_reply r;
+  if (agent_read_reply(fd, &r) != 0) return;
+  if (r.status != AGENT_STATUS_DONE) {
+    /* FALLBACK, or a REWRITE (meant for orion-sh): either way the compiler runs here. */
     DEBUG("the agent asks us to run the compiler ourselves");
     return;
   }
-  int32_t code = (int32_t)get_u32(buf + 1);
-  uint32_t out_len = get_u32(buf + 5);
-  if ((uint64_t)out_len + 13 > len) return;
-  uint32_t err_len = get_u32(buf + 9 + out_len);
-  if ((uint64_t)out_len + err_len + 13 != len) return;
   /* Only now, with the whole reply in hand, is anything printed: a half reply falls back without duplicated output. */
-  if (write_all(1, buf + 9, out_len) != 0 || write_all(2, buf + 13 + out_len, err_len) != 0) exit(code == 0 ? 1 : code);
-  exit(code);
+  if (agent_write_all(1, r.out, r.out_len) != 0 || agent_write_all(2, r.err, r.err_len) != 0) exit(r.code == 0 ? 1 : r.code);
+  exit(r.code);
 }
 
 int main(int argc, char **argv) {
-  debug_enabled = env_set("ORION_CC_DEBUG") != NULL;
+  debug_enabled = agent_env_set("ORION_CC_DEBUG") != NULL;
   const char *self = strrchr(argv[0], '/');
   self = self ? self + 1 : argv[0];
   if (is_masquerade_name(self)) {
@@ -382,13 +284,13 @@ int main(int argc, char **argv) {
   if (!strchr(call_argv[0], '/')) {
     if (resolve_on_path(call_argv[0])) {
       call_argv[0] = resolved;
-    } else if (env_set("ORION_MASQUERADE_DIR")) {
+    } else if (agent_env_set("ORION_MASQUERADE_DIR")) {
       /* execvp would find the masquerade link again and loop. */
       fprintf(stderr, "orion-cc: %s: not found on PATH (outside %s)\n", call_argv[0], getenv("ORION_MASQUERADE_DIR"));
       return 127;
     }
   }
-  if (env_set("ORION_NO_AGENT") && strcmp(getenv("ORION_NO_AGENT"), "0") != 0) run_directly();
+  if (agent_env_set("ORION_NO_AGENT") && strcmp(getenv("ORION_NO_AGENT"), "0") != 0) run_directly();
   /* A source on stdin (configure probes: `echo ... | cc -x c -`) needs this process's stdin, which the
      agent cannot read: such a call is never cacheable anyway, so the compiler runs here. */
   for (int i = 1; i < call_argc; i++) {
@@ -398,13 +300,13 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN); /* a vanished agent becomes EPIPE, and a fallback, not a dead client */
   char sock[PATH_MAX];
   if (!socket_path(sock, sizeof sock)) run_directly();
-  int fd = connect_agent(sock);
+  int fd = agent_connect(sock);
   if (fd < 0 && (errno == ENOENT || errno == ECONNREFUSED)) fd = start_agent_and_connect(sock);
   if (fd < 0) {
     DEBUG("no agent at %s: %s; running %s directly", sock, strerror(errno), call_argv[0]);
     run_directly();
   }
-  if (send_request(fd) == 0) finish_call(fd);
+  if (agent_send_request(fd, call_argc, call_argv) == 0) finish_call(fd);
   DEBUG("the agent did not serve the call; running %s directly", call_argv[0]);
   close(fd);
   signal(SIGPIPE, SIG_DFL);

@@ -27,6 +27,19 @@ describe("protocol", () => {
     expect(decodeReply(empty!)).toMatchObject({ status: ReplyStatus.FALLBACK, exitCode: 0 });
   });
 
+  it("round-trips a REWRITE reply, its command string in the stdout field, and refuses one holding NUL", () => {
+    const [p] = payloads(encodeReply({ status: ReplyStatus.REWRITE, exitCode: 0, stdout: Buffer.from("echo 'é'; true"), stderr: Buffer.from("note\n") }));
+    expect(p!.readUInt8(0)).toBe(2);
+    const back = decodeReply(p!);
+    expect([back.status, back.stdout.toString(), back.stderr.toString()]).toEqual([ReplyStatus.REWRITE, "echo 'é'; true", "note\n"]);
+    expect(() => encodeReply({ status: ReplyStatus.REWRITE, exitCode: 0, stdout: Buffer.from("a\0b"), stderr: Buffer.alloc(0) })).toThrow(ProtocolError);
+    // NUL stays fine in a DONE reply's output: it is bytes to print, not a string.
+    expect(() => encodeReply({ status: ReplyStatus.DONE, exitCode: 0, stdout: Buffer.from("a\0b"), stderr: Buffer.alloc(0) })).not.toThrow();
+    const unknown = Buffer.from(p!);
+    unknown.writeUInt8(3, 0);
+    expect(() => decodeReply(unknown)).toThrow(/status 3/);
+  });
+
   it("lays the request out as the C client writes it", () => {
     const bytes = encodeRequest({ argv: ["cc", "-c"], cwd: "/w", env: { A: "1" } });
     const expected = Buffer.concat([Buffer.from([17, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0]), Buffer.from("cc\0-c\0/w\0A=1\0")]);

@@ -1,4 +1,4 @@
-// The wire format between the native `orion-cc` client and the agent: one request frame, one reply frame per connection.
+// The wire format between the native clients (`orion-cc`, `orion-sh`) and the agent: one request frame, one reply frame per connection.
 //
 // Every integer is a little-endian u32 unless noted. Each message is a frame: u32 payload length, then the payload.
 //
@@ -7,15 +7,18 @@
 //   reply payload:    u8 status, i32 exit code, u32 stdout length, stdout bytes, u32 stderr length, stderr bytes
 //
 // status DONE: the call ran; print the bytes and exit with the code. status FALLBACK: the agent could not serve
-// the call (a version mismatch, its own failure); the client must run the compiler itself — Orion's plumbing
-// never fails a build. native/cc/orion-cc.c implements the same layout; change both together.
+// the call (a version mismatch, its own failure) or declines it; the client must run the call itself — Orion's
+// plumbing never fails a build. status REWRITE (orion-sh only; orion-cc takes it as FALLBACK): the stdout bytes are
+// a command string, without NUL, that the client runs in its real shell instead of the one it was given, after
+// printing the stderr bytes; the exit code is unused. native/common/agent-wire.c implements the same layout on the
+// client side; change both together.
 import type { CompilerCall, CompilerReply } from "../cc/types.js";
 
 export const PROTOCOL_VERSION = 1;
 /** Larger frames are refused: no compiler call's argv+env, nor any sane diagnostics, come near it. */
 export const MAX_FRAME = 64 << 20;
 
-export const ReplyStatus = { DONE: 0, FALLBACK: 1 } as const;
+export const ReplyStatus = { DONE: 0, FALLBACK: 1, REWRITE: 2 } as const;
 export type ReplyStatus = (typeof ReplyStatus)[keyof typeof ReplyStatus];
 
 export interface Reply extends CompilerReply {
@@ -74,6 +77,8 @@ export function decodeRequest(payload: Buffer): CompilerCall {
 }
 
 export function encodeReply(reply: Reply): Buffer {
+  // The client turns the bytes into a C string: a NUL would cut the command short without anyone noticing.
+  if (reply.status === ReplyStatus.REWRITE && reply.stdout.includes(0)) throw new ProtocolError("a rewritten command string contains NUL");
   const head = Buffer.alloc(9);
   head.writeUInt8(reply.status, 0);
   head.writeInt32LE(reply.exitCode, 1);
@@ -87,7 +92,7 @@ export function encodeReply(reply: Reply): Buffer {
 export function decodeReply(payload: Buffer): Reply {
   if (payload.length < 13) throw new ProtocolError(`reply too short (${payload.length} bytes)`);
   const status = payload.readUInt8(0);
-  if (status !== ReplyStatus.DONE && status !== ReplyStatus.FALLBACK) throw new ProtocolError(`reply status ${status}`);
+  if (status !== ReplyStatus.DONE && status !== ReplyStatus.FALLBACK && status !== ReplyStatus.REWRITE) throw new ProtocolError(`reply status ${status}`);
   const exitCode = payload.readInt32LE(1);
   const outLen = payload.readUInt32LE(5);
   if (9 + outLen + 4 > payload.length) throw new ProtocolError("reply stdout overruns the frame");

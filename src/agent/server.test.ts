@@ -66,6 +66,18 @@ describe("startAgent", () => {
     }
   });
 
+  it("answers REWRITE with the handler's command string and stderr, whatever else the reply says", async () => {
+    const socketPath = freshSocket();
+    const handler: CallHandler = { handle: async () => ({ exitCode: 7, stdout: Buffer.from("ignored"), stderr: Buffer.from("why\n"), runInClient: true, rewrite: "echo new" }) };
+    const agent = await startAgent({ socketPath, handler, idleMs: 60_000, logger: silentLogger });
+    try {
+      const r = await callAgent(socketPath, ["orion-sh", "-c", "echo old"]);
+      expect([r.status, r.exitCode, r.stdout.toString(), r.stderr.toString()]).toEqual([ReplyStatus.REWRITE, 0, "echo new", "why\n"]);
+    } finally {
+      await agent.close();
+    }
+  });
+
   it("serves many concurrent calls and writes its pid file", async () => {
     const socketPath = freshSocket();
     const handler = new EchoHandler();

@@ -154,6 +154,8 @@ async function replyTo(handler: CallHandler, payload: Buffer, log: Logger): Prom
   try {
     const call = decodeRequest(payload);
     const r = await handler.handle(call);
+    // REWRITE: orion-sh runs this command string in its real shell instead of the line it was given.
+    if (r.rewrite !== undefined) return encodeReply({ status: ReplyStatus.REWRITE, exitCode: 0, stdout: Buffer.from(r.rewrite), stderr: r.stderr });
     // FALLBACK is also how the handler says "not mine: run it yourself" — the client execs the compiler.
     return r.runInClient
       ? encodeReply({ status: ReplyStatus.FALLBACK, exitCode: 0, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) })
