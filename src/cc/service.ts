@@ -74,7 +74,7 @@ const PROBE_MEMO_MAX = 20_000;
 /** Sources of a many-source -M/-MM run at once (each its own compiler process). */
 const DEPGEN_PARALLEL = Math.max(2, availableParallelism());
 
-interface Stores {
+export interface Stores {
   store: BlobStore;
   cache: ActionCache;
   statCache: StatCache;
@@ -293,6 +293,11 @@ export class CcService implements CallHandler {
       return Promise.resolve({ exitCode: 0, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), runInClient: true });
     }
     return (this.o.passThrough ?? runCaptured)(exe, call);
+  }
+
+  /** The cache's stores, opened on first use: for a caller that caches other tools' calls beside this one's (links). */
+  openStores(): Stores {
+    return this.open();
   }
 
   private open(): Stores {

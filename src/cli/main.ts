@@ -64,7 +64,8 @@ async function buildCommand(
   try {
     // A tree without a Makefile (a compile database alone) has no make to drive: its graph is the database.
     const hasMakefile = ["GNUmakefile", "makefile", "Makefile"].some((f) => existsSync(join(dir, f)));
-    if (cfg.driver === "make" && hasMakefile) return await makeDrivenBuild(dir, cfg, reporter, passThrough, abort.signal);
+    const jobsGiven = opts.jobs !== undefined || !!process.env.ORION_JOBS;
+    if (cfg.driver === "make" && hasMakefile) return await makeDrivenBuild(dir, cfg, reporter, passThrough, abort.signal, jobsGiven);
     return await extractAndBuild(dir, cfg, reporter, passThrough, abort.signal);
   } catch (err) {
     // make's dry run killed by the same Ctrl-C (a terminal signals the whole group) is the interrupt, not an error.
@@ -132,7 +133,7 @@ async function extractAndBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
 }
 
 /** make drives the build; Orion answers its tool calls (runDriven). */
-async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Reporter, passThrough: string[], signal: AbortSignal): Promise<number> {
+async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Reporter, passThrough: string[], signal: AbortSignal, jobsGiven: boolean): Promise<number> {
   const { createRootLogger } = await import("../core/logger.js");
   const { runDriven } = await import("../drive/index.js");
   const { CcService } = await import("../cc/service.js");
@@ -143,13 +144,19 @@ async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
   if (!launcher) throw new Error("cannot find this checkout's bin/orion");
   const nativeDir = join(dirname(dirname(launcher)), "native", "build");
   const cc = new CcService({ cacheDir: cfg.cacheDir, logger, noCache: cfg.noCache, maxCacheBytes: cfg.maxCacheBytes });
+  const { ToolCache } = await import("../drive/index.js");
+  const { ProgramDigests } = await import("../cache/program-digests.js");
+  const { defaultSelfPaths } = await import("../cc/compiler.js");
+  const programs = new ProgramDigests({ memoFile: join(cfg.cacheDir, "toolchains.json") });
+  const tools = cfg.noCache ? undefined : new ToolCache({ stores: () => cc.openStores(), programs, selfPaths: defaultSelfPaths(), logger });
   const steps = cfg.noCache ? undefined : await openStepLines(cfg, logger, reporter, signal);
   try {
     const outcome = await runDriven({
       dir,
       makeArgs: passThrough,
-      jobs: cfg.jobs,
+      jobs: jobsGiven ? cfg.jobs : await drivenJobs(cfg),
       cc,
+      tools,
       planLine,
       steps: steps?.lines,
       farm: cfg.head ? { head: cfg.head, token: cfg.token, tlsCa: cfg.tlsCa, tlsCert: cfg.tlsCert, tlsKey: cfg.tlsKey } : undefined,
@@ -166,6 +173,27 @@ async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
   } finally {
     steps?.close();
     cc.close();
+  }
+}
+
+/**
+ * make's -j when the user gave none: the cores here, plus on a farm every slot of its live nodes (compile misses run
+ * there; links, archives and steps here).
+ */
+async function drivenJobs(cfg: ResolvedConfig): Promise<number> {
+  if (!cfg.head) return cfg.jobs;
+  const { connectBuild } = await import("./farm.js");
+  try {
+    const conn = await connectBuild(cfg.head, { token: cfg.token, tlsCa: cfg.tlsCa, tlsCert: cfg.tlsCert, tlsKey: cfg.tlsKey });
+    try {
+      const s = await conn.builds.getStatus();
+      return cfg.jobs + s.nodes.filter((n) => n.state === "alive").reduce((sum, n) => sum + n.slots, 0);
+    } finally {
+      conn.close();
+    }
+  } catch {
+    // An unreachable farm: each compile says so once and runs here.
+    return cfg.jobs;
   }
 }
 

@@ -7,6 +7,7 @@ import { parseAr, parseRanlib, toolFamily, isCxxDriver } from "../compile/index.
 import type { CallHandler, CcService, CompilerCall, CompilerReply } from "../cc/index.js";
 import type { ActionKind } from "../scheduler/index.js";
 import { type DriveEvents, LOCAL_NODE } from "./events.js";
+import { ToolCache } from "./tool-cache.js";
 
 /** argv[0] of a request from the shell shim (native/sh/orion-sh.c): the rest is the shell's own arguments. */
 export const SHELL_SHIM_NAME = "orion-sh";
@@ -22,6 +23,8 @@ export interface StepLines {
 
 export interface BuildCallsOptions {
   cc: CcService;
+  /** Links and archives (absent with --no-cache: they run as they are). */
+  tools?: ToolCache;
   events: DriveEvents;
   planLine: LinePlanner;
   /** The native client a rewritten line calls its tools through (native/build/orion-cc). */
@@ -92,7 +95,7 @@ export class BuildCalls implements CallHandler {
     const id = events.actionStarted(kind, label);
     const started = performance.now();
     try {
-      const { reply, note } = await this.o.cc.handleNoted(call);
+      const { reply, note } = await this.answer(call);
       const ms = performance.now() - started;
       const infra = reply.exitCode === 3 && reply.stderr.toString().startsWith("orion cc:");
       const state = reply.exitCode !== 0 ? "failed" : note.outcome === "hit" ? "cached" : "finished";
@@ -108,6 +111,14 @@ export class BuildCalls implements CallHandler {
       events.actionEnded(id, kind, label, { state: "failed", ms: performance.now() - started, error: errorMessage(err), infra: true });
       throw err;
     }
+  }
+
+  private async answer(call: CompilerCall): Promise<{ reply: CompilerReply; note: { outcome: string; remote?: boolean } }> {
+    if (this.o.tools && ToolCache.handles(call.argv)) {
+      const { reply, outcome } = await this.o.tools.run(call);
+      return { reply, note: { outcome } };
+    }
+    return this.o.cc.handleNoted(call);
   }
 }
 

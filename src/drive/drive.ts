@@ -11,6 +11,7 @@ import type { BuildEvent, Summary } from "../scheduler/index.js";
 import type { CcService } from "../cc/index.js";
 import { BuildCalls, type LinePlanner, type StepLines } from "./build-calls.js";
 import { DriveEvents } from "./events.js";
+import type { ToolCache } from "./tool-cache.js";
 import { runMake } from "./make-run.js";
 
 export interface FarmAccess {
@@ -29,6 +30,7 @@ export interface DriveOptions {
   /** make's -j. */
   jobs: number;
   cc: CcService;
+  tools?: ToolCache;
   planLine: LinePlanner;
   steps?: StepLines;
   /** Compile misses go to this farm (the call's ORION_HEAD), else run here. */
@@ -57,7 +59,7 @@ export async function runDriven(o: DriveOptions): Promise<DriveOutcome> {
   const wrapper = join(o.nativeDir, "orion-cc");
   const shim = join(o.nativeDir, "orion-sh");
   for (const p of [wrapper, shim]) if (!existsSync(p)) throw new Error(`${p} is missing: run \`make build\``);
-  const handler = new BuildCalls({ cc: o.cc, events, planLine: o.planLine, wrapper, steps: o.steps, shell: SHELL, farmNode: o.farm?.head, logger: o.logger });
+  const handler = new BuildCalls({ cc: o.cc, tools: o.tools, events, planLine: o.planLine, wrapper, steps: o.steps, shell: SHELL, farmNode: o.farm?.head, logger: o.logger });
   const { startAgent } = await import("../agent/server.js");
   const agent = await startAgent({ socketPath: sock, handler, idleMs: 2 ** 30, logger: o.logger });
   events.start(0);

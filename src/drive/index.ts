@@ -2,3 +2,4 @@
 export { runDriven, type DriveOptions, type DriveOutcome, type FarmAccess } from "./drive.js";
 export { BuildCalls, SHELL_SHIM_NAME, commandStringIndex, describeCall, type LinePlan, type LinePlanner, type StepLines } from "./build-calls.js";
 export { DriveEvents, LOCAL_NODE } from "./events.js";
+export { ToolCache, type ToolCacheOptions } from "./tool-cache.js";
