@@ -76,7 +76,7 @@ describe("make drives the build", () => {
     await configure(build);
     const warm = await orionBuild(build, env, MAKE);
     expectBuildOk(warm);
-    expect(outcomes(warm.events).executed.filter((l) => l.startsWith("CC "))).toEqual([]);
+    expect(outcomes(warm.events).executed).toEqual([]);
     expect(existsSync(join(build, "app"))).toBe(true);
   });
 });

@@ -149,7 +149,7 @@ async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
   const { defaultSelfPaths } = await import("../cc/compiler.js");
   const programs = new ProgramDigests({ memoFile: join(cfg.cacheDir, "toolchains.json") });
   const tools = cfg.noCache ? undefined : new ToolCache({ stores: () => cc.openStores(), programs, selfPaths: defaultSelfPaths(), logger });
-  const steps = cfg.noCache ? undefined : await openStepLines(cfg, logger, reporter, signal);
+  const steps = undefined as { lines: import("../drive/index.js").StepLines; close(): void } | undefined;
   try {
     const outcome = await runDriven({
       dir,
@@ -161,6 +161,7 @@ async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
       steps: steps?.lines,
       farm: cfg.head ? { head: cfg.head, token: cfg.token, tlsCa: cfg.tlsCa, tlsCert: cfg.tlsCert, tlsKey: cfg.tlsKey } : undefined,
       nativeDir,
+      historyFile: join(cfg.cacheDir, "drive-history.json"),
       logger,
       onEvent: (e) => reporter.onEvent(e),
       diagnostics: (chunk) => {

@@ -28,10 +28,10 @@ export class Reporter {
         break;
       case "action":
         if (e.state === "finished" || e.state === "cached" || e.state === "failed") this.done++;
-        if (e.state === "started") this.line(`[${this.done}/${this.total}] ${e.label}`, true);
+        if (e.state === "started") this.line(`[${this.progress()}] ${e.label}`, true);
         else if (e.state === "failed") this.line(`FAILED: ${e.label}${e.error ? ` (${e.error})` : ""}`, false);
         else if (e.state === "retry") this.line(`RETRY: ${e.label} on another attempt (${e.error ?? "infrastructure error"})`, false);
-        else if (this.mode === "tty" && (e.state === "cached" || e.state === "finished")) this.line(`[${this.done}/${this.total}] ${e.label}`, true);
+        else if (this.mode === "tty" && (e.state === "cached" || e.state === "finished")) this.line(`[${this.progress()}] ${e.label}`, true);
         break;
       case "host-step":
         if (e.state === "started") this.line(`[host] ${e.cmd.split("\n")[0]!.slice(0, 100)}`, true);
@@ -42,6 +42,11 @@ export class Reporter {
         this.out.write(formatSummary(e) + "\n");
         break;
     }
+  }
+
+  /** done/total; a make-driven build's total is a prediction, and more actions than predicted show as done/?. */
+  private progress(): string {
+    return this.done < this.total ? `${this.done}/${this.total}` : `${this.done}/?`;
   }
 
   /** Diagnostics arrive on stderr between status updates; clear the status line first so they start on a clean line. */

@@ -8,3 +8,4 @@ export { embedsCwd } from "./debug-info.js";
 export { parseAr, parseRanlib, arWritesArchive, type ArCall, type RanlibCall, type Word } from "./archive.js";
 export { slotsOf } from "./slots.js";
 export type { PathRole, PathSlot, Found } from "./slot.js";
+export { splitDriverCall, type DriverSplit } from "./split.js";

@@ -98,7 +98,10 @@ export class BuildCalls implements CallHandler {
       const { reply, note } = await this.answer(call);
       const ms = performance.now() - started;
       const infra = reply.exitCode === 3 && reply.stderr.toString().startsWith("orion cc:");
-      const state = reply.exitCode !== 0 ? "failed" : note.outcome === "hit" ? "cached" : "finished";
+      // make decides whether a tool's failure fails the build: a -MM run in $(shell) may fail harmlessly (Redis's, in a fresh
+      // tree). A compile, archive or link that fails is reported failed; a depgen's exit code is only its answer.
+      const failed = reply.exitCode !== 0 && kind !== "depgen";
+      const state = failed ? "failed" : note.outcome === "hit" ? "cached" : "finished";
       events.actionEnded(id, kind, label, {
         state,
         ms,

@@ -13,6 +13,7 @@ import { BuildCalls, type LinePlanner, type StepLines } from "./build-calls.js";
 import { DriveEvents } from "./events.js";
 import type { ToolCache } from "./tool-cache.js";
 import { runMake } from "./make-run.js";
+import { DriveHistory } from "./history.js";
 
 export interface FarmAccess {
   head: string;
@@ -43,6 +44,8 @@ export interface DriveOptions {
   signal?: AbortSignal;
   env?: NodeJS.ProcessEnv;
   make?: string;
+  /** Where the counts of each tree's last build are kept, for the next build-start's prediction. */
+  historyFile?: string;
 }
 
 export interface DriveOutcome {
@@ -62,7 +65,8 @@ export async function runDriven(o: DriveOptions): Promise<DriveOutcome> {
   const handler = new BuildCalls({ cc: o.cc, tools: o.tools, events, planLine: o.planLine, wrapper, steps: o.steps, shell: SHELL, farmNode: o.farm?.head, logger: o.logger });
   const { startAgent } = await import("../agent/server.js");
   const agent = await startAgent({ socketPath: sock, handler, idleMs: 2 ** 30, logger: o.logger });
-  events.start(0);
+  const history = o.historyFile ? new DriveHistory(o.historyFile) : undefined;
+  events.start(history?.predict(o.dir) ?? { actions: 0, hostSteps: 0 });
   let exit: { exitCode?: number; interrupted: boolean };
   try {
     exit = await runMake({
@@ -79,6 +83,7 @@ export async function runDriven(o: DriveOptions): Promise<DriveOutcome> {
   }
   log.debug({ exit }, "make finished");
   const summary = events.finish();
+  history?.remember(o.dir, summary);
   const exitCode = exit.interrupted
     ? ExitCode.INTERRUPTED
     : events.infraFailures > 0

@@ -30,8 +30,8 @@ export class DriveEvents {
   constructor(private readonly emit: (e: BuildEvent) => void) {}
 
   /** `predicted`: how many actions the last build of this tree had (0 when unknown). */
-  start(predicted: number): void {
-    this.send({ type: "build-start", actions: predicted, hostSteps: 0 });
+  start(predicted: { actions: number; hostSteps: number }): void {
+    this.send({ type: "build-start", ...predicted, predicted: true });
   }
 
   /** A tool call began: its id, for the event that ends it. */

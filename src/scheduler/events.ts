@@ -28,6 +28,11 @@ export interface BuildStartEvent extends EventBase {
   type: "build-start";
   actions: number;
   hostSteps: number;
+  /**
+   * make drives the build: the counts are a prediction (the last build of this tree; 0 the first time) — the actions
+   * are known only as make issues them, and the summary has the real ones.
+   */
+  predicted?: boolean;
 }
 
 export interface HostStepEvent extends EventBase {
