@@ -1,4 +1,5 @@
-// The whole-step cache end to end on one machine: real sh, real strace, a real blob store and SQLite files.
+// The whole-step cache end to end on one machine: real sh, real strace, a real blob store and SQLite files; steps run
+// against a tree hashed up front (the client's loop) and lines run against the live file system (make drives the build).
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -8,7 +9,7 @@ import type { BlobStore } from "../cas/index.js";
 import { findProgram } from "../core/programs.js";
 import { silentLogger } from "../core/logger.js";
 import { hashTree, StatCache } from "../merkle/index.js";
-import { HostStepRunner } from "./host-runner.js";
+import { HostStepRunner, type HostLine } from "./host-runner.js";
 import { StepCache } from "./step-cache.js";
 
 const haveStrace = findProgram("strace", process.cwd()) !== undefined;
@@ -20,8 +21,11 @@ describe.skipIf(!haveStrace)("HostStepRunner with the step cache", () => {
   let statCache: StatCache;
   let cache: StepCache;
   let output: string;
+  /** Where the live tests' steps count their runs: under /dev, which the step cache never counts as an input or output. */
+  let counter: string;
 
   beforeEach(() => {
+    counter = `/dev/shm/orion-step-runs-${process.pid}-${Math.random().toString(36).slice(2)}`;
     dir = mkdtempSync(path.join(tmpdir(), "orion-steps-"));
     root = path.join(dir, "p");
     mkdirSync(root);
@@ -35,6 +39,7 @@ describe.skipIf(!haveStrace)("HostStepRunner with the step cache", () => {
     statCache.close();
     store.close();
     rmSync(dir, { recursive: true, force: true });
+    rmSync(counter, { force: true });
   });
 
   const runner = () =>
@@ -182,5 +187,147 @@ describe.skipIf(!haveStrace)("HostStepRunner with the step cache", () => {
     rmSync(path.join(root, "out"));
     expect(await run(line)).toMatchObject({ ok: true, restored: true });
     expect(read("out")).toBe("there\n");
+  });
+
+  describe("lines run against the live file system", () => {
+    const ENV = { PATH: process.env.PATH };
+    const line = (sh: string, more: Partial<HostLine> = {}, r = runner()) => r.runLine({ argv: ["/bin/sh", "-c", sh], cwd: root, root, env: ENV, ...more });
+    const text = (b: Uint8Array) => Buffer.from(b).toString();
+    const runs = () => (existsSync(counter) ? readFileSync(counter, "utf8").split("\n").length - 1 : 0);
+    const sources = () => {
+      rmSync(root, { recursive: true, force: true });
+      write("in/a.def", "A\n");
+      write("in/b.def", "B\n");
+      write("a.txt", "A\n");
+    };
+
+    it("restores a generator line in a fresh copy of the tree at the same path without running it, its stdout and stderr apart", async () => {
+      const GEN = `cat in/a.def in/b.def > gen.h; echo generated; echo note >&2; echo run >> ${counter}`;
+      sources();
+      const first = await line(GEN);
+      expect(first).toMatchObject({ ok: true, restored: false });
+      expect([text(first.stdout), text(first.stderr)]).toEqual(["generated\n", "note\n"]);
+      expect(cache.count()).toBe(1);
+      expect(output).toBe("");
+
+      sources();
+      const again = await line(GEN);
+      expect(again).toMatchObject({ ok: true, restored: true });
+      expect([text(again.stdout), text(again.stderr)]).toEqual(["generated\n", "note\n"]);
+      expect(read("gen.h")).toBe("A\nB\n");
+      expect(runs()).toBe(1);
+    });
+
+    it("runs again when an input changed, or a directory it listed gained an entry; restores a listing as it was before it wrote there", async () => {
+      const GEN = `cat in/*.def > in/all.gen; echo run >> ${counter}`;
+      sources();
+      await line(GEN);
+      sources();
+      // The listing of in/ it recorded is the one before it made in/all.gen there.
+      expect(await line(GEN)).toMatchObject({ restored: true });
+      expect(runs()).toBe(1);
+
+      sources();
+      write("in/b.def", "B2\n");
+      expect(await line(GEN)).toMatchObject({ ok: true, restored: false });
+      expect(read("in/all.gen")).toBe("A\nB2\n");
+
+      sources();
+      write("in/c.def", "C\n");
+      expect(await line(GEN)).toMatchObject({ ok: true, restored: false });
+      expect(read("in/all.gen")).toBe("A\nB\nC\n");
+      expect(runs()).toBe(3);
+    });
+
+    it("keys a line without make's per-run variables and the build's socket, but runs it with them", async () => {
+      const SH = 'echo "$MAKEFLAGS $MAKELEVEL" >&2; cat a.txt > b.txt';
+      const make = (fifo: string, level: string, sock: string, extra: NodeJS.ProcessEnv = {}) => ({
+        env: { ...ENV, MAKEFLAGS: ` -j8 --jobserver-auth=fifo:${fifo}`, MFLAGS: "-j8", MAKELEVEL: level, MAKE_TERMOUT: "/dev/pts/1", MAKE_TERMERR: "/dev/pts/1", MAKEOVERRIDES: "", ORION_AGENT_SOCKET: sock, ...extra },
+      });
+      sources();
+      const first = await line(SH, make("/tmp/GMfifo1", "1", "/tmp/orion-1.sock"));
+      expect(text(first.stderr)).toBe(" -j8 --jobserver-auth=fifo:/tmp/GMfifo1 1\n");
+      sources();
+      expect(await line(SH, make("/tmp/GMfifo2", "2", "/tmp/orion-2.sock"))).toMatchObject({ ok: true, restored: true });
+      sources();
+      expect(await line(SH, make("/tmp/GMfifo2", "2", "/tmp/orion-2.sock", { CFLAGS: "-O2" }))).toMatchObject({ ok: true, restored: false });
+    });
+
+    it("two lines run at once through one runner are both recorded, each with its own inputs and outputs", async () => {
+      const lineIn = (d: string) => `echo ${d} >> ${counter}; sleep 0.4; cat ${d}/x.in > ${d}/x.out; ls ${d} > /dev/null; echo ${d} >> ${counter}`;
+      const tree = () => {
+        rmSync(root, { recursive: true, force: true });
+        write("l/x.in", "left\n");
+        write("r/x.in", "right\n");
+      };
+      tree();
+      const r = runner();
+      const both = await Promise.all([line(lineIn("l"), {}, r), line(lineIn("r"), {}, r)]);
+      expect(both.map((o) => o.ok)).toEqual([true, true]);
+      // They did run at once: both started before either ended.
+      expect(readFileSync(counter, "utf8").split("\n").slice(0, 2).sort()).toEqual(["l", "r"]);
+      expect(cache.count()).toBe(2);
+
+      tree();
+      expect(await line(lineIn("l"), {}, r)).toMatchObject({ restored: true });
+      expect(read("l/x.out")).toBe("left\n");
+      expect(existsSync(path.join(root, "r/x.out"))).toBe(false);
+      expect(await line(lineIn("r"), {}, r)).toMatchObject({ restored: true });
+      expect(read("r/x.out")).toBe("right\n");
+      expect(runs()).toBe(4);
+    });
+
+    it("an entry recorded against the hashed tree is found against the live file system, and the other way round", async () => {
+      sources();
+      await run("cat a.txt in/a.def > both.txt; ls in > list.txt");
+      sources();
+      expect(await line("cat a.txt in/a.def > both.txt; ls in > list.txt")).toMatchObject({ ok: true, restored: true });
+      expect(read("list.txt")).toBe("a.def\nb.def\n");
+
+      sources();
+      await line("cat in/b.def > b.txt; ln -s b.txt b.link");
+      sources();
+      expect(await run("cat in/b.def > b.txt; ln -s b.txt b.link")).toMatchObject({ ok: true, restored: true });
+      expect(read("b.link")).toBe("B\n");
+    });
+
+    it("a line that reads a file and then changes it is stored only once a look-up saw that file before it ran", async () => {
+      const SH = "if [ -e flag ]; then cat a.txt > out; rm a.txt; else cat a.txt > out; fi";
+      sources();
+      write("flag", "");
+      expect(await line(SH)).toMatchObject({ ok: true, restored: false });
+      expect(cache.count()).toBe(0);
+
+      sources();
+      await line(SH);
+      expect(cache.count()).toBe(1);
+      // This look-up reads a.txt (the stored entry's first input), then finds flag changed: the run that follows is stored.
+      sources();
+      write("flag", "");
+      expect(await line(SH)).toMatchObject({ ok: true, restored: false });
+      expect(cache.count()).toBe(2);
+      sources();
+      write("flag", "");
+      expect(await line(SH)).toMatchObject({ ok: true, restored: true });
+      expect(existsSync(path.join(root, "a.txt"))).toBe(false);
+      expect(read("out")).toBe("A\n");
+    });
+
+    it("an interrupted line's new files go, not those that existed before it (appended to, saved over), and it is not stored", async () => {
+      sources();
+      write("old.h", "kept\n");
+      write("src.c", "int v = 1;\n");
+      const abort = new AbortController();
+      const running = line("echo partial > gen.h; echo more >> old.h; echo 'int v = 2;' > src.new && mv src.new src.c; mkdir -p made; echo x > made/f; touch started; exec sleep 60", { signal: abort.signal });
+      for (let i = 0; i < 250 && !existsSync(path.join(root, "started")); i++) await new Promise((r) => setTimeout(r, 20));
+      abort.abort();
+      const r = await running;
+      expect(r).toMatchObject({ ok: false, canceled: true });
+      expect(["gen.h", "started", "made/f"].filter((f) => existsSync(path.join(root, f)))).toEqual([]);
+      expect(read("old.h")).toBe("kept\nmore\n");
+      expect(read("src.c")).toBe("int v = 2;\n");
+      expect(read("a.txt")).toBe("A\n");
+      expect(cache.count()).toBe(0);
+    });
   });
 });

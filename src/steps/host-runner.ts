@@ -1,7 +1,9 @@
 // Runs one host step in the real tree: restored from the step cache when every input it read last time
-// is unchanged, else run — under strace when the machine has it, so that a successful run can be cached.
+// is unchanged, else run — under strace when the machine has it, so that a successful run can be cached. Against a
+// tree hashed up front (the client's host-step loop) or the live file system (a line make runs, other lines running
+// beside it); several steps may run through one runner at once.
 import { randomBytes } from "node:crypto";
-import { readFileSync, rmSync } from "node:fs";
+import { lstatSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { type Logger, errorMessage } from "../core/index.js";
@@ -12,18 +14,23 @@ import type { StatCache } from "../merkle/index.js";
 import { runHostStep } from "./host-step.js";
 import { PARENT_MAKE_VARS, RUNS_MAKE } from "../../dag-extract/make.js";
 import { parseTrace, TRACED_SYSCALLS } from "./trace.js";
-import { Fingerprinter, recordStep, restoreStep, type StepCache, stepKey, type TreeState } from "./step-cache.js";
+import { Fingerprinter, recordStep, restoreStep, type StepCache, stepKey } from "./step-cache.js";
+import { hashedTreeView, type TreeState, type TreeView } from "./tree-view.js";
+import { LiveTreeView, StepStartView, walkTreeShape } from "./tree-view-live.js";
 
 export interface HostStepRunnerOptions {
   store: BlobStore;
   statCache: StatCache;
   /** Absent with --no-cache: steps run untraced and nothing is stored. */
   cache?: StepCache;
+  /** What run() runs steps with (runLine: each line's own); strace is looked for on its PATH. */
   env: NodeJS.ProcessEnv;
-  /** Tools a sub-make may run at once (the step runs alone: every core is its). */
+  /** Tools a sub-make may run at once (the step runs alone: every core is its). Not used by runLine. */
   jobs: number;
   logger: Logger;
+  /** Where run() writes a step's output (runLine returns it instead). */
   diagnostics(chunk: string | Uint8Array): void;
+  /** Stops every step of the runner. */
   signal: AbortSignal;
 }
 
@@ -44,91 +51,199 @@ export interface HostStepOutcome {
   canceled: boolean;
 }
 
+/** A recipe line make runs (through the build's shell), run against the live file system. */
+export interface HostLine {
+  /** argv to run (["/bin/sh", "-c", line] for a shell line). */
+  argv: string[];
+  /** Absolute working directory. */
+  cwd: string;
+  /** The project root: what the step cache fingerprints and restores is relative to it. */
+  root: string;
+  /**
+   * The environment the line runs with, as make gave it (MAKEFLAGS with its jobserver, so a nested make shares it).
+   * Keyed without make's per-run variables and Orion's own (the build's socket path).
+   */
+  env: NodeJS.ProcessEnv;
+  /** It only prints: run as it is, nothing to cache. */
+  printsOnly?: boolean;
+  /** Stops this line alone (the runner's signal stops every line). */
+  signal?: AbortSignal;
+}
+
+export interface HostLineOutcome extends HostStepOutcome {
+  /** The line's stdout (replayed from the cache when restored), for the shell that asked. */
+  stdout: Uint8Array;
+  /** Its stderr, apart (an entry stored by the client's loop replays both streams on stdout). */
+  stderr: Uint8Array;
+}
+
+/** One step as the runner runs it, whichever way the tree is seen. */
+interface Plan {
+  argv: readonly string[];
+  cwd: string;
+  root: string;
+  /** What it runs with. */
+  env: NodeJS.ProcessEnv;
+  /** What it is keyed by (stepKey leaves out the terminal's, the session's and Orion's own variables too). */
+  keyEnv: NodeJS.ProcessEnv;
+  printsOnly?: boolean;
+  signal: AbortSignal;
+  /** The tree before the step, as the cache look-up sees it. */
+  now: TreeView;
+  /** stdout and stderr kept apart (else interleaved, as `stdout`). */
+  apart: boolean;
+  /**
+   * Called just before a traced step starts, `startNs` being the kernel's clock then: the tree its inputs are
+   * fingerprinted against once it ran, and the files that existed (an interrupted step's new files are removed).
+   */
+  starting(startNs: bigint): Promise<{ before: TreeView; existed: { has(rel: string): boolean } }>;
+  /** The files that existed, when the step runs untraced (undefined: runHostStep walks the tree itself). */
+  existed?: { has(rel: string): boolean };
+}
+
 export class HostStepRunner {
-  private fingerprints?: Fingerprinter;
-  /** The strace to trace with: undefined until the first step that could be cached asks, null when there is none that works. */
-  private strace: string | null | undefined;
+  /** The strace to trace with: asked once, by the first step that could be cached (null when there is none that works). */
+  private strace: Promise<string | null> | undefined;
 
   constructor(private readonly o: HostStepRunnerOptions) {}
 
+  /** Runs a step of the client's host-step loop against `before`, the tree it hashed; the step's output goes to diagnostics. */
   async run(step: HostStep, before: TreeState): Promise<HostStepOutcome> {
+    // A parent make's variables (orion run from a make) are not the step's: it gets make's defaults, and a step that
+    // starts a make gets the build's -j (nothing else runs beside a host step). Not in the key: how many jobs a make
+    // may run does not change what it makes.
+    const keyEnv = withoutMakeVars(this.o.env);
+    const env = RUNS_MAKE.test(step.argv.join(" ")) && this.o.jobs > 1 ? { ...keyEnv, MAKEFLAGS: `-j${this.o.jobs}` } : keyEnv;
+    const tree = hashedTreeView(before);
+    const r = await this.execute({
+      ...step,
+      root: before.root,
+      env,
+      keyEnv,
+      signal: this.o.signal,
+      now: tree,
+      apart: false,
+      starting: () => Promise.resolve({ before: tree, existed: before.files }),
+      existed: before.files,
+    });
+    for (const bytes of [r.stdout, r.stderr]) if (bytes.length) this.o.diagnostics(bytes);
+    return r.outcome;
+  }
+
+  /**
+   * Runs a line make runs, against the live file system (no tree hashed up front): restored when the step cache holds
+   * it, else run with the env it was given; its stdout and stderr returned, not written.
+   */
+  async runLine(line: HostLine): Promise<HostLineOutcome> {
+    const now = new LiveTreeView(line.root, this.o.statCache);
+    const r = await this.execute({
+      argv: line.argv,
+      cwd: line.cwd,
+      root: line.root,
+      env: line.env,
+      // A jobserver's fds, how deep the make is: how this build was started, not what the line makes.
+      keyEnv: withoutMakeVars(line.env),
+      printsOnly: line.printsOnly,
+      signal: line.signal ? AbortSignal.any([this.o.signal, line.signal]) : this.o.signal,
+      now,
+      apart: true,
+      starting: async (startNs) => {
+        // Walked after startNs: a change after the walk shows in a file's ctime, one before it in the walk.
+        const shape = await walkTreeShape(line.root);
+        return { before: new StepStartView(shape, now, startNs, this.o.statCache), existed: shape.files };
+      },
+    });
+    return { ...r.outcome, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  private async execute(p: Plan): Promise<{ outcome: HostStepOutcome; stdout: Uint8Array; stderr: Uint8Array }> {
     const log = this.o.logger;
-    const fp = this.fingerprintsFor(before);
-    // A parent make's variables (orion run from a make) are not the step's: it gets make's defaults, and -jN below.
-    const env: NodeJS.ProcessEnv = { ...this.o.env };
-    for (const name of PARENT_MAKE_VARS) delete env[name];
-    let key = this.o.cache && !step.printsOnly ? stepKey(before.root, path.relative(before.root, step.cwd), step.argv, env) : undefined;
+    // One per step: steps running at once never share one, and what it noted of paths outside lasts this step only.
+    const fp = new Fingerprinter(p.now);
+    let key = this.o.cache && !p.printsOnly ? stepKey(p.root, path.relative(p.root, p.cwd), p.argv, p.keyEnv) : undefined;
     if (key && this.o.cache) {
-      const found = this.o.cache.find(key, fp);
+      const found = await this.o.cache.find(key, fp);
       const hit = "entry" in found ? found.entry : undefined;
-      if ("changed" in found && found.changed.length) log.debug({ cwd: step.cwd, argv: step.argv, changed: found.changed }, "host step runs: inputs changed since it was cached");
+      if ("changed" in found && found.changed.length) log.debug({ cwd: p.cwd, argv: p.argv, changed: found.changed }, "host step runs: inputs changed since it was cached");
       let restored: "restored" | "missing" | "failed" = "missing";
       if (hit) {
         try {
-          restored = await restoreStep(hit, before.root, this.o.store, this.o.statCache);
+          restored = await restoreStep(hit, p.root, this.o.store, this.o.statCache);
         } catch (err) {
           // Half restored: the tree is no longer the one fingerprinted, so this run is not recorded.
-          log.warn({ cwd: step.cwd, err: errorMessage(err) }, "could not restore a host step; running it");
+          log.warn({ cwd: p.cwd, err: errorMessage(err) }, "could not restore a host step; running it");
           restored = "failed";
           key = undefined;
         }
-        fp.forgetOutside();
       }
       if (hit && restored === "restored") {
-        if (hit.log) {
-          const bytes = await this.o.store.get(parseDigestKey(hit.log));
-          if (bytes?.length) this.o.diagnostics(bytes);
-        }
-        log.debug({ cwd: step.cwd, argv: step.argv, outputs: hit.outputs.length, savedMs: hit.ms }, "host step restored from the step cache");
-        return { ok: true, restored: true, canceled: false };
+        log.debug({ cwd: p.cwd, argv: p.argv, outputs: hit.outputs.length, savedMs: hit.ms }, "host step restored from the step cache");
+        return { outcome: { ok: true, restored: true, canceled: false }, stdout: await this.blob(hit.log), stderr: await this.blob(hit.err) };
       }
     }
 
-    // A step that starts a make gets the build's -j (nothing else runs beside a host step). Not in the key: how many
-    // jobs a make may run does not change what it makes.
-    if (RUNS_MAKE.test(step.argv.join(" ")) && this.o.jobs > 1) env.MAKEFLAGS = `-j${this.o.jobs}`;
-    if (key && this.strace === undefined) this.strace = await workingStrace(this.o.env, log);
-    const traceFile = key && this.strace ? path.join(tmpdir(), `orion-step-${process.pid}-${randomBytes(6).toString("hex")}.trace`) : undefined;
-    const argv = traceFile
-      ? [this.strace!, ...straceArgs(traceFile), ...step.argv]
-      : step.argv;
-    const started = performance.now();
-    // Its own process group, stopped whole on an interrupt, the files it created removed (see host-step.ts).
-    // A prints-only step runs beside actions, whose new outputs its (older) tree does not list: nothing to remove there.
-    const r = await runHostStep(argv, { cwd: step.cwd, root: before.root, env, signal: this.o.signal, existed: before.files, removeOnCancel: !step.printsOnly });
-    const ms = performance.now() - started;
-    if (r.output.length) this.o.diagnostics(r.output);
-    const ok = r.exitCode === 0 && !r.cancelled;
+    const strace = key ? await (this.strace ??= workingStrace(this.o.env, log)) : null;
+    const traceFile = key && strace ? path.join(tmpdir(), `orion-step-${process.pid}-${randomBytes(6).toString("hex")}.trace`) : undefined;
     try {
-      if (ok && traceFile && key && this.o.cache) {
-        const trace = parseTrace(readFileSync(traceFile, "utf8"), step.cwd);
-        if (trace.untraceable) log.info({ cwd: step.cwd, argv: step.argv, why: trace.untraceable }, "host step not cached: its trace is incomplete");
-        else {
-          const recorded = await recordStep(trace.accesses, fp, { store: this.o.store, statCache: this.o.statCache, ignore: (p) => p === traceFile }, { log: r.output, ms });
-          if ("uncacheable" in recorded) log.info({ cwd: step.cwd, argv: step.argv, why: recorded.uncacheable }, "host step not cached");
-          else {
-            this.o.cache.put(key, recorded.entry);
-            log.debug({ cwd: step.cwd, inputs: recorded.entry.inputs.length, outputs: recorded.entry.outputs.length, ms: Math.round(ms) }, "host step cached");
-          }
-        }
+      let before = p.now;
+      let existed = p.existed;
+      if (traceFile) {
+        // Made before the step starts: its ctime is the kernel's clock then, which later changes are stamped after.
+        writeFileSync(traceFile, "");
+        ({ before, existed } = await p.starting(lstatSync(traceFile, { bigint: true }).ctimeNs));
       }
-    } catch (err) {
-      log.warn({ cwd: step.cwd, err: errorMessage(err) }, "could not cache a host step");
+      const argv = traceFile ? [strace!, ...straceArgs(traceFile), ...p.argv] : [...p.argv];
+      const started = performance.now();
+      // Its own process group, stopped whole on an interrupt, the files it created removed (see host-step.ts).
+      // A prints-only step runs beside actions, whose new outputs its (older) tree does not list: nothing to remove there.
+      const r = await runHostStep(argv, { cwd: p.cwd, root: p.root, env: p.env, signal: p.signal, existed, removeOnCancel: !p.printsOnly });
+      const ms = performance.now() - started;
+      const ok = r.exitCode === 0 && !r.cancelled;
+      const stdout = p.apart ? r.stdout : r.output;
+      const stderr = p.apart ? r.stderr : new Uint8Array();
+      if (ok && traceFile && key && this.o.cache) {
+        fp.setTree(before);
+        await this.record({ p, key, fp, traceFile, log: stdout, err: p.apart ? stderr : undefined, ms });
+      }
+      return { outcome: { ok, restored: false, exitCode: r.exitCode, signal: r.signal, canceled: r.cancelled }, stdout, stderr };
     } finally {
       if (traceFile) rmSync(traceFile, { force: true });
-      // The step may have changed something outside the project too: look again next time.
-      fp.forgetOutside();
     }
-    return { ok, restored: false, exitCode: r.exitCode, signal: r.signal, canceled: r.cancelled };
   }
 
-  private fingerprintsFor(tree: TreeState): Fingerprinter {
-    if (!this.fingerprints) this.fingerprints = new Fingerprinter(tree);
-    else this.fingerprints.setTree(tree);
-    return this.fingerprints;
+  /** Stores a successful traced step, unless its trace is incomplete or it cannot be restored faithfully. */
+  private async record(r: { p: Plan; key: string; fp: Fingerprinter; traceFile: string; log: Uint8Array; err?: Uint8Array; ms: number }): Promise<void> {
+    const log = this.o.logger;
+    const { p, traceFile } = r;
+    try {
+      const trace = parseTrace(readFileSync(traceFile, "utf8"), p.cwd);
+      if (trace.untraceable) {
+        log.info({ cwd: p.cwd, argv: p.argv, why: trace.untraceable }, "host step not cached: its trace is incomplete");
+        return;
+      }
+      const recorded = await recordStep(trace.accesses, r.fp, { store: this.o.store, statCache: this.o.statCache, ignore: (f) => f === traceFile }, { log: r.log, err: r.err, ms: r.ms });
+      if ("uncacheable" in recorded) log.info({ cwd: p.cwd, argv: p.argv, why: recorded.uncacheable }, "host step not cached");
+      else {
+        this.o.cache!.put(r.key, recorded.entry);
+        log.debug({ cwd: p.cwd, inputs: recorded.entry.inputs.length, outputs: recorded.entry.outputs.length, ms: Math.round(r.ms) }, "host step cached");
+      }
+    } catch (err) {
+      log.warn({ cwd: p.cwd, err: errorMessage(err) }, "could not cache a host step");
+    }
+  }
+
+  private async blob(key: string | undefined): Promise<Uint8Array> {
+    return (key && (await this.o.store.get(parseDigestKey(key)))) || new Uint8Array();
   }
 }
 
+
+/** `env` without a make's per-run variables (MAKEFLAGS, MAKELEVEL…). */
+function withoutMakeVars(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const name of PARENT_MAKE_VARS) delete out[name];
+  return out;
+}
 
 /** The strace flags every traced step uses (seccomp-bpf needs strace >= 5.3 and a kernel that allows it). */
 function straceArgs(traceFile: string): string[] {

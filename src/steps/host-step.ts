@@ -27,6 +27,10 @@ export interface HostStepResult {
   signal?: string;
   /** stdout and stderr, interleaved as they came. */
   output: Uint8Array;
+  /** stdout alone (a caller that hands the two streams back apart: a line make runs). */
+  stdout: Uint8Array;
+  /** stderr alone. */
+  stderr: Uint8Array;
   /** Stopped by the signal (its exit code and output mean nothing then). */
   cancelled: boolean;
   /** Files (relative to the root) the interrupted step had created, now removed. */
@@ -97,8 +101,8 @@ export async function runHostStep(argv: readonly string[], o: HostStepOptions): 
     killGroup(child.pid, "SIGKILL");
     if (removeOnCancel) removed = await removeCreatedSince(o.root, startedAt - CLOCK_SLACK_MS, existed);
   }
-  const output = r.all instanceof Uint8Array ? r.all : new Uint8Array();
-  return { exitCode: r.exitCode, signal: r.signal, output, cancelled, removed };
+  const bytes = (b: unknown) => (b instanceof Uint8Array ? b : new Uint8Array());
+  return { exitCode: r.exitCode, signal: r.signal, output: bytes(r.all), stdout: bytes(r.stdout), stderr: bytes(r.stderr), cancelled, removed };
 }
 
 /** Calls `f` with the path (relative to root) of every regular file under root, .git aside. */

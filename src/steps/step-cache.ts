@@ -4,8 +4,9 @@
 // still matches. Wrong hits are worse than misses: an access the trace could not place, a write that
 // outlives the step outside the project, or a failed step is never stored.
 //
-// Fingerprints: a file inside the project by its content digest (from the build's hashed tree, so a
-// fresh extract with new timestamps still hits); a directory inside it by its entries' names; a path
+// Fingerprints: a file inside the project by its content digest (from the build's hashed tree or, when make drives
+// the build, the live file system through the stat cache — the same fingerprint either way, so a fresh extract with
+// new timestamps still hits); a directory inside it by its entries' names; a path
 // outside it (compilers, system headers, libraries) by lstat identity — device, inode, size, mtime,
 // mode — which changes whenever a package upgrade replaces it; a missing path by its absence.
 import { createHash } from "node:crypto";
@@ -18,21 +19,13 @@ import { makeDirSync } from "../core/fs.js";
 import type { BlobStore } from "../cas/index.js";
 import type { StatCache } from "../merkle/index.js";
 import type { Access } from "./trace.js";
+import { StateUnknownError, type TreeView } from "./tree-view.js";
 
 /** Bump when what a step key or a fingerprint covers changes: old entries then never match. */
 export const STEP_KEY_VERSION = 3;
 
 /** Most entries kept under one step key; older ones are dropped first. */
 const MAX_ENTRIES_PER_KEY = 8;
-
-/** What a step's inputs are compared against: the project's files as hashed now. */
-export interface TreeState {
-  root: string;
-  files: ReadonlyMap<string, { digest: Digest; executable: boolean }>;
-  symlinks: ReadonlyMap<string, string>;
-  /** Every directory of the tree, root-relative ("" = the root). */
-  directories: readonly string[];
-}
 
 /** r = content read, L = listed, a = looked for and missing, p = checked for and present (a and p: existence and type only). */
 type InputKind = "r" | "L" | "a" | "p";
@@ -50,8 +43,10 @@ export type StepOutput =
 export interface StepEntry {
   inputs: Input[];
   outputs: StepOutput[];
-  /** The step's combined stdout and stderr, replayed on a hit. */
+  /** The step's output replayed on a hit: stdout and stderr interleaved, or its stdout alone when `err` is set. */
   log?: string;
+  /** Its stderr, when it was kept apart (a line make runs, whose two streams go back to the shell that asked). */
+  err?: string;
   ms: number;
 }
 
@@ -69,23 +64,18 @@ export function stepKey(root: string, cwd: string, argv: readonly string[], env:
   return createHash("sha256").update(JSON.stringify([STEP_KEY_VERSION, root, cwd, argv, vars])).digest("hex");
 }
 
-/** Fingerprints paths against one tree state; outside paths memoized for the life of the object (one build). */
+/**
+ * Fingerprints paths against one view of the tree; paths outside it memoized for the life of the object (one step:
+ * steps running at once each have their own).
+ */
 export class Fingerprinter {
-  private listings?: Map<string, string[]>;
-  private dirs?: Set<string>;
   private readonly outside = new Map<string, string>();
 
-  constructor(private tree: TreeState) {}
+  constructor(private tree: TreeView) {}
 
-  /** The project changed (a step ran, outputs were written): later fingerprints see the new state. */
-  setTree(tree: TreeState): void {
+  /** Later fingerprints of paths inside the project through `tree` (the tree as a step started, after it ran). */
+  setTree(tree: TreeView): void {
     this.tree = tree;
-    this.listings = undefined;
-    this.dirs = undefined;
-  }
-
-  forgetOutside(): void {
-    this.outside.clear();
   }
 
   /** Root-relative when `abs` lies in the project tree (not its .git), else undefined. */
@@ -97,52 +87,36 @@ export class Fingerprinter {
     return rel === ".git" || rel.startsWith(".git/") ? undefined : rel;
   }
 
-  of(kind: InputKind, p: string): string {
-    return p.startsWith("/") ? this.outsideOf(kind, p) : this.insideOf(kind, p);
+  of(kind: InputKind, p: string): Promise<string> {
+    return p.startsWith("/") ? Promise.resolve(this.outsideOf(kind, p)) : this.insideOf(kind, p);
   }
 
-  private insideOf(kind: InputKind, rel: string, depth = 0): string {
-    const f = this.tree.files.get(rel);
-    const dirs = (this.dirs ??= new Set(this.tree.directories));
+  private async insideOf(kind: InputKind, rel: string, depth = 0): Promise<string> {
+    const type = this.tree.type(rel);
     // What was looked for (found or not) matters by its existence and type only.
     const existence = kind === "p" || kind === "a";
-    if (f) return existence ? "f" : `f${f.digest.hash}${f.executable ? "x" : ""}`;
-    const link = this.tree.symlinks.get(rel);
-    if (link !== undefined) {
+    if (type === "f") {
+      if (existence) return "f";
+      const f = await this.tree.file(rel);
+      return f ? `f${f.digest.hash}${f.executable ? "x" : ""}` : "-";
+    }
+    if (type === "l") {
       if (existence) return "l";
+      const link = this.tree.symlink(rel);
+      if (link === undefined) return "-";
       // What is read is what the link points at: follow it (a link to a link, a few times at most).
       const to = path.resolve(path.join(this.tree.root, path.dirname(rel)), link);
       const toRel = this.rel(to);
-      const target = depth > 8 ? "loop" : toRel === undefined ? this.outsideOf(kind, to) : this.insideOf(kind, toRel, depth + 1);
+      const target = depth > 8 ? "loop" : toRel === undefined ? this.outsideOf(kind, to) : await this.insideOf(kind, toRel, depth + 1);
       return `l${link}>${target}`;
     }
-    if (dirs.has(rel)) return kind === "L" ? `D${(this.listing(rel) ?? []).join("/")}` : "d";
+    if (type === "d") return kind === "L" ? `D${(this.tree.listing(rel) ?? []).join("/")}` : "d";
     if (existence) return "-";
-    // Not in the hashed tree: missing — unless reached through a symlinked directory, whose target the file system resolves.
+    // Not in the tree: missing — unless reached through a symlinked directory, whose target the file system resolves.
     for (let dir = path.dirname(rel); dir !== "." && dir !== ""; dir = path.dirname(dir)) {
-      if (this.tree.symlinks.has(dir)) return `>${this.outsideOf(kind, path.join(this.tree.root, rel))}`;
+      if (this.tree.type(dir) === "l") return `>${this.outsideOf(kind, path.join(this.tree.root, rel))}`;
     }
     return "-";
-  }
-
-  private listing(dir: string): string[] | undefined {
-    if (!this.listings) {
-      const m = new Map<string, string[]>();
-      const add = (p: string) => {
-        if (p === "") return;
-        const slash = p.lastIndexOf("/");
-        const parent = slash < 0 ? "" : p.slice(0, slash);
-        const list = m.get(parent);
-        if (list) list.push(p.slice(slash + 1));
-        else m.set(parent, [p.slice(slash + 1)]);
-      };
-      for (const p of this.tree.files.keys()) add(p);
-      for (const p of this.tree.symlinks.keys()) add(p);
-      for (const p of this.tree.directories) add(p);
-      for (const list of m.values()) list.sort();
-      this.listings = m;
-    }
-    return this.listings.get(dir);
   }
 
   private outsideOf(kind: InputKind, abs: string): string {
@@ -195,7 +169,7 @@ export class StepCache {
    * The newest entry under `key` whose every input fingerprint matches now; else, for the log, the first
    * inputs of the newest entry that no longer match (none when the key was never stored).
    */
-  find(key: string, fp: Fingerprinter): { entry: StepEntry } | { changed: string[] } {
+  async find(key: string, fp: Fingerprinter): Promise<{ entry: StepEntry } | { changed: string[] }> {
     let changed: string[] | undefined;
     for (const row of this.q.get.all(key)) {
       let entry: StepEntry;
@@ -204,9 +178,15 @@ export class StepCache {
       } catch {
         continue;
       }
-      const differ = entry.inputs.filter(([kind, p, want]) => fp.of(kind, p) !== want);
+      const differ: string[] = [];
+      for (const [kind, p, want] of entry.inputs) {
+        const now = await fp.of(kind, p);
+        if (now !== want) differ.push(`${kind} ${p}: ${want} -> ${now}`);
+        // The newest entry's first changes are enough for the log; an older one only needs to be ruled out.
+        if (differ.length >= (changed ? 1 : 5)) break;
+      }
       if (differ.length === 0) return { entry };
-      changed ??= differ.slice(0, 5).map(([kind, p, want]) => `${kind} ${p}: ${want} -> ${fp.of(kind, p)}`);
+      changed ??= differ;
     }
     return { changed: changed ?? [] };
   }
@@ -233,13 +213,14 @@ export type Recorded = { entry: StepEntry } | { uncacheable: string };
 
 /**
  * Turns a successful step's accesses into an entry: inputs fingerprinted against the tree as it was
- * before the step (`before`), outputs as they are now (stored in `store`).
+ * before the step (`before`), outputs as they are now (stored in `store`). `log` is the output to replay (its stdout
+ * alone when `err`, its stderr, is given too).
  */
 export async function recordStep(
   accesses: readonly Access[],
   before: Fingerprinter,
   deps: { store: BlobStore; statCache: StatCache; ignore?: (abs: string) => boolean },
-  extra: { log?: Uint8Array; ms: number },
+  extra: { log?: Uint8Array; err?: Uint8Array; ms: number },
 ): Promise<Recorded> {
   const { inputs, touched, made } = sortAccesses(accesses, deps.ignore);
   addDirectoryContents(touched, before);
@@ -247,7 +228,12 @@ export async function recordStep(
   for (const [abs, kind] of inputs) {
     const rel = before.rel(abs);
     const p = rel ?? abs;
-    keyed.push([kind, p, before.of(kind, p)]);
+    try {
+      keyed.push([kind, p, await before.of(kind, p)]);
+    } catch (err) {
+      if (err instanceof StateUnknownError) return { uncacheable: err.message };
+      throw err;
+    }
   }
   const found = await describeOutputs(touched, made, before, deps.statCache);
   if ("uncacheable" in found) return found;
@@ -255,10 +241,11 @@ export async function recordStep(
   // putFile would send them all again (Redis's three installs of redis-server, 12 MB each).
   const missing = new Set((await deps.store.findMissing(found.files.map((f) => f.digest))).map(digestKey));
   for (const f of found.files) if (missing.has(digestKey(f.digest))) await deps.store.putFile(f.abs, f.digest);
-  let log: string | undefined;
-  if (extra.log && extra.log.length) log = digestKey(await deps.store.put(extra.log));
+  const put = async (bytes?: Uint8Array) => (bytes?.length ? digestKey(await deps.store.put(bytes)) : undefined);
+  const log = await put(extra.log);
+  const err = await put(extra.err);
   keyed.sort((x, y) => (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0));
-  return { entry: { inputs: keyed, outputs: sortForRestore(found.outputs), log, ms: Math.round(extra.ms) } };
+  return { entry: { inputs: keyed, outputs: sortForRestore(found.outputs), log, ...(err ? { err } : {}), ms: Math.round(extra.ms) } };
 }
 
 /**
@@ -386,6 +373,7 @@ function walkDir(dir: string): string[] {
 export async function restoreStep(entry: StepEntry, root: string, store: BlobStore, statCache?: StatCache): Promise<"restored" | "missing"> {
   const blobs = entry.outputs.flatMap((o) => (o.t === "f" ? [parseDigestKey(o.d)] : []));
   if (entry.log) blobs.push(parseDigestKey(entry.log));
+  if (entry.err) blobs.push(parseDigestKey(entry.err));
   // Hashed, not stamped: a rotten output found half-way through would leave the tree half restored.
   if ((await store.findMissing(blobs, { verify: true })).length > 0) return "missing";
   // A directory the step removed must hold nothing the step did not remove too: never delete what it did not.
