@@ -5,7 +5,7 @@ import { execa } from "execa";
 import { cpSync, existsSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanEnv, copyFixture, expectBuildOk, FIXTURES, orionBuild, outcomes, programOutputs, runMake, runOrion, Scratch, type OrionEnv } from "./helpers.js";
+import { cleanEnv, copyFixture, expectBuildOk, FIXTURES, orionBuild, outcomes, programOutputs, runMake, runOrion, runProgram, Scratch, type OrionEnv } from "./helpers.js";
 
 const scratch = new Scratch("drive");
 let env: OrionEnv;
@@ -16,6 +16,14 @@ beforeAll(() => {
 afterAll(() => scratch.cleanup());
 
 const MAKE = ["--driver", "make"];
+
+/** Builds dir with `command` under bear (Debian's compile recorder) and counts the compiles it recorded. */
+async function bearCompiles(dir: string, command: string[]): Promise<number> {
+  const db = join(dir, "bear-compile_commands.json");
+  const r = await execa("bear", ["--output", db, "--", ...command], { cwd: dir, env: cleanEnv(), extendEnv: false, reject: false });
+  expect(r.exitCode, r.stderr).toBe(0);
+  return (JSON.parse(readFileSync(db, "utf8")) as unknown[]).length;
+}
 
 describe("make drives the build", () => {
   it("multi-c: every compile, archive and link is an action; outputs equal make's; a fresh copy executes nothing", async () => {
@@ -39,7 +47,29 @@ describe("make drives the build", () => {
     const warm = await orionBuild(dir, env, MAKE);
     expectBuildOk(warm);
     expect(outcomes(warm.events).cached.filter((l) => l.startsWith("CC "))).toHaveLength(28);
+    expect(outcomes(warm.events).executed).toEqual([]);
     expect(await programOutputs(dir, ["app1/app1", "app2/app2"])).toEqual(ours);
+  });
+
+  it("multi-source: one action per source, links of sources split into compiles and a link; counts equal bear's", async () => {
+    const dir = copyFixture("multi-source", join(scratch.root, "multi-source"));
+    const b = await orionBuild(dir, env, MAKE);
+    expectBuildOk(b);
+    const out = outcomes(b.events);
+    const done = [...out.executed, ...out.cached];
+    expect(done.filter((l) => l.startsWith("CC ")).sort()).toEqual(["CC a.o", "CC b.o", "CC c.o", "CC d.o", "CC main.c", "CC shout.c", "CC whisper.c"]);
+    expect(done.filter((l) => l.startsWith("LINK ")).sort()).toEqual(["LINK app", "LINK libshout.so"]);
+    const ours = await runProgram(join(dir, "app"));
+
+    const plain = copyFixture("multi-source", join(scratch.root, "multi-source-bear"));
+    expect(await bearCompiles(plain, ["make", "-j2"])).toBe(7);
+    expect(ours).toBe(await runProgram(join(plain, "app")));
+
+    copyFixture("multi-source", dir);
+    const warm = await orionBuild(dir, env, MAKE);
+    expectBuildOk(warm);
+    expect(outcomes(warm.events).executed).toEqual([]);
+    expect(await runProgram(join(dir, "app"))).toBe(ours);
   });
 
   it("a compile error: the compiler's own diagnostics, exit 1", async () => {
@@ -68,7 +98,7 @@ describe("make drives the build", () => {
 
     const ref = join(scratch.root, "cmake-ref");
     await configure(ref);
-    expect((await execa("cmake", ["--build", ref, "-j2"], { env: cleanEnv(), extendEnv: false, reject: false })).exitCode).toBe(0);
+    expect(await bearCompiles(ref, ["cmake", "--build", ref, "-j2"])).toBe(4);
     expect(ours).toBe((await execa(join(ref, "app"), { env: cleanEnv({ LD_LIBRARY_PATH: ref }) })).stdout);
     expect(readFileSync(join(build, "generated", "version.h"), "utf8")).toBe(readFileSync(join(ref, "generated", "version.h"), "utf8"));
 

@@ -135,7 +135,7 @@ async function extractAndBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
 /** make drives the build; Orion answers its tool calls (runDriven). */
 async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Reporter, passThrough: string[], signal: AbortSignal, jobsGiven: boolean): Promise<number> {
   const { createRootLogger } = await import("../core/logger.js");
-  const { runDriven } = await import("../drive/index.js");
+  const { runDriven, projectRoot } = await import("../drive/index.js");
   const { CcService } = await import("../cc/service.js");
   const { planLine } = await import("../shell/index.js");
   const { orionLauncher } = await import("../cc/compiler.js");
@@ -149,7 +149,7 @@ async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
   const { defaultSelfPaths } = await import("../cc/compiler.js");
   const programs = new ProgramDigests({ memoFile: join(cfg.cacheDir, "toolchains.json") });
   const tools = cfg.noCache ? undefined : new ToolCache({ stores: () => cc.openStores(), programs, selfPaths: defaultSelfPaths(), logger });
-  const steps = undefined as { lines: import("../drive/index.js").StepLines; close(): void } | undefined;
+  const steps = cfg.noCache ? undefined : await openStepLines(cfg, cc, logger, signal, projectRoot(dir));
   try {
     const outcome = await runDriven({
       dir,
@@ -162,6 +162,7 @@ async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
       farm: cfg.head ? { head: cfg.head, token: cfg.token, tlsCa: cfg.tlsCa, tlsCert: cfg.tlsCert, tlsKey: cfg.tlsKey } : undefined,
       nativeDir,
       historyFile: join(cfg.cacheDir, "drive-history.json"),
+      objectDir: join(cfg.cacheDir, "objs"),
       logger,
       onEvent: (e) => reporter.onEvent(e),
       diagnostics: (chunk) => {
@@ -175,6 +176,17 @@ async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
     steps?.close();
     cc.close();
   }
+}
+
+/** The step cache for the recipe lines a make-driven build runs itself (configure, generators). */
+async function openStepLines(cfg: ResolvedConfig, cc: import("../cc/service.js").CcService, logger: Logger, signal: AbortSignal, root: string) {
+  const { openCacheDir } = await import("../store/index.js");
+  const { HostStepRunner } = await import("../steps/host-runner.js");
+  const { stepLines } = await import("../drive/index.js");
+  const stepCache = openCacheDir(cfg.cacheDir).stepCache();
+  const { store, statCache } = cc.openStores();
+  const runner = new HostStepRunner({ store, statCache, cache: stepCache, env: process.env, jobs: cfg.jobs, logger, diagnostics: () => undefined, signal });
+  return { lines: stepLines(runner, root, signal), close: () => stepCache.close() };
 }
 
 /**

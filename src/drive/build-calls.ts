@@ -1,9 +1,12 @@
 // What a make-driven build answers on its socket: recipe lines from the `orion-sh` shell shim (rewritten so their tool
 // calls come back here, run through the step cache, or handed back to /bin/sh), and the tool calls themselves from
 // the native `orion-cc` client (each an action: a cache look-up, then a run here or on the farm).
-import { readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { basename, join } from "node:path";
 import { errorMessage, type Logger } from "../core/index.js";
-import { parseAr, parseRanlib, toolFamily, isCxxDriver } from "../compile/index.js";
+import { type DriverSplit, parseAr, parseRanlib, splitDriverCall, toolFamily, parseDriver } from "../compile/index.js";
 import type { CallHandler, CcService, CompilerCall, CompilerReply } from "../cc/index.js";
 import type { ActionKind } from "../scheduler/index.js";
 import { type DriveEvents, LOCAL_NODE } from "./events.js";
@@ -33,12 +36,16 @@ export interface BuildCallsOptions {
   steps?: StepLines;
   /** The shell the shim runs lines with (and step lines run with): /bin/sh. */
   shell: string;
+  /** Where the objects of a link's own sources go (split links compile each source on its own first). */
+  objectDir: string;
   /** The farm's name for calls the cache sent there. */
   farmNode?: string;
   logger: Logger;
 }
 
 const EMPTY = Buffer.alloc(0);
+/** The compiles of one split call run this many at once (make gave the call one slot; its parts are short). */
+const SPLIT_PARALLEL = Math.max(2, availableParallelism());
 const HAND_BACK: CompilerReply = { exitCode: 0, stdout: EMPTY, stderr: EMPTY, runInClient: true };
 
 export class BuildCalls implements CallHandler {
@@ -88,10 +95,41 @@ export class BuildCalls implements CallHandler {
     }
   }
 
-  /** One compiler, archiver or linker call: an action of the build. */
-  private async tool(call: CompilerCall): Promise<CompilerReply> {
+  /** One compiler, archiver or linker call — split first when it does several jobs (`cc -c a.c b.c`, `cc a.c b.c -o app`). */
+  private tool(call: CompilerCall): Promise<CompilerReply> {
+    if (toolFamily(call.argv[0]) === "driver") {
+      const split = splitDriverCall(call.argv, (i, source) => this.objectPath(call, i, source));
+      if (split) return this.splitCall(call, split);
+    }
+    return this.oneTool(call);
+  }
+
+  /** Each compile an action (a few at once), then the link of their objects; the replies concatenated in order, as one call's. */
+  private async splitCall(call: CompilerCall, split: DriverSplit): Promise<CompilerReply> {
+    const replies = await inBatches(split.compiles, SPLIT_PARALLEL, (argv) => this.oneTool({ ...call, argv }));
+    const failed = replies.find((r) => r.exitCode !== 0);
+    if (split.kind === "compile-and-link" && !failed) replies.push(await this.oneTool({ ...call, argv: split.link }));
+    return {
+      exitCode: failed?.exitCode ?? replies.at(-1)?.exitCode ?? 0,
+      stdout: Buffer.concat(replies.map((r) => r.stdout)),
+      stderr: Buffer.concat(replies.map((r) => r.stderr)),
+    };
+  }
+
+  /**
+   * Where a linked source's object goes: under the cache's own folder, at a path that depends only on the call (its cwd
+   * and argv), so the same call next time keys its compiles and link the same and finds them cached.
+   */
+  private objectPath(call: CompilerCall, i: number, source: string): string {
+    const dir = join(this.o.objectDir, createHash("sha256").update(`${call.cwd}\0${call.argv.join("\0")}`).digest("hex").slice(0, 24));
+    mkdirSync(dir, { recursive: true });
+    return join(dir, `${i}-${basename(source).replace(/\.[^.]*$/, "")}.o`);
+  }
+
+  /** One call: an action of the build. */
+  private async oneTool(call: CompilerCall): Promise<CompilerReply> {
     const { events } = this.o;
-    const { kind, label } = describeCall(call);
+    const { kind, label } = describeCall(call, this.o.objectDir);
     const id = events.actionStarted(kind, label);
     const started = performance.now();
     try {
@@ -140,7 +178,7 @@ export function commandStringIndex(args: readonly string[]): number | undefined 
 }
 
 /** The action kind and ninja-style label of a tool call. */
-export function describeCall(call: CompilerCall): { kind: ActionKind; label: string } {
+export function describeCall(call: CompilerCall, objectDir?: string): { kind: ActionKind; label: string } {
   const argv = call.argv;
   const rel = (p: string | undefined) => (p === undefined ? "?" : p);
   switch (toolFamily(argv[0])) {
@@ -151,19 +189,35 @@ export function describeCall(call: CompilerCall): { kind: ActionKind; label: str
     case "ld":
       return { kind: "link", label: `LD ${rel(argv[argv.indexOf("-o") + 1])}` };
     default:
-      return describeDriverCall(argv);
+      return describeDriverCall(argv, objectDir);
   }
 }
 
-function describeDriverCall(argv: string[]): { kind: ActionKind; label: string } {
-  const o = argv.indexOf("-o");
-  const out = o >= 0 ? argv[o + 1] : undefined;
-  const source = argv.slice(1).find((a) => /\.(c|cc|cpp|cxx|C|c\+\+|s|S|m)$/.test(a) && !a.startsWith("-"));
-  if (argv.includes("-M") || argv.includes("-MM")) return { kind: "depgen", label: `DEP ${source ?? "?"}` };
-  if (argv.includes("-c") || argv.includes("-S") || argv.includes("-E")) {
-    return { kind: "compile", label: `${isCxxDriver(argv[0] ?? "") ? "CXX" : "CC"} ${out ?? source ?? "?"}` };
+function describeDriverCall(argv: string[], objectDir: string | undefined): { kind: ActionKind; label: string } {
+  const call = parseDriver(argv);
+  const source = call.sources[0] ?? "?";
+  if (call.modes.depOnly) return { kind: "depgen", label: `DEP ${call.sources.join(" ") || "?"}` };
+  const out = call.output?.path;
+  if (call.modes.compile || call.modes.assemble || call.modes.preprocess) {
+    // A split link's object lives in Orion's cache: the source says more.
+    const shown = out === undefined || (objectDir && out.startsWith(objectDir + "/")) ? source : out;
+    return { kind: "compile", label: `${call.cxx ? "CXX" : "CC"} ${shown}` };
   }
   return { kind: "link", label: `LINK ${out ?? "a.out"}` };
+}
+
+/** f over every item, at most `n` at a time; the results in item order. */
+async function inBatches<T, R>(items: readonly T[], n: number, f: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await f(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+  return out;
 }
 
 function readIfFile(abs: string): string | undefined {

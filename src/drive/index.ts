@@ -1,5 +1,6 @@
 // make drives the build: its recipe lines reach Orion through the shell shim, and every tool call becomes an action.
-export { runDriven, type DriveOptions, type DriveOutcome, type FarmAccess } from "./drive.js";
+export { runDriven, projectRoot, type DriveOptions, type DriveOutcome, type FarmAccess } from "./drive.js";
 export { BuildCalls, SHELL_SHIM_NAME, commandStringIndex, describeCall, type LinePlan, type LinePlanner, type StepLines } from "./build-calls.js";
 export { DriveEvents, LOCAL_NODE } from "./events.js";
 export { ToolCache, type ToolCacheOptions } from "./tool-cache.js";
+export { stepLines } from "./step-lines.js";
