@@ -105,7 +105,7 @@ describe("argv policy against a real head and node", () => {
     writeFileSync(join(tree, "w.sh"), `#!/bin/sh\npwd >> ${marker}\nexec "$@"\n`);
     chmodSync(join(tree, "w.sh"), 0o755);
     writeFileSync(join(tree, "Makefile"), "a.o: a.c\n\tgcc -O2 -wrapper ./w.sh -c a.c -o a.o\n");
-    const env = cleanEnv({ ORION_CACHE_DIR: scratch.dir("build-cache"), XDG_CONFIG_HOME: scratch.configHome });
+    const env = cleanEnv({ ORION_CACHE_DIR: scratch.dir("build-cache"), XDG_CONFIG_HOME: scratch.configHome, ORION_DRIVER: "graph" });
     const r = await execa(process.execPath, [ORION_BIN, "build", tree], { env, extendEnv: false, reject: false, stdin: "ignore", all: true });
     expect(r.exitCode, r.all).toBe(1);
     expect(r.all).toContain("FAILED: CC a.o (a.o: refused -wrapper: ");

@@ -175,7 +175,7 @@ describe("multi-c: cold, warm, incremental and cache-reuse builds (one tree at a
 describe("multi-c: --jobs 1, then a corrupted CAS", () => {
   const tree = join(scratch.root, "multi-c-serial");
   const cacheDir = join(scratch.root, "cache-serial");
-  const orion: OrionEnv = { cacheDir, configHome: scratch.configHome };
+  const orion: OrionEnv = { cacheDir, configHome: scratch.configHome, driver: "graph" };
   let expectedStdout: Map<string, string>;
   let serialOutputs: Map<string, Buffer>;
 

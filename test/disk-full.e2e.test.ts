@@ -52,7 +52,7 @@ describe.skipIf(!!cannotMount)("a client cache on a full disk", () => {
   let reference: { outputs: Map<string, Buffer>; stdout: Map<string, string> };
   const tree = join(scratch.root, "multi-c");
   const cacheDir = join(mnt, "cache");
-  const env = () => ({ cacheDir, configHome: scratch.configHome });
+  const env = () => ({ cacheDir, configHome: scratch.configHome, driver: "graph" as const });
 
   beforeAll(async () => {
     reference = await makeReference("multi-c", tree, PROGRAMS);

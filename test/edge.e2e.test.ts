@@ -16,7 +16,7 @@ import { type Daemon, startDaemon, stopDaemon } from "./farm-helpers.js";
 
 const scratch = new Scratch("edge");
 const TOKEN = "edge-e2e-token";
-const client = (): OrionEnv => ({ cacheDir: join(scratch.root, "client-cache"), configHome: scratch.configHome });
+const client = (): OrionEnv => ({ cacheDir: join(scratch.root, "client-cache"), configHome: scratch.configHome, driver: "graph" });
 
 let head: Daemon;
 let node: Daemon;

@@ -21,7 +21,7 @@ let head: Daemon;
 let address = "";
 const conns: FarmConnection[] = [];
 const daemons: Daemon[] = [];
-const client = (name: string): OrionEnv => ({ cacheDir: join(scratch.root, `cache-${name}`), configHome: scratch.configHome });
+const client = (name: string): OrionEnv => ({ cacheDir: join(scratch.root, `cache-${name}`), configHome: scratch.configHome, driver: "graph" });
 
 const connect = (token?: string) => {
   const c = connectFarm(address, { token });
@@ -86,7 +86,7 @@ describe("result reports", () => {
   it("refuses forged reports (a client, a second node, another node's name, undeclared outputs), logs the peer, and caches nothing of them", async () => {
     const tree = copyFixture("gen-header", join(scratch.root, "forged"));
     const build = execa(process.execPath, [ORION_BIN, "build", tree, "--json", "--head", address, "--token", CLIENT], {
-      cwd: REPO, env: cleanEnv({ ORION_CACHE_DIR: client("forged").cacheDir, XDG_CONFIG_HOME: scratch.configHome }), extendEnv: false, reject: false, stdin: "ignore", timeout: 50_000,
+      cwd: REPO, env: cleanEnv({ ORION_CACHE_DIR: client("forged").cacheDir, XDG_CONFIG_HOME: scratch.configHome, ORION_DRIVER: "graph" }), extendEnv: false, reject: false, stdin: "ignore", timeout: 50_000,
     });
     const a = connect(NODE);
     const b = connect(NODE);

@@ -17,7 +17,7 @@ const scratch = new Scratch("farm-mtls");
 const pki = scratch.dir("pki");
 const pem = (name: string) => join(pki, `${name}.pem`);
 const key = (name: string) => join(pki, `${name}.key`);
-const client: OrionEnv = { cacheDir: join(scratch.root, "client-cache"), configHome: scratch.configHome };
+const client: OrionEnv = { cacheDir: join(scratch.root, "client-cache"), configHome: scratch.configHome, driver: "graph" };
 let head: Daemon;
 const nodes: Daemon[] = [];
 let address = "";
@@ -111,7 +111,7 @@ describe("the farm over mutual TLS", () => {
       const socket = join(dir, "agent.sock");
       agentSockets.push(socket);
       const env = cleanEnv({
-        ORION_AGENT_SOCKET: socket, ORION_CACHE_DIR: join(dir, "cache"), XDG_CONFIG_HOME: scratch.configHome,
+        ORION_AGENT_SOCKET: socket, ORION_CACHE_DIR: join(dir, "cache"), XDG_CONFIG_HOME: scratch.configHome, ORION_DRIVER: "graph",
         ORION_HEAD: address, ORION_TLS_CA: pem("ca"), ORION_NO_FALLBACK: "1", ...extra,
       });
       const tree = copyFixture("multi-c", join(dir, "tree"));

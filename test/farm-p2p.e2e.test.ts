@@ -50,7 +50,7 @@ async function logLines(d: Daemon, re: RegExp): Promise<Record<string, unknown>[
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-const client = (name: string): OrionEnv => ({ cacheDir: join(scratch.root, name, "client-cache"), configHome: scratch.configHome });
+const client = (name: string): OrionEnv => ({ cacheDir: join(scratch.root, name, "client-cache"), configHome: scratch.configHome, driver: "graph" });
 
 describe("nodes fetching inputs from their peers", () => {
   it("each node serves its blobs on its own port and announces it", async () => {

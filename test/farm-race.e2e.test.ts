@@ -25,7 +25,7 @@ let round = 0;
 /** One build over the farm with a client cache nobody used before (so nothing is in the tree but what the build writes). */
 async function farmBuild(tree: string, makeArgs: string[] = []): Promise<OrionBuild> {
   const cacheDir = join(scratch.root, `client-cache-${++round}`);
-  const b = await orionBuild(tree, { cacheDir, configHome: scratch.configHome }, ["--head", address, "--token", TOKEN, ...(makeArgs.length ? ["--", ...makeArgs] : [])]);
+  const b = await orionBuild(tree, { cacheDir, configHome: scratch.configHome, driver: "graph" }, ["--head", address, "--token", TOKEN, ...(makeArgs.length ? ["--", ...makeArgs] : [])]);
   return b;
 }
 

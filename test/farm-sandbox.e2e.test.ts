@@ -29,7 +29,7 @@ const outside = [
   "/usr/farm-escape",
   join(homedir(), ".orion-farm-sandbox-escape"),
 ];
-const client: OrionEnv = { cacheDir: join(scratch.root, "cache"), configHome: scratch.configHome };
+const client: OrionEnv = { cacheDir: join(scratch.root, "cache"), configHome: scratch.configHome, driver: "graph" };
 
 /**
  * The `ar` the node was configured with: it probes what it can reach, writing REPORT lines to stderr and to a file it

@@ -10,7 +10,7 @@ const scratch = new Scratch("farm-tls");
 const tls = scratch.dir("tls");
 const cert = join(tls, "cert.pem");
 const key = join(tls, "key.pem");
-const client: OrionEnv = { cacheDir: join(scratch.root, "client-cache"), configHome: scratch.configHome };
+const client: OrionEnv = { cacheDir: join(scratch.root, "client-cache"), configHome: scratch.configHome, driver: "graph" };
 let head: Daemon;
 let node: Daemon;
 let address = "";

@@ -30,7 +30,7 @@ let head: Daemon;
 let address = "";
 const nodes: Daemon[] = [];
 let noToolchain: Daemon;
-const client = (): OrionEnv => ({ cacheDir: join(scratch.root, "client-cache"), configHome: scratch.configHome });
+const client = (): OrionEnv => ({ cacheDir: join(scratch.root, "client-cache"), configHome: scratch.configHome, driver: "graph" });
 
 function nodeArgs(i: number): string[] {
   return ["node", "--head", address, "--token", TOKEN, "--slots", "1", "--data-dir", join(scratch.root, `node-${i}`)];
@@ -97,7 +97,7 @@ describe("a head and four nodes on loopback", () => {
     const tree = join(scratch.root, "multi-c");
     // The embedded build first, at the same absolute path (objects built with -g embed it).
     copyFixture("multi-c", tree);
-    const embedded = await orionBuild(tree, { cacheDir: join(scratch.root, "embedded-cache"), configHome: scratch.configHome });
+    const embedded = await orionBuild(tree, { cacheDir: join(scratch.root, "embedded-cache"), configHome: scratch.configHome, driver: "graph" });
     expect(embedded.exitCode, embedded.stderr).toBe(0);
     const programs = ["app1/app1", "app2/app2"];
     const want = snapshot(tree, buildOutputs(tree, programs));
@@ -216,7 +216,7 @@ describe("a head and four nodes on loopback", () => {
     try {
       const tree = copyFixture("cxx", join(scratch.root, "cxx-handback"));
       const proc = execa(process.execPath, [ORION_BIN, "build", tree, "--json", "--head", address, "--token", TOKEN, "--", `CXX=${gxx}`], {
-        env: cleanEnv({ ORION_CACHE_DIR: join(scratch.root, "client-cache"), XDG_CONFIG_HOME: scratch.configHome }),
+        env: cleanEnv({ ORION_CACHE_DIR: join(scratch.root, "client-cache"), XDG_CONFIG_HOME: scratch.configHome, ORION_DRIVER: "graph" }),
         extendEnv: false,
         reject: false,
         stdin: "ignore",

@@ -72,6 +72,8 @@ export interface OrionEnv {
   configHome: string;
   env?: Record<string, string | undefined>;
   cwd?: string;
+  /** Who drives the build (ORION_DRIVER): tests of the graph scheduler, its sandbox and its farm path pin "graph". */
+  driver?: "graph" | "make";
   /** Kill the CLI after this long (default 45 s, below vitest's 60 s test timeout); a Redis build needs more. */
   timeoutMs?: number;
 }
@@ -80,7 +82,7 @@ export interface OrionEnv {
 export async function runOrion(args: string[], o: OrionEnv): Promise<ProcResult> {
   const r = await execa(process.execPath, [ORION_BIN, ...args], {
     cwd: o.cwd ?? REPO,
-    env: cleanEnv({ ORION_CACHE_DIR: o.cacheDir, XDG_CONFIG_HOME: o.configHome, XDG_CACHE_HOME: join(o.configHome, "..", "xdg-cache"), ...o.env }),
+    env: cleanEnv({ ORION_CACHE_DIR: o.cacheDir, XDG_CONFIG_HOME: o.configHome, XDG_CACHE_HOME: join(o.configHome, "..", "xdg-cache"), ORION_DRIVER: o.driver, ...o.env }),
     extendEnv: false,
     reject: false,
     stdin: "ignore",

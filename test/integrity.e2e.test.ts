@@ -89,7 +89,7 @@ let printed = "";
 
 describe("bit rot in the embedded store (the client's cache)", () => {
   const dir = join(scratch.root, "proj");
-  const env = (): OrionEnv => ({ cacheDir: join(scratch.root, "cache"), configHome: scratch.configHome });
+  const env = (): OrionEnv => ({ cacheDir: join(scratch.root, "cache"), configHome: scratch.configHome, driver: "graph" });
   const cas = () => join(scratch.root, "cache", "cas");
 
   beforeAll(async () => {
@@ -166,7 +166,7 @@ describe("bit rot in the embedded store (the client's cache)", () => {
 describe("bit rot on a farm (head + node processes)", () => {
   const TOKEN = "integrity-e2e-token";
   const dir = join(scratch.root, "farm-proj");
-  const env = (): OrionEnv => ({ cacheDir: join(scratch.root, "farm-client-cache"), configHome: scratch.configHome });
+  const env = (): OrionEnv => ({ cacheDir: join(scratch.root, "farm-client-cache"), configHome: scratch.configHome, driver: "graph" });
   let head: Daemon;
   let node: Daemon | undefined;
   let address = "";

@@ -54,7 +54,7 @@ async function interruptBuild(
 ): Promise<Interrupted> {
   const child = execa(process.execPath, [ORION_BIN, "build", tree, "--json", ...(args.length ? ["--", ...args] : [])], {
     cwd: REPO,
-    env: cleanEnv({ ORION_CACHE_DIR: o.cacheDir, XDG_CONFIG_HOME: o.configHome, XDG_CACHE_HOME: join(o.configHome, "..", "xdg-cache") }),
+    env: cleanEnv({ ORION_CACHE_DIR: o.cacheDir, XDG_CONFIG_HOME: o.configHome, XDG_CACHE_HOME: join(o.configHome, "..", "xdg-cache"), ORION_DRIVER: o.driver }),
     extendEnv: false,
     reject: false,
     stdin: "ignore",
@@ -198,7 +198,7 @@ describe("SIGINT on orion build", () => {
     "during graph extraction: exit 130 (not a death by signal), and nothing built",
     async () => {
       const tree = copyFixture("slow-c", join(scratch.root, "reference"));
-      const orion: OrionEnv = { cacheDir: join(scratch.root, "cache-extract"), configHome: scratch.configHome };
+      const orion: OrionEnv = { cacheDir: join(scratch.root, "cache-extract"), configHome: scratch.configHome, driver: "graph" };
       // make reads the Makefile for 5 s; SIGINT once orion's make is running, i.e. orion is extracting the graph.
       const makeRunning = () => processesUnder(tree).some((p) => /^(\S*\/)?make\s/.test(p.slice(p.indexOf("): ") + 3)));
       const r = await interruptBuild(tree, orion, makeRunning, ["PARSE_SLEEP=5"], 200);

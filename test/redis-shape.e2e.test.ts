@@ -77,7 +77,7 @@ function srcIncluders(dir: string, header: string): string[] {
 describe("redis-shape: a tree built like Redis 7.0.15, against make at the same path", () => {
   // One absolute path for make's build and Orion's: the objects are built with -g and embed it.
   const tree = join(scratch.root, "tree");
-  const orion: OrionEnv = { cacheDir: join(scratch.root, "cache"), configHome: scratch.configHome };
+  const orion: OrionEnv = { cacheDir: join(scratch.root, "cache"), configHome: scratch.configHome, driver: "graph" };
   let ref: { outputs: Map<string, Buffer>; stdout: Map<string, string> };
   let cold: OrionBuild;
   let fresh: OrionBuild;

@@ -20,7 +20,7 @@ let address = "";
 let server: Server;
 let port = 0;
 let connections = 0;
-const client = (name: string): OrionEnv => ({ cacheDir: join(scratch.root, `cache-${name}`), configHome: scratch.configHome });
+const client = (name: string): OrionEnv => ({ cacheDir: join(scratch.root, `cache-${name}`), configHome: scratch.configHome, driver: "graph" });
 
 /**
  * A compile whose `-wrapper` runs a script before cc1 and as (what a token holder did to run code as root on a

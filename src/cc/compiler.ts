@@ -114,7 +114,7 @@ export async function runCaptured(exe: string, call: CompilerCall, extraArgs: re
   const server = defaultSpawnServer();
   if (server) {
     try {
-      const r = await server.run([exe, ...call.argv.slice(1), ...extraArgs], { cwd: call.cwd, env: call.env, timeoutMs: COMPILE_TIMEOUT_MS });
+      const r = await server.run([exe, ...call.argv.slice(1), ...extraArgs], { cwd: call.cwd, env: call.env, timeoutMs: COMPILE_TIMEOUT_MS, signal: call.signal });
       if (r) return { exitCode: r.exitCode ?? exitCodeOf(null, r.signal), stdout: r.stdout, stderr: r.stderr };
     } catch (err) {
       if (err instanceof SpawnError) return notFoundReply(call.argv[0] ?? exe, Object.assign(new Error(err.message), { code: err.code }));
@@ -134,6 +134,8 @@ function runWithNode(exe: string, call: CompilerCall, extraArgs: readonly string
     const child = spawn(exe, [...call.argv.slice(1), ...extraArgs], {
       cwd: call.cwd,
       env: call.env,
+      signal: call.signal,
+      killSignal: "SIGKILL",
       stdio: ["ignore", "pipe", "pipe"],
     });
     child.stdout.on("data", (b: Buffer) => out.push(b));

@@ -42,7 +42,7 @@ export interface CcFarmOptions {
 
 /** What the farm made of one compile: the compiler's answer (outputs already in place), or why it could not run it. */
 export type FarmOutcome =
-  | { kind: "ran"; exitCode: number; stdout: Buffer; stderr: Buffer; depfile?: string }
+  | { kind: "ran"; exitCode: number; stdout: Buffer; stderr: Buffer; depfile?: string; node?: string; cached?: boolean }
   | { kind: "unavailable"; reason: string; unreachable: boolean };
 
 export class CcFarm {
@@ -193,6 +193,8 @@ export class CcFarm {
       token: "",
       projectRoot: plan.root,
     });
+    let node: string | undefined;
+    let cached = false;
     const infraError = await new Promise<string | undefined>((resolveWatch, rejectWatch) => {
       let infra: string | undefined;
       const detach = builds.watchBuild(
@@ -200,6 +202,8 @@ export class CcFarm {
         0,
         (e: BuildEvent) => {
           if (e.type === "action" && e.state === "failed" && e.infra) infra = e.error ?? "infrastructure failure";
+          if (e.type === "action" && e.state === "finished" && e.node) node = e.node;
+          if (e.type === "action" && e.state === "cached") cached = true;
           if (e.type === "summary") {
             queueMicrotask(() => detach());
             resolveWatch(infra);
@@ -216,7 +220,8 @@ export class CcFarm {
     }
     const result = await builds.getResult(buildId, "cc");
     if (!result) return { kind: "unavailable", reason: `the head has no result for ${plan.label}`, unreachable: false };
-    return this.restore(conn, plan, callCwd, result);
+    const outcome = await this.restore(conn, plan, callCwd, result);
+    return outcome.kind === "ran" ? { ...outcome, ...(node ? { node } : {}), ...(cached ? { cached } : {}) } : outcome;
   }
 
   /** Puts the object (and the depfile the user asked for) in place, reads the depfile, and fetches the compiler's output. */

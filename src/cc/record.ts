@@ -11,8 +11,8 @@ export interface CallNote {
   outcome: CallOutcome;
   /** Headers (as the compiler named them, relative to cwd or absolute), when the cache learned them. */
   headers?: string[];
-  /** A miss compiled on the farm rather than here. */
-  remote?: boolean;
+  /** A miss compiled on the farm rather than here: true, or the node's name when the farm said it. */
+  remote?: boolean | string;
 }
 
 export interface CallRecord {

@@ -425,7 +425,9 @@ export class CcService implements CallHandler {
     }
     this.bump("misses");
     this.bump("remoteCompiles");
-    note.remote = true;
+    note.remote = outcome.node ?? true;
+    // The farm's own cache had it: a hit for whoever counts (orion build's events), though this cache missed.
+    if (outcome.cached) note.outcome = "hit";
     const reply: CompilerReply = { exitCode: outcome.exitCode, stdout: outcome.stdout, stderr: outcome.stderr };
     if (outcome.exitCode === 0 && outcome.depfile !== undefined) {
       try {

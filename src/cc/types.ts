@@ -1,5 +1,11 @@
 // The call and reply of the agent's clients (orion cc, orion-sh): what the native client forwards and the agent answers.
-export interface CompilerCall { argv: string[]; cwd: string; env: Record<string, string> }
+export interface CompilerCall {
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+  /** Aborted: the tool this call runs is killed with its process group (orion build's Ctrl-C). */
+  signal?: AbortSignal;
+}
 export interface CompilerReply {
   exitCode: number;
   stdout: Buffer;

@@ -65,7 +65,7 @@ async function buildCommand(
     // A tree without a Makefile (a compile database alone) has no make to drive: its graph is the database.
     const hasMakefile = ["GNUmakefile", "makefile", "Makefile"].some((f) => existsSync(join(dir, f)));
     const jobsGiven = opts.jobs !== undefined || !!process.env.ORION_JOBS;
-    if (cfg.driver === "make" && hasMakefile) return await makeDrivenBuild(dir, cfg, reporter, passThrough, abort.signal, jobsGiven);
+    if (cfg.driver !== "graph" && hasMakefile) return await makeDrivenBuild(dir, cfg, reporter, passThrough, abort.signal, jobsGiven);
     return await extractAndBuild(dir, cfg, reporter, passThrough, abort.signal);
   } catch (err) {
     // make's dry run killed by the same Ctrl-C (a terminal signals the whole group) is the interrupt, not an error.

@@ -3,8 +3,9 @@
 // the native `orion-cc` client (each an action: a cache look-up, then a run here or on the farm).
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { availableParallelism } from "node:os";
-import { basename, join } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { errorMessage, type Logger } from "../core/index.js";
 import { type DriverSplit, parseAr, parseRanlib, splitDriverCall, toolFamily, parseDriver } from "../compile/index.js";
 import type { CallHandler, CcService, CompilerCall, CompilerReply } from "../cc/index.js";
@@ -38,6 +39,8 @@ export interface BuildCallsOptions {
   shell: string;
   /** Where the objects of a link's own sources go (split links compile each source on its own first). */
   objectDir: string;
+  /** The build was interrupted: every tool running is killed, and what it was writing removed. */
+  signal?: AbortSignal;
   /** The farm's name for calls the cache sent there. */
   farmNode?: string;
   logger: Logger;
@@ -132,8 +135,10 @@ export class BuildCalls implements CallHandler {
     const { kind, label } = describeCall(call, this.o.objectDir);
     const id = events.actionStarted(kind, label);
     const started = performance.now();
+    if (this.o.signal?.aborted) return this.cancelled(id, kind, label, call, started);
     try {
-      const { reply, note } = await this.answer(call);
+      const { reply, note } = await this.answer({ ...call, signal: this.o.signal });
+      if (this.o.signal?.aborted) return this.cancelled(id, kind, label, call, started);
       const ms = performance.now() - started;
       const infra = reply.exitCode === 3 && reply.stderr.toString().startsWith("orion cc:");
       // make decides whether a tool's failure fails the build: a -MM run in $(shell) may fail harmlessly (Redis's, in a fresh
@@ -143,7 +148,7 @@ export class BuildCalls implements CallHandler {
       events.actionEnded(id, kind, label, {
         state,
         ms,
-        node: state === "finished" ? (note.remote ? (this.o.farmNode ?? "farm") : LOCAL_NODE) : undefined,
+        node: state === "finished" ? (typeof note.remote === "string" ? note.remote : note.remote ? (this.o.farmNode ?? "farm") : LOCAL_NODE) : undefined,
         error: state === "failed" ? `exit ${reply.exitCode}` : undefined,
         infra,
       });
@@ -154,7 +159,15 @@ export class BuildCalls implements CallHandler {
     }
   }
 
-  private async answer(call: CompilerCall): Promise<{ reply: CompilerReply; note: { outcome: string; remote?: boolean } }> {
+  /** A call the interrupt stopped: its output removed (it may be half written, as make removes an interrupted target's). */
+  private async cancelled(id: string, kind: ActionKind, label: string, call: CompilerCall, started: number): Promise<CompilerReply> {
+    const out = toolFamily(call.argv[0]) === "driver" ? parseDriver(call.argv).output?.path : undefined;
+    if (out !== undefined) await rm(resolve(call.cwd, out), { force: true }).catch(() => undefined);
+    this.o.events.actionEnded(id, kind, label, { state: "cancelled", ms: performance.now() - started });
+    return { exitCode: 130, stdout: EMPTY, stderr: EMPTY };
+  }
+
+  private async answer(call: CompilerCall): Promise<{ reply: CompilerReply; note: { outcome: string; remote?: boolean | string } }> {
     if (this.o.tools && ToolCache.handles(call.argv)) {
       const { reply, outcome } = await this.o.tools.run(call);
       return { reply, note: { outcome } };

@@ -47,10 +47,11 @@ export class DriveEvents {
     id: string,
     kind: ActionKind,
     label: string,
-    how: { state: "cached" | "finished" | "failed"; node?: string; ms: number; error?: string; infra?: boolean },
+    how: { state: "cached" | "finished" | "failed" | "cancelled"; node?: string; ms: number; error?: string; infra?: boolean },
   ): void {
     const c = this.counts;
     if (how.state === "cached") c.cacheHits++;
+    else if (how.state === "cancelled") c.skipped++;
     else if (how.state === "failed") c.failed++;
     else {
       c.executed++;
