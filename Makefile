@@ -6,7 +6,7 @@ SHELL := /bin/bash
 DEB_PACKAGES := gcc g++ make binutils ccache strace bubblewrap cmake bear
 SOURCES := $(shell find src dag-extract scripts test -name '*.ts' -not -path '*/gen/*' 2>/dev/null) $(wildcard proto/orion/v1/*.proto) tsconfig.json buf.gen.yaml
 
-.PHONY: install install-deb build test test-redis test-lua demo bench bench-redis clean
+.PHONY: install install-deb build test test-redis test-lua test-corpus demo bench bench-redis clean
 
 install: install-deb node_modules/.installed
 
@@ -63,6 +63,11 @@ test-redis: build
 # Opt-in: 50 warm farm builds of Lua 5.4 (`make posix`; a head, two nodes, a fresh client cache each) must all pass (minutes; fetches Lua once, as root).
 test-lua: build
 	ORION_TEST_LUA=1 bash scripts/run-tests test/farm-race.e2e.test.ts
+
+# Opt-in: the corpus of real C projects (scripts/fetch-corpus: zlib, lz4, hello, cJSON with CMake and with make), each
+# built by orion build, checked, counted against bear and rebuilt warm (minutes; fetches the sources once, as root).
+test-corpus: build
+	ORION_TEST_CORPUS=1 bash scripts/run-tests test/corpus.e2e.test.ts
 
 demo: build
 	bash scripts/demo
