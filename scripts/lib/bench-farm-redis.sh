@@ -83,6 +83,8 @@ for ((r = 1; r <= rounds; r++)); do
   add orion_farm "$(elapsed "$t0")"
   check_built "orion build --head" "$log.err"
   summary=$(tail -1 "$log")
+  # jemalloc's compiles (cwd deps/jemalloc: "CC src/…") that ran on a node rather than here.
+  jemalloc_on_nodes=$(node -e 'const l=require("fs").readFileSync(process.argv[1],"utf8").split("\n").filter(Boolean).map(JSON.parse);console.log(l.filter(e=>e.type==="action"&&e.state==="finished"&&e.kind==="compile"&&/^CC src\//.test(e.label)&&e.node&&e.node!=="local").length)' "$log")
   kill "${node_pids[@]}" "$head_pid" 2>/dev/null || true
   wait "${node_pids[@]}" "$head_pid" 2>/dev/null || true
 
@@ -101,7 +103,7 @@ for ((r = 1; r <= rounds; r++)); do
   kill "$dpid" 2>/dev/null || true
   wait "$dpid" 2>/dev/null || true
 
-  echo "round $r/$rounds: make -j2 $(echo "${T[make]}" | awk '{print $NF}') s, orion build --head (2 nodes x 1 slot) $(echo "${T[orion_farm]}" | awk '{print $NF}') s [$(echo "$summary" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(`${j.executed} run, nodes ${JSON.stringify(j.nodes)}`)})')], distcc $(echo "${T[distcc]}" | awk '{print $NF}') s"
+  echo "round $r/$rounds: make -j2 $(echo "${T[make]}" | awk '{print $NF}') s, orion build --head (2 nodes x 1 slot) $(echo "${T[orion_farm]}" | awk '{print $NF}') s [$(echo "$summary" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(`${j.executed} run, nodes ${JSON.stringify(j.nodes)}`)})'), jemalloc compiles on nodes: $jemalloc_on_nodes], distcc $(echo "${T[distcc]}" | awk '{print $NF}') s"
 done
 
 median() { tr ' ' '\n' <<<"$1" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }

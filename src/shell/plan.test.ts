@@ -28,6 +28,21 @@ describe("planLine: the measured shapes", () => {
     if (p.kind === "rewrite") expect(p.tools[0]!.argv).toHaveLength(REDIS_CC.slice(at).split(" ").length);
   });
 
+  it("rewrites automake's compile, whose arguments expand a shell variable, and leaves its depbase and mv to sh", () => {
+    const line =
+      "depbase=`echo src/hello.o | sed 's|[^/]*$$|.deps/&|;s|\\.o$$||'`;\\\n" +
+      "gcc -DHAVE_CONFIG_H -I. -g -O2 -MT src/hello.o -MD -MP -MF $depbase.Tpo -c -o src/hello.o src/hello.c &&\\\n" +
+      "mv -f $depbase.Tpo $depbase.Po";
+    const p = plan(line);
+    expect(p.kind).toBe("rewrite");
+    if (p.kind === "rewrite") {
+      expect(p.line).toBe(line.replace("\ngcc ", "\n'/w/orion-cc' gcc "));
+      expect(p.tools).toHaveLength(1);
+    }
+    // The program itself expanding ($CC) cannot be told: the line is a step.
+    expect(plan("$CC -c x.c").kind).toBe("step");
+  });
+
   it("rewrites jemalloc's plain compile", () => {
     const line = "gcc -std=gnu11 -Wall -Wextra -pipe -g3 -fvisibility=hidden -O3 -funroll-loops -fPIC -DPIC -c -D_GNU_SOURCE -D_REENTRANT -Iinclude -Iinclude -o src/arena.o src/arena.c";
     expect(plan(line)).toEqual({ kind: "rewrite", line: `'/w/orion-cc' ${line}`, tools: [{ argv: line.split(" "), cwd: "/r/src", glob: false }] });
@@ -117,10 +132,10 @@ describe("planLine: shell forms", () => {
     expect(shellQuote("")).toBe("''");
   });
 
-  it("runs a loop over compiles as one step", () => {
+  it("runs a loop over compiles as one step; a compile whose arguments expand is still a tool call", () => {
     expect(plan("for f in *.c; do cc -c $f; done")).toEqual({ kind: "step" });
     expect(plan("(cd sub && cc -c y.c)")).toEqual({ kind: "step" });
-    expect(plan("cc -c `ls *.c`")).toEqual({ kind: "step" });
+    expect(plan("cc -c `ls *.c`")).toMatchObject({ kind: "rewrite", line: "'/w/orion-cc' cc -c `ls *.c`" });
     expect(plan("for d in a b; do make -C $d; done")).toEqual({ kind: "fallback" });
     expect(plan("for f in a b; do echo $f; done")).toEqual({ kind: "fallback" });
     expect(plan("$X -c x.c")).toEqual({ kind: "step" });

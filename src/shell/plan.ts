@@ -64,8 +64,16 @@ export function planLine(line: string, opts: PlanOptions): LinePlan {
   const plan: Plan = { cwd: opts.cwd, edits: [], tools: [], make: false, costly: false };
   for (const part of parts) {
     const cmd = simpleCommand(part);
-    if (cmd === undefined) judgeCompound(part, plan);
-    else if (cmd.words.length > 0) planSimple(part, cmd, plan, opts);
+    if (cmd !== undefined) {
+      if (cmd.words.length > 0) planSimple(part, cmd, plan, opts);
+      continue;
+    }
+    // Automake's `depbase=…;\ gcc … -MF $depbase.Tpo -c -o x.o x.c`: the arguments expand, the program does not, so
+    // the call can still be prefixed (sh expands the rest before the wrapper sees it).
+    const loose = simpleCommand(part, { expansions: true });
+    if (loose && !loose.commandExpands && loose.words.length > 0 && programKind(loose.words.slice(programIndex(loose.words))) === "tool") {
+      planSimple(part, { ...loose, glob: true }, plan, opts);
+    } else judgeCompound(part, plan);
   }
   if (plan.tools.length > 0) return { kind: "rewrite", line: applyEdits(line, plan.edits), tools: plan.tools };
   return plan.costly && !plan.make ? { kind: "step" } : { kind: "fallback" };

@@ -18,6 +18,8 @@ describe("simpleCommand", () => {
       wordOffsets: [line.indexOf("cc "), line.indexOf("-DREDIS"), line.indexOf("-DV"), line.indexOf("-c "), line.indexOf("x.c")],
       commandOffset: line.indexOf("cc "),
       glob: false,
+      expands: false,
+      commandExpands: false,
     });
   });
 

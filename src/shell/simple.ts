@@ -12,18 +12,24 @@ export interface SimpleCommand {
   commandOffset: number | undefined;
   /** Some word holds an unquoted `*`, `?` or `[…]`: sh expands it, so the program's real argv may differ from `words`. */
   glob: boolean;
+  /** Some word expands (`$x`, `$(…)`; only with `expansions`): `words` hold such words as written. */
+  expands: boolean;
+  /** The command word itself expands (`$CC -c x.c`): which program runs cannot be told. */
+  commandExpands: boolean;
 }
 
 /**
  * The part read as a simple command, or undefined when it is anything else: a pipeline, a subshell or group, a
- * control construct, a here-document, a word with an expansion (`$x`, `$(…)`, backticks, `~`), a reserved word as
- * the command name.
+ * control construct, a here-document, a word with an expansion (`$x`, `$(…)`, backticks, `~`; allowed with
+ * `expansions`, and said in `expands`), a reserved word as the command name.
  */
-export function simpleCommand(part: LinePart): SimpleCommand | undefined {
+export function simpleCommand(part: LinePart, o: { expansions?: boolean } = {}): SimpleCommand | undefined {
   const assignments: string[] = [];
   const words: string[] = [];
   const wordOffsets: number[] = [];
   let glob = false;
+  let expands = false;
+  let commandExpands = false;
   const tokens = part.tokens;
   for (let k = 0; k < tokens.length; k++) {
     const t = tokens[k]!;
@@ -31,10 +37,12 @@ export function simpleCommand(part: LinePart): SimpleCommand | undefined {
       // Only a redirection (not a here-document) is allowed, with a plain target word.
       if (!isRedirection(t.value)) return undefined;
       const target = tokens[++k];
-      if (target === undefined || target.kind !== "word" || target.expands) return undefined;
+      if (target === undefined || target.kind !== "word" || (target.expands && !o.expansions)) return undefined;
       continue;
     }
-    if (t.expands) return undefined;
+    if (t.expands && !o.expansions) return undefined;
+    if (t.expands && !t.assignment) commandExpands ||= words.length === 0;
+    expands ||= t.expands;
     if (t.ioNumber) continue;
     if (words.length === 0 && t.assignment) {
       assignments.push(t.value);
@@ -45,7 +53,7 @@ export function simpleCommand(part: LinePart): SimpleCommand | undefined {
     wordOffsets.push(t.start);
     glob ||= t.glob;
   }
-  return { assignments, words, wordOffsets, commandOffset: wordOffsets[0], glob };
+  return { assignments, words, wordOffsets, commandOffset: wordOffsets[0], glob, expands, commandExpands };
 }
 
 function isRedirection(op: string): boolean {
