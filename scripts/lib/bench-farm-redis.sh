@@ -83,8 +83,8 @@ for ((r = 1; r <= rounds; r++)); do
   add orion_farm "$(elapsed "$t0")"
   check_built "orion build --head" "$log.err"
   summary=$(tail -1 "$log")
-  # jemalloc's compiles (cwd deps/jemalloc: "CC src/…") that ran on a node rather than here.
-  jemalloc_on_nodes=$(node -e 'const l=require("fs").readFileSync(process.argv[1],"utf8").split("\n").filter(Boolean).map(JSON.parse);console.log(l.filter(e=>e.type==="action"&&e.state==="finished"&&e.kind==="compile"&&/^CC src\//.test(e.label)&&e.node&&e.node!=="local").length)' "$log")
+  # jemalloc's compiles ("CC deps/jemalloc/…") that ran on a node rather than here.
+  jemalloc_on_nodes=$(node -e 'const l=require("fs").readFileSync(process.argv[1],"utf8").split("\n").filter(Boolean).map(JSON.parse);console.log(l.filter(e=>e.type==="action"&&e.state==="finished"&&e.kind==="compile"&&/^CC deps\/jemalloc\//.test(e.label)&&e.node&&e.node!=="local").length)' "$log")
   kill "${node_pids[@]}" "$head_pid" 2>/dev/null || true
   wait "${node_pids[@]}" "$head_pid" 2>/dev/null || true
 

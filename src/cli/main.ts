@@ -143,6 +143,8 @@ async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
   const launcher = orionLauncher();
   if (!launcher) throw new Error("cannot find this checkout's bin/orion");
   const nativeDir = join(dirname(dirname(launcher)), "native", "build");
+  // A cache dir that cannot be made is the user's to fix (exit 2), before make starts: stores open on first use.
+  (await import("../store/index.js")).openCacheDir(cfg.cacheDir);
   const cc = new CcService({ cacheDir: cfg.cacheDir, logger, noCache: cfg.noCache, maxCacheBytes: cfg.maxCacheBytes });
   const { ToolCache } = await import("../drive/index.js");
   const { ProgramDigests } = await import("../cache/program-digests.js");
@@ -178,15 +180,25 @@ async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
   }
 }
 
-/** The step cache for the recipe lines a make-driven build runs itself (configure, generators). */
+/**
+ * The step cache for the recipe lines a make-driven build runs itself (configure, generators), opened on the first such
+ * line: a build whose lines are all tool calls or plain shell never opens it.
+ */
 async function openStepLines(cfg: ResolvedConfig, cc: import("../cc/service.js").CcService, logger: Logger, signal: AbortSignal, root: string) {
-  const { openCacheDir } = await import("../store/index.js");
-  const { HostStepRunner } = await import("../steps/host-runner.js");
-  const { stepLines } = await import("../drive/index.js");
-  const stepCache = openCacheDir(cfg.cacheDir).stepCache();
-  const { store, statCache } = cc.openStores();
-  const runner = new HostStepRunner({ store, statCache, cache: stepCache, env: process.env, jobs: cfg.jobs, logger, diagnostics: () => undefined, signal });
-  return { lines: stepLines(runner, root, signal), close: () => stepCache.close() };
+  let opened: Promise<{ lines: import("../drive/index.js").StepLines; close(): void }> | undefined;
+  const open = async () => {
+    const { openCacheDir } = await import("../store/index.js");
+    const { HostStepRunner } = await import("../steps/host-runner.js");
+    const { stepLines } = await import("../drive/step-lines.js");
+    const stepCache = openCacheDir(cfg.cacheDir).stepCache();
+    const { store, statCache } = cc.openStores();
+    const runner = new HostStepRunner({ store, statCache, cache: stepCache, env: process.env, jobs: cfg.jobs, logger, diagnostics: () => undefined, signal });
+    return { lines: stepLines(runner, root, signal), close: () => stepCache.close() };
+  };
+  return {
+    lines: { run: async (step: Parameters<import("../drive/index.js").StepLines["run"]>[0]) => (await (opened ??= open())).lines.run(step) },
+    close: () => void opened?.then((o) => o.close()),
+  };
 }
 
 /**

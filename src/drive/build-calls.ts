@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { availableParallelism } from "node:os";
-import { basename, join, resolve } from "node:path";
+import { basename, isAbsolute, join, relative, resolve } from "node:path";
 import { errorMessage, type Logger } from "../core/index.js";
 import { type DriverSplit, parseAr, parseRanlib, splitDriverCall, toolFamily, parseDriver } from "../compile/index.js";
 import type { CallHandler, CcService, CompilerCall, CompilerReply } from "../cc/index.js";
@@ -37,6 +37,8 @@ export interface BuildCallsOptions {
   steps?: StepLines;
   /** The shell the shim runs lines with (and step lines run with): /bin/sh. */
   shell: string;
+  /** The project root: labels name paths relative to it. */
+  root?: string;
   /** Where the objects of a link's own sources go (split links compile each source on its own first). */
   objectDir: string;
   /** The build was interrupted: every tool running is killed, and what it was writing removed. */
@@ -132,7 +134,7 @@ export class BuildCalls implements CallHandler {
   /** One call: an action of the build. */
   private async oneTool(call: CompilerCall): Promise<CompilerReply> {
     const { events } = this.o;
-    const { kind, label } = describeCall(call, this.o.objectDir);
+    const { kind, label } = describeCall(call, { objectDir: this.o.objectDir, root: this.o.root });
     const id = events.actionStarted(kind, label);
     const started = performance.now();
     if (this.o.signal?.aborted) return this.cancelled(id, kind, label, call, started);
@@ -190,33 +192,45 @@ export function commandStringIndex(args: readonly string[]): number | undefined 
   return undefined;
 }
 
-/** The action kind and ninja-style label of a tool call. */
-export function describeCall(call: CompilerCall, objectDir?: string): { kind: ActionKind; label: string } {
+/**
+ * The action kind and ninja-style label of a tool call, its paths relative to `root` (the project) when they lie in it —
+ * `CC src/release.o` whichever sub-make compiled it.
+ */
+export function describeCall(call: CompilerCall, o: { objectDir?: string; root?: string } = {}): { kind: ActionKind; label: string } {
   const argv = call.argv;
-  const rel = (p: string | undefined) => (p === undefined ? "?" : p);
+  const shown = (p: string | undefined): string => {
+    if (p === undefined) return "?";
+    if (o.root === undefined) return p;
+    const abs = resolve(call.cwd, p);
+    const rel = relative(o.root, abs);
+    return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : abs;
+  };
   switch (toolFamily(argv[0])) {
     case "ar":
-      return { kind: "archive", label: `AR ${rel(parseAr(argv).archive?.text)}` };
+      return { kind: "archive", label: `AR ${shown(parseAr(argv).archive?.text)}` };
     case "ranlib":
-      return { kind: "archive", label: `RANLIB ${rel(parseRanlib(argv).archives[0]?.text)}` };
+      return { kind: "archive", label: `RANLIB ${shown(parseRanlib(argv).archives[0]?.text)}` };
     case "ld":
-      return { kind: "link", label: `LD ${rel(argv[argv.indexOf("-o") + 1])}` };
+      return { kind: "link", label: `LD ${shown(argv[argv.indexOf("-o") + 1])}` };
     default:
-      return describeDriverCall(argv, objectDir);
+      return describeDriverCall(argv, o.objectDir, shown);
   }
 }
 
-function describeDriverCall(argv: string[], objectDir: string | undefined): { kind: ActionKind; label: string } {
+function describeDriverCall(argv: string[], objectDir: string | undefined, shown: (p: string | undefined) => string): { kind: ActionKind; label: string } {
   const call = parseDriver(argv);
-  const source = call.sources[0] ?? "?";
-  if (call.modes.depOnly) return { kind: "depgen", label: `DEP ${call.sources.join(" ") || "?"}` };
+  const source = call.sources[0];
+  if (call.modes.depOnly) {
+    const more = call.sources.length > 1 ? ` and ${call.sources.length - 1} more` : "";
+    return { kind: "depgen", label: `DEP ${shown(source)}${more}` };
+  }
   const out = call.output?.path;
   if (call.modes.compile || call.modes.assemble || call.modes.preprocess) {
     // A split link's object lives in Orion's cache: the source says more.
-    const shown = out === undefined || (objectDir && out.startsWith(objectDir + "/")) ? source : out;
-    return { kind: "compile", label: `${call.cxx ? "CXX" : "CC"} ${shown}` };
+    const fromCache = out === undefined || (objectDir !== undefined && out.startsWith(objectDir + "/"));
+    return { kind: "compile", label: `${call.cxx ? "CXX" : "CC"} ${shown(fromCache ? source : out)}` };
   }
-  return { kind: "link", label: `LINK ${out ?? "a.out"}` };
+  return { kind: "link", label: `LINK ${shown(out ?? "a.out")}` };
 }
 
 /** f over every item, at most `n` at a time; the results in item order. */

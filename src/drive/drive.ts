@@ -64,7 +64,7 @@ export async function runDriven(o: DriveOptions): Promise<DriveOutcome> {
   const wrapper = join(o.nativeDir, "orion-cc");
   const shim = join(o.nativeDir, "orion-sh");
   for (const p of [wrapper, shim]) if (!existsSync(p)) throw new Error(`${p} is missing: run \`make build\``);
-  const handler = new BuildCalls({ cc: o.cc, tools: o.tools, objectDir: o.objectDir, signal: o.signal, events, planLine: o.planLine, wrapper, steps: o.steps, shell: SHELL, farmNode: o.farm?.head, logger: o.logger });
+  const handler = new BuildCalls({ cc: o.cc, tools: o.tools, objectDir: o.objectDir, root: o.dir, signal: o.signal, events, planLine: o.planLine, wrapper, steps: o.steps, shell: SHELL, farmNode: o.farm?.head, logger: o.logger });
   const { startAgent } = await import("../agent/server.js");
   const agent = await startAgent({ socketPath: sock, handler, idleMs: 2 ** 30, logger: o.logger });
   const history = o.historyFile ? new DriveHistory(o.historyFile) : undefined;

@@ -20,6 +20,7 @@ export const CHEAP_PROGRAMS: ReadonlySet<string> = new Set([
   "nm", "objdump", "readelf", "size", "strip", "objcopy",
   // the rest
   "basename", "dirname", "expr", "sleep", "env", "printenv", "date", "uname", "id", "whoami", "hostname", "which", "seq",
+  "pkg-config", "getconf", "nproc", "git",
 ]);
 
 /** Programs that are make: a sub-make must run in the real shell so that its own recipe lines reach the shim. */
