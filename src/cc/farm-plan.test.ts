@@ -82,9 +82,9 @@ describe("planFarmCompile", () => {
 });
 
 describe("isContextNoise", () => {
-  it("leaves objects, archives and Orion's temporary files out of a context, never sources or headers", () => {
-    expect(["lib/a.o", "lib/libx.a", "lib/.a.o.orion-1234", "app/app.orion-tmp-9-ab"].map(isContextNoise)).toEqual([true, true, true, true]);
-    expect(["lib/a.c", "lib/a.h", "gen/x.d", "a.out", ".orionrc"].map(isContextNoise)).toEqual([false, false, false, false, false]);
+  it("leaves objects, archives, depfiles and Orion's temporary files out of a context, never sources or headers", () => {
+    expect(["lib/a.o", "lib/libx.a", "gen/x.d", "lib/.a.o.orion-1234", "app/app.orion-tmp-9-ab"].map(isContextNoise)).toEqual([true, true, true, true, true]);
+    expect(["lib/a.c", "lib/a.h", "a.out", ".orionrc"].map(isContextNoise)).toEqual([false, false, false, false]);
   });
 });
 

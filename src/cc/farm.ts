@@ -6,7 +6,7 @@ import { rm } from "node:fs/promises";
 import { relative, resolve } from "node:path";
 import { type Digest, type Logger, EMPTY_DIGEST, OrionError, Status, errorMessage } from "../core/index.js";
 import { parseAddress } from "../core/address.js";
-import { hashTree, type StatCache, uploadTree } from "../merkle/index.js";
+import { ChangedWhileHashedError, hashTree, type StatCache, uploadTree } from "../merkle/index.js";
 import { clientTlsProblem, connectFarm, type FarmConnection } from "../grpc/connection.js";
 import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
 import type { BuildEvent } from "../scheduler/index.js";
@@ -146,8 +146,12 @@ export class CcFarm {
     let runs = this.contexts.get(root);
     if (!runs) {
       const cacheRel = relative(root, this.o.cacheDir);
-      const exclude = (rel: string, isDir: boolean) => (isDir ? rel === cacheRel : isContextNoise(rel));
       runs = new FreshRuns(async () => {
+        // Files the build was writing while this snapshot was taken (a configure's config.log, another compile's output):
+        // left out of this snapshot only. No compile make runs now can need one — make would have waited for its writer —
+        // and the next snapshot takes them as they are then.
+        const unsettled = new Set<string>();
+        const exclude = (rel: string, isDir: boolean) => (isDir ? rel === cacheRel : isContextNoise(rel) || unsettled.has(rel));
         for (let attempt = 1; ; attempt++) {
           const started = performance.now();
           const tree = await hashTree(root, { statCache: this.o.statCache, exclude });
@@ -156,7 +160,8 @@ export class CcFarm {
             this.log.debug({ root, files: tree.files.size, uploadedBlobs: up.uploadedBlobs, ms: Math.round(performance.now() - started) }, "context hashed and uploaded");
             return tree.root;
           } catch (err) {
-            // A file written while we read it: hash again (the stat cache re-reads only what changed).
+            // A file written while we read it: hash again without it (the stat cache re-reads only what changed).
+            if (err instanceof ChangedWhileHashedError) unsettled.add(err.rel);
             if (attempt >= SNAPSHOT_ATTEMPTS || !/changed after it was hashed|cannot read file/.test(errorMessage(err))) throw err;
             this.log.debug({ err: errorMessage(err), attempt }, "a file changed during the upload; hashing the context again");
           }

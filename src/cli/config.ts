@@ -1,7 +1,8 @@
 // Configuration: flags > ORION_* environment > the project's .orion.json > the user's config file; validated with zod, unknown keys refused.
-import { existsSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import type { z } from "zod";
 import { UsageError } from "../core/errors.js";
 
@@ -76,10 +77,44 @@ let schema: Awaited<ReturnType<typeof makeSchema>> | undefined;
 
 async function parsePart(raw: unknown, where: string): Promise<Config> {
   if (raw && typeof raw === "object" && Object.values(raw).every((v) => v === undefined)) return {};
+  // The schema only checks (no defaults, no transforms): a part it passed before is passed again as it is, and the
+  // ~100 ms zod takes to load is spent once per new configuration, not on every build (ORION_CACHE_DIR set, say).
+  const memoKey = createHash("sha256").update(JSON.stringify([where, raw])).digest("hex");
+  const memo = validMemo();
+  if (memo.keys.has(memoKey)) return raw as Config;
   schema ??= await makeSchema();
   const r = schema.safeParse(raw);
   if (!r.success) throw new UsageError(describe(r.error, where));
+  memo.add(memoKey);
   return r.data;
+}
+
+/** Configurations zod passed on this machine (by digest), in a small file per user; losing it only costs a reload of zod. */
+let memoFile: { keys: Set<string>; add(key: string): void } | undefined;
+function validMemo(): { keys: Set<string>; add(key: string): void } {
+  if (memoFile) return memoFile;
+  const file = join(tmpdir(), `orion-${process.getuid?.() ?? 0}`, "config-valid");
+  let keys: Set<string>;
+  try {
+    keys = new Set(readFileSync(file, "utf8").split("\n").filter(Boolean));
+  } catch {
+    keys = new Set();
+  }
+  memoFile = {
+    keys,
+    add(key) {
+      if (keys.has(key)) return;
+      keys.add(key);
+      try {
+        mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+        // The newest few hundred are enough: a machine has few configurations.
+        writeFileSync(file, [...keys].slice(-500).join("\n") + "\n", { mode: 0o600 });
+      } catch {
+        // Unwritable /tmp: zod loads next time too.
+      }
+    },
+  };
+  return memoFile;
 }
 
 async function readJson(file: string): Promise<Config> {

@@ -19,11 +19,12 @@ export function withExplicitOutput(argv: readonly string[], call: Pick<DriverCal
 }
 
 /**
- * Files a compile never reads: objects and archives. A build writes them into its tree (jemalloc's make leaves ~65 MB
- * in Redis's), so the source context a compile runs against leaves them out — on the farm and for `orion cc` alike.
+ * Files a compile never reads: objects, archives and depfiles. A build writes them into its tree (jemalloc's make leaves
+ * ~65 MB in Redis's) while other compiles run, so the source context a compile runs against leaves them out — on the farm
+ * and for `orion cc` alike (a depfile written while the context was hashed sent Redis's src/ compiles back home).
  */
 export function compileNeverReads(name: string): boolean {
-  return name.endsWith(".o") || name.endsWith(".a");
+  return name.endsWith(".o") || name.endsWith(".a") || name.endsWith(".d");
 }
 
 /**

@@ -6,6 +6,7 @@ export {
   loadTree,
   MISSING_FROM_STORE,
   uploadTree,
+  ChangedWhileHashedError,
   type BuildTreeExtras,
   type DirectoryCache,
   type HashTreeOptions,

@@ -298,6 +298,19 @@ export async function readDirectory(store: BlobStore, digest: Digest): Promise<D
   }
 }
 
+/** A file of the tree was written while it was hashed and uploaded: the tree no longer describes it. */
+export class ChangedWhileHashedError extends OrionError {
+  constructor(
+    abs: string,
+    /** Its path in the tree. */
+    readonly rel: string,
+    cause: unknown,
+  ) {
+    super(`${abs} changed after it was hashed`, { cause });
+    this.name = "ChangedWhileHashedError";
+  }
+}
+
 /** Uploads the blobs of `tree` that `store` lacks; file bytes are read from `root`. */
 export async function uploadTree(
   store: BlobStore,
@@ -339,7 +352,7 @@ export async function uploadTree(
       try {
         await store.putFile(abs, digest);
       } catch (err) {
-        if (err instanceof CorruptBlobError) throw new OrionError(`${abs} changed after it was hashed`, { cause: err });
+        if (err instanceof CorruptBlobError) throw new ChangedWhileHashedError(abs, fileByKey.get(key)![1], err);
         // The store's disk, not this file: say how much of the upload is still to come.
         if (err instanceof DiskFullError) throw err.needing(missingBytes - uploadedBytes);
         if (err instanceof OrionError && isDiskFull(err)) throw err; // a remote store's full disk, in its own words
