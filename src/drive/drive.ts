@@ -13,6 +13,7 @@ import { BuildCalls, type LinePlanner, type StepLines } from "./build-calls.js";
 import { DriveEvents } from "./events.js";
 import type { ToolCache } from "./tool-cache.js";
 import { runMake } from "./make-run.js";
+import { PARENT_MAKE_VARS } from "../../dag-extract/make.js";
 import { DriveHistory } from "./history.js";
 
 export interface FarmAccess {
@@ -96,11 +97,9 @@ export async function runDriven(o: DriveOptions): Promise<DriveOutcome> {
   return { summary, exitCode };
 }
 
-/** make's per-run variables a parent make (orion run from a recipe) would hand down: this make starts its own run. */
-const PARENT_MAKE_VARS = ["MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "MAKE_TERMOUT", "MAKE_TERMERR"];
-
 function makeEnv(base: NodeJS.ProcessEnv, sock: string, farm: FarmAccess | undefined, root: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base, ORION_AGENT_SOCKET: sock, ORION_REAL_SHELL: SHELL };
+  // A parent make's per-run variables (orion run from a recipe): this make starts its own run.
   for (const name of PARENT_MAKE_VARS) delete env[name];
   delete env.ORION_NO_AGENT;
   delete env.ORION_HEAD;
