@@ -194,6 +194,20 @@ describe("uploadTree and loadTree", () => {
     expect(second.uploadedBlobs).toBe(3); // the new file, sub, root
   });
 
+  it("reads back a tree with an empty folder from a store that never got the empty blob", async () => {
+    write("a.txt", "hello\n");
+    fs.mkdirSync(join(src, "lib"));
+    const t = await hashTree(src, { statCache });
+    // The empty folder's Directory is the empty blob: a store (a head's, over gRPC) need not hold it.
+    const holds = Object.create(store) as BlobStore;
+    holds.findMissing = async (ds) => (await store.findMissing(ds)).filter((d) => d.sizeBytes > 0);
+    await uploadTree(holds, t, src);
+    expect(await store.findMissing([t.dirDigests.get("lib")!])).toHaveLength(1);
+    const loaded = await loadTree(store, t.root);
+    expect([...loaded.files.keys()]).toEqual(["a.txt"]);
+    expect([...loaded.dirDigests.keys()].sort()).toEqual(["", "lib"]);
+  });
+
   it("refuses a file that changed after it was hashed", async () => {
     write("a.txt", "before");
     const t = await hashTree(src, { statCache });

@@ -11,6 +11,7 @@ import {
   Status,
   UsageError,
   digestKey,
+  EMPTY_DIGEST,
   digestOfMessage,
   errorMessage,
   type Digest,
@@ -289,6 +290,9 @@ export const MISSING_FROM_STORE = "missing from the store";
 
 /** One Directory blob from the store: NOT_FOUND when it is missing, a CorruptBlobError when it does not decode. */
 export async function readDirectory(store: BlobStore, digest: Digest): Promise<Directory> {
+  // An empty folder's Directory is the empty blob, which no store is asked to hold (uploads skip it, as REAPI's do): a
+  // folder left empty by what a context leaves out (jemalloc's lib/, only archives) must not make the tree unreadable.
+  if (digest.sizeBytes === 0 && digest.hash === EMPTY_DIGEST.hash) return Directory.create();
   const bytes = await store.get(digest);
   if (!bytes) throw new OrionError(`directory ${digestKey(digest)} is ${MISSING_FROM_STORE}`, { code: Status.NOT_FOUND });
   try {
