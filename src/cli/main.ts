@@ -9,6 +9,7 @@ import { defaultCacheDir, loadConfig, type Config, type ResolvedConfig } from ".
 import type { CcConfig } from "../cc/command.js";
 import { MASQUERADE_NAMES } from "../cc/compiler.js";
 import { Reporter, type ReporterMode } from "./reporter.js";
+import type { BuildEvent } from "../scheduler/index.js";
 import type { BuildsApi } from "../head/api.js";
 import type { BlobStore } from "../cas/index.js";
 import type { StatCache } from "../merkle/index.js";
@@ -114,11 +115,7 @@ async function extractAndBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
       statCache: backend.statCache,
       programs: new ProgramDigests({ memoFile: join(cfg.cacheDir, "toolchains.json") }),
       logger,
-      onEvent: (e) => reporter.onEvent(e),
-      diagnostics: (chunk) => {
-        reporter.beforeDiagnostics();
-        process.stderr.write(chunk);
-      },
+      ...reporterSinks(reporter),
       signal,
       inProcess: backend.inProcess,
       stepCache,
@@ -151,7 +148,8 @@ async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
   const { defaultSelfPaths } = await import("../cc/compiler.js");
   const programs = new ProgramDigests({ memoFile: join(cfg.cacheDir, "toolchains.json") });
   const tools = cfg.noCache ? undefined : new ToolCache({ stores: () => cc.openStores(), programs, selfPaths: defaultSelfPaths(), logger });
-  const steps = cfg.noCache ? undefined : await openStepLines(cfg, cc, logger, signal, projectRoot(dir));
+  const { openStepLines } = await import("../drive/step-lines.js");
+  const steps = cfg.noCache ? undefined : openStepLines({ cacheDir: cfg.cacheDir, stores: () => cc.openStores(), root: projectRoot(dir), jobs: cfg.jobs, logger, signal });
   try {
     const outcome = await runDriven({
       dir,
@@ -166,11 +164,7 @@ async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
       historyFile: join(cfg.cacheDir, "drive-history.json"),
       objectDir: join(cfg.cacheDir, "objs"),
       logger,
-      onEvent: (e) => reporter.onEvent(e),
-      diagnostics: (chunk) => {
-        reporter.beforeDiagnostics();
-        process.stderr.write(chunk);
-      },
+      ...reporterSinks(reporter),
       signal,
     });
     return outcome.exitCode;
@@ -178,27 +172,6 @@ async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
     steps?.close();
     cc.close();
   }
-}
-
-/**
- * The step cache for the recipe lines a make-driven build runs itself (configure, generators), opened on the first such
- * line: a build whose lines are all tool calls or plain shell never opens it.
- */
-async function openStepLines(cfg: ResolvedConfig, cc: import("../cc/service.js").CcService, logger: Logger, signal: AbortSignal, root: string) {
-  let opened: Promise<{ lines: import("../drive/index.js").StepLines; close(): void }> | undefined;
-  const open = async () => {
-    const { openCacheDir } = await import("../store/index.js");
-    const { HostStepRunner } = await import("../steps/host-runner.js");
-    const { stepLines } = await import("../drive/step-lines.js");
-    const stepCache = openCacheDir(cfg.cacheDir).stepCache();
-    const { store, statCache } = cc.openStores();
-    const runner = new HostStepRunner({ store, statCache, cache: stepCache, env: process.env, jobs: cfg.jobs, logger, diagnostics: () => undefined, signal });
-    return { lines: stepLines(runner, root, signal), close: () => stepCache.close() };
-  };
-  return {
-    lines: { run: async (step: Parameters<import("../drive/index.js").StepLines["run"]>[0]) => (await (opened ??= open())).lines.run(step) },
-    close: () => void opened?.then((o) => o.close()),
-  };
 }
 
 /**
@@ -220,6 +193,17 @@ async function drivenJobs(cfg: ResolvedConfig): Promise<number> {
     // An unreachable farm: each compile says so once and runs here.
     return cfg.jobs;
   }
+}
+
+/** Where a build's events and diagnostics go: the reporter owns stdout; diagnostics go to stderr on a clean line. */
+function reporterSinks(reporter: Reporter): { onEvent(e: BuildEvent): void; diagnostics(chunk: string | Uint8Array): void } {
+  return {
+    onEvent: (e) => reporter.onEvent(e),
+    diagnostics: (chunk) => {
+      reporter.beforeDiagnostics();
+      process.stderr.write(chunk);
+    },
+  };
 }
 
 /** Where a build runs: a farm's head, or the embedded head and node — the same runBuild either way. */

@@ -170,8 +170,9 @@ export class BuildCalls implements CallHandler {
   }
 
   private async answer(call: CompilerCall): Promise<{ reply: CompilerReply; note: { outcome: string; remote?: boolean | string } }> {
-    if (this.o.tools && ToolCache.handles(call.argv)) {
-      const { reply, outcome } = await this.o.tools.run(call);
+    const linkOrArchive = this.o.tools && ToolCache.linkOrArchive(call);
+    if (linkOrArchive) {
+      const { reply, outcome } = await this.o.tools!.run(call, linkOrArchive);
       return { reply, note: { outcome } };
     }
     return this.o.cc.handleNoted(call);
@@ -210,8 +211,10 @@ export function describeCall(call: CompilerCall, o: { objectDir?: string; root?:
       return { kind: "archive", label: `AR ${shown(parseAr(argv).archive?.text)}` };
     case "ranlib":
       return { kind: "archive", label: `RANLIB ${shown(parseRanlib(argv).archives[0]?.text)}` };
-    case "ld":
-      return { kind: "link", label: `LD ${shown(argv[argv.indexOf("-o") + 1])}` };
+    case "ld": {
+      const o = argv.indexOf("-o");
+      return { kind: "link", label: `LD ${shown(o < 0 ? "a.out" : argv[o + 1])}` };
+    }
     default:
       return describeDriverCall(argv, o.objectDir, shown);
   }

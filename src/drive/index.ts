@@ -3,4 +3,4 @@ export { runDriven, projectRoot, type DriveOptions, type DriveOutcome, type Farm
 export { BuildCalls, SHELL_SHIM_NAME, commandStringIndex, describeCall, type LinePlan, type LinePlanner, type StepLines } from "./build-calls.js";
 export { DriveEvents, LOCAL_NODE } from "./events.js";
 export { ToolCache, type ToolCacheOptions } from "./tool-cache.js";
-export { stepLines } from "./step-lines.js";
+export { openStepLines, type StepLinesOptions } from "./step-lines.js";

@@ -1,5 +1,6 @@
 // Runs the build's make in its own process group: its output passed on as it comes, stopped whole on an interrupt.
 import type { ResultPromise } from "execa";
+import { killGroup } from "../steps/host-step.js";
 
 export interface MakeRun {
   make: string;
@@ -47,14 +48,5 @@ export async function runMake(o: MakeRun): Promise<{ exitCode?: number; interrup
     clearTimeout(killTimer);
     o.signal?.removeEventListener("abort", stop);
     process.off("exit", onExit);
-  }
-}
-
-function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // ESRCH: the group is gone.
   }
 }

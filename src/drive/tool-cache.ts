@@ -3,7 +3,7 @@
 // path links nothing, and a relink whose objects came out identical is a hit (early cutoff).
 import { existsSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { classify } from "../../dag-extract/classify.js";
+import { classify, type Classified } from "../../dag-extract/classify.js";
 import { errorMessage, type Digest, type Logger } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
 import { type ActionCache, type ProgramDigests, keyEnv, linkKey, lookupValid, normalizeArgv, resolveLibraries } from "../cache/index.js";
@@ -37,16 +37,18 @@ export class ToolCache {
     this.log = o.logger.child({ module: "tool-cache" });
   }
 
-  /** True for the calls this cache answers: archives (`ar rcs`, `ranlib`) and links of objects and libraries. */
-  static handles(argv: readonly string[]): boolean {
-    const kind = classify(argv).kind;
-    return kind === "archive" || kind === "link";
+  /**
+   * The call read once: an archive (`ar rcs`, `ranlib`) or a link of objects and libraries, which this cache answers —
+   * else undefined (a compile, or anything else).
+   */
+  static linkOrArchive(call: CompilerCall): Classified | undefined {
+    const c = classify(call.argv, (p) => existsSync(resolve(call.cwd, p)));
+    return c.kind === "archive" || c.kind === "link" ? c : undefined;
   }
 
-  async run(call: CompilerCall): Promise<ToolOutcome> {
+  async run(call: CompilerCall, c: Classified): Promise<ToolOutcome> {
     const exe = findCompiler(call.argv[0]!, call.cwd, call.env, { selfPaths: this.o.selfPaths });
     if (!exe) return { reply: await runCaptured(call.argv[0]!, call), outcome: "uncacheable" };
-    const c = classify(call.argv, (p) => existsSync(resolve(call.cwd, p)));
     let key: string | undefined;
     try {
       key = await this.key(exe, call, c.inputs);
@@ -67,14 +69,11 @@ export class ToolCache {
     return { reply, outcome: "miss" };
   }
 
-  private async key(exe: string, call: CompilerCall, inputs: string[]): Promise<string | undefined> {
+  private async key(exe: string, call: CompilerCall, inputs: string[]): Promise<string> {
     const { statCache } = this.o.stores();
     const keyInputs: { path: string; digest: Digest }[] = [];
-    for (const p of inputs) {
-      const abs = resolve(call.cwd, p);
-      if (!existsSync(abs)) return undefined;
-      keyInputs.push({ path: p, digest: await statCache.digestOf(abs) });
-    }
+    // An input that cannot be read fails the look-up here (logged), and the tool gives its own words for it.
+    for (const p of inputs) keyInputs.push({ path: p, digest: await statCache.digestOf(resolve(call.cwd, p)) });
     for (const lib of resolveLibraries(call.argv, call.cwd, [])) keyInputs.push({ path: lib, digest: await statCache.digestOf(lib) });
     const toolchain = await this.o.programs.digest(exe);
     return linkKey({ toolchain, argv: normalizeArgv(call.argv, { digest: toolchain }), workingDir: ".", env: keyEnv(call.env), inputs: keyInputs });

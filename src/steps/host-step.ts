@@ -44,7 +44,8 @@ const CLOCK_SLACK_MS = 50;
 const running = new Set<number>();
 let exitHook = false;
 
-function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+/** Signals a process group (a step's, make's); one already gone is fine. */
+export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   if (pid === undefined) return;
   try {
     process.kill(-pid, signal);
