@@ -23,9 +23,12 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
+# tsc, then the bundle bin/orion loads (rolldown: the CLI and its packages in a few chunks, loaded as late as before).
 dist/.built: node_modules/.installed $(SOURCES)
 	npx buf generate
 	npx tsc -p tsconfig.json
+	rm -rf dist/bundle
+	npx rolldown dist/src/cli/main.js --platform node --format esm --external better-sqlite3 --dir dist/bundle --log-level warn
 	@touch $@
 
 build: install dist/.built native/build/orion-spawn native/build/orion-cc native/build/orion-sh native/build/orion-limit

@@ -80,10 +80,8 @@ function codeChangedCheck(): () => boolean {
 /** The caching CcService when it is built, else the pass-through handler (or when ORION_AGENT_HANDLER=passthrough). */
 async function loadHandler(choice: string | undefined, cacheDir: string, logger: Logger): Promise<CallHandler> {
   if (choice === "passthrough") return new PassThroughHandler();
-  // A variable specifier: the service is written alongside this module and may not exist yet.
-  const spec = "../cc/service.js";
   try {
-    const mod = (await import(spec)) as { CcService: new (o: { cacheDir: string; logger: Logger; uncachedRunInClient: boolean }) => CallHandler };
+    const mod = await import("../cc/service.js");
     // The native client runs uncached calls itself (an exec, no fork here, its own stdin and terminal).
     return new mod.CcService({ cacheDir, logger, uncachedRunInClient: true });
   } catch (err) {
