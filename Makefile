@@ -31,7 +31,7 @@ dist/.built: node_modules/.installed $(SOURCES)
 	npx rolldown dist/src/cli/main.js --platform node --format esm --external better-sqlite3 --dir dist/bundle --log-level warn
 	@touch $@
 
-build: install dist/.built native/build/orion-spawn native/build/orion-cc native/build/orion-sh native/build/orion-limit
+build: install dist/.built native/build/orion-spawn native/build/orion-cc native/build/orion-sh native/build/orion-build native/build/orion-limit
 
 # The spawn server: Node asks it to start each tool, so no child is fork()ed from the large Node process.
 native/build/orion-spawn: native/spawn/orion-spawn.c
@@ -53,6 +53,11 @@ native/build/orion-cc: native/cc/orion-cc.c $(AGENT_WIRE)
 
 # The SHELL make runs recipe lines with under `orion build`: asks the build what to do with each line.
 native/build/orion-sh: native/sh/orion-sh.c $(AGENT_WIRE)
+	@mkdir -p $(@D)
+	cc -O2 -Wall -Wextra -Inative/common -o $@ $(filter %.c,$^)
+
+# The `orion build` client: sends the build to the per-user agent when one runs (a warm build server), else runs Node.
+native/build/orion-build: native/client/orion-build.c $(AGENT_WIRE)
 	@mkdir -p $(@D)
 	cc -O2 -Wall -Wextra -Inative/common -o $@ $(filter %.c,$^)
 

@@ -16,9 +16,12 @@ export const FIXTURES = join(REPO, "fixtures");
 /** Variables that would make a child `make`/`orion` behave differently from a clean shell. */
 const SCRUBBED = ["MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "GNUMAKEFLAGS", "CC", "CXX", "AR", "CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS", "CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH", "LIBRARY_PATH", "GCC_EXEC_PREFIX", "COMPILER_PATH", "SOURCE_DATE_EPOCH"];
 
-/** process.env without ORION_* and without make/compiler variables a parent (e.g. `make test`) may have set. */
+/**
+ * process.env without ORION_* and without make/compiler variables a parent (e.g. `make test`) may have set; no build
+ * leaves a warm build server behind (ORION_BUILD_SERVER=0: test/build-server.e2e.test.ts covers that path).
+ */
 export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
+  const env: NodeJS.ProcessEnv = { ORION_BUILD_SERVER: "0" };
   for (const [k, v] of Object.entries(process.env)) {
     if (k.startsWith("ORION_") || SCRUBBED.includes(k)) continue;
     env[k] = v;

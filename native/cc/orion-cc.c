@@ -41,7 +41,6 @@
 
 #include "agent-wire.h"
 
-#define MAX_SOCKET_PATH 107
 #define START_TIMEOUT_MS 5000
 
 /* The call being made: argv with argv[0] resolved to the real compiler's path (or left as given when unresolved). */
@@ -119,39 +118,6 @@ static int resolve_on_path(const char *name) {
     if (!*end) return 0;
     path = end + 1;
   }
-}
-
-/* The agent's socket path, per the rule in the header comment; 0 on failure. */
-static int socket_path(char *out, size_t size) {
-  const char *explicit_path = agent_env_set("ORION_AGENT_SOCKET");
-  if (explicit_path) {
-    if (strlen(explicit_path) >= size) return 0;
-    strcpy(out, explicit_path);
-    return 1;
-  }
-  unsigned uid = (unsigned)getuid();
-  char dir[PATH_MAX];
-  const char *d;
-  int n;
-  if ((d = agent_env_set("XDG_RUNTIME_DIR")) || (d = agent_env_set("ORION_CACHE_DIR"))) {
-    n = snprintf(dir, sizeof dir, "%.*s", (int)trimmed_len(d, strlen(d)), d);
-  } else if ((d = agent_env_set("XDG_CACHE_HOME"))) {
-    n = snprintf(dir, sizeof dir, "%.*s/orion", (int)trimmed_len(d, strlen(d)), d);
-  } else {
-    const char *home = agent_env_set("HOME");
-    if (!home) {
-      struct passwd *pw = getpwuid(getuid());
-      home = pw && pw->pw_dir ? pw->pw_dir : "";
-    }
-    n = snprintf(dir, sizeof dir, "%.*s/.cache/orion", (int)trimmed_len(home, strlen(home)), home);
-  }
-  if (n < 0 || (size_t)n >= sizeof dir) return 0;
-  n = snprintf(out, size, "%s/orion-agent-%u.sock", dir, uid);
-  if (n < 0 || (size_t)n >= size || n > MAX_SOCKET_PATH) {
-    n = snprintf(out, size, "/tmp/orion-%u/orion-agent-%u.sock", uid, uid);
-    if (n < 0 || (size_t)n >= size) return 0;
-  }
-  return 1;
 }
 
 /* mkdir -p of the socket's directory (mode 0700 for the parts it creates). */
@@ -299,7 +265,7 @@ int main(int argc, char **argv) {
 
   signal(SIGPIPE, SIG_IGN); /* a vanished agent becomes EPIPE, and a fallback, not a dead client */
   char sock[PATH_MAX];
-  if (!socket_path(sock, sizeof sock)) run_directly();
+  if (!agent_socket_path(sock, sizeof sock)) run_directly();
   int fd = agent_connect(sock);
   if (fd < 0 && (errno == ENOENT || errno == ECONNREFUSED)) fd = start_agent_and_connect(sock);
   if (fd < 0) {

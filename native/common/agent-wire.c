@@ -3,6 +3,8 @@
 #include "agent-wire.h"
 
 #include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,44 @@ extern char **environ;
 const char *agent_env_set(const char *name) {
   const char *v = getenv(name);
   return v && *v ? v : NULL;
+}
+
+/* Length of dir without trailing slashes, as src/agent/socket-path.ts trims them. */
+static size_t dir_len(const char *dir, size_t len) {
+  while (len > 0 && dir[len - 1] == '/') len--;
+  return len;
+}
+
+int agent_socket_path(char *out, size_t size) {
+  const char *explicit_path = agent_env_set("ORION_AGENT_SOCKET");
+  if (explicit_path) {
+    if (strlen(explicit_path) >= size) return 0;
+    strcpy(out, explicit_path);
+    return 1;
+  }
+  unsigned uid = (unsigned)getuid();
+  char dir[PATH_MAX];
+  const char *d;
+  int n;
+  if ((d = agent_env_set("XDG_RUNTIME_DIR")) || (d = agent_env_set("ORION_CACHE_DIR"))) {
+    n = snprintf(dir, sizeof dir, "%.*s", (int)dir_len(d, strlen(d)), d);
+  } else if ((d = agent_env_set("XDG_CACHE_HOME"))) {
+    n = snprintf(dir, sizeof dir, "%.*s/orion", (int)dir_len(d, strlen(d)), d);
+  } else {
+    const char *home = agent_env_set("HOME");
+    if (!home) {
+      struct passwd *pw = getpwuid(getuid());
+      home = pw && pw->pw_dir ? pw->pw_dir : "";
+    }
+    n = snprintf(dir, sizeof dir, "%.*s/.cache/orion", (int)dir_len(home, strlen(home)), home);
+  }
+  if (n < 0 || (size_t)n >= sizeof dir) return 0;
+  n = snprintf(out, size, "%s/orion-agent-%u.sock", dir, uid);
+  if (n < 0 || (size_t)n >= size || n > AGENT_MAX_SOCKET_PATH) {
+    n = snprintf(out, size, "/tmp/orion-%u/orion-agent-%u.sock", uid, uid);
+    if (n < 0 || (size_t)n >= size) return 0;
+  }
+  return 1;
 }
 
 int agent_connect(const char *path) {
@@ -62,6 +102,22 @@ static int read_all(int fd, void *buf, size_t len) {
     if (n <= 0) return -1;
     p += n;
     len -= (size_t)n;
+  }
+  return 0;
+}
+
+static uint32_t get_u32(const unsigned char *p);
+
+int agent_read_frame(int fd, unsigned char **payload, uint32_t *len) {
+  unsigned char head[4];
+  if (read_all(fd, head, 4) != 0) return -1;
+  *len = get_u32(head);
+  if (*len > AGENT_MAX_FRAME) return -1;
+  *payload = malloc(*len ? *len : 1);
+  if (!*payload) return -1;
+  if (read_all(fd, *payload, *len) != 0) {
+    free(*payload);
+    return -1;
   }
   return 0;
 }

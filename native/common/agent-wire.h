@@ -1,4 +1,4 @@
-/* agent-wire: the client half of the agent's wire format (src/agent/protocol.ts is the reference), shared by the native clients orion-cc and orion-sh. */
+/* agent-wire: the client half of the agent's wire format (src/agent/protocol.ts is the reference), shared by the native clients orion-cc, orion-sh and orion-build. */
 #ifndef ORION_AGENT_WIRE_H
 #define ORION_AGENT_WIRE_H
 
@@ -33,6 +33,16 @@ struct agent_reply {
 /* The variable's value when it is set and non-empty, else NULL. */
 const char *agent_env_set(const char *name);
 
+/* sockaddr_un.sun_path holds 108 bytes including the terminating NUL. */
+#define AGENT_MAX_SOCKET_PATH 107
+
+/*
+ * The agent's socket path (src/agent/socket-path.ts is the reference): $ORION_AGENT_SOCKET, else
+ * <dir>/orion-agent-<uid>.sock with dir = $XDG_RUNTIME_DIR, $ORION_CACHE_DIR, $XDG_CACHE_HOME/orion or ~/.cache/orion,
+ * else /tmp/orion-<uid>/orion-agent-<uid>.sock when that is too long. 1 on success, 0 when it does not fit `size`.
+ */
+int agent_socket_path(char *out, size_t size);
+
 /* A connected unix socket (close-on-exec), or -1 with errno set. */
 int agent_connect(const char *path);
 
@@ -44,5 +54,14 @@ int agent_send_request(int fd, int argc, char *const *argv);
 
 /* Reads and checks one whole reply frame; 0 on success (r->buf then needs free()), -1 on any short or malformed reply. */
 int agent_read_reply(int fd, struct agent_reply *r);
+
+/* Reads one frame: *payload (malloc'd, the caller frees it) of *len bytes. 0 on success, -1 on EOF or a bad frame. */
+int agent_read_frame(int fd, unsigned char **payload, uint32_t *len);
+
+/* A build's answer stream (argv[0] "orion-build"): frames whose payload is u8 kind, then its bytes. */
+#define AGENT_BUILD_EXIT 0
+#define AGENT_BUILD_STDOUT 1
+#define AGENT_BUILD_STDERR 2
+#define AGENT_BUILD_NOT_SERVED 3
 
 #endif

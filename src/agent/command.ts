@@ -5,7 +5,8 @@ import { openSync, closeSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { homedir } from "node:os";
 import { dirname } from "node:path";
-import type { CallHandler } from "../cc/types.js";
+import type { Socket } from "node:net";
+import type { CallHandler, CompilerCall } from "../cc/types.js";
 import type { Logger } from "../core/logger.js";
 import { PassThroughHandler } from "./passthrough.js";
 import { AgentAlreadyRunning, socketAnswers, startAgent } from "./server.js";
@@ -25,6 +26,8 @@ export interface AgentCommandOptions {
   env: Record<string, string | undefined>;
   /** The orion script to re-run detached when not in the foreground. */
   script: string;
+  /** The warm build server (src/cli/build-server.ts) this agent also runs, unless ORION_BUILD_SERVER=0. */
+  buildServer?: (logger: Logger) => Promise<{ serve(call: CompilerCall, conn: Socket): Promise<void>; close(): void }>;
 }
 
 export async function runAgentCommand(o: AgentCommandOptions): Promise<number> {
@@ -36,9 +39,11 @@ export async function runAgentCommand(o: AgentCommandOptions): Promise<number> {
   const { createRootLogger } = await import("../core/logger.js");
   const logger = createRootLogger({ level: o.logLevel, file: o.logFile });
   const handler = await loadHandler(o.env.ORION_AGENT_HANDLER, o.cacheDir, logger);
+  // `orion build` from the native client is served here too (ORION_BUILD_SERVER=0 in the agent's environment: not).
+  const builds = o.env.ORION_BUILD_SERVER === "0" ? undefined : await o.buildServer?.(logger);
   let agent;
   try {
-    agent = await startAgent({ socketPath, handler, idleMs, logger, isStale: codeChangedCheck() });
+    agent = await startAgent({ socketPath, handler, idleMs, logger, isStale: codeChangedCheck(), builds: builds && ((call, conn) => builds.serve(call, conn)) });
   } catch (err) {
     // Two agents started by hand (the native client's lock prevents it otherwise): the first one serves.
     if (err instanceof AgentAlreadyRunning) return 0;
@@ -48,7 +53,26 @@ export async function runAgentCommand(o: AgentCommandOptions): Promise<number> {
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
   await agent.closed;
+  builds?.close();
   return 0;
+}
+
+/**
+ * Starts the agent for `env` detached, without waiting, unless one answers already: a build run in its own process
+ * leaves it behind so that the next one is served warm. Errors are ignored: the next build simply runs on its own.
+ */
+export async function startAgentInBackground(script: string, env: NodeJS.ProcessEnv): Promise<void> {
+  try {
+    const socketPath = agentSocketPath({ env, uid: process.getuid?.() ?? 0, home: homedir() });
+    if (await socketAnswers(socketPath)) return;
+    makeDirSync(dirname(socketPath), 0o700);
+    const log = openSync(agentSideFiles(socketPath).log, "a", 0o600);
+    const child = spawn(process.execPath, [script, "agent", "--foreground", "--socket", socketPath], { detached: true, stdio: ["ignore", log, log], env, cwd: "/" });
+    closeSync(log);
+    child.unref();
+  } catch {
+    /* no agent: nothing lost */
+  }
 }
 
 /**

@@ -12,6 +12,11 @@
 // a command string, without NUL, that the client runs in its real shell instead of the one it was given, after
 // printing the stderr bytes; the exit code is unused. native/common/agent-wire.c implements the same layout on the
 // client side; change both together.
+//
+// A build (argv[0] BUILD_CALL, from native/client/orion-build.c: `orion build ARGS` sent to a running agent) is
+// answered by a stream of build frames instead of one reply: each payload is u8 kind, then its bytes — STDOUT or
+// STDERR bytes to print as they come, then one EXIT (i32 exit code) or one NOT_SERVED (no bytes: the client runs
+// the build itself, in its own Node process). The client half-closing its side is the build's interrupt (its Ctrl-C).
 import type { CompilerCall, CompilerReply } from "../cc/types.js";
 
 export const PROTOCOL_VERSION = 1;
@@ -19,6 +24,22 @@ export const PROTOCOL_VERSION = 1;
 export const MAX_FRAME = 64 << 20;
 
 export const ReplyStatus = { DONE: 0, FALLBACK: 1, REWRITE: 2 } as const;
+
+/** argv[0] of a build sent to the agent by the `orion build` client. */
+export const BUILD_CALL = "orion-build";
+export const BuildFrame = { EXIT: 0, STDOUT: 1, STDERR: 2, NOT_SERVED: 3 } as const;
+export type BuildFrame = (typeof BuildFrame)[keyof typeof BuildFrame];
+
+/** One frame of a build's answer stream. */
+export function encodeBuildFrame(kind: BuildFrame, bytes: Uint8Array | string = Buffer.alloc(0)): Buffer {
+  return frame(Buffer.concat([Buffer.from([kind]), typeof bytes === "string" ? Buffer.from(bytes) : bytes]));
+}
+
+export function encodeBuildExit(code: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(code, 0);
+  return encodeBuildFrame(BuildFrame.EXIT, b);
+}
 export type ReplyStatus = (typeof ReplyStatus)[keyof typeof ReplyStatus];
 
 export interface Reply extends CompilerReply {

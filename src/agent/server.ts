@@ -3,9 +3,9 @@ import { makeDirSync } from "../core/fs.js";
 import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
-import type { CallHandler } from "../cc/types.js";
+import type { CallHandler, CompilerCall } from "../cc/types.js";
 import type { Logger } from "../core/logger.js";
-import { decodeRequest, encodeReply, FrameReader, ReplyStatus } from "./protocol.js";
+import { BUILD_CALL, BuildFrame, decodeRequest, encodeBuildFrame, encodeReply, FrameReader, ReplyStatus } from "./protocol.js";
 import { agentSideFiles } from "./socket-path.js";
 
 export interface AgentOptions {
@@ -23,6 +23,11 @@ export interface AgentOptions {
   isStale?: () => boolean;
   /** Written to the pid file; the process's own pid unless a test says otherwise. */
   pid?: number;
+  /**
+   * Serves a build (a BUILD_CALL request): writes its build frames to the connection and resolves when the last is
+   * written. Absent: such a request is answered NOT_SERVED, and the client builds in its own process.
+   */
+  builds?: (call: CompilerCall, conn: Socket) => Promise<void>;
 }
 
 export interface Agent {
@@ -91,7 +96,9 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       armIdle();
     });
     readOneRequest(sock, log, async (payload) => {
-      sock.end(await replyTo(handler, payload, log));
+      const build = buildRequest(payload);
+      if (build) await serveBuild(options.builds, build, sock, log);
+      else sock.end(await replyTo(handler, payload, log));
       if (options.isStale?.() && !closing) {
         log.info("this agent's code changed on disk; closing so the next call starts a fresh one");
         void close();
@@ -147,6 +154,26 @@ function readOneRequest(sock: Socket, log: Logger, serve: (payload: Buffer) => P
     served = true;
     void serve(frames[0]!);
   });
+}
+
+/** The request when it is a build's (argv[0] BUILD_CALL), else undefined: a tool call or a line for the handler. */
+function buildRequest(payload: Buffer): CompilerCall | undefined {
+  try {
+    const call = decodeRequest(payload);
+    return call.argv[0] === BUILD_CALL ? call : undefined;
+  } catch {
+    return undefined; // replyTo answers the bad request
+  }
+}
+
+/** A build through `serve`, or NOT_SERVED without it or when it fails before its exit frame. */
+async function serveBuild(serve: AgentOptions["builds"], call: CompilerCall, sock: Socket, log: Logger): Promise<void> {
+  try {
+    if (serve) return await serve(call, sock);
+  } catch (err) {
+    log.warn({ err }, "the build server failed; the client builds in its own process");
+  }
+  if (!sock.writableEnded) sock.end(encodeBuildFrame(BuildFrame.NOT_SERVED));
 }
 
 /** The handler's answer to one request, encoded; FALLBACK when the handler declines or fails. */

@@ -9,6 +9,7 @@ import { defaultCacheDir, loadConfig, type Config, type ResolvedConfig } from ".
 import type { CcConfig } from "../cc/command.js";
 import { MASQUERADE_NAMES } from "../cc/compiler.js";
 import { Reporter, type ReporterMode } from "./reporter.js";
+import { type CliIo, type CliOutput, NotServed, processIo } from "./io.js";
 import type { BuildEvent } from "../scheduler/index.js";
 import type { BuildsApi } from "../head/api.js";
 import type { BlobStore } from "../cas/index.js";
@@ -31,51 +32,73 @@ function splitPassThrough(argv: string[]): { ours: string[]; passThrough: string
   return i < 0 ? { ours: argv, passThrough: [] } : { ours: argv.slice(0, i), passThrough: argv.slice(i + 1) };
 }
 
-function projectDir(dir: string | undefined): string {
-  const abs = resolve(dir ?? ".");
+function projectDir(dir: string | undefined, cwd = process.cwd()): string {
+  const abs = resolve(cwd, dir ?? ".");
   if (!existsSync(abs)) throw new UsageError(`no such directory: ${abs}`);
   if (!statSync(abs).isDirectory()) throw new UsageError(`not a directory: ${abs}`);
   return abs;
 }
 
-function config(flags: Config, dir: string | undefined): Promise<ResolvedConfig> {
-  return loadConfig({ env: process.env, projectDir: dir, flags, cores: availableParallelism() });
+function config(flags: Config, dir: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<ResolvedConfig> {
+  return loadConfig({ env, projectDir: dir, flags, cores: availableParallelism() });
 }
 
 async function buildCommand(
   dirArg: string | undefined,
   opts: { json?: boolean; jobs?: number; cache?: boolean; retries?: number; head?: string; token?: string; tlsCa?: string; tlsCert?: string; tlsKey?: string; unsandboxed?: boolean; driver?: "make" | "graph" },
   passThrough: string[],
+  io: CliIo,
 ): Promise<number> {
-  const dir = projectDir(dirArg);
-  const cfg = await config({ jobs: opts.jobs, retries: opts.retries, noCache: opts.cache === false ? true : undefined, head: opts.head, token: opts.token, tlsCa: opts.tlsCa, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, unsandboxed: opts.unsandboxed, driver: opts.driver }, dir);
-  const mode: ReporterMode = opts.json ? "json" : process.stdout.isTTY ? "tty" : "plain";
-  const reporter = new Reporter(mode, process.stdout);
+  const dir = projectDir(dirArg, io.cwd);
+  const cfg = await config({ jobs: opts.jobs, retries: opts.retries, noCache: opts.cache === false ? true : undefined, head: opts.head, token: opts.token, tlsCa: opts.tlsCa, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, unsandboxed: opts.unsandboxed, driver: opts.driver }, dir, io.env);
+  // A tree without a Makefile (a compile database alone) has no make to drive: its graph is the database.
+  const hasMakefile = ["GNUmakefile", "makefile", "Makefile"].some((f) => existsSync(join(dir, f)));
+  const makeDriven = cfg.driver !== "graph" && hasMakefile;
+  if (io.server && !makeDriven) throw new NotServed("only make-driven builds are served");
+  const mode: ReporterMode = opts.json ? "json" : io.stdout.isTTY ? "tty" : "plain";
+  const reporter = new Reporter(mode, io.stdout);
 
   // Ctrl-C is ours from here on, extraction included: the Contract's 130, never a death by signal.
   const abort = new AbortController();
-  let interrupts = 0;
-  const onSigint = () => {
-    if (++interrupts > 1) process.exit(ExitCode.INTERRUPTED);
-    process.stderr.write("\norion: interrupted; stopping the build\n");
-    abort.abort();
-  };
-  process.on("SIGINT", onSigint);
-  process.on("SIGTERM", onSigint);
+  const stopOnInterrupt = interruptHandling(io, abort);
   try {
-    // A tree without a Makefile (a compile database alone) has no make to drive: its graph is the database.
-    const hasMakefile = ["GNUmakefile", "makefile", "Makefile"].some((f) => existsSync(join(dir, f)));
-    const jobsGiven = opts.jobs !== undefined || !!process.env.ORION_JOBS;
-    if (cfg.driver !== "graph" && hasMakefile) return await makeDrivenBuild(dir, cfg, reporter, passThrough, abort.signal, jobsGiven);
+    const jobsGiven = opts.jobs !== undefined || !!io.env.ORION_JOBS;
+    if (makeDriven) return await makeDrivenBuild(dir, cfg, reporter, passThrough, abort.signal, jobsGiven, io);
     return await extractAndBuild(dir, cfg, reporter, passThrough, abort.signal);
   } catch (err) {
     // make's dry run killed by the same Ctrl-C (a terminal signals the whole group) is the interrupt, not an error.
     if (abort.signal.aborted) return ExitCode.INTERRUPTED;
     throw err;
   } finally {
-    process.off("SIGINT", onSigint);
-    process.off("SIGTERM", onSigint);
+    stopOnInterrupt();
   }
+}
+
+/**
+ * The first interrupt stops the build (it then exits 130); in a process of its own a second one exits at once. A served
+ * build's interrupt is its client's (whose second Ctrl-C exits the client). Returns the undo.
+ */
+function interruptHandling(io: CliIo, abort: AbortController): () => void {
+  const stop = () => {
+    if (abort.signal.aborted) return;
+    io.stderr.write("\norion: interrupted; stopping the build\n");
+    abort.abort();
+  };
+  if (io.interrupt) {
+    if (io.interrupt.aborted) stop();
+    io.interrupt.addEventListener("abort", stop, { once: true });
+    return () => io.interrupt!.removeEventListener("abort", stop);
+  }
+  const onSignal = () => {
+    if (abort.signal.aborted) process.exit(ExitCode.INTERRUPTED);
+    stop();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return () => {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  };
 }
 
 async function extractAndBuild(dir: string, cfg: ResolvedConfig, reporter: Reporter, passThrough: string[], signal: AbortSignal): Promise<number> {
@@ -130,31 +153,34 @@ async function extractAndBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
 }
 
 /** make drives the build; Orion answers its tool calls (runDriven). */
-async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Reporter, passThrough: string[], signal: AbortSignal, jobsGiven: boolean): Promise<number> {
+async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Reporter, passThrough: string[], signal: AbortSignal, jobsGiven: boolean, io: CliIo): Promise<number> {
   const { createRootLogger } = await import("../core/logger.js");
   const { runDriven, projectRoot } = await import("../drive/index.js");
   const { CcService } = await import("../cc/service.js");
   const { planLine } = await import("../shell/index.js");
   const { orionLauncher } = await import("../cc/compiler.js");
-  const logger = createRootLogger({ level: cfg.logLevel, file: cfg.logFile });
+  const logger = createRootLogger({ level: cfg.logLevel, file: cfg.logFile, stream: io.server ? io.stderr : undefined });
   const launcher = orionLauncher();
   if (!launcher) throw new Error("cannot find this checkout's bin/orion");
   const nativeDir = join(dirname(dirname(launcher)), "native", "build");
   // A cache dir that cannot be made is the user's to fix (exit 2), before make starts: stores open on first use.
   (await import("../store/index.js")).openCacheDir(cfg.cacheDir);
-  const cc = new CcService({ cacheDir: cfg.cacheDir, logger, noCache: cfg.noCache, maxCacheBytes: cfg.maxCacheBytes });
+  // Served: the agent's cc service for this cache, whose stat cache and open stores outlive the build.
+  const ccOptions = { cacheDir: cfg.cacheDir, noCache: cfg.noCache, maxCacheBytes: cfg.maxCacheBytes };
+  const cc = io.server?.ccService(ccOptions) ?? new CcService({ ...ccOptions, logger });
   const { ToolCache } = await import("../drive/index.js");
   const { ProgramDigests } = await import("../cache/program-digests.js");
   const { defaultSelfPaths } = await import("../cc/compiler.js");
   const programs = new ProgramDigests({ memoFile: join(cfg.cacheDir, "toolchains.json") });
   const tools = cfg.noCache ? undefined : new ToolCache({ stores: () => cc.openStores(), programs, selfPaths: defaultSelfPaths(), logger });
   const { openStepLines } = await import("../drive/step-lines.js");
-  const steps = cfg.noCache ? undefined : openStepLines({ cacheDir: cfg.cacheDir, stores: () => cc.openStores(), root: projectRoot(dir), jobs: cfg.jobs, logger, signal });
+  const steps = cfg.noCache ? undefined : openStepLines({ cacheDir: cfg.cacheDir, stores: () => cc.openStores(), root: projectRoot(dir), jobs: cfg.jobs, env: io.env, logger, signal });
   try {
     const outcome = await runDriven({
       dir,
       makeArgs: passThrough,
       jobs: jobsGiven ? cfg.jobs : await drivenJobs(cfg),
+      env: io.env,
       cc,
       tools,
       planLine,
@@ -164,14 +190,27 @@ async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
       historyFile: join(cfg.cacheDir, "drive-history.json"),
       objectDir: join(cfg.cacheDir, "objs"),
       logger,
-      ...reporterSinks(reporter),
+      ...reporterSinks(reporter, io.stderr),
       signal,
     });
     return outcome.exitCode;
   } finally {
     steps?.close();
-    cc.close();
+    if (!io.server) {
+      cc.close();
+      await startBuildServer(launcher, io.env);
+    }
   }
+}
+
+/**
+ * After a build in its own process, the per-user agent is started (detached, unless it runs or ORION_BUILD_SERVER=0)
+ * so the next `orion build` is served warm by it: no Node start-up, stores and stat cache already open.
+ */
+async function startBuildServer(script: string, env: NodeJS.ProcessEnv): Promise<void> {
+  if (env.ORION_BUILD_SERVER === "0" || env.ORION_NO_AGENT === "1") return;
+  const { startAgentInBackground } = await import("../agent/command.js");
+  await startAgentInBackground(script, env);
 }
 
 /**
@@ -196,12 +235,12 @@ async function drivenJobs(cfg: ResolvedConfig): Promise<number> {
 }
 
 /** Where a build's events and diagnostics go: the reporter owns stdout; diagnostics go to stderr on a clean line. */
-function reporterSinks(reporter: Reporter): { onEvent(e: BuildEvent): void; diagnostics(chunk: string | Uint8Array): void } {
+function reporterSinks(reporter: Reporter, stderr: CliOutput = process.stderr): { onEvent(e: BuildEvent): void; diagnostics(chunk: string | Uint8Array): void } {
   return {
     onEvent: (e) => reporter.onEvent(e),
     diagnostics: (chunk) => {
       reporter.beforeDiagnostics();
-      process.stderr.write(chunk);
+      stderr.write(chunk);
     },
   };
 }
@@ -334,7 +373,8 @@ async function masqueradeCommand(dir: string): Promise<number> {
   return ExitCode.OK;
 }
 
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], io: CliIo = processIo()): Promise<number> {
+  if (io.server && argv[0] !== "build") throw new NotServed(`\`orion ${argv[0] ?? ""}\` is not served`);
   // `orion cc` and masquerade calls bypass commander: every argument after the compiler is the compiler's.
   const invokedAs = basename(process.argv[1] ?? "");
   try {
@@ -342,7 +382,7 @@ export async function main(argv: string[]): Promise<number> {
     if (MASQUERADE_NAMES.includes(invokedAs)) return await ccCommand([invokedAs, ...argv]);
     if (argv[0] === "cc") return await ccCommand(argv.slice(1));
   } catch (err) {
-    return reportError(err);
+    return reportError(err, io);
   }
   const { ours, passThrough } = splitPassThrough(argv);
   let exitCode: number = ExitCode.OK;
@@ -353,7 +393,7 @@ export async function main(argv: string[]): Promise<number> {
     .description("Distributed build execution for C and C++: whole-graph scheduling, Merkle action caching, a remote-compile farm.")
     .version(VERSION)
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(s.startsWith("error:") ? `orion: ${s.slice(7)}` : s) })
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s), outputError: (s, write) => write(s.startsWith("error:") ? `orion: ${s.slice(7)}` : s) })
     .showSuggestionAfterError(true)
     .addHelpText(
       "after",
@@ -363,7 +403,7 @@ Exit codes: 0 success, 1 the build failed, 2 usage or configuration error, 3 inf
 Configuration: flags > ORION_* environment > DIR/.orion.json > $XDG_CONFIG_HOME/orion/config.json.
 Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     );
-  addBuildCommand(program, passThrough, done);
+  addBuildCommand(program, passThrough, done, io);
   addFarmCommands(program, done);
   addProjectCommands(program, passThrough, done);
   addCacheCommands(program, done);
@@ -372,14 +412,15 @@ Cache: $ORION_CACHE_DIR or $XDG_CACHE_HOME/orion (~/.cache/orion).`,
     await program.parseAsync(ours, { from: "user" });
     return exitCode;
   } catch (err) {
-    return reportError(err);
+    if (err instanceof NotServed) throw err;
+    return reportError(err, io);
   }
 }
 
 /** How a command's action hands back its exit code. */
 type Done = (exitCode: number) => void;
 
-function addBuildCommand(program: Command, passThrough: string[], done: Done): void {
+function addBuildCommand(program: Command, passThrough: string[], done: Done, io: CliIo): void {
   program
     .command("build")
     .description("build DIR (default .) through Orion's scheduler and cache; ARGS after -- go to make (targets, VAR=value)")
@@ -397,7 +438,7 @@ function addBuildCommand(program: Command, passThrough: string[], done: Done): v
     .option("--tls-key <file>", "the PEM private key of --tls-cert (ORION_TLS_KEY)")
     .addHelpText("after", "\nExamples:\n  orion build ./fixtures/multi-c\n  orion build . --json -- CFLAGS=-O0 all\n  orion build --head 10.0.0.5:50050 --token $T ./proj\n")
     .action(async (dir: string | undefined, opts) => {
-      done(await buildCommand(dir, opts, passThrough));
+      done(await buildCommand(dir, opts, passThrough, io));
     });
 }
 
@@ -516,7 +557,7 @@ function addProjectCommands(program: Command, passThrough: string[], done: Done)
     .action(async (opts: { socket?: string; idleMs?: number; foreground?: boolean }) => {
       const cfg = await config({}, undefined);
       const { runAgentCommand } = await import("../agent/command.js");
-      done(await runAgentCommand({ ...opts, cacheDir: cfg.cacheDir, logLevel: cfg.logLevel, logFile: cfg.logFile, env: process.env, script: process.argv[1] ?? "" }));
+      done(await runAgentCommand({ ...opts, cacheDir: cfg.cacheDir, logLevel: cfg.logLevel, logFile: cfg.logFile, env: process.env, script: process.argv[1] ?? "", buildServer: async (logger) => (await import("./build-server.js")).buildServer(logger) }));
     });
 
   program
@@ -567,25 +608,25 @@ function addCacheCommands(program: Command, done: Done): void {
     });
 }
 
-function reportError(err: unknown): number {
+function reportError(err: unknown, io: Pick<CliIo, "stderr" | "env"> = { stderr: process.stderr, env: process.env }): number {
   if (err instanceof CommanderError) {
     if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return ExitCode.OK;
     // commander already printed its one line.
     return ExitCode.USAGE;
   }
   if (err instanceof ExtractError) {
-    if (err.stderr) process.stderr.write(err.stderr.endsWith("\n") ? err.stderr : err.stderr + "\n");
-    process.stderr.write(`orion: ${err.message.split("\n")[0]}\n`);
+    if (err.stderr) io.stderr.write(err.stderr.endsWith("\n") ? err.stderr : err.stderr + "\n");
+    io.stderr.write(`orion: ${err.message.split("\n")[0]}\n`);
     return err.exitCode === undefined ? ExitCode.USAGE : ExitCode.BUILD_FAILED;
   }
   if (err instanceof OrionError) {
-    process.stderr.write(`orion: ${err.message}\n`);
+    io.stderr.write(`orion: ${err.message}\n`);
     return err.exitCode;
   }
   // A system error (ENOSPC, EACCES, EIO…) names its path in its message; anything else is Orion's bug.
   const errno = (err as NodeJS.ErrnoException)?.code;
-  process.stderr.write(typeof errno === "string" ? `orion: ${errorMessage(err)}\n` : `orion: internal error: ${errorMessage(err)}\n`);
-  if (process.env.ORION_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ""}\n`);
+  io.stderr.write(typeof errno === "string" ? `orion: ${errorMessage(err)}\n` : `orion: internal error: ${errorMessage(err)}\n`);
+  if (io.env.ORION_DEBUG) io.stderr.write(`${(err as Error)?.stack ?? ""}\n`);
   return ExitCode.INFRASTRUCTURE;
 }
 

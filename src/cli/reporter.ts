@@ -5,6 +5,8 @@ export type ReporterMode = "json" | "tty" | "plain";
 
 export interface Output {
   write(chunk: string): unknown;
+  /** The terminal's width, for the status line. */
+  columns?: number;
 }
 
 export class Reporter {
@@ -56,7 +58,7 @@ export class Reporter {
 
   private line(text: string, status: boolean): void {
     if (this.mode === "tty" && status) {
-      const width = (process.stdout.columns || 100) - 1;
+      const width = (this.out.columns || 100) - 1;
       this.out.write(`\r\x1b[K${text.length > width ? text.slice(0, width) : text}`);
       this.statusShown = true;
       return;

@@ -9,13 +9,15 @@ export interface LoggerOptions {
   level?: string;
   /** A file to append JSON lines to; standard error when absent. */
   file?: string;
+  /** Where lines go instead of standard error when there is no file (a served build's: its client's stderr). */
+  stream?: { write(line: string): unknown };
 }
 
 export function createRootLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? process.env.ORION_LOG_LEVEL ?? "warn";
   // The log file's folder is made here, not by pino (its recursive mkdir never returns under /proc).
   if (options.file) makeDirSync(dirname(options.file));
-  const dest = options.file ? pino.destination({ dest: options.file, sync: false }) : pino.destination(2);
+  const dest = options.file ? pino.destination({ dest: options.file, sync: false }) : (options.stream ?? pino.destination(2));
   return pino({ level, base: { pid: process.pid } }, dest);
 }
 

@@ -12,6 +12,8 @@ export interface StepLinesOptions {
   /** The project: what steps are fingerprinted and restored against. */
   root: string;
   jobs: number;
+  /** The environment steps run with (the build's). */
+  env: NodeJS.ProcessEnv;
   logger: Logger;
   signal: AbortSignal;
 }
@@ -23,7 +25,7 @@ export function openStepLines(o: StepLinesOptions): { lines: StepLines; close():
     const { HostStepRunner } = await import("../steps/host-runner.js");
     const stepCache = openCacheDir(o.cacheDir).stepCache();
     const { store, statCache } = o.stores();
-    const runner = new HostStepRunner({ store, statCache, cache: stepCache, env: process.env, jobs: o.jobs, logger: o.logger, diagnostics: () => undefined, signal: o.signal });
+    const runner = new HostStepRunner({ store, statCache, cache: stepCache, env: o.env, jobs: o.jobs, logger: o.logger, diagnostics: () => undefined, signal: o.signal });
     const lines: StepLines = {
       async run(step) {
         const r = await runner.runLine({ argv: step.argv, cwd: step.cwd, root: o.root, env: step.env, signal: o.signal });
