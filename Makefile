@@ -28,7 +28,7 @@ dist/.built: node_modules/.installed $(SOURCES)
 	npx tsc -p tsconfig.json
 	@touch $@
 
-build: install dist/.built native/build/orion-spawn native/build/orion-cc native/build/orion-sh native/build/orion-limit
+build: install dist/.built native/build/orion-spawn native/build/orion-cc native/build/orion-sh native/build/orion-limit native/build/liborion-trace.so
 
 # The spawn server: Node asks it to start each tool, so no child is fork()ed from the large Node process.
 native/build/orion-spawn: native/spawn/orion-spawn.c
@@ -52,6 +52,11 @@ native/build/orion-cc: native/cc/orion-cc.c $(AGENT_WIRE)
 native/build/orion-sh: native/sh/orion-sh.c $(AGENT_WIRE)
 	@mkdir -p $(@D)
 	cc -O2 -Wall -Wextra -Inative/common -o $@ $(filter %.c,$^)
+
+# The host-step tracer, preloaded into every process of a traced step: records the files each one touches (cheaper than strace).
+native/build/liborion-trace.so: native/trace/orion-trace.c
+	@mkdir -p $(@D)
+	cc -O2 -Wall -Wextra -fPIC -shared -o $@ $< -ldl
 
 test: build
 	bash scripts/run-tests
