@@ -31,7 +31,7 @@ dist/.built: node_modules/.installed $(SOURCES)
 	npx rolldown dist/src/cli/main.js --platform node --format esm --external better-sqlite3 --dir dist/bundle --log-level warn
 	@touch $@
 
-build: install dist/.built native/build/orion-spawn native/build/orion-cc native/build/orion-sh native/build/orion-build native/build/orion-limit
+build: install dist/.built native/build/orion-spawn native/build/orion-cc native/build/orion-sh native/build/orion-build native/build/orion-limit native/build/liborion-trace.so
 
 # The spawn server: Node asks it to start each tool, so no child is fork()ed from the large Node process.
 native/build/orion-spawn: native/spawn/orion-spawn.c
@@ -60,6 +60,11 @@ native/build/orion-sh: native/sh/orion-sh.c $(AGENT_WIRE)
 native/build/orion-build: native/client/orion-build.c $(AGENT_WIRE)
 	@mkdir -p $(@D)
 	cc -O2 -Wall -Wextra -Inative/common -o $@ $(filter %.c,$^)
+
+# The host-step tracer, preloaded into every process of a traced step: records the files each one touches (cheaper than strace).
+native/build/liborion-trace.so: native/trace/orion-trace.c
+	@mkdir -p $(@D)
+	cc -O2 -Wall -Wextra -fPIC -shared -o $@ $< -ldl
 
 test: build
 	bash scripts/run-tests

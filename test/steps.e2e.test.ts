@@ -1,4 +1,4 @@
-// End-to-end: host steps cached as whole steps (traced with strace) by the real `orion build` CLI.
+// End-to-end: host steps cached as whole steps (traced by the preload library, else strace) by the real `orion build` CLI.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";

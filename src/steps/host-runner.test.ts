@@ -1,9 +1,11 @@
-// The whole-step cache end to end on one machine: real sh, real strace, a real blob store and SQLite files; steps run
-// against a tree hashed up front (the client's loop) and lines run against the live file system (make drives the build).
+// The whole-step cache end to end on one machine: real sh, real tracers (the preload library and strace, each in turn),
+// a real blob store and SQLite files; steps run against a tree hashed up front (the client's loop) and lines run against
+// the live file system (make drives the build).
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createBlobStore } from "../cas/index.js";
 import type { BlobStore } from "../cas/index.js";
 import { findProgram } from "../core/programs.js";
@@ -13,8 +15,14 @@ import { HostStepRunner, type HostLine } from "./host-runner.js";
 import { StepCache } from "./step-cache.js";
 
 const haveStrace = findProgram("strace", process.cwd()) !== undefined;
+const repo = path.resolve(import.meta.dirname, "../..");
+const TRACERS = haveStrace ? ["preload", "strace"] : ["preload"];
 
-describe.skipIf(!haveStrace)("HostStepRunner with the step cache", () => {
+beforeAll(() => {
+  execFileSync("make", ["--no-print-directory", "-s", "native/build/liborion-trace.so"], { cwd: repo, stdio: "inherit" });
+});
+
+describe.each(TRACERS)("HostStepRunner with the step cache, traced by %s", (tracer) => {
   let dir: string;
   let root: string;
   let store: BlobStore;
@@ -42,21 +50,23 @@ describe.skipIf(!haveStrace)("HostStepRunner with the step cache", () => {
     rmSync(counter, { force: true });
   });
 
-  const runner = () =>
+  const runner = (by = tracer, preloadLibrary?: string) =>
     new HostStepRunner({
+      preloadLibrary,
       store,
       statCache,
       cache,
-      env: { PATH: process.env.PATH },
+      // A tracer that fails its probe would leave every step uncached: the tests below would fail.
+      env: { PATH: process.env.PATH, ORION_STEP_TRACER: by },
       jobs: 1,
       logger: silentLogger,
       diagnostics: (c) => (output += Buffer.from(c).toString()),
       signal: new AbortController().signal,
     });
 
-  const run = async (line: string) => {
+  const run = async (line: string, r = runner()) => {
     const tree = await hashTree(root, { statCache });
-    return runner().run({ argv: ["/bin/sh", "-c", line], cwd: root }, { root, files: tree.files, symlinks: tree.symlinks, directories: [...tree.dirDigests.keys()] });
+    return r.run({ argv: ["/bin/sh", "-c", line], cwd: root }, { root, files: tree.files, symlinks: tree.symlinks, directories: [...tree.dirDigests.keys()] });
   };
 
   const write = (rel: string, text: string) => {
@@ -88,6 +98,21 @@ describe.skipIf(!haveStrace)("HostStepRunner with the step cache", () => {
     expect(read("gen/x")).toBe("made\n");
     expect(existsSync(path.join(root, "old.txt"))).toBe(false);
     expect(output).toBe("said\n");
+  });
+
+  it.runIf(TRACERS.length > 1)("keys a step the same whichever tracer ran it: an entry one stored, the other restores", async () => {
+    const other = TRACERS.find((t) => t !== tracer);
+    freshTree();
+    expect(await run(STEP)).toMatchObject({ ok: true, restored: false });
+    freshTree();
+    expect(await run(STEP, runner(other))).toMatchObject({ ok: true, restored: true });
+  });
+
+  it.runIf(tracer === "preload")("ORION_STEP_TRACER=none, or preload where it cannot work, runs steps untraced: nothing is stored", async () => {
+    freshTree();
+    expect(await run(STEP, runner("none"))).toMatchObject({ ok: true, restored: false });
+    expect(await run(STEP, runner("preload", path.join(dir, "no-such-lib.so")))).toMatchObject({ ok: true, restored: false });
+    expect(cache.count()).toBe(0);
   });
 
   it("runs again when a file it read changed, or one it looked for in vain appeared", async () => {

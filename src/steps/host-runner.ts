@@ -1,9 +1,9 @@
-// Runs one host step in the real tree: restored from the step cache when every input it read last time
-// is unchanged, else run — under strace when the machine has it, so that a successful run can be cached. Against a
-// tree hashed up front (the client's host-step loop) or the live file system (a line make runs, other lines running
-// beside it); several steps may run through one runner at once.
+// Runs one host step in the real tree: restored from the step cache when every input it read last time is unchanged,
+// else run — traced (by the preload library, else strace) when it can be, so that a successful run can be cached.
+// Against a tree hashed up front (the client's host-step loop) or the live file system (a line make runs, other lines
+// running beside it); several steps may run through one runner at once.
 import { randomBytes } from "node:crypto";
-import { lstatSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { type Logger, errorMessage } from "../core/index.js";
@@ -13,7 +13,9 @@ import type { BlobStore } from "../cas/index.js";
 import type { StatCache } from "../merkle/index.js";
 import { runHostStep } from "./host-step.js";
 import { PARENT_MAKE_VARS, RUNS_MAKE } from "../../dag-extract/make.js";
-import { parseTrace, TRACED_SYSCALLS } from "./trace.js";
+import { parseTrace, TRACED_SYSCALLS, type TraceResult } from "./trace.js";
+import { parsePreloadTrace, preloadBlindSpot } from "./preload-trace.js";
+import { defaultSpawnServerBinary } from "../exec/spawn-server.js";
 import { Fingerprinter, recordStep, restoreStep, type StepCache, stepKey } from "./step-cache.js";
 import { hashedTreeView, type TreeState, type TreeView } from "./tree-view.js";
 import { LiveTreeView, StepStartView, walkTreeShape } from "./tree-view-live.js";
@@ -23,8 +25,13 @@ export interface HostStepRunnerOptions {
   statCache: StatCache;
   /** Absent with --no-cache: steps run untraced and nothing is stored. */
   cache?: StepCache;
-  /** What run() runs steps with (runLine: each line's own); strace is looked for on its PATH. */
+  /**
+   * What run() runs steps with (runLine: each line's own); strace is looked for on its PATH, and its
+   * ORION_STEP_TRACER (preload, strace or none) forces how steps are traced.
+   */
   env: NodeJS.ProcessEnv;
+  /** The preload tracer (native/build/liborion-trace.so); default the one beside this checkout. */
+  preloadLibrary?: string;
   /** Tools a sub-make may run at once (the step runs alone: every core is its). Not used by runLine. */
   jobs: number;
   logger: Logger;
@@ -101,9 +108,12 @@ interface Plan {
   existed?: { has(rel: string): boolean };
 }
 
+/** How a step's file accesses are recorded: a library preloaded into each of its processes, or strace around it. */
+type Tracer = { kind: "preload"; library: string } | { kind: "strace"; strace: string };
+
 export class HostStepRunner {
-  /** The strace to trace with: asked once, by the first step that could be cached (null when there is none that works). */
-  private strace: Promise<string | null> | undefined;
+  /** The tracer: chosen once, by the first step that could be cached (null when none works here). */
+  private tracer: Promise<Tracer | null> | undefined;
 
   constructor(private readonly o: HostStepRunnerOptions) {}
 
@@ -182,8 +192,8 @@ export class HostStepRunner {
       }
     }
 
-    const strace = key ? await (this.strace ??= workingStrace(this.o.env, log)) : null;
-    const traceFile = key && strace ? path.join(tmpdir(), `orion-step-${process.pid}-${randomBytes(6).toString("hex")}.trace`) : undefined;
+    const tracer = key ? await this.tracerFor(p) : null;
+    const traceFile = tracer ? path.join(tmpdir(), `orion-step-${process.pid}-${randomBytes(6).toString("hex")}.trace`) : undefined;
     try {
       let before = p.now;
       let existed = p.existed;
@@ -192,18 +202,24 @@ export class HostStepRunner {
         writeFileSync(traceFile, "");
         ({ before, existed } = await p.starting(lstatSync(traceFile, { bigint: true }).ctimeNs));
       }
-      const argv = traceFile ? [strace!, ...straceArgs(traceFile), ...p.argv] : [...p.argv];
+      const argv = traceFile && tracer?.kind === "strace" ? [tracer.strace, ...straceArgs(traceFile), ...p.argv] : [...p.argv];
+      // Not in the key (p.keyEnv): how a run is watched does not change what it makes.
+      const env = traceFile && tracer?.kind === "preload" ? preloadEnv(p.env, tracer.library, traceFile) : p.env;
       const started = performance.now();
       // Its own process group, stopped whole on an interrupt, the files it created removed (see host-step.ts).
       // A prints-only step runs beside actions, whose new outputs its (older) tree does not list: nothing to remove there.
-      const r = await runHostStep(argv, { cwd: p.cwd, root: p.root, env: p.env, signal: p.signal, existed, removeOnCancel: !p.printsOnly });
+      const r = await runHostStep(argv, { cwd: p.cwd, root: p.root, env, signal: p.signal, existed, removeOnCancel: !p.printsOnly });
       const ms = performance.now() - started;
       const ok = r.exitCode === 0 && !r.cancelled;
       const stdout = p.apart ? r.stdout : r.output;
       const stderr = p.apart ? r.stderr : new Uint8Array();
-      if (ok && traceFile && key && this.o.cache) {
+      if (ok && tracer && traceFile && key && this.o.cache) {
         fp.setTree(before);
-        await this.record({ p, key, fp, traceFile, log: stdout, err: p.apart ? stderr : undefined, ms });
+        const trace = () => {
+          const text = readFileSync(traceFile, "utf8");
+          return tracer.kind === "preload" ? parsePreloadTrace(text) : parseTrace(text, p.cwd);
+        };
+        await this.record({ p, key, fp, traceFile, trace, log: stdout, err: p.apart ? stderr : undefined, ms });
       }
       return { outcome: { ok, restored: false, exitCode: r.exitCode, signal: r.signal, canceled: r.cancelled }, stdout, stderr };
     } finally {
@@ -212,11 +228,11 @@ export class HostStepRunner {
   }
 
   /** Stores a successful traced step, unless its trace is incomplete or it cannot be restored faithfully. */
-  private async record(r: { p: Plan; key: string; fp: Fingerprinter; traceFile: string; log: Uint8Array; err?: Uint8Array; ms: number }): Promise<void> {
+  private async record(r: { p: Plan; key: string; fp: Fingerprinter; traceFile: string; trace: () => TraceResult; log: Uint8Array; err?: Uint8Array; ms: number }): Promise<void> {
     const log = this.o.logger;
     const { p, traceFile } = r;
     try {
-      const trace = parseTrace(readFileSync(traceFile, "utf8"), p.cwd);
+      const trace = r.trace();
       if (trace.untraceable) {
         log.info({ cwd: p.cwd, argv: p.argv, why: trace.untraceable }, "host step not cached: its trace is incomplete");
         return;
@@ -232,6 +248,20 @@ export class HostStepRunner {
     }
   }
 
+  /**
+   * The tracer for this step: the runner's, unless the preload would not reach the step's first program (started from
+   * Node, not through the library's exec checks): then the step runs untraced.
+   */
+  private async tracerFor(p: Plan): Promise<Tracer | null> {
+    const tracer = await (this.tracer ??= chooseTracer(this.o.env, this.o.preloadLibrary ?? defaultPreloadLibrary(), this.o.logger));
+    if (tracer?.kind !== "preload") return tracer;
+    const program = findProgram(p.argv[0]!, p.cwd, p.env);
+    const why = program && preloadBlindSpot(program);
+    if (!why) return tracer;
+    this.o.logger.info({ cwd: p.cwd, argv: p.argv, why }, "host step not cached: the preload tracer cannot see its program");
+    return null;
+  }
+
   private async blob(key: string | undefined): Promise<Uint8Array> {
     return (key && (await this.o.store.get(parseDigestKey(key)))) || new Uint8Array();
   }
@@ -243,6 +273,70 @@ function withoutMakeVars(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out = { ...env };
   for (const name of PARENT_MAKE_VARS) delete out[name];
   return out;
+}
+
+/** The preload library beside this checkout: native/build/liborion-trace.so. */
+function defaultPreloadLibrary(): string | undefined {
+  const spawn = defaultSpawnServerBinary();
+  return spawn ? path.join(path.dirname(spawn), "liborion-trace.so") : undefined;
+}
+
+/** `env` with the preload tracer in it: the library first in LD_PRELOAD, the trace file its processes append to. */
+function preloadEnv(env: NodeJS.ProcessEnv, library: string, traceFile: string): NodeJS.ProcessEnv {
+  return { ...env, LD_PRELOAD: env.LD_PRELOAD ? `${library}:${env.LD_PRELOAD}` : library, ORION_TRACE_FILE: traceFile };
+}
+
+/**
+ * The tracer steps run under, said once in the log: ORION_STEP_TRACER's when set (none, preload or strace, nothing
+ * else when that one fails here); by default the preload library when it is built and a probe shows it working, else
+ * strace, else none.
+ */
+async function chooseTracer(env: NodeJS.ProcessEnv, library: string | undefined, log: Logger): Promise<Tracer | null> {
+  let forced = env.ORION_STEP_TRACER || undefined;
+  if (forced && !["preload", "strace", "none"].includes(forced)) {
+    log.warn({ ORION_STEP_TRACER: forced }, "ORION_STEP_TRACER is none, preload or strace: choosing the tracer as if it were unset");
+    forced = undefined;
+  }
+  if (forced === "none") {
+    log.info("ORION_STEP_TRACER=none: host steps run every time (no whole-step caching)");
+    return null;
+  }
+  if (forced !== "strace") {
+    const why = library ? await preloadProbe(library, env) : "no checkout to find it in";
+    if (!why) {
+      log.debug({ library }, "host steps traced by the preload library");
+      return { kind: "preload", library: library! };
+    }
+    if (forced === "preload") {
+      log.info({ library, why }, "the preload tracer cannot trace here: host steps run every time (no whole-step caching)");
+      return null;
+    }
+    log.debug({ library, why }, "the preload tracer cannot trace here: trying strace");
+  }
+  const strace = await workingStrace(env, log);
+  return strace ? { kind: "strace", strace } : null;
+}
+
+/** Why the preload library cannot trace here (not built, not loaded, recording nothing), or undefined: one probe run. */
+async function preloadProbe(library: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  if (!existsSync(library)) return `${library} is not built`;
+  const dir = mkdtempSync(path.join(tmpdir(), "orion-trace-probe-"));
+  try {
+    const input = path.join(dir, "input");
+    const traceFile = path.join(dir, "trace");
+    writeFileSync(input, "probe\n");
+    writeFileSync(traceFile, "");
+    const { execa } = await import("execa");
+    const probe = await execa("/bin/sh", ["-c", 'cat "$0" > /dev/null', input], { env: preloadEnv({ PATH: env.PATH }, library, traceFile), extendEnv: false, reject: false, stdin: "ignore" });
+    if (probe.exitCode !== 0 || probe.stderr) return `the probe failed (exit ${probe.exitCode}): ${String(probe.stderr).slice(0, 300)}`;
+    const trace = parsePreloadTrace(readFileSync(traceFile, "utf8"));
+    if (trace.untraceable) return `the probe's trace is incomplete: ${trace.untraceable}`;
+    return trace.accesses.some((a) => a.op === "read" && a.path === input) ? undefined : "the probe's trace lacks the file it read";
+  } catch (err) {
+    return errorMessage(err);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** The strace flags every traced step uses (seccomp-bpf needs strace >= 5.3 and a kernel that allows it). */

@@ -5,3 +5,4 @@ export { Fingerprinter, StepCache, stepKey, recordStep, restoreStep, STEP_KEY_VE
 export { hashedTreeView, StateUnknownError, type EntryType, type TreeState, type TreeView } from "./tree-view.js";
 export { LiveTreeView, StepStartView, walkTreeShape, type TreeShape } from "./tree-view-live.js";
 export { parseTrace, TRACED_SYSCALLS, type Access, type TraceResult } from "./trace.js";
+export { parsePreloadTrace, preloadBlindSpot } from "./preload-trace.js";

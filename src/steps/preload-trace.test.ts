@@ -1,0 +1,48 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { parsePreloadTrace, preloadBlindSpot } from "./preload-trace.js";
+import { goLookalike } from "./test-helpers.js";
+
+describe("parsePreloadTrace", () => {
+  const ops = (log: string) => parsePreloadTrace(log).accesses.map((a) => `${a.op} ${a.path}${"fresh" in a && a.fresh ? " fresh" : ""}`);
+
+  it("reads every op, in order, paths resolved as strace's reader resolves them", () => {
+    const log = ["r\t/p/./in.c", "w\t/p/log", "f\t/p/out.h", "l\t/p/src/", "a\t/usr/include/../include/none.h", "p\t/usr/bin/gcc", "d\t/p/old", "m\t/p/gen", ""].join("\n");
+    expect(ops(log)).toEqual(["read /p/in.c", "write /p/log", "write /p/out.h fresh", "list /p/src", "absent /usr/include/none.h", "present /usr/bin/gcc", "remove /p/old", "make /p/gen"]);
+    expect(parsePreloadTrace(log).untraceable).toBeUndefined();
+    expect(parsePreloadTrace("")).toEqual({ accesses: [] });
+  });
+
+  it("stops at an untraceable record, keeping what came before, and at anything it cannot read", () => {
+    expect(parsePreloadTrace("r\t/p/a\nu\ta static program: /sbin/ldconfig\nr\t/p/b\n")).toEqual({ accesses: [{ op: "read", path: "/p/a" }], untraceable: "a static program: /sbin/ldconfig" });
+    expect(parsePreloadTrace("x\t/p/a\n").untraceable).toMatch(/malformed/);
+    expect(parsePreloadTrace("r /p/a\n").untraceable).toMatch(/malformed/);
+    expect(parsePreloadTrace("r\trelative\n").untraceable).toMatch(/malformed/);
+  });
+});
+
+describe("preloadBlindSpot", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "orion-blind-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("passes dynamic programs and scripts run by one; names static ones, also behind #!", () => {
+    expect(preloadBlindSpot("/bin/sh")).toBeUndefined();
+    expect(preloadBlindSpot(path.join(dir, "missing"))).toBeUndefined();
+    const script = path.join(dir, "gen.sh");
+    writeFileSync(script, "#!/bin/sh\necho hi\n", { mode: 0o755 });
+    expect(preloadBlindSpot(script)).toBeUndefined();
+    // ldconfig is static-pie on Debian: no PT_INTERP, so ld.so never loads anything into it.
+    expect(preloadBlindSpot("/sbin/ldconfig")).toBe("a static program: /sbin/ldconfig");
+    const wrapped = path.join(dir, "via-static");
+    writeFileSync(wrapped, "#! /sbin/ldconfig -p\n", { mode: 0o755 });
+    expect(preloadBlindSpot(wrapped)).toBe("a static program: /sbin/ldconfig");
+  });
+
+  it("names a dynamic program carrying Go's build-id note (Go makes its own system calls)", () => {
+    const go = path.join(dir, "go-like");
+    writeFileSync(go, goLookalike(readFileSync("/bin/true")), { mode: 0o755 });
+    expect(preloadBlindSpot(go)).toBe(`a Go program: ${go}`);
+  });
+});

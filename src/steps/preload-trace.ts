@@ -1,0 +1,97 @@
+// Reads what a host step touched from the preload tracer's log (native/trace/orion-trace.c, preloaded into every process
+// of the step): the same accesses trace.ts reads from strace, already resolved to absolute paths by the processes
+// themselves. Also says which programs the preload cannot reach, so a step started by one is not trusted to its trace.
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import path from "node:path";
+import type { Access, TraceResult } from "./trace.js";
+
+/** The tracer's one-letter ops (orion-trace.c writes `<op>\t<absolute path>\n`; `u\t<reason>` for untraceable). */
+const OPS: Record<string, (p: string) => Access> = {
+  r: (p) => ({ op: "read", path: p }),
+  w: (p) => ({ op: "write", path: p, fresh: false }),
+  f: (p) => ({ op: "write", path: p, fresh: true }),
+  l: (p) => ({ op: "list", path: p }),
+  a: (p) => ({ op: "absent", path: p }),
+  p: (p) => ({ op: "present", path: p }),
+  d: (p) => ({ op: "remove", path: p }),
+  m: (p) => ({ op: "make", path: p }),
+};
+
+/** Parses a whole preload trace: the accesses in the order they were appended, or why the trace is incomplete. */
+export function parsePreloadTrace(log: string): TraceResult {
+  const accesses: Access[] = [];
+  for (const line of log.split("\n")) {
+    if (line === "") continue;
+    const op = line[0]!;
+    const rest = line.slice(2);
+    if (line[1] !== "\t") return { accesses, untraceable: `a malformed trace line: ${JSON.stringify(line.slice(0, 80))}` };
+    if (op === "u") return { accesses, untraceable: rest };
+    const access = OPS[op];
+    if (!access || !rest.startsWith("/")) return { accesses, untraceable: `a malformed trace line: ${JSON.stringify(line.slice(0, 80))}` };
+    // Resolved as trace.ts resolves strace's paths: "/r/d/./x/" names "/r/d/x".
+    accesses.push(access(path.resolve(rest)));
+  }
+  return { accesses };
+}
+
+/** The ELF machine this process runs on: a program built for another is not reached by this build of the library. */
+const MACHINE: Partial<Record<string, number>> = { x64: 62, arm64: 183 };
+const PT_INTERP = 3;
+const PT_NOTE = 4;
+
+/**
+ * Why the preload cannot see what `program` does, or undefined: a static, 32-bit or foreign program (ld.so never
+ * loads the library), a Go one (it makes its own system calls), a set-user-ID one (ld.so ignores LD_PRELOAD). Follows
+ * `#!` interpreters as the kernel does. The library checks every program a step execs the same way; this is for the
+ * step's own first program, started from Node.
+ */
+export function preloadBlindSpot(program: string, depth = 0): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(program, "r");
+  } catch {
+    return undefined; // not there, or not readable: the step fails to start, or its exec says so
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return undefined;
+    if ((st.mode & 0o4000 && st.uid !== process.geteuid?.()) || (st.mode & 0o2000 && st.gid !== process.getegid?.())) return `a set-user-ID program: ${program}`;
+    const head = Buffer.alloc(256);
+    const n = readSync(fd, head, 0, head.length, 0);
+    if (n >= 2 && head.toString("latin1", 0, 2) === "#!") {
+      const interpreter = head.toString("latin1", 2, n).trimStart().split(/[ \t\n]/)[0];
+      // A relative interpreter is the exec'ing process's to resolve; the step's own are absolute in practice.
+      return interpreter?.startsWith("/") && depth < 4 ? preloadBlindSpot(interpreter, depth + 1) : undefined;
+    }
+    if (n < 64 || head.readUInt32BE(0) !== 0x7f454c46) return undefined;
+    if (head[4] !== 2 || head.readUInt16LE(18) !== MACHINE[process.arch]) return `a program for another ELF class or machine: ${program}`;
+    const phoff = Number(head.readBigUInt64LE(32));
+    const entry = head.readUInt16LE(54);
+    const count = head.readUInt16LE(56);
+    const table = Buffer.alloc(entry * count);
+    readSync(fd, table, 0, table.length, phoff);
+    const headers = Array.from({ length: count }, (_, i) => ({
+      type: table.readUInt32LE(i * entry),
+      offset: Number(table.readBigUInt64LE(i * entry + 8)),
+      size: Number(table.readBigUInt64LE(i * entry + 32)),
+    }));
+    if (!headers.some((h) => h.type === PT_INTERP)) return `a static program: ${program}`;
+    for (const h of headers.filter((x) => x.type === PT_NOTE)) if (hasGoNote(fd, h.offset, Math.min(h.size, 1024))) return `a Go program: ${program}`;
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A note segment holding Go's build-id note (owner "Go\0\0", type 4). */
+function hasGoNote(fd: number, offset: number, size: number): boolean {
+  const notes = Buffer.alloc(size);
+  const n = readSync(fd, notes, 0, size, offset);
+  for (let at = 0; at + 12 <= n; ) {
+    const nameSize = notes.readUInt32LE(at);
+    const descSize = notes.readUInt32LE(at + 4);
+    if (nameSize === 4 && notes.readUInt32LE(at + 8) === 4 && notes.toString("latin1", at + 12, at + 16) === "Go\0\0") return true;
+    at += 12 + ((nameSize + 3) & ~3) + ((descSize + 3) & ~3);
+  }
+  return false;
+}
