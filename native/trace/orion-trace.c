@@ -24,6 +24,7 @@
 #include <link.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,6 +220,113 @@ static void record_found(char op, int dirfd, const char *path, int ok, int err) 
   else if (MISSING(err)) record('a', dirfd, path);
 }
 
+// ---- the old content of a file changed in place -----------------------------------------------------------------
+
+/**
+ * SHA-256 (FIPS 180-4), for the content a file had when a process opened it to change it in place (`touch`, `>>`,
+ * O_RDWR): the step cache keys such a step by that content, which nothing else saw before the step changed it.
+ */
+struct sha256 {
+  uint32_t h[8];
+  uint64_t len;
+  unsigned char buf[64];
+  size_t used;
+};
+
+static const uint32_t SHA_K[64] = {
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01,
+  0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc,
+  0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
+  0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08,
+  0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
+  0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void sha256_block(struct sha256 *c, const unsigned char *p) {
+  uint32_t w[64];
+  for (int i = 0; i < 16; i++) w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+  for (int i = 16; i < 64; i++) {
+    uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
+    uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
+    w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+  }
+  uint32_t a = c->h[0], b = c->h[1], cc = c->h[2], d = c->h[3], e = c->h[4], f = c->h[5], g = c->h[6], h = c->h[7];
+  for (int i = 0; i < 64; i++) {
+    uint32_t t1 = h + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + SHA_K[i] + w[i];
+    uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & cc) ^ (b & cc));
+    h = g, g = f, f = e, e = d + t1, d = cc, cc = b, b = a, a = t1 + t2;
+  }
+  c->h[0] += a, c->h[1] += b, c->h[2] += cc, c->h[3] += d, c->h[4] += e, c->h[5] += f, c->h[6] += g, c->h[7] += h;
+}
+
+static void sha256_init(struct sha256 *c) {
+  static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  memcpy(c->h, h0, sizeof h0);
+  c->len = 0;
+  c->used = 0;
+}
+
+static void sha256_update(struct sha256 *c, const unsigned char *p, size_t n) {
+  c->len += n;
+  while (n > 0) {
+    size_t take = 64 - c->used < n ? 64 - c->used : n;
+    memcpy(c->buf + c->used, p, take);
+    c->used += take, p += take, n -= take;
+    if (c->used == 64) sha256_block(c, c->buf), c->used = 0;
+  }
+}
+
+static void sha256_hex(struct sha256 *c, char out[65]) {
+  uint64_t bits = c->len * 8;
+  unsigned char pad = 0x80, zero = 0, lenb[8];
+  sha256_update(c, &pad, 1);
+  while (c->used != 56) sha256_update(c, &zero, 1);
+  for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)(bits >> (56 - 8 * i));
+  sha256_update(c, lenb, 8);
+  for (int i = 0; i < 8; i++) snprintf(out + 8 * i, 9, "%08x", c->h[i]);
+}
+
+/** Files larger than this are not hashed: their step is then cached only when the look-up saw them first. */
+#define OLD_CONTENT_MAX (4 << 20)
+
+/**
+ * Records `o\t<sha256 hex>:<size>:<0|1 owner-executable>:<path>`: the content `abs` had when it was opened to be
+ * changed in place, read before the process could write to it. Nothing when it did not exist or cannot be read whole.
+ */
+static void record_old_content(const char *abs) {
+  int fd = CALL(open, -1, abs, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > OLD_CONTENT_MAX) {
+    close(fd);
+    return;
+  }
+  struct sha256 c;
+  sha256_init(&c);
+  unsigned char buf[16384];
+  off_t total = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      close(fd);
+      return;
+    }
+    if (n == 0) break;
+    sha256_update(&c, buf, (size_t)n);
+    total += n;
+  }
+  close(fd);
+  if (total != st.st_size) return; /* changing under us: no claim */
+  char text[ABS_MAX];
+  char hex[65];
+  sha256_hex(&c, hex);
+  int n = snprintf(text, sizeof text, "%s:%lld:%d:%s", hex, (long long)total, (st.st_mode & S_IXUSR) ? 1 : 0, abs);
+  if (n > 0 && (size_t)n < sizeof text) emit('o', text);
+}
+
 /** An open by its flags, as trace.ts's applyOpen reads them from strace. */
 static void record_open(int dirfd, const char *path, int flags, int ok, int err) {
   if (!ok) {
@@ -233,7 +341,9 @@ static void record_open(int dirfd, const char *path, int flags, int ok, int err)
     char abs[ABS_MAX];
     if (place(dirfd, path, abs) != PLACED) return;
     if (acc == O_RDWR) emit('r', abs);
-    emit((flags & O_TRUNC) || ((flags & O_CREAT) && (flags & O_EXCL)) ? 'f' : 'w', abs);
+    int fresh = (flags & O_TRUNC) || ((flags & O_CREAT) && (flags & O_EXCL));
+    if (!fresh) record_old_content(abs);
+    emit(fresh ? 'f' : 'w', abs);
   } else record('r', dirfd, path);
 }
 

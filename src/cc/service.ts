@@ -2,7 +2,7 @@
 import { makeDirSync } from "../core/fs.js";
 import { randomBytes } from "node:crypto";
 import type { BigIntStats } from "node:fs";
-import { existsSync } from "node:fs";
+import { existsSync, lstatSync, rmSync, writeFileSync } from "node:fs";
 import { readFile, rm, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -61,13 +61,24 @@ export interface CcServiceOptions {
 }
 
 /**
- * A file changed this close to (or after) the moment the compiler was started may have changed while the
- * compiler read it; its result is then not stored (ccache's "file too new"). The margin covers the kernel's
- * coarse file-timestamp clock lagging the wall clock by a tick. Measured from the compiler's start, not the
- * call's: a header a build step writes just before the compile (jemalloc's private_namespace.gen.h) is
- * settled by the time the compiler reads it, and its results are worth keeping.
+ * The moment a compiler is started, on the clock the kernel stamps ctimes with: a file changed at or after it may
+ * have changed while the compiler read it, and the result is then not stored (ccache's "file too new"). That clock
+ * is coarse (a tick of a few ms, behind the wall clock), so it is read, not guessed: the ctime of a file made now.
+ * A header written in an earlier tick (jemalloc's private_namespace.h, by the line just before the compile) is
+ * settled; only one written in the compile's own tick, or later, is too new. When the stamp cannot be made, the wall
+ * clock less a margin of more than a tick stands in.
  */
-const TOO_NEW_MARGIN_MS = 10n;
+function compileStartNs(dir: string): bigint {
+  const marker = join(dir, `clock-${process.pid}-${randomBytes(6).toString("hex")}`);
+  try {
+    writeFileSync(marker, "");
+    return lstatSync(marker, { bigint: true }).ctimeNs;
+  } catch {
+    return (BigInt(Date.now()) - 10n) * 1_000_000n;
+  } finally {
+    rmSync(marker, { force: true });
+  }
+}
 
 const PROBE_MEMO_MAX = 20_000;
 
@@ -96,6 +107,7 @@ interface CcCompile {
 
 export class CcService implements CallHandler {
   private readonly o: CcServiceOptions;
+  private scratchMade = false;
   private readonly log: Logger;
   private readonly selfPaths: string[];
   /** Opened on the first cacheable call: links and probes never pay for the stores. */
@@ -398,7 +410,7 @@ export class CcService implements CallHandler {
   private async farmMiss(k: CcCompile, note: CallNote, head: string): Promise<{ reply: CompilerReply } | { notice?: string }> {
     const env = k.call.env;
     // Headers changed after this point may have changed while the context was hashed: not stored (see record()).
-    const tooNewNs = (BigInt(Date.now()) - TOO_NEW_MARGIN_MS) * 1_000_000n;
+    const tooNewNs = compileStartNs(this.scratchDir());
     let outcome: FarmOutcome;
     try {
       const mod = await import("./farm.js");
@@ -455,6 +467,20 @@ export class CcService implements CallHandler {
     return farm;
   }
 
+  /** The cache dir's scratch folder (temp depfiles, clock stamps), made on first use. */
+  private scratchDir(): string {
+    const dir = join(this.o.cacheDir, "tmp");
+    if (!this.scratchMade) {
+      try {
+        makeDirSync(dir);
+        this.scratchMade = true;
+      } catch {
+        /* its users fall back or fail on their own */
+      }
+    }
+    return dir;
+  }
+
   /** `everyHeaderRules`: for a depgen, its -M -MG rule when a batch pass computes it (undefined: not known, do not store). */
   private async localMiss(k: CcCompile, note: CallNote, everyHeaderRules?: Promise<string | undefined>, slots?: Slots): Promise<CompilerReply> {
     const { args } = k.cls;
@@ -477,7 +503,7 @@ export class CcService implements CallHandler {
     }
     this.bump("misses");
     this.bump("localCompiles");
-    const tooNewNs = (BigInt(Date.now()) - TOO_NEW_MARGIN_MS) * 1_000_000n;
+    const tooNewNs = compileStartNs(this.scratchDir());
     // -M/-MM skip a missing <header> without a word, so their rules alone do not say what must stay absent: a second
     // pass with -M -MG (run alongside) names every header looked for, found or not, system ones included.
     const [reply, everyHeader] = await Promise.all([

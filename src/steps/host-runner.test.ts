@@ -338,6 +338,24 @@ describe.each(TRACERS)("HostStepRunner with the step cache, traced by %s", (trac
       expect(read("out")).toBe("A\n");
     });
 
+    it.runIf(tracer === "preload")("a line that changes a file in place (touch, >>) is stored on its first run, keyed by what the file held", async () => {
+      // Redis's mkreleasehdr.sh: `touch release.c` opens it to change in place; the preload tracer hashes it first.
+      const SH = `cat a.txt > out; touch in/a.def; echo more >> in/b.def; echo run >> ${counter}`;
+      sources();
+      expect(await line(SH)).toMatchObject({ ok: true, restored: false });
+      expect(cache.count()).toBe(1);
+      sources();
+      expect(await line(SH)).toMatchObject({ ok: true, restored: true });
+      expect(runs()).toBe(1);
+      expect(read("in/b.def")).toBe("B\nmore\n");
+      // Another content before the line: it runs again.
+      sources();
+      write("in/b.def", "C\n");
+      expect(await line(SH)).toMatchObject({ ok: true, restored: false });
+      expect(read("in/b.def")).toBe("C\nmore\n");
+      expect(runs()).toBe(2);
+    });
+
     it("an interrupted line's new files go, not those that existed before it (appended to, saved over), and it is not stored", async () => {
       sources();
       write("old.h", "kept\n");

@@ -3,7 +3,7 @@
 // Against a tree hashed up front (the client's host-step loop) or the live file system (a line make runs, other lines
 // running beside it); several steps may run through one runner at once.
 import { randomBytes } from "node:crypto";
-import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { type Logger, errorMessage } from "../core/index.js";
@@ -18,7 +18,7 @@ import { parsePreloadTrace, preloadBlindSpot } from "./preload-trace.js";
 import { defaultSpawnServerBinary } from "../exec/spawn-server.js";
 import { Fingerprinter, recordStep, restoreStep, type StepCache, stepKey } from "./step-cache.js";
 import { hashedTreeView, type TreeState, type TreeView } from "./tree-view.js";
-import { LiveTreeView, StepStartView, walkTreeShape } from "./tree-view-live.js";
+import { LiveTreeView, nextCtimeTick, StepStartView, walkTreeShape } from "./tree-view-live.js";
 
 export interface HostStepRunnerOptions {
   store: BlobStore;
@@ -200,7 +200,7 @@ export class HostStepRunner {
       if (traceFile) {
         // Made before the step starts: its ctime is the kernel's clock then, which later changes are stamped after.
         writeFileSync(traceFile, "");
-        ({ before, existed } = await p.starting(lstatSync(traceFile, { bigint: true }).ctimeNs));
+        ({ before, existed } = await p.starting(await nextCtimeTick(traceFile)));
       }
       const argv = traceFile && tracer?.kind === "strace" ? [tracer.strace, ...straceArgs(traceFile), ...p.argv] : [...p.argv];
       // Not in the key (p.keyEnv): how a run is watched does not change what it makes.
@@ -237,6 +237,7 @@ export class HostStepRunner {
         log.info({ cwd: p.cwd, argv: p.argv, why: trace.untraceable }, "host step not cached: its trace is incomplete");
         return;
       }
+      for (const [abs, entry] of trace.startContent ?? []) r.fp.learnStart(abs, entry);
       const recorded = await recordStep(trace.accesses, r.fp, { store: this.o.store, statCache: this.o.statCache, ignore: (f) => f === traceFile }, { log: r.log, err: r.err, ms: r.ms });
       if ("uncacheable" in recorded) log.info({ cwd: p.cwd, argv: p.argv, why: recorded.uncacheable }, "host step not cached");
       else {

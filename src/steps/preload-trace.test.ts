@@ -23,6 +23,21 @@ describe("parsePreloadTrace", () => {
   });
 });
 
+describe("parsePreloadTrace: old contents", () => {
+  const H = "a".repeat(64);
+  const G = "b".repeat(64);
+  it("keeps what a file held when the step first opened it to change it in place, not after the step changed it", () => {
+    const t = parsePreloadTrace([`o\t${H}:12:0:/p/x`, "w\t/p/x", `o\t${G}:13:0:/p/x`, "w\t/p/x", "f\t/p/y", `o\t${G}:4:1:/p/y`, "w\t/p/y", ""].join("\n"));
+    expect(t.untraceable).toBeUndefined();
+    expect([...t.startContent!]).toEqual([["/p/x", { digest: { hash: H, sizeBytes: 12 }, executable: false }]]);
+    expect(t.accesses.map((a) => a.op)).toEqual(["write", "write", "write", "write"]);
+  });
+
+  it("refuses a malformed old-content record", () => {
+    expect(parsePreloadTrace("o\tzz:1:0:/p/x\n").untraceable).toMatch(/malformed/);
+  });
+});
+
 describe("preloadBlindSpot", () => {
   const dir = mkdtempSync(path.join(tmpdir(), "orion-blind-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -3,6 +3,7 @@
 // themselves. Also says which programs the preload cannot reach, so a step started by one is not trusted to its trace.
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import path from "node:path";
+import type { TreeEntry } from "../merkle/index.js";
 import type { Access, TraceResult } from "./trace.js";
 
 /** The tracer's one-letter ops (orion-trace.c writes `<op>\t<absolute path>\n`; `u\t<reason>` for untraceable). */
@@ -20,18 +21,31 @@ const OPS: Record<string, (p: string) => Access> = {
 /** Parses a whole preload trace: the accesses in the order they were appended, or why the trace is incomplete. */
 export function parsePreloadTrace(log: string): TraceResult {
   const accesses: Access[] = [];
+  const startContent = new Map<string, TreeEntry>();
+  /** Paths some process of the step changed already: a later old-content record is not the start's content. */
+  const changed = new Set<string>();
   for (const line of log.split("\n")) {
     if (line === "") continue;
     const op = line[0]!;
     const rest = line.slice(2);
     if (line[1] !== "\t") return { accesses, untraceable: `a malformed trace line: ${JSON.stringify(line.slice(0, 80))}` };
     if (op === "u") return { accesses, untraceable: rest };
+    if (op === "o") {
+      // `o\t<sha256>:<size>:<0|1 executable>:<absolute path>`, just before that path's in-place write record.
+      const m = /^([0-9a-f]{64}):(\d+):([01]):(\/.*)$/.exec(rest);
+      if (!m) return { accesses, untraceable: `a malformed trace line: ${JSON.stringify(line.slice(0, 80))}` };
+      const abs = path.resolve(m[4]!);
+      if (!changed.has(abs) && !startContent.has(abs)) startContent.set(abs, { digest: { hash: m[1]!, sizeBytes: Number(m[2]) }, executable: m[3] === "1" });
+      continue;
+    }
     const access = OPS[op];
     if (!access || !rest.startsWith("/")) return { accesses, untraceable: `a malformed trace line: ${JSON.stringify(line.slice(0, 80))}` };
     // Resolved as trace.ts resolves strace's paths: "/r/d/./x/" names "/r/d/x".
-    accesses.push(access(path.resolve(rest)));
+    const a = access(path.resolve(rest));
+    if (a.op === "write" || a.op === "remove" || a.op === "make") changed.add(a.path);
+    accesses.push(a);
   }
-  return { accesses };
+  return startContent.size ? { accesses, startContent } : { accesses };
 }
 
 /** The ELF machine this process runs on: a program built for another is not reached by this build of the library. */

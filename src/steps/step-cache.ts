@@ -17,7 +17,7 @@ import { openDatabase } from "../core/sqlite.js";
 import { type Digest, digestKey, parseDigestKey } from "../core/digest.js";
 import { makeDirSync } from "../core/fs.js";
 import type { BlobStore } from "../cas/index.js";
-import type { StatCache } from "../merkle/index.js";
+import type { StatCache, TreeEntry } from "../merkle/index.js";
 import type { Access } from "./trace.js";
 import { StateUnknownError, type TreeView } from "./tree-view.js";
 
@@ -76,6 +76,12 @@ export class Fingerprinter {
   /** Later fingerprints of paths inside the project through `tree` (the tree as a step started, after it ran). */
   setTree(tree: TreeView): void {
     this.tree = tree;
+  }
+
+  /** What the file at `abs` held when the step started (its trace's word for a file it changed in place). */
+  learnStart(abs: string, entry: TreeEntry): void {
+    const rel = this.rel(abs);
+    if (rel !== undefined) this.tree.learnStart?.(rel, entry);
   }
 
   /** Root-relative when `abs` lies in the project tree (not its .git), else undefined. */

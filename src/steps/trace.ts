@@ -8,6 +8,7 @@
 // it never saw opened, a process whose parent it does not know — makes the step untraceable, so the
 // caller runs it every time rather than risk a wrong hit.
 import path from "node:path";
+import type { TreeEntry } from "../merkle/index.js";
 
 /**
  * The system calls the tracer asks strace for: file access (the stat family too — make decides what is up to date by
@@ -42,6 +43,12 @@ export type Access =
 
 export interface TraceResult {
   accesses: Access[];
+  /**
+   * The content files changed in place had when the step started, by absolute path (the preload tracer hashes a file
+   * when a process opens it to change it, before any process of the step wrote to it): what a step that reads and then
+   * rewrites a file (`touch release.c`) is keyed by, which nobody else saw before the step changed it.
+   */
+  startContent?: Map<string, TreeEntry>;
   /** Why the log cannot be trusted to be complete; undefined when it can. */
   untraceable?: string;
 }

@@ -4,7 +4,7 @@
 // directory by readdir. And the tree as a step found it when it started, told after it ran: its shape (names and
 // types, one readdir per directory, no stat) walked just before it started, file contents read after it ran where the
 // file has not changed since it started — else as this step's look before it (the cache look-up) saw them.
-import { type BigIntStats, type Dirent, lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
+import { type BigIntStats, type Dirent, lstatSync, readdirSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import type { StatCache, TreeEntry } from "../merkle/index.js";
 import { type EntryType, StateUnknownError, type TreeView } from "./tree-view.js";
@@ -173,6 +173,23 @@ export function changedSince(st: BigIntStats, t0: bigint): boolean {
 }
 
 /**
+ * The start of a step on the kernel's ctime clock: a tick later than the last change made before it. The kernel
+ * stamps ctime from a coarse clock (a few ms a tick), so a file another line wrote just before the step started can
+ * carry the same stamp as `marker`, made now; waiting for the next tick (≤ a few ms, re-stamping the marker) puts
+ * every earlier change strictly before the step's start, and every change the step makes at or after it.
+ */
+export async function nextCtimeTick(marker: string): Promise<bigint> {
+  const first = lstatSync(marker, { bigint: true }).ctimeNs;
+  for (let i = 0; i < 100; i++) {
+    await new Promise((r) => setTimeout(r, 1));
+    writeFileSync(marker, "");
+    const now = lstatSync(marker, { bigint: true }).ctimeNs;
+    if (now > first) return now;
+  }
+  return first + 1n;
+}
+
+/**
  * The tree as a step found it when it started (`startNs`), asked after the step ran: its shape as walked just before
  * it started; a file's content or a link's target as it is now when it has not changed since, else as `before` (the
  * live view the cache look-up asked, before the step) first saw it. A path the step changed that neither tells is
@@ -181,6 +198,8 @@ export function changedSince(st: BigIntStats, t0: bigint): boolean {
  */
 export class StepStartView implements TreeView {
   readonly root: string;
+  /** Files the step changed in place, as its trace says they were when it started. */
+  private readonly started = new Map<string, TreeEntry>();
 
   constructor(
     private readonly shape: TreeShape,
@@ -204,9 +223,13 @@ export class StepStartView implements TreeView {
     const abs = `${this.root}/${rel}`;
     const st = lstatOrUndefined(abs);
     if (st?.isFile() && !changedSince(st, this.startNs)) return entryOf(this.statCache.digestOf(abs, st), st);
-    const seen = this.before.firstFile(rel);
+    const seen = this.before.firstFile(rel) ?? this.started.get(rel);
     if (seen) return seen;
     throw new StateUnknownError(rel, "was read and then changed while the step ran");
+  }
+
+  learnStart(rel: string, entry: TreeEntry): void {
+    if (this.shape.type(rel) === "f") this.started.set(rel, entry);
   }
 
   symlink(rel: string): string | undefined {

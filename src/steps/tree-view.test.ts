@@ -1,14 +1,14 @@
 // The two views of a project tree — hashed up front, and read live from the file system — fingerprint alike, so an
 // entry recorded through one is found through the other; and the tree as a step found it, told after the step ran.
 import { execFileSync } from "node:child_process";
-import { appendFileSync, chmodSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { hashTree, StatCache } from "../merkle/index.js";
 import { Fingerprinter } from "./step-cache.js";
 import { hashedTreeView, StateUnknownError, type TreeView } from "./tree-view.js";
-import { LiveTreeView, StepStartView, walkTreeShape } from "./tree-view-live.js";
+import { LiveTreeView, nextCtimeTick, StepStartView, walkTreeShape } from "./tree-view-live.js";
 
 let dir: string;
 let root: string;
@@ -63,10 +63,11 @@ async function hashed(): Promise<TreeView> {
 }
 
 /** The kernel's clock now, as a step's start is taken: the ctime of a file made now. */
-function clockNow(): bigint {
+/** A step's start, as the runner takes it: a ctime tick after every change made so far. */
+async function clockNow(): Promise<bigint> {
   const marker = path.join(dir, `marker-${Math.random()}`);
   writeFileSync(marker, "");
-  const t = lstatSync(marker, { bigint: true }).ctimeNs;
+  const t = await nextCtimeTick(marker);
   rmSync(marker);
   return t;
 }
@@ -85,7 +86,7 @@ describe("tree views", () => {
 
   it("the tree as a step found it, told after: its walked shape and unchanged contents fingerprint as the hashed tree did", async () => {
     const want = await fingerprints(await hashed());
-    const startNs = clockNow();
+    const startNs = await clockNow();
     const shape = await walkTreeShape(root);
     // What the step then does to paths it did not read (new files, removals) does not show.
     writeFileSync(path.join(root, "sub/new.txt"), "new\n");
@@ -99,7 +100,7 @@ describe("tree views", () => {
   it("a file changed after the step started is what the look before it saw, or unknown when nothing looked", async () => {
     const before = new LiveTreeView(root, statCache);
     const seen = await new Fingerprinter(before).of("r", "a.txt");
-    const startNs = clockNow();
+    const startNs = await clockNow();
     const shape = await walkTreeShape(root);
     appendFileSync(path.join(root, "a.txt"), "more\n");
     appendFileSync(path.join(root, "sub/b.txt"), "more\n");

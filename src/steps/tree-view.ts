@@ -21,6 +21,8 @@ export interface TreeView {
   symlink(rel: string): string | undefined;
   /** The entries' names of the directory at `rel`, sorted (JavaScript order); undefined when there is none. */
   listing(rel: string): readonly string[] | undefined;
+  /** Told, after a step ran, what a file it changed in place held when it started (a view that may not know it). */
+  learnStart?(rel: string, entry: TreeEntry): void;
 }
 
 /** The project's files as hashed now (the client loop's tree). */
