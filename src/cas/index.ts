@@ -19,12 +19,14 @@ export interface BlobStoreConfig {
   readThrough?: BlobStore;
   /** Where rot found in the store is logged. */
   logger?: Logger;
+  /** Only this process writes and evicts the store (a daemon's data dir): see SqliteBlobStoreOptions.soleWriter. */
+  soleWriter?: boolean;
 }
 
 export function createBlobStore(config: BlobStoreConfig): BlobStore {
   try {
     // A full disk fails a write with one error naming this folder (exit 3), not a bare ENOSPC.
-    const local = new DiskFullBlobStore(new SqliteBlobStore({ dir: config.dir, maxBytes: config.maxBytes, fsync: config.fsync, logger: config.logger }), config.dir);
+    const local = new DiskFullBlobStore(new SqliteBlobStore({ dir: config.dir, maxBytes: config.maxBytes, fsync: config.fsync, logger: config.logger, soleWriter: config.soleWriter }), config.dir);
     return config.readThrough ? readThrough(local, config.readThrough) : local;
   } catch (err) {
     const message = `cannot open the blob store in ${config.dir}: ${errorMessage(err)}`;

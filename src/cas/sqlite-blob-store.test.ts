@@ -13,7 +13,7 @@ import { SqliteBlobStore } from "./sqlite-blob-store.js";
 let dir: string;
 const open: { close(): void }[] = [];
 
-function store(options: { maxBytes?: number; clock?: FakeClock } = {}): SqliteBlobStore {
+function store(options: { maxBytes?: number; clock?: FakeClock; soleWriter?: boolean } = {}): SqliteBlobStore {
   const s = new SqliteBlobStore({ dir: join(dir, "cas"), ...options });
   open.push(s);
   return s;
@@ -165,6 +165,26 @@ describe("SqliteBlobStore", () => {
     expect(await s.findMissing([intact, rotten, gone, orphan], { verify: true })).toEqual([rotten, gone]);
     // A second pass finds nothing left to repair.
     expect(await s.verifyAll()).toMatchObject({ checked: 2, rotten: 0, missing: 0, orphansIndexed: 0, orphansRemoved: 0 });
+  });
+
+  it("a sole writer answers from what it knows it holds, and forgets what it evicts or finds gone", async () => {
+    const s = store({ soleWriter: true, maxBytes: 10 });
+    const a = await s.put(Buffer.from("aaaa"));
+    expect(await s.findMissing([a])).toEqual([]);
+    // Removed behind its back: still known (no stat) until a read finds it gone; then it is missing.
+    fs.unlinkSync(s.blobPath(a.hash));
+    expect(await s.findMissing([a])).toEqual([]);
+    expect(await s.get(a)).toBeUndefined();
+    expect(await s.findMissing([a])).toEqual([a]);
+    // Eviction forgets: b and c fill the store past 10 bytes, and the oldest goes.
+    const b = await s.put(Buffer.from("bbbbbb"));
+    await s.put(Buffer.from("cccccc"));
+    expect(await s.findMissing([b])).toEqual([b]);
+    // A store many processes share (the default) stats every time.
+    const shared = store();
+    const d = await shared.put(Buffer.from("dd"));
+    fs.unlinkSync(shared.blobPath(d.hash));
+    expect(await shared.findMissing([d])).toEqual([d]);
   });
 
   it("drops a blob whose file was overwritten on disk", async () => {

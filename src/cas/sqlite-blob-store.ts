@@ -31,6 +31,12 @@ export interface SqliteBlobStoreOptions {
   clock?: Clock;
   /** Told each time a stored blob is found not to match its digest (it has been dropped by then). */
   logger?: Logger;
+  /**
+   * This process alone writes and evicts the store (a head's or a node's data dir, not a user's cache that many
+   * processes share): a blob found present stays known present until this store drops or evicts it, so a look-up
+   * asked again (every action's input tree) costs no stat. Default false.
+   */
+  soleWriter?: boolean;
 }
 
 /** What `verifyAll` found and repaired. */
@@ -57,6 +63,8 @@ const STAT_CONCURRENCY = 64;
 const VERIFY_CONCURRENCY = 8;
 /** Entries of the hashed-intact memo before it starts over (a Redis build's outputs are ~1,000 blobs). */
 const HASHED_MEMO_MAX = 100_000;
+/** Blobs a sole writer remembers as present (a few hundred thousand files' worth of projects). */
+const PRESENT_MEMO_MAX = 1_000_000;
 const HASH_RE = /^[0-9a-f]{64}$/;
 
 function isErrno(err: unknown, ...codes: string[]): boolean {
@@ -136,6 +144,8 @@ export class SqliteBlobStore implements BlobStore {
   private readonly hashedIntact = new Map<string, string>();
   /** hash → last access time not yet written to the index; lost on a crash, which only skews LRU order. */
   private readonly touches = new Map<string, number>();
+  /** With soleWriter: hash → size of the blobs known present (see SqliteBlobStoreOptions.soleWriter). */
+  private readonly knownPresent?: Map<string, number>;
   private readonly stmt: {
     row: Database.Statement<[string], { size: number; mtime_ms: number }>;
     insert: Database.Statement<[string, number, number, number]>;
@@ -152,6 +162,7 @@ export class SqliteBlobStore implements BlobStore {
     this.tmpDir = join(options.dir, "tmp");
     this.maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
     this.fsync = options.fsync ?? false;
+    this.knownPresent = options.soleWriter ? new Map() : undefined;
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger?.child({ module: "cas" });
     makeDirSync(this.blobsDir);
@@ -301,7 +312,7 @@ export class SqliteBlobStore implements BlobStore {
       await fsp.rename(tmp, dest);
     } catch (err) {
       await unlinkQuiet(tmp);
-      if (isErrno(err, "ENOENT") && !(await exists(this.blobPath(digest.hash)))) return false; // evicted meanwhile
+      if (isErrno(err, "ENOENT") && !(await exists(this.blobPath(digest.hash)))) return this.gone(digest.hash); // evicted meanwhile
       throw err;
     }
     this.markAccess(digest.hash);
@@ -314,7 +325,8 @@ export class SqliteBlobStore implements BlobStore {
     try {
       data = await fsp.readFile(this.blobPath(digest.hash));
     } catch (err) {
-      if (isErrno(err, "ENOENT", "ENOTDIR")) return undefined;
+      // Removed behind this store's back (another process's verify): no longer known present.
+      if (isErrno(err, "ENOENT", "ENOTDIR")) return this.gone(digest.hash) || undefined;
       throw err;
     }
     const actual = digestOf(data);
@@ -346,7 +358,7 @@ export class SqliteBlobStore implements BlobStore {
         try {
           await fsp.link(this.blobPath(digest.hash), tmp);
         } catch (err) {
-          if (isErrno(err, "ENOENT")) return false; // evicted or dropped by another process just now
+          if (isErrno(err, "ENOENT")) return this.gone(digest.hash); // evicted or dropped by another process just now
           if (!isErrno(err, "EXDEV", "EPERM", "EMLINK", "ENOTSUP", "EOPNOTSUPP", "EACCES")) throw err;
           const data = await this.get(digest);
           if (!data) return false;
@@ -389,6 +401,25 @@ export class SqliteBlobStore implements BlobStore {
    */
   private async isPresent(digest: Digest): Promise<boolean> {
     if (!HASH_RE.test(digest.hash)) return false;
+    if (this.knownPresent?.get(digest.hash) === digest.sizeBytes) return true;
+    const present = await this.checkPresent(digest);
+    if (present) this.rememberPresent(digest.hash, digest.sizeBytes);
+    return present;
+  }
+
+  /** A blob found missing where it was expected: no longer known present. Always false. */
+  private gone(hash: string): false {
+    this.knownPresent?.delete(hash);
+    return false;
+  }
+
+  private rememberPresent(hash: string, size: number): void {
+    if (!this.knownPresent) return;
+    if (this.knownPresent.size >= PRESENT_MEMO_MAX) this.knownPresent.clear();
+    this.knownPresent.set(hash, size);
+  }
+
+  private async checkPresent(digest: Digest): Promise<boolean> {
     const row = this.stmt.row.get(digest.hash);
     if (!row || row.size !== digest.sizeBytes) return false;
     const path = this.blobPath(digest.hash);
@@ -433,7 +464,7 @@ export class SqliteBlobStore implements BlobStore {
       st = await fsp.stat(path);
       actual = await digestOfFile(path);
     } catch (err) {
-      if (isErrno(err, "ENOENT", "ENOTDIR")) return false; // evicted meanwhile
+      if (isErrno(err, "ENOENT", "ENOTDIR")) return this.gone(digest.hash); // evicted meanwhile
       throw err;
     }
     if (sameDigest(actual, digest)) {
@@ -451,6 +482,8 @@ export class SqliteBlobStore implements BlobStore {
    */
   async verifyAll(): Promise<VerifyReport> {
     this.flushTouches();
+    // What it repairs is asked again afterwards.
+    this.knownPresent?.clear();
     const report: VerifyReport = { checked: 0, rotten: 0, missing: 0, orphansIndexed: 0, orphansRemoved: 0, bytes: 0 };
     const rows = this.db.prepare("SELECT hash, size FROM blobs").all() as { hash: string; size: number }[];
     const indexed = new Set<string>();
@@ -538,12 +571,14 @@ export class SqliteBlobStore implements BlobStore {
     this.stmt.insert.run(digest.hash, digest.sizeBytes, this.clock.now(), Math.floor(st.mtimeMs));
     // Its bytes were hashed on the way in: until the file is touched, no reader of this process hashes them again.
     this.rememberHashed(digest.hash, st);
+    this.rememberPresent(digest.hash, digest.sizeBytes);
     this.touches.delete(digest.hash);
     this.evictIfNeeded();
   }
 
   private async drop(hash: string): Promise<void> {
     this.hashedIntact.delete(hash);
+    this.knownPresent?.delete(hash);
     await unlinkQuiet(this.blobPath(hash));
     this.stmt.remove.run(hash);
     this.touches.delete(hash);
@@ -580,6 +615,7 @@ export class SqliteBlobStore implements BlobStore {
           if (!isErrno(err, "ENOENT")) throw err;
         }
         this.stmt.remove.run(v.hash);
+        this.knownPresent?.delete(v.hash);
         total -= v.size;
       }
     }

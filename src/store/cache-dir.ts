@@ -9,7 +9,8 @@ import { StepCache } from "../steps/step-cache.js";
 
 /** The stores of one cache folder, each opened on first call. */
 export interface CacheDir {
-  store: (max: number, logger?: Logger) => BlobStore;
+  /** soleWriter: only this process uses the folder (a head daemon's data dir; see SqliteBlobStoreOptions.soleWriter). */
+  store: (max: number, logger?: Logger, soleWriter?: boolean) => BlobStore;
   cache: () => ActionCache;
   statCache: () => StatCache;
   stepCache: () => StepCache;
@@ -33,7 +34,7 @@ export function openCacheDir(cacheDir: string): CacheDir {
     }
   };
   return {
-    store: (maxBytes, logger) => wrap("the blob store", () => createBlobStore({ dir: join(cacheDir, "cas"), maxBytes, logger })),
+    store: (maxBytes, logger, soleWriter) => wrap("the blob store", () => createBlobStore({ dir: join(cacheDir, "cas"), maxBytes, logger, soleWriter })),
     cache: () => wrap("the action cache", () => new SqliteActionCache(join(cacheDir, "action-cache.db"))),
     statCache: () => wrap("the stat cache", () => new StatCache(join(cacheDir, "stat-cache.db"))),
     stepCache: () => wrap("the step cache", () => new StepCache(join(cacheDir, "step-cache.db"))),

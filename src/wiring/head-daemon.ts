@@ -22,7 +22,7 @@ export async function startHeadDaemon(o: HeadDaemonOptions): Promise<HeadDaemon>
     heartbeatMs: o.heartbeatMs,
     nodeTtlMs: o.nodeTtlMs,
     keepFinishedMs: o.keepFinishedMs,
-  });
+  }, { soleWriter: true });
   const server = await startFarmServer({ head, store, listen: o.listen, token: o.token, nodeToken: o.nodeToken, tls: o.tls, tmpDir: join(o.dataDir, "tmp"), logger: o.logger });
   return {
     address: server.address,

@@ -19,9 +19,9 @@ export interface HeadOverCache {
 /** The head's timing options; the stores, clock, ids and external digests come from the folder. */
 export type HeadTiming = Pick<HeadOptions, "heartbeatMs" | "nodeTtlMs" | "keepFinishedMs">;
 
-export function openHeadOverCache(dir: string, maxCacheBytes: number, logger: Logger, timing: HeadTiming = {}): HeadOverCache {
+export function openHeadOverCache(dir: string, maxCacheBytes: number, logger: Logger, timing: HeadTiming = {}, o: { soleWriter?: boolean } = {}): HeadOverCache {
   const open = openCacheDir(dir);
-  const store = open.store(maxCacheBytes, logger);
+  const store = open.store(maxCacheBytes, logger, o.soleWriter);
   const cache = open.cache();
   const statCache = open.statCache();
   const durations = new SqliteDurationHistory(join(dir, "durations.db"));

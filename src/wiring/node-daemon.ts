@@ -55,7 +55,8 @@ function advertisedAddress(bound: string): string {
 /** Builds the node's parts and its peer blob server (listening); `start` registers it. */
 export async function openNodeDaemon(o: NodeDaemonOptions): Promise<NodeDaemon> {
   const { conn, dataDir, logger, sandbox, token } = o;
-  const local = createBlobStore({ dir: join(dataDir, "cas"), logger });
+  // The node's own folder: no other process writes or evicts its store.
+  const local = createBlobStore({ dir: join(dataDir, "cas"), logger, soleWriter: true });
   // Peers read this node's own store (never through to the head: each asks the head itself).
   if (o.expectsTls && !o.tls) logger.warn("--tls-ca without --tls-cert: this node serves its blobs in plaintext, which peers reaching it over TLS cannot read; they fetch from the head instead");
   const blobServer = await startPeerBlobServer({ store: local, listen: o.listen, nodeToken: token, tls: o.tls, tmpDir: join(dataDir, "tmp"), logger }).catch((err) => {
