@@ -12,6 +12,7 @@ import type { CallHandler, CcService, CompilerCall, CompilerReply } from "../cc/
 import type { ActionKind } from "../scheduler/index.js";
 import { type DriveEvents, LOCAL_NODE } from "./events.js";
 import { ToolCache } from "./tool-cache.js";
+import { ConflictWatch } from "./conflicts.js";
 
 /** argv[0] of a request from the shell shim (native/sh/orion-sh.c): the rest is the shell's own arguments. */
 export const SHELL_SHIM_NAME = "orion-sh";
@@ -22,7 +23,7 @@ export type LinePlanner = (line: string, o: { cwd: string; wrapper: string; read
 
 /** Runs one recipe line through the whole-step cache (restored when its inputs are unchanged, else run traced). */
 export interface StepLines {
-  run(step: { argv: string[]; cwd: string; env: Record<string, string> }): Promise<{ exitCode: number; stdout: Buffer; stderr: Buffer; restored: boolean }>;
+  run(step: { argv: string[]; cwd: string; env: Record<string, string> }): Promise<{ exitCode: number; stdout: Buffer; stderr: Buffer; restored: boolean; touched?: { reads: string[]; writes: string[] } }>;
 }
 
 export interface BuildCallsOptions {
@@ -55,6 +56,8 @@ const HAND_BACK: CompilerReply = { exitCode: 0, stdout: EMPTY, stderr: EMPTY, ru
 
 export class BuildCalls implements CallHandler {
   private readonly log: Logger;
+  /** Steps and tool calls that ran at once, checked for paths one wrote and the other read (see conflicts.ts). */
+  readonly conflicts = new ConflictWatch();
 
   constructor(private readonly o: BuildCallsOptions) {
     this.log = o.logger.child({ module: "drive" });
@@ -88,7 +91,13 @@ export class BuildCalls implements CallHandler {
     const started = performance.now();
     events.hostStep(id, line, call.cwd, "started");
     try {
-      const r = await this.o.steps!.run({ argv: [this.o.shell, ...args], cwd: call.cwd, env: call.env });
+      const step = { argv: [this.o.shell, ...args], cwd: call.cwd, env: call.env };
+      const r = await this.o.steps!.run(step);
+      if (r.touched) {
+        const { reads, writes } = r.touched;
+        const rerun = async () => void (await this.o.steps!.run(step));
+        this.conflicts.stepEnded({ label: line.split("\n")[0]!.slice(0, 120), start: started, end: performance.now(), reads: new Set(reads), writes: new Set(writes), rerun });
+      }
       const ms = Math.round(performance.now() - started);
       events.hostStep(id, line, call.cwd, r.exitCode === 0 ? "finished" : "failed", { ms, cached: r.restored });
       return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };
@@ -141,6 +150,7 @@ export class BuildCalls implements CallHandler {
     try {
       const { reply, note } = await this.answer({ ...call, signal: this.o.signal });
       if (this.o.signal?.aborted) return this.cancelled(id, kind, label, call, started);
+      this.conflicts.toolEnded({ label, start: started, end: performance.now(), ...toolPaths(call, note.headers) });
       const ms = performance.now() - started;
       const infra = reply.exitCode === 3 && reply.stderr.toString().startsWith("orion cc:");
       // make decides whether a tool's failure fails the build: a -MM run in $(shell) may fail harmlessly (Redis's, in a fresh
@@ -169,7 +179,7 @@ export class BuildCalls implements CallHandler {
     return { exitCode: 130, stdout: EMPTY, stderr: EMPTY };
   }
 
-  private async answer(call: CompilerCall): Promise<{ reply: CompilerReply; note: { outcome: string; remote?: boolean | string } }> {
+  private async answer(call: CompilerCall): Promise<{ reply: CompilerReply; note: { outcome: string; remote?: boolean | string; headers?: string[] } }> {
     const linkOrArchive = this.o.tools && ToolCache.linkOrArchive(call);
     if (linkOrArchive) {
       const { reply, outcome } = await this.o.tools!.run(call, linkOrArchive);
@@ -234,6 +244,26 @@ function describeDriverCall(argv: string[], objectDir: string | undefined, shown
     return { kind: "compile", label: `${call.cxx ? "CXX" : "CC"} ${shown(fromCache ? source : out)}` };
   }
   return { kind: "link", label: `LINK ${shown(out ?? "a.out")}` };
+}
+
+/** The absolute paths a tool call read (a compile's sources and headers) and wrote (its output), as far as its argv and cache say. */
+function toolPaths(call: CompilerCall, headers: readonly string[] = []): { reads: Set<string>; writes: Set<string> } {
+  const at = (p: string) => resolve(call.cwd, p);
+  const argv = call.argv;
+  switch (toolFamily(argv[0])) {
+    case "ar":
+      return { reads: new Set(), writes: new Set([parseAr(argv).archive?.text].filter((p) => p !== undefined).map(at)) };
+    case "ranlib":
+      return { reads: new Set(), writes: new Set(parseRanlib(argv).archives.map((a) => at(a.text))) };
+    case "ld": {
+      const o = argv.indexOf("-o");
+      return { reads: new Set(), writes: new Set([at(o < 0 ? "a.out" : argv[o + 1]!)]) };
+    }
+    default: {
+      const d = parseDriver(argv);
+      return { reads: new Set([...d.sources, ...headers].map(at)), writes: new Set(d.output ? [at(d.output.path)] : []) };
+    }
+  }
 }
 
 /** f over every item, at most `n` at a time; the results in item order. */

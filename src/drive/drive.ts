@@ -15,6 +15,7 @@ import type { ToolCache } from "./tool-cache.js";
 import { runMake } from "./make-run.js";
 import { PARENT_MAKE_VARS } from "../../dag-extract/make.js";
 import { DriveHistory } from "./history.js";
+import type { ConflictWatch } from "./conflicts.js";
 
 export interface FarmAccess {
   head: string;
@@ -71,8 +72,8 @@ export async function runDriven(o: DriveOptions): Promise<DriveOutcome> {
   const history = o.historyFile ? new DriveHistory(o.historyFile) : undefined;
   events.start(history?.predict(o.dir) ?? { actions: 0, hostSteps: 0 });
   let exit: { exitCode?: number; interrupted: boolean };
-  try {
-    exit = await runMake({
+  const make = () =>
+    runMake({
       make: o.make ?? "make",
       dir: o.dir,
       args: [`-j${o.jobs}`, `SHELL=${shim}`, ...o.makeArgs],
@@ -80,6 +81,13 @@ export async function runDriven(o: DriveOptions): Promise<DriveOutcome> {
       output: o.diagnostics,
       signal: o.signal,
     });
+  try {
+    exit = await make();
+    // A race make's graph did not order (a missing prerequisite): put right what it left, then make redoes the rest.
+    if (exit.exitCode === 0 && !exit.interrupted && handler.conflicts.found.length > 0) {
+      await repairConflicts(handler.conflicts, o.diagnostics, log);
+      exit = await make();
+    }
   } finally {
     await agent.close();
     rmSync(dirname(sock), { recursive: true, force: true });
@@ -95,6 +103,21 @@ export async function runDriven(o: DriveOptions): Promise<DriveOutcome> {
         ? ExitCode.OK
         : ExitCode.BUILD_FAILED;
   return { summary, exitCode };
+}
+
+/**
+ * Says what raced, removes the outputs of tool calls that read a file a step was writing (make then rebuilds them, and
+ * what depends on them), and runs again each step that read a file a tool call was writing.
+ */
+async function repairConflicts(watch: ConflictWatch, diagnostics: (chunk: string) => void, log: Logger): Promise<void> {
+  for (const c of watch.found) {
+    const [writer, reader] = c.writer === "step" ? [`\`${c.step.label}\``, c.tool.label] : [c.tool.label, `\`${c.step.label}\``];
+    diagnostics(`orion: ${reader} ran while ${writer} wrote ${c.path}, and make did not order them (a missing prerequisite?): redoing ${c.writer === "step" ? c.tool.label : "that step"}, then make runs again\n`);
+  }
+  const { tools, steps } = watch.repairs();
+  log.info({ tools: tools.map((t) => t.label), steps: steps.map((s) => s.label) }, "conflicts between steps and tool calls; repairing");
+  for (const t of tools) for (const out of t.writes) rmSync(out, { force: true });
+  for (const s of steps) await s.rerun();
 }
 
 function makeEnv(base: NodeJS.ProcessEnv, sock: string, farm: FarmAccess | undefined, root: string): NodeJS.ProcessEnv {

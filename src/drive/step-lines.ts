@@ -31,7 +31,7 @@ export function openStepLines(o: StepLinesOptions): { lines: StepLines; close():
         const r = await runner.runLine({ argv: step.argv, cwd: step.cwd, root: o.root, env: step.env, signal: o.signal });
         // A step stopped by a signal: the shell would say 128 + its number; make only needs "failed".
         const exitCode = r.ok ? 0 : (r.exitCode ?? 1) || 1;
-        return { exitCode, stdout: Buffer.from(r.stdout), stderr: Buffer.from(r.stderr), restored: r.restored };
+        return { exitCode, stdout: Buffer.from(r.stdout), stderr: Buffer.from(r.stderr), restored: r.restored, touched: r.touched };
       },
     };
     return { lines, close: () => stepCache.close() };

@@ -13,7 +13,7 @@ import type { BlobStore } from "../cas/index.js";
 import type { StatCache } from "../merkle/index.js";
 import { runHostStep } from "./host-step.js";
 import { PARENT_MAKE_VARS, RUNS_MAKE } from "../../dag-extract/make.js";
-import { parseTrace, TRACED_SYSCALLS, type TraceResult } from "./trace.js";
+import { type Access, parseTrace, TRACED_SYSCALLS, type TraceResult } from "./trace.js";
 import { parsePreloadTrace, preloadBlindSpot } from "./preload-trace.js";
 import { defaultSpawnServerBinary } from "../exec/spawn-server.js";
 import { Fingerprinter, recordStep, restoreStep, type StepCache, stepKey } from "./step-cache.js";
@@ -56,6 +56,11 @@ export interface HostStepOutcome {
   exitCode?: number;
   signal?: string;
   canceled: boolean;
+  /**
+   * What the step read and wrote (absolute paths) when its run was traced completely, or what a restore wrote: what a
+   * build checks against the actions that ran beside it. Absent when nobody watched.
+   */
+  touched?: { reads: string[]; writes: string[] };
 }
 
 /** A recipe line make runs (through the build's shell), run against the live file system. */
@@ -188,7 +193,8 @@ export class HostStepRunner {
       }
       if (hit && restored === "restored") {
         log.debug({ cwd: p.cwd, argv: p.argv, outputs: hit.outputs.length, savedMs: hit.ms }, "host step restored from the step cache");
-        return { outcome: { ok: true, restored: true, canceled: false }, stdout: await this.blob(hit.log), stderr: await this.blob(hit.err) };
+        const touched = { reads: hit.inputs.map(([, at]) => path.resolve(p.root, at)), writes: hit.outputs.map((o) => path.resolve(p.root, o.p)) };
+        return { outcome: { ok: true, restored: true, canceled: false, touched }, stdout: await this.blob(hit.log), stderr: await this.blob(hit.err) };
       }
     }
 
@@ -213,15 +219,15 @@ export class HostStepRunner {
       const ok = r.exitCode === 0 && !r.cancelled;
       const stdout = p.apart ? r.stdout : r.output;
       const stderr = p.apart ? r.stderr : new Uint8Array();
+      let touched: HostStepOutcome["touched"];
       if (ok && tracer && traceFile && key && this.o.cache) {
         fp.setTree(before);
-        const trace = () => {
-          const text = readFileSync(traceFile, "utf8");
-          return tracer.kind === "preload" ? parsePreloadTrace(text) : parseTrace(text, p.cwd);
-        };
-        await this.record({ p, key, fp, traceFile, trace, log: stdout, err: p.apart ? stderr : undefined, ms });
+        const text = readFileSync(traceFile, "utf8");
+        const trace = tracer.kind === "preload" ? parsePreloadTrace(text) : parseTrace(text, p.cwd);
+        if (!trace.untraceable) touched = touchedBy(trace.accesses, traceFile);
+        await this.record({ p, key, fp, traceFile, trace: () => trace, log: stdout, err: p.apart ? stderr : undefined, ms });
       }
-      return { outcome: { ok, restored: false, exitCode: r.exitCode, signal: r.signal, canceled: r.cancelled }, stdout, stderr };
+      return { outcome: { ok, restored: false, exitCode: r.exitCode, signal: r.signal, canceled: r.cancelled, touched }, stdout, stderr };
     } finally {
       if (traceFile) rmSync(traceFile, { force: true });
     }
@@ -274,6 +280,18 @@ function withoutMakeVars(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out = { ...env };
   for (const name of PARENT_MAKE_VARS) delete out[name];
   return out;
+}
+
+/** The paths a trace says were read (their content or existence) and written (made, changed, removed). */
+function touchedBy(accesses: readonly Access[], traceFile: string): { reads: string[]; writes: string[] } {
+  const reads = new Set<string>();
+  const writes = new Set<string>();
+  for (const a of accesses) {
+    if (a.path === traceFile) continue;
+    if (a.op === "read" || a.op === "list" || a.op === "absent" || a.op === "present") reads.add(a.path);
+    else writes.add(a.path);
+  }
+  return { reads: [...reads], writes: [...writes] };
 }
 
 /** The preload library beside this checkout: native/build/liborion-trace.so. */
