@@ -12,13 +12,14 @@ import type { CallHandler, CcService, CompilerCall, CompilerReply } from "../cc/
 import type { ActionKind } from "../scheduler/index.js";
 import { type DriveEvents, LOCAL_NODE } from "./events.js";
 import { ToolCache } from "./tool-cache.js";
+import { findProgram } from "../core/programs.js";
 import { ConflictWatch } from "./conflicts.js";
 
 /** argv[0] of a request from the shell shim (native/sh/orion-sh.c): the rest is the shell's own arguments. */
 export const SHELL_SHIM_NAME = "orion-sh";
 
 /** How the line planner (src/shell) answers for one recipe line. */
-export type LinePlan = { kind: "rewrite"; line: string } | { kind: "step" } | { kind: "fallback" };
+export type LinePlan = { kind: "rewrite"; line: string; direct?: { argv: string[]; cwd: string | undefined } } | { kind: "step" } | { kind: "fallback" };
 export type LinePlanner = (line: string, o: { cwd: string; wrapper: string; readFile(abs: string): string | undefined }) => LinePlan;
 
 /** Runs one recipe line through the whole-step cache (restored when its inputs are unchanged, else run traced). */
@@ -80,7 +81,12 @@ export class BuildCalls implements CallHandler {
       this.log.warn({ err: errorMessage(err), line: line.slice(0, 200) }, "could not read a recipe line; the shell runs it as is");
       return HAND_BACK;
     }
-    if (plan.kind === "rewrite") return { exitCode: 0, stdout: EMPTY, stderr: EMPTY, rewrite: plan.line };
+    if (plan.kind === "rewrite") {
+      // The line is one tool call: run it here and answer for the line, sparing the shell and the client's round trip.
+      const program = plan.direct && !plan.direct.argv.includes("-") ? findProgram(plan.direct.argv[0]!, plan.direct.cwd!, call.env) : undefined;
+      if (plan.direct && program) return this.tool({ argv: [program, ...plan.direct.argv.slice(1)], cwd: plan.direct.cwd!, env: call.env });
+      return { exitCode: 0, stdout: EMPTY, stderr: EMPTY, rewrite: plan.line };
+    }
     if (plan.kind === "step" && this.o.steps) return this.step(call, args, line);
     return HAND_BACK;
   }

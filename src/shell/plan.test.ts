@@ -45,7 +45,8 @@ describe("planLine: the measured shapes", () => {
 
   it("rewrites jemalloc's plain compile", () => {
     const line = "gcc -std=gnu11 -Wall -Wextra -pipe -g3 -fvisibility=hidden -O3 -funroll-loops -fPIC -DPIC -c -D_GNU_SOURCE -D_REENTRANT -Iinclude -Iinclude -o src/arena.o src/arena.c";
-    expect(plan(line)).toEqual({ kind: "rewrite", line: `'/w/orion-cc' ${line}`, tools: [{ argv: line.split(" "), cwd: "/r/src", glob: false }] });
+    const call = { argv: line.split(" "), cwd: "/r/src", glob: false };
+    expect(plan(line)).toEqual({ kind: "rewrite", line: `'/w/orion-cc' ${line}`, tools: [call], direct: call });
   });
 
   it("runs jemalloc's configure as a step and a sub-make in the real shell", () => {
@@ -66,16 +67,27 @@ describe("planLine: the measured shapes", () => {
     const link = "cc -g -ggdb -rdynamic -o redis-server adlist.o quicklist.o ae.o ../deps/hiredis/libhiredis.a ../deps/lua/src/liblua.a ../deps/jemalloc/lib/libjemalloc.a -lm -ldl -pthread -lrt";
     expect(plan(link)).toMatchObject({ kind: "rewrite", line: `'/w/orion-cc' ${link}` });
     const ar = "ar rcs libhiredis.a alloc.o net.o hiredis.o sds.o async.o read.o sockcompat.o";
-    expect(plan(ar)).toEqual({ kind: "rewrite", line: `'/w/orion-cc' ${ar}`, tools: [{ argv: ar.split(" "), cwd: "/r/src", glob: false }] });
+    const call = { argv: ar.split(" "), cwd: "/r/src", glob: false };
+    expect(plan(ar)).toEqual({ kind: "rewrite", line: `'/w/orion-cc' ${ar}`, tools: [call], direct: call });
   });
 
   it("rewrites CMake's compile and follows its cd", () => {
     const line = "cd /abs/build && /usr/bin/cc -DX -I/abs/src -o CMakeFiles/s.dir/s.c.o -c /abs/src/s.c";
+    const call = { argv: line.slice(line.indexOf("/usr/bin/cc")).split(" "), cwd: "/abs/build", glob: false };
     expect(plan(line)).toEqual({
       kind: "rewrite",
       line: "cd /abs/build && '/w/orion-cc' /usr/bin/cc -DX -I/abs/src -o CMakeFiles/s.dir/s.c.o -c /abs/src/s.c",
-      tools: [{ argv: line.slice(line.indexOf("/usr/bin/cc")).split(" "), cwd: "/abs/build", glob: false }],
+      tools: [call],
+      direct: call,
     });
+  });
+
+  it("runs a line that is one tool call (after cd … &&) directly, and nothing with more to it", () => {
+    expect(plan("cd sub && cc -c a.c")).toMatchObject({ direct: { argv: ["cc", "-c", "a.c"], cwd: "/r/src/sub" } });
+    for (const line of [REDIS_CC, "cc -c a.c > log", "cc -c a.c 2>&1", "CCACHE=1 cc -c a.c", "cc -c *.c", "cd sub; cc -c a.c", "cc -c a.c && echo done", "env cc -c a.c", "cd $D && cc -c a.c"]) {
+      const p = plan(line);
+      expect(p.kind === "rewrite" && p.direct, line).toBeFalsy();
+    }
   });
 
   it("replaces cmake_link_script by the link script's lines, each rewritten", () => {
@@ -156,7 +168,8 @@ describe("planLine: shell forms", () => {
   });
 
   it("leaves splitting a multi-source compile to the handler", () => {
-    expect(plan("cc -c a.c b.c c.c")).toEqual({ kind: "rewrite", line: "'/w/orion-cc' cc -c a.c b.c c.c", tools: [{ argv: ["cc", "-c", "a.c", "b.c", "c.c"], cwd: "/r/src", glob: false }] });
+    const call = { argv: ["cc", "-c", "a.c", "b.c", "c.c"], cwd: "/r/src", glob: false };
+    expect(plan("cc -c a.c b.c c.c")).toEqual({ kind: "rewrite", line: "'/w/orion-cc' cc -c a.c b.c c.c", tools: [call], direct: call });
   });
 
   it("rewrites the compiles of a line that also runs make or a script", () => {

@@ -15,8 +15,12 @@ export interface ToolCall {
 }
 
 export type LinePlan =
-  /** Run `line` with /bin/sh instead: every build-tool call in it is prefixed with the wrapper. */
-  | { kind: "rewrite"; line: string; tools: ToolCall[] }
+  /**
+   * Run `line` with /bin/sh instead: every build-tool call in it is prefixed with the wrapper. `direct`: the line is
+   * that one call and nothing else (after `cd DIR &&` parts at most: no redirection, assignment or glob), so the build
+   * may run the call itself and answer for the whole line, without a shell.
+   */
+  | { kind: "rewrite"; line: string; tools: ToolCall[]; direct?: ToolCall }
   /** Run the line as one cached host step: it runs a program worth caching as a whole and no tool call was rewritten. */
   | { kind: "step" }
   /** Run the line with /bin/sh as it is: only cheap programs, or a sub-make, or nothing this plan understands. */
@@ -75,7 +79,10 @@ export function planLine(line: string, opts: PlanOptions): LinePlan {
       planSimple(part, { ...loose, glob: true }, plan, opts);
     } else judgeCompound(part, plan);
   }
-  if (plan.tools.length > 0) return { kind: "rewrite", line: applyEdits(line, plan.edits), tools: plan.tools };
+  if (plan.tools.length > 0) {
+    const direct = plan.tools.length === 1 && isOnlyCall(parts, plan.tools[0]!) ? plan.tools[0] : undefined;
+    return { kind: "rewrite", line: applyEdits(line, plan.edits), tools: plan.tools, ...(direct ? { direct } : {}) };
+  }
   return plan.costly && !plan.make ? { kind: "step" } : { kind: "fallback" };
 }
 
@@ -94,6 +101,20 @@ function planSimple(part: LinePart, cmd: SimpleCommand, plan: Plan, opts: PlanOp
   } else if (kind === "make") plan.make = true;
   else if (kind === "costly") plan.costly = true;
   if (CWD_CHANGERS.has(argv[0]!)) plan.cwd = undefined;
+}
+
+/**
+ * The line is `[cd DIR && …] TOOL ARGS` and nothing else: every part a plain simple command (no redirection, no
+ * assignment, no glob), the ones before the last a `cd` joined by `&&`, the last the tool call itself.
+ */
+function isOnlyCall(parts: readonly LinePart[], tool: ToolCall): boolean {
+  if (tool.glob || tool.cwd === undefined) return false;
+  return parts.every((part, i) => {
+    const cmd = simpleCommand(part);
+    if (!cmd || cmd.assignments.length > 0 || cmd.glob || part.tokens.some((t) => t.kind === "op")) return false;
+    if (i === parts.length - 1) return programIndex(cmd.words) === 0 && cmd.words.join("\0") === tool.argv.join("\0");
+    return cmd.words[0] === "cd" && part.op === "&&";
+  });
 }
 
 /** A part that is not a simple command: judged by every program name found in it, best effort. */
