@@ -19,7 +19,10 @@ import { ConflictWatch } from "./conflicts.js";
 export const SHELL_SHIM_NAME = "orion-sh";
 
 /** How the line planner (src/shell) answers for one recipe line. */
-export type LinePlan = { kind: "rewrite"; line: string; direct?: { argv: string[]; cwd: string | undefined } } | { kind: "step" } | { kind: "fallback" };
+export type LinePlan =
+  | { kind: "rewrite"; line: string; direct?: { argv: string[]; cwd: string | undefined; prelude?: { out: Buffer; err: Buffer } } }
+  | { kind: "step" }
+  | { kind: "fallback" };
 export type LinePlanner = (line: string, o: { cwd: string; wrapper: string; readFile(abs: string): string | undefined }) => LinePlan;
 
 /** Runs one recipe line through the whole-step cache (restored when its inputs are unchanged, else run traced). */
@@ -84,7 +87,12 @@ export class BuildCalls implements CallHandler {
     if (plan.kind === "rewrite") {
       // The line is one tool call: run it here and answer for the line, sparing the shell and the client's round trip.
       const program = plan.direct && !plan.direct.argv.includes("-") ? findProgram(plan.direct.argv[0]!, plan.direct.cwd!, call.env) : undefined;
-      if (plan.direct && program) return this.tool({ argv: [program, ...plan.direct.argv.slice(1)], cwd: plan.direct.cwd!, env: call.env });
+      if (plan.direct && program) {
+        const reply = await this.tool({ argv: [program, ...plan.direct.argv.slice(1)], cwd: plan.direct.cwd!, env: call.env });
+        // What the line's printf parts print comes first, as the shell would have printed it before the call.
+        const pre = plan.direct.prelude;
+        return pre && !reply.runInClient ? { ...reply, stdout: Buffer.concat([pre.out, reply.stdout]), stderr: Buffer.concat([pre.err, reply.stderr]) } : reply;
+      }
       return { exitCode: 0, stdout: EMPTY, stderr: EMPTY, rewrite: plan.line };
     }
     if (plan.kind === "step" && this.o.steps) return this.step(call, args, line);

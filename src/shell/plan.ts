@@ -3,6 +3,7 @@ import { posix } from "node:path";
 import { splitLine, type JoinOp, type LinePart } from "./scan.js";
 import { simpleCommand, type SimpleCommand } from "./simple.js";
 import { programIndex, programKind } from "./programs.js";
+import { staticPrintf } from "./printf.js";
 
 /** A build-tool call the rewritten line will make through the wrapper. */
 export interface ToolCall {
@@ -14,13 +15,18 @@ export interface ToolCall {
   glob: boolean;
 }
 
+/** A line that is one tool call, after what its printf parts print (to stdout, or stderr with `1>&2`). */
+export interface DirectCall extends ToolCall {
+  prelude?: { out: Buffer; err: Buffer };
+}
+
 export type LinePlan =
   /**
    * Run `line` with /bin/sh instead: every build-tool call in it is prefixed with the wrapper. `direct`: the line is
    * that one call and nothing else (after `cd DIR &&` parts at most: no redirection, assignment or glob), so the build
    * may run the call itself and answer for the whole line, without a shell.
    */
-  | { kind: "rewrite"; line: string; tools: ToolCall[]; direct?: ToolCall }
+  | { kind: "rewrite"; line: string; tools: ToolCall[]; direct?: DirectCall }
   /** Run the line as one cached host step: it runs a program worth caching as a whole and no tool call was rewritten. */
   | { kind: "step" }
   /** Run the line with /bin/sh as it is: only cheap programs, or a sub-make, or nothing this plan understands. */
@@ -80,7 +86,7 @@ export function planLine(line: string, opts: PlanOptions): LinePlan {
     } else judgeCompound(part, plan);
   }
   if (plan.tools.length > 0) {
-    const direct = plan.tools.length === 1 && isOnlyCall(parts, plan.tools[0]!) ? plan.tools[0] : undefined;
+    const direct = plan.tools.length === 1 ? onlyCall(parts, plan.tools[0]!) : undefined;
     return { kind: "rewrite", line: applyEdits(line, plan.edits), tools: plan.tools, ...(direct ? { direct } : {}) };
   }
   return plan.costly && !plan.make ? { kind: "step" } : { kind: "fallback" };
@@ -104,17 +110,40 @@ function planSimple(part: LinePart, cmd: SimpleCommand, plan: Plan, opts: PlanOp
 }
 
 /**
- * The line is `[cd DIR && …] TOOL ARGS` and nothing else: every part a plain simple command (no redirection, no
- * assignment, no glob), the ones before the last a `cd` joined by `&&`, the last the tool call itself.
+ * The line as one tool call, when it is `[cd DIR && | printf … [1>&2] ; …] TOOL ARGS` and nothing else: every part a
+ * plain simple command (no assignment or glob), the ones before the last a `cd` joined by `&&` or a printf whose
+ * output is known without running it (redirected to stderr at most), the last the tool call itself, unredirected.
  */
-function isOnlyCall(parts: readonly LinePart[], tool: ToolCall): boolean {
-  if (tool.glob || tool.cwd === undefined) return false;
-  return parts.every((part, i) => {
+function onlyCall(parts: readonly LinePart[], tool: ToolCall): DirectCall | undefined {
+  if (tool.glob || tool.cwd === undefined) return undefined;
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  for (const [i, part] of parts.entries()) {
     const cmd = simpleCommand(part);
-    if (!cmd || cmd.assignments.length > 0 || cmd.glob || part.tokens.some((t) => t.kind === "op")) return false;
-    if (i === parts.length - 1) return programIndex(cmd.words) === 0 && cmd.words.join("\0") === tool.argv.join("\0");
-    return cmd.words[0] === "cd" && part.op === "&&";
-  });
+    if (!cmd || cmd.assignments.length > 0 || cmd.glob || cmd.words.length === 0) return undefined;
+    const ops = part.tokens.filter((t) => t.kind === "op");
+    if (i === parts.length - 1) {
+      return ops.length === 0 && programIndex(cmd.words) === 0 && cmd.words.join("\0") === tool.argv.join("\0")
+        ? { ...tool, ...(out.length || err.length ? { prelude: { out: Buffer.concat(out), err: Buffer.concat(err) } } : {}) }
+        : undefined;
+    }
+    if (cmd.words[0] === "cd" && part.op === "&&" && ops.length === 0) continue;
+    const printed = cmd.words[0] === "printf" && (part.op === ";" || part.op === "&&") ? staticPrintf(cmd.words) : undefined;
+    const to = printed && outputOf(part);
+    if (!to) return undefined;
+    (to === "err" ? err : out).push(printed);
+  }
+  return undefined;
+}
+
+/** Where a printf part's output goes: "out" unredirected, "err" with `>&2` or `1>&2` alone; undefined otherwise. */
+function outputOf(part: LinePart): "out" | "err" | undefined {
+  const t = part.tokens;
+  const at = t.findIndex((x) => x.kind === "op");
+  if (at < 0) return "out";
+  if (t.filter((x) => x.kind === "op").length !== 1 || t[at]!.value !== ">&" || t[at + 1]?.value !== "2" || at + 2 !== t.length) return undefined;
+  const before = t[at - 1];
+  return !before?.ioNumber || before.value === "1" ? "err" : undefined;
 }
 
 /** A part that is not a simple command: judged by every program name found in it, best effort. */
