@@ -43,7 +43,7 @@ native/build/orion-limit: native/spawn/orion-limit.c
 	@mkdir -p $(@D)
 	cc -O2 -Wall -Wextra -o $@ $<
 
-# The agent's wire format on the client side, shared by the two native clients below.
+# The agent's wire format on the client side, shared by the native clients below.
 AGENT_WIRE := native/common/agent-wire.c native/common/agent-wire.h
 
 # The `orion cc` client: forwards each compiler call to the local agent, so no compile pays Node's start-up.

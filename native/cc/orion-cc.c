@@ -26,7 +26,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -66,25 +65,19 @@ static int is_masquerade_name(const char *name) {
   return 0;
 }
 
-/* Length of dir without trailing slashes (but "/" stays one byte... as an empty prefix, like the TS rule). */
-static size_t trimmed_len(const char *dir, size_t len) {
-  while (len > 0 && dir[len - 1] == '/') len--;
-  return len;
-}
-
 /* Looks `name` up on PATH, skipping the masquerade directory; fills `resolved` and returns 1 when found. */
 static int resolve_on_path(const char *name) {
   const char *path = getenv("PATH");
   const char *masq = getenv("ORION_MASQUERADE_DIR");
   struct stat masq_st;
   int have_masq = masq && *masq && stat(masq, &masq_st) == 0;
-  size_t masq_len = have_masq ? trimmed_len(masq, strlen(masq)) : 0;
+  size_t masq_len = have_masq ? agent_trimmed_len(masq, strlen(masq)) : 0;
   if (!path) path = "/usr/local/bin:/usr/bin:/bin";
   while (1) {
     const char *end = strchrnul(path, ':');
     size_t len = (size_t)(end - path);
     const char *dir = len ? path : ".";
-    size_t dlen = len ? trimmed_len(path, len) : 1;
+    size_t dlen = len ? agent_trimmed_len(path, len) : 1;
     int skip = 0;
     if (have_masq) {
       if (dlen == masq_len && strncmp(dir, masq, dlen) == 0) {

@@ -99,17 +99,25 @@ int main(int argc, char **argv) {
   for (;;) {
     unsigned char *p;
     uint32_t n;
-    if (agent_read_frame(agent_fd, &p, &n) != 0 || n == 0) break;
+    if (agent_read_frame(agent_fd, &p, &n) != 0) break;
+    if (n == 0) {
+      free(p);
+      break;
+    }
     const unsigned char *bytes = p + 1;
     size_t len = n - 1;
     switch (p[0]) {
       case AGENT_BUILD_STDOUT:
       case AGENT_BUILD_STDERR:
         printed = 1;
-        agent_write_all(p[0] == AGENT_BUILD_STDOUT ? 1 : 2, bytes, len);
+        /* A reader gone (`orion build | head`): stop the build as Ctrl-C would. */
+        if (agent_write_all(p[0] == AGENT_BUILD_STDOUT ? 1 : 2, bytes, len) != 0 && !interrupted) {
+          interrupted = 1;
+          shutdown(agent_fd, SHUT_WR);
+        }
         break;
       case AGENT_BUILD_EXIT: {
-        int32_t code = len >= 4 ? (int32_t)((uint32_t)bytes[0] | (uint32_t)bytes[1] << 8 | (uint32_t)bytes[2] << 16 | (uint32_t)bytes[3] << 24) : 3;
+        int code = len >= 4 ? agent_exit_status((int32_t)agent_get_u32(bytes)) : 3;
         return interrupted && code == 0 ? 130 : code;
       }
       case AGENT_BUILD_NOT_SERVED:

@@ -19,10 +19,13 @@ const char *agent_env_set(const char *name) {
   return v && *v ? v : NULL;
 }
 
-/* Length of dir without trailing slashes, as src/agent/socket-path.ts trims them. */
-static size_t dir_len(const char *dir, size_t len) {
+size_t agent_trimmed_len(const char *dir, size_t len) {
   while (len > 0 && dir[len - 1] == '/') len--;
   return len;
+}
+
+int agent_exit_status(int32_t code) {
+  return code >= 0 && code <= 255 ? code : 1;
 }
 
 int agent_socket_path(char *out, size_t size) {
@@ -37,16 +40,16 @@ int agent_socket_path(char *out, size_t size) {
   const char *d;
   int n;
   if ((d = agent_env_set("XDG_RUNTIME_DIR")) || (d = agent_env_set("ORION_CACHE_DIR"))) {
-    n = snprintf(dir, sizeof dir, "%.*s", (int)dir_len(d, strlen(d)), d);
+    n = snprintf(dir, sizeof dir, "%.*s", (int)agent_trimmed_len(d, strlen(d)), d);
   } else if ((d = agent_env_set("XDG_CACHE_HOME"))) {
-    n = snprintf(dir, sizeof dir, "%.*s/orion", (int)dir_len(d, strlen(d)), d);
+    n = snprintf(dir, sizeof dir, "%.*s/orion", (int)agent_trimmed_len(d, strlen(d)), d);
   } else {
     const char *home = agent_env_set("HOME");
     if (!home) {
       struct passwd *pw = getpwuid(getuid());
       home = pw && pw->pw_dir ? pw->pw_dir : "";
     }
-    n = snprintf(dir, sizeof dir, "%.*s/.cache/orion", (int)dir_len(home, strlen(home)), home);
+    n = snprintf(dir, sizeof dir, "%.*s/.cache/orion", (int)agent_trimmed_len(home, strlen(home)), home);
   }
   if (n < 0 || (size_t)n >= sizeof dir) return 0;
   n = snprintf(out, size, "%s/orion-agent-%u.sock", dir, uid);
@@ -106,12 +109,10 @@ static int read_all(int fd, void *buf, size_t len) {
   return 0;
 }
 
-static uint32_t get_u32(const unsigned char *p);
-
 int agent_read_frame(int fd, unsigned char **payload, uint32_t *len) {
   unsigned char head[4];
   if (read_all(fd, head, 4) != 0) return -1;
-  *len = get_u32(head);
+  *len = agent_get_u32(head);
   if (*len > AGENT_MAX_FRAME) return -1;
   *payload = malloc(*len ? *len : 1);
   if (!*payload) return -1;
@@ -129,7 +130,7 @@ static void put_u32(char *p, uint32_t v) {
   p[3] = (char)((v >> 24) & 0xff);
 }
 
-static uint32_t get_u32(const unsigned char *p) {
+uint32_t agent_get_u32(const unsigned char *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
@@ -158,20 +159,17 @@ int agent_send_request(int fd, int argc, char *const *argv) {
 }
 
 int agent_read_reply(int fd, struct agent_reply *r) {
-  unsigned char head[4];
-  if (read_all(fd, head, 4) != 0) return -1;
-  uint32_t len = get_u32(head);
-  if (len < 13 || len > AGENT_MAX_FRAME) return -1;
-  unsigned char *buf = malloc(len);
-  if (!buf) return -1;
-  if (read_all(fd, buf, len) != 0) goto bad;
-  uint32_t out_len = get_u32(buf + 5);
+  unsigned char *buf;
+  uint32_t len;
+  if (agent_read_frame(fd, &buf, &len) != 0) return -1;
+  if (len < 13) goto bad;
+  uint32_t out_len = agent_get_u32(buf + 5);
   if ((uint64_t)out_len + 13 > len) goto bad;
-  uint32_t err_len = get_u32(buf + 9 + out_len);
+  uint32_t err_len = agent_get_u32(buf + 9 + out_len);
   if ((uint64_t)out_len + err_len + 13 != len) goto bad;
   r->buf = buf;
   r->status = buf[0];
-  r->code = (int32_t)get_u32(buf + 1);
+  r->code = (int32_t)agent_get_u32(buf + 1);
   r->out = buf + 9;
   r->out_len = out_len;
   r->err = buf + 13 + out_len;

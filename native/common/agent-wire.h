@@ -7,7 +7,7 @@
 
 /*
  * Every integer is a little-endian u32 unless noted. Each message is a frame: u32 payload length, then the payload.
- * One request and one reply per connection.
+ * One request and one reply per connection, except a build's request ("orion-build"), answered by a stream of frames.
  *   request:  u32 version (1), u32 argc, u32 envc, then NUL-terminated argv[0..argc), cwd, env[0..envc)
  *   reply:    u8 status, i32 exit code, u32 n, n stdout bytes, u32 m, m stderr bytes
  * status 0 DONE (print the bytes, exit with the code), 1 FALLBACK (run the call yourself), 2 REWRITE (the stdout
@@ -29,6 +29,15 @@ struct agent_reply {
   const unsigned char *err;
   uint32_t err_len;
 };
+
+/* Length of dir without trailing slashes (as src/agent/socket-path.ts trims them). */
+size_t agent_trimmed_len(const char *dir, size_t len);
+
+/* A little-endian u32 from p. */
+uint32_t agent_get_u32(const unsigned char *p);
+
+/* An exit status for a code the agent sent: 0-255 as they are, anything else 1. */
+int agent_exit_status(int32_t code);
 
 /* The variable's value when it is set and non-empty, else NULL. */
 const char *agent_env_set(const char *name);

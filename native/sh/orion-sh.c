@@ -59,14 +59,10 @@ static int command_index(int argc, char **argv) {
 }
 
 /* The reply's exit code as a process status: a code no shell could return still fails the line. */
-static int exit_status(int32_t code) {
-  return code >= 0 && code <= 255 ? code : 1;
-}
-
 /* Acts on a well-formed reply: exits for DONE, execs the real shell for the rest. */
 static void follow_reply(const struct agent_reply *r, char **argv, int cmd) {
   if (r->status == AGENT_STATUS_DONE) {
-    int code = exit_status(r->code);
+    int code = agent_exit_status(r->code);
     if (agent_write_all(1, r->out, r->out_len) != 0 || agent_write_all(2, r->err, r->err_len) != 0) exit(code == 0 ? 1 : code);
     exit(code);
   }

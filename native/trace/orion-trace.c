@@ -55,8 +55,10 @@ extern char **environ;
 /** The ELF machine this library is built for: a program for another one never loads it. */
 #if defined(__x86_64__)
 #define OWN_MACHINE EM_X86_64
+#define BASE_GLIBC_VERSION "GLIBC_2.2.5"
 #elif defined(__aarch64__)
 #define OWN_MACHINE EM_AARCH64
+#define BASE_GLIBC_VERSION "GLIBC_2.17"
 #else
 #error "orion-trace: name this machine's ELF e_machine"
 #endif
@@ -93,8 +95,8 @@ static void *resolve(void **slot, const char *name) {
   void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
   if (!f) {
     f = dlsym(RTLD_NEXT, name);
-    // The pre-2.33 stat entry points are compat symbols only: asked for by version.
-    if (!f) f = dlvsym(RTLD_NEXT, name, "GLIBC_2.2.5");
+    // The pre-2.33 stat entry points are compat symbols only: asked for by the architecture's base version.
+    if (!f) f = dlvsym(RTLD_NEXT, name, BASE_GLIBC_VERSION);
     __atomic_store_n(slot, f, __ATOMIC_RELEASE);
   }
   return f;
@@ -662,6 +664,8 @@ static void init(void) {
   // The exec family resolved now, traced or not: a vfork child must not take dlsym's locks (the rest resolve on use).
 #define RESOLVE(name) resolve(&real_##name, #name);
   RESOLVE(execve) RESOLVE(execveat) RESOLVE(execvpe) RESOLVE(posix_spawn) RESOLVE(posix_spawnp) RESOLVE(open) RESOLVE(stat)
+  // Also what a vfork child (the exec path's access) or make's SIGINT handler (removing targets) may call.
+  RESOLVE(access) RESOLVE(unlink) RESOLVE(remove) RESOLVE(rmdir) RESOLVE(rename)
   __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
   if (!active) return;
   // What ld.so opened before this ran (strace sees those opens): the program and every library loaded.

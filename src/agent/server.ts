@@ -96,9 +96,15 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       armIdle();
     });
     readOneRequest(sock, log, async (payload) => {
-      const build = buildRequest(payload);
-      if (build) await serveBuild(options.builds, build, sock, log);
-      else sock.end(await replyTo(handler, payload, log));
+      // Decoded once: a build's request streams build frames back, any other one gets one reply.
+      let call: CompilerCall | Error;
+      try {
+        call = decodeRequest(payload);
+      } catch (err) {
+        call = err as Error;
+      }
+      if (!(call instanceof Error) && call.argv[0] === BUILD_CALL) await serveBuild(options.builds, call, sock, log);
+      else sock.end(await replyTo(handler, call, log));
       if (options.isStale?.() && !closing) {
         log.info("this agent's code changed on disk; closing so the next call starts a fresh one");
         void close();
@@ -156,16 +162,6 @@ function readOneRequest(sock: Socket, log: Logger, serve: (payload: Buffer) => P
   });
 }
 
-/** The request when it is a build's (argv[0] BUILD_CALL), else undefined: a tool call or a line for the handler. */
-function buildRequest(payload: Buffer): CompilerCall | undefined {
-  try {
-    const call = decodeRequest(payload);
-    return call.argv[0] === BUILD_CALL ? call : undefined;
-  } catch {
-    return undefined; // replyTo answers the bad request
-  }
-}
-
 /** A build through `serve`, or NOT_SERVED without it or when it fails before its exit frame. */
 async function serveBuild(serve: AgentOptions["builds"], call: CompilerCall, sock: Socket, log: Logger): Promise<void> {
   try {
@@ -176,10 +172,10 @@ async function serveBuild(serve: AgentOptions["builds"], call: CompilerCall, soc
   if (!sock.writableEnded) sock.end(encodeBuildFrame(BuildFrame.NOT_SERVED));
 }
 
-/** The handler's answer to one request, encoded; FALLBACK when the handler declines or fails. */
-async function replyTo(handler: CallHandler, payload: Buffer, log: Logger): Promise<Buffer> {
+/** The handler's answer to one request (or why it could not be decoded), encoded; FALLBACK when the handler declines or fails. */
+async function replyTo(handler: CallHandler, call: CompilerCall | Error, log: Logger): Promise<Buffer> {
   try {
-    const call = decodeRequest(payload);
+    if (call instanceof Error) throw call;
     const r = await handler.handle(call);
     // REWRITE: orion-sh runs this command string in its real shell instead of the line it was given.
     if (r.rewrite !== undefined) return encodeReply({ status: ReplyStatus.REWRITE, exitCode: 0, stdout: Buffer.from(r.rewrite), stderr: r.stderr });

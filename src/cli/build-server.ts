@@ -3,10 +3,12 @@
 // CLI's own code (main) with the client's environment, cwd and terminal; what stays warm between builds is the agent's
 // process (no Node start-up, modules loaded, code optimized) and one cc service per cache (stores and stat cache open).
 import type { Socket } from "node:net";
-import type { CcService, CcServiceOptions } from "../cc/service.js";
+import { CcService, type CcServiceOptions } from "../cc/service.js";
 import type { CompilerCall } from "../cc/types.js";
 import type { Logger } from "../core/logger.js";
 import { BuildFrame, encodeBuildExit, encodeBuildFrame } from "../agent/protocol.js";
+import { NotServed } from "./io.js";
+import { main } from "./main.js";
 
 /** Set by the client in the request's environment: "1" or "0" for its stdout and stderr being terminals ("10"). */
 export const CLIENT_TTY_VAR = "ORION_CLIENT_TTY";
@@ -19,18 +21,16 @@ export interface BuildServer {
 }
 
 export function buildServer(logger: Logger): BuildServer {
+  /** One cc service per cache (and its options), kept open across builds. */
   const services = new Map<string, CcService>();
+  const ccService = (o: Omit<CcServiceOptions, "logger">): CcService => {
+    const key = JSON.stringify([o.cacheDir, !!o.noCache, o.maxCacheBytes ?? null]);
+    let s = services.get(key);
+    if (!s) services.set(key, (s = new CcService({ ...o, logger })));
+    return s;
+  };
   return {
     async serve(call, conn) {
-      const { main } = await import("./main.js");
-      const { NotServed } = await import("./io.js");
-      const { CcService } = await import("../cc/service.js");
-      const ccService = (o: Omit<CcServiceOptions, "logger">): CcService => {
-        const key = JSON.stringify([o.cacheDir, !!o.noCache, o.maxCacheBytes ?? null]);
-        let s = services.get(key);
-        if (!s) services.set(key, (s = new CcService({ ...o, logger })));
-        return s;
-      };
       // The client half-closes its side on Ctrl-C; a vanished client stops its build the same way.
       const interrupt = new AbortController();
       conn.on("end", () => interrupt.abort());

@@ -608,7 +608,7 @@ function addCacheCommands(program: Command, done: Done): void {
     });
 }
 
-function reportError(err: unknown, io: Pick<CliIo, "stderr" | "env"> = { stderr: process.stderr, env: process.env }): number {
+function reportError(err: unknown, io: Pick<CliIo, "stderr" | "env">): number {
   if (err instanceof CommanderError) {
     if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return ExitCode.OK;
     // commander already printed its one line.

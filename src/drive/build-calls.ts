@@ -62,6 +62,8 @@ export class BuildCalls implements CallHandler {
   private readonly log: Logger;
   /** Steps and tool calls that ran at once, checked for paths one wrote and the other read (see conflicts.ts). */
   readonly conflicts = new ConflictWatch();
+  /** Programs found on PATH, by PATH and name (a build's compilers do not move while it runs). */
+  private readonly onPath = new Map<string, string>();
 
   constructor(private readonly o: BuildCallsOptions) {
     this.log = o.logger.child({ module: "drive" });
@@ -86,7 +88,7 @@ export class BuildCalls implements CallHandler {
     }
     if (plan.kind === "rewrite") {
       // The line is one tool call: run it here and answer for the line, sparing the shell and the client's round trip.
-      const program = plan.direct && !plan.direct.argv.includes("-") ? findProgram(plan.direct.argv[0]!, plan.direct.cwd!, call.env) : undefined;
+      const program = plan.direct && !plan.direct.argv.includes("-") ? this.program(plan.direct.argv[0]!, plan.direct.cwd!, call.env) : undefined;
       if (plan.direct && program) {
         const reply = await this.tool({ argv: [program, ...plan.direct.argv.slice(1)], cwd: plan.direct.cwd!, env: call.env });
         // What the line's printf parts print comes first, as the shell would have printed it before the call.
@@ -97,6 +99,15 @@ export class BuildCalls implements CallHandler {
     }
     if (plan.kind === "step" && this.o.steps) return this.step(call, args, line);
     return HAND_BACK;
+  }
+
+  /** The program a line names, as its shell would find it; a name looked up on PATH is remembered for the build. */
+  private program(name: string, cwd: string, env: Record<string, string>): string | undefined {
+    if (name.includes("/")) return findProgram(name, cwd, env);
+    const key = `${env.PATH ?? ""}\0${name}`;
+    let found = this.onPath.get(key);
+    if (found === undefined && (found = findProgram(name, cwd, env)) !== undefined) this.onPath.set(key, found);
+    return found;
   }
 
   private async step(call: CompilerCall, args: string[], line: string): Promise<CompilerReply> {
@@ -157,14 +168,16 @@ export class BuildCalls implements CallHandler {
   /** One call: an action of the build. */
   private async oneTool(call: CompilerCall): Promise<CompilerReply> {
     const { events } = this.o;
-    const { kind, label } = describeCall(call, { objectDir: this.o.objectDir, root: this.o.root });
+    const described = describeCall(call, { objectDir: this.o.objectDir, root: this.o.root });
+    const { kind, label } = described;
     const id = events.actionStarted(kind, label);
     const started = performance.now();
-    if (this.o.signal?.aborted) return this.cancelled(id, kind, label, call, started);
+    if (this.o.signal?.aborted) return this.cancelled(id, described, started);
     try {
       const { reply, note } = await this.answer({ ...call, signal: this.o.signal });
-      if (this.o.signal?.aborted) return this.cancelled(id, kind, label, call, started);
-      this.conflicts.toolEnded({ label, start: started, end: performance.now(), ...toolPaths(call, note.headers) });
+      if (this.o.signal?.aborted) return this.cancelled(id, described, started);
+      const reads = new Set([...described.sources, ...(note.headers ?? []).map((h) => resolve(call.cwd, h))]);
+      this.conflicts.toolEnded({ label, start: started, end: performance.now(), reads, writes: new Set(described.outputs) });
       const ms = performance.now() - started;
       const infra = reply.exitCode === 3 && reply.stderr.toString().startsWith("orion cc:");
       // make decides whether a tool's failure fails the build: a -MM run in $(shell) may fail harmlessly (Redis's, in a fresh
@@ -185,11 +198,13 @@ export class BuildCalls implements CallHandler {
     }
   }
 
-  /** A call the interrupt stopped: its output removed (it may be half written, as make removes an interrupted target's). */
-  private async cancelled(id: string, kind: ActionKind, label: string, call: CompilerCall, started: number): Promise<CompilerReply> {
-    const out = toolFamily(call.argv[0]) === "driver" ? parseDriver(call.argv).output?.path : undefined;
-    if (out !== undefined) await rm(resolve(call.cwd, out), { force: true }).catch(() => undefined);
-    this.o.events.actionEnded(id, kind, label, { state: "cancelled", ms: performance.now() - started });
+  /**
+   * A call the interrupt stopped: a compiler driver's output removed (it may be half written, as make removes an
+   * interrupted target's); an archive or a linker's is left, since `ar r`/`ranlib` change one in place.
+   */
+  private async cancelled(id: string, d: CallDescription, started: number): Promise<CompilerReply> {
+    if (d.driver) for (const out of d.outputs) await rm(out, { force: true }).catch(() => undefined);
+    this.o.events.actionEnded(id, d.kind, d.label, { state: "cancelled", ms: performance.now() - started });
     return { exitCode: 130, stdout: EMPTY, stderr: EMPTY };
   }
 
@@ -217,67 +232,73 @@ export function commandStringIndex(args: readonly string[]): number | undefined 
   return undefined;
 }
 
+/** A tool call read once from its argv: what the build reports it as, and the files it names. */
+export interface CallDescription {
+  kind: ActionKind;
+  /** Ninja-style: `CC src/release.o`, its path relative to the project root when it lies in it. */
+  label: string;
+  /** The sources it compiles (absolute). */
+  sources: string[];
+  /** What it writes (absolute): the object, archive or program. */
+  outputs: string[];
+  /** A compiler driver (not ar, ranlib or ld). */
+  driver: boolean;
+}
+
 /**
  * The action kind and ninja-style label of a tool call, its paths relative to `root` (the project) when they lie in it —
- * `CC src/release.o` whichever sub-make compiled it.
+ * `CC src/release.o` whichever sub-make compiled it — and the files its argv names.
  */
-export function describeCall(call: CompilerCall, o: { objectDir?: string; root?: string } = {}): { kind: ActionKind; label: string } {
+export function describeCall(call: CompilerCall, o: { objectDir?: string; root?: string } = {}): CallDescription {
   const argv = call.argv;
+  const at = (p: string) => resolve(call.cwd, p);
   const shown = (p: string | undefined): string => {
     if (p === undefined) return "?";
     if (o.root === undefined) return p;
-    const abs = resolve(call.cwd, p);
-    const rel = relative(o.root, abs);
-    return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : abs;
+    const rel = relative(o.root, at(p));
+    return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : at(p);
   };
+  const tool = (kind: ActionKind, label: string, outputs: (string | undefined)[]): CallDescription => ({
+    kind,
+    label,
+    sources: [],
+    outputs: outputs.filter((p) => p !== undefined).map(at),
+    driver: false,
+  });
   switch (toolFamily(argv[0])) {
-    case "ar":
-      return { kind: "archive", label: `AR ${shown(parseAr(argv).archive?.text)}` };
-    case "ranlib":
-      return { kind: "archive", label: `RANLIB ${shown(parseRanlib(argv).archives[0]?.text)}` };
+    case "ar": {
+      const archive = parseAr(argv).archive?.text;
+      return tool("archive", `AR ${shown(archive)}`, [archive]);
+    }
+    case "ranlib": {
+      const archives = parseRanlib(argv).archives.map((a) => a.text);
+      return tool("archive", `RANLIB ${shown(archives[0])}`, archives);
+    }
     case "ld": {
       const o = argv.indexOf("-o");
-      return { kind: "link", label: `LD ${shown(o < 0 ? "a.out" : argv[o + 1])}` };
+      const out = o < 0 ? "a.out" : argv[o + 1];
+      return tool("link", `LD ${shown(out)}`, [out]);
     }
     default:
-      return describeDriverCall(argv, o.objectDir, shown);
+      return describeDriverCall(argv, o.objectDir, shown, at);
   }
 }
 
-function describeDriverCall(argv: string[], objectDir: string | undefined, shown: (p: string | undefined) => string): { kind: ActionKind; label: string } {
+function describeDriverCall(argv: string[], objectDir: string | undefined, shown: (p: string | undefined) => string, at: (p: string) => string): CallDescription {
   const call = parseDriver(argv);
   const source = call.sources[0];
+  const out = call.output?.path;
+  const files = { sources: call.sources.map(at), outputs: out === undefined ? [] : [at(out)], driver: true };
   if (call.modes.depOnly) {
     const more = call.sources.length > 1 ? ` and ${call.sources.length - 1} more` : "";
-    return { kind: "depgen", label: `DEP ${shown(source)}${more}` };
+    return { kind: "depgen", label: `DEP ${shown(source)}${more}`, ...files };
   }
-  const out = call.output?.path;
   if (call.modes.compile || call.modes.assemble || call.modes.preprocess) {
     // A split link's object lives in Orion's cache: the source says more.
     const fromCache = out === undefined || (objectDir !== undefined && out.startsWith(objectDir + "/"));
-    return { kind: "compile", label: `${call.cxx ? "CXX" : "CC"} ${shown(fromCache ? source : out)}` };
+    return { kind: "compile", label: `${call.cxx ? "CXX" : "CC"} ${shown(fromCache ? source : out)}`, ...files };
   }
-  return { kind: "link", label: `LINK ${shown(out ?? "a.out")}` };
-}
-
-/** The absolute paths a tool call read (a compile's sources and headers) and wrote (its output), as far as its argv and cache say. */
-function toolPaths(call: CompilerCall, headers: readonly string[] = []): { reads: Set<string>; writes: Set<string> } {
-  const at = (p: string) => resolve(call.cwd, p);
-  const argv = call.argv;
-  switch (toolFamily(argv[0])) {
-    case "ar":
-      return { reads: new Set(), writes: new Set([parseAr(argv).archive?.text].filter((p) => p !== undefined).map(at)) };
-    case "ranlib":
-      return { reads: new Set(), writes: new Set(parseRanlib(argv).archives.map((a) => at(a.text))) };
-    case "ld": {
-      const o = argv.indexOf("-o");
-      return { reads: new Set(), writes: new Set([at(o < 0 ? "a.out" : argv[o + 1]!)]) };
-    }
-    default: {
-      const d = parseDriver(argv);
-      return { reads: new Set([...d.sources, ...headers].map(at)), writes: new Set(d.output ? [at(d.output.path)] : []) };
-    }
-  }
+  return { kind: "link", label: `LINK ${shown(out ?? "a.out")}`, ...files };
 }
 
 /** f over every item, at most `n` at a time; the results in item order. */

@@ -119,6 +119,8 @@ type Tracer = { kind: "preload"; library: string } | { kind: "strace"; strace: s
 export class HostStepRunner {
   /** The tracer: chosen once, by the first step that could be cached (null when none works here). */
   private tracer: Promise<Tracer | null> | undefined;
+  /** preloadBlindSpot by program path. */
+  private readonly blindSpots = new Map<string, string | undefined>();
 
   constructor(private readonly o: HostStepRunnerOptions) {}
 
@@ -225,7 +227,7 @@ export class HostStepRunner {
         const text = readFileSync(traceFile, "utf8");
         const trace = tracer.kind === "preload" ? parsePreloadTrace(text) : parseTrace(text, p.cwd);
         if (!trace.untraceable) touched = touchedBy(trace.accesses, traceFile);
-        await this.record({ p, key, fp, traceFile, trace: () => trace, log: stdout, err: p.apart ? stderr : undefined, ms });
+        await this.record({ p, key, fp, traceFile, trace, log: stdout, err: p.apart ? stderr : undefined, ms });
       }
       return { outcome: { ok, restored: false, exitCode: r.exitCode, signal: r.signal, canceled: r.cancelled, touched }, stdout, stderr };
     } finally {
@@ -234,11 +236,10 @@ export class HostStepRunner {
   }
 
   /** Stores a successful traced step, unless its trace is incomplete or it cannot be restored faithfully. */
-  private async record(r: { p: Plan; key: string; fp: Fingerprinter; traceFile: string; trace: () => TraceResult; log: Uint8Array; err?: Uint8Array; ms: number }): Promise<void> {
+  private async record(r: { p: Plan; key: string; fp: Fingerprinter; traceFile: string; trace: TraceResult; log: Uint8Array; err?: Uint8Array; ms: number }): Promise<void> {
     const log = this.o.logger;
-    const { p, traceFile } = r;
+    const { p, traceFile, trace } = r;
     try {
-      const trace = r.trace();
       if (trace.untraceable) {
         log.info({ cwd: p.cwd, argv: p.argv, why: trace.untraceable }, "host step not cached: its trace is incomplete");
         return;
@@ -263,7 +264,10 @@ export class HostStepRunner {
     const tracer = await (this.tracer ??= chooseTracer(this.o.env, this.o.preloadLibrary ?? defaultPreloadLibrary(), this.o.logger));
     if (tracer?.kind !== "preload") return tracer;
     const program = findProgram(p.argv[0]!, p.cwd, p.env);
-    const why = program && preloadBlindSpot(program);
+    if (!program) return tracer;
+    // Read once per program: every step starts /bin/sh.
+    if (!this.blindSpots.has(program)) this.blindSpots.set(program, preloadBlindSpot(program));
+    const why = this.blindSpots.get(program);
     if (!why) return tracer;
     this.o.logger.info({ cwd: p.cwd, argv: p.argv, why }, "host step not cached: the preload tracer cannot see its program");
     return null;

@@ -28,18 +28,19 @@ export function parsePreloadTrace(log: string): TraceResult {
     if (line === "") continue;
     const op = line[0]!;
     const rest = line.slice(2);
-    if (line[1] !== "\t") return { accesses, untraceable: `a malformed trace line: ${JSON.stringify(line.slice(0, 80))}` };
+    const malformed = () => ({ accesses, untraceable: `a malformed trace line: ${JSON.stringify(line.slice(0, 80))}` });
+    if (line[1] !== "\t") return malformed();
     if (op === "u") return { accesses, untraceable: rest };
     if (op === "o") {
       // `o\t<sha256>:<size>:<0|1 executable>:<absolute path>`, just before that path's in-place write record.
       const m = /^([0-9a-f]{64}):(\d+):([01]):(\/.*)$/.exec(rest);
-      if (!m) return { accesses, untraceable: `a malformed trace line: ${JSON.stringify(line.slice(0, 80))}` };
+      if (!m) return malformed();
       const abs = path.resolve(m[4]!);
       if (!changed.has(abs) && !startContent.has(abs)) startContent.set(abs, { digest: { hash: m[1]!, sizeBytes: Number(m[2]) }, executable: m[3] === "1" });
       continue;
     }
     const access = OPS[op];
-    if (!access || !rest.startsWith("/")) return { accesses, untraceable: `a malformed trace line: ${JSON.stringify(line.slice(0, 80))}` };
+    if (!access || !rest.startsWith("/")) return malformed();
     // Resolved as trace.ts resolves strace's paths: "/r/d/./x/" names "/r/d/x".
     const a = access(path.resolve(rest));
     if (a.op === "write" || a.op === "remove" || a.op === "make") changed.add(a.path);
