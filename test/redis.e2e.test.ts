@@ -91,21 +91,31 @@ describe.skipIf(!enabled)("Redis 7.0.15 through orion build (ORION_TEST_REDIS=1)
   );
 
   it(
-    "warm, in a fresh extract at the same path: every action a cache hit, every step restored, and redis-server answers PING",
+    "warm, in a fresh extract at the same path: every action a cache hit, every step restored, and redis-server answers PING; then restored whole, make not run",
     async () => {
       expect(cold?.exitCode, "needs the cold build").toBe(0);
       await extractRedis(tree);
-      const warm = await orionBuild(tree, orion);
+      // Action by action first (the whole-build restore turned off): what an edited tree's build relies on.
+      const warm = await orionBuild(tree, { ...orion, env: { ...orion.env, ORION_WHOLE_BUILD: "0" } });
       expect(warm.exitCode, describeBuild(warm)).toBe(0);
       expect(warm.summary.actions).toBe(cold!.summary.actions);
       const out = outcomes(warm.events);
       expect(out.executed, describeBuild(warm)).toEqual(WARM_EXECUTED);
       expect(warm.summary.cacheHits).toBe(warm.summary.actions - WARM_EXECUTED.length);
       expect(warm.summary.hostStepsCached).toBe(warm.summary.hostSteps);
+      expect(warm.summary.replayed).toBeUndefined();
       // Compiled with `cc -c net.c` (no -o) in deps/: these missed on every warm build before they ran in the shared context.
       for (const label of ["CC deps/hiredis/net.o", "CC deps/linenoise/linenoise.o", "CC deps/hdr_histogram/hdr_histogram.o", "AR deps/hiredis/libhiredis.a"]) {
         expect(out.cached).toContain(label);
       }
+      expect(await pingRedis(tree)).toBe("PONG");
+
+      // Again in a fresh extract: the same tree at the same path, the whole build restored at once, make not run.
+      await extractRedis(tree);
+      const whole = await orionBuild(tree, orion);
+      expect(whole.exitCode, describeBuild(whole)).toBe(0);
+      expect(whole.summary.replayed, describeBuild(whole)).toBe(true);
+      expect(whole.summary).toMatchObject({ actions: cold!.summary.actions, executed: 0, cacheHits: cold!.summary.actions });
       expect(await pingRedis(tree)).toBe("PONG");
     },
     BUILD_MS,

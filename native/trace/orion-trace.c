@@ -6,7 +6,9 @@
 // the process's own, so lines of processes running at once never interleave. Ops: r read, w write (in place), f write
 // (fresh: truncated or exclusively created), l list, a absent, p present, d remove, m make; `u\t<reason>` says the trace
 // is incomplete (a static program, a walk inside glibc it cannot see, a path it cannot place), so the step is run
-// every time rather than restored on a partial record.
+// every time rather than restored on a partial record. `o\t<sha256>:<size>:<x>:<path>` gives the content a regular
+// file had before a process changed it in place, truncated it, renamed over it or removed it (written before that
+// call), so whoever reads the trace knows what the tree held at the start.
 //
 // glibc's own functions call each other directly, not through the PLT: every public entry point that reaches the file
 // system is wrapped (fopen as well as open, remove as well as unlink, execvp as well as execve).
@@ -327,6 +329,19 @@ static void record_old_content(const char *abs) {
   sha256_hex(&c, hex);
   int n = snprintf(text, sizeof text, "%s:%lld:%d:%s", hex, (long long)total, (st.st_mode & S_IXUSR) ? 1 : 0, abs);
   if (n > 0 && (size_t)n < sizeof text) emit('o', text);
+}
+
+/**
+ * Before a call replaces or removes `path` (a rename's destination, an unlink): the content the file had, recorded
+ * as for an in-place change, since after the call nothing can tell it. A name that is no regular file records nothing.
+ */
+static void record_replaced(int dirfd, const char *path) {
+  if (!tracing()) return;
+  int e = errno;
+  char abs[ABS_MAX];
+  struct stat st;
+  if (place(dirfd, path, abs) == PLACED && CALL(stat, -1, abs, &st) == 0 && S_ISREG(st.st_mode)) record_old_content(abs);
+  errno = e;
 }
 
 /** An open by its flags, as trace.ts's applyOpen reads them from strace. */
@@ -721,6 +736,15 @@ __attribute__((destructor)) static void orion_trace_end(void) {
     return r;                                                                        \
   }
 
+/** WRAP for a call that replaces or removes the file at (dirfd, path): what it held is recorded first. */
+#define WRAP_REPLACING(dirfd, path, type, name, params, args, fail, ...)             \
+  EXPORT type name params {                                                          \
+    record_replaced(dirfd, path);                                                    \
+    type r = REAL(name) ? REAL(name) args : (errno = ENOSYS, (type)(fail));          \
+    AFTER(__VA_ARGS__);                                                              \
+    return r;                                                                        \
+  }
+
 /** open and openat pass their mode argument on only with O_CREAT or O_TMPFILE. */
 #define OPEN_MODE(flags)                                                     \
   mode_t mode = 0;                                                           \
@@ -734,6 +758,7 @@ __attribute__((destructor)) static void orion_trace_end(void) {
 #define OPEN_WRAPPER(name)                                                    \
   EXPORT int name(const char *path, int flags, ...) {                         \
     OPEN_MODE(flags)                                                          \
+    if (flags & O_TRUNC) record_replaced(AT_FDCWD, path);                     \
     int r = CALL(name, -1, path, flags, mode);                                \
     AFTER(record_open(AT_FDCWD, path, flags, r >= 0, e_));                    \
     return r;                                                                 \
@@ -744,6 +769,7 @@ OPEN_WRAPPER(open64)
 #define OPENAT_WRAPPER(name)                                                  \
   EXPORT int name(int dirfd, const char *path, int flags, ...) {              \
     OPEN_MODE(flags)                                                          \
+    if (flags & O_TRUNC) record_replaced(dirfd, path);                        \
     int r = CALL(name, -1, dirfd, path, flags, mode);                         \
     AFTER(record_open(dirfd, path, flags, r >= 0, e_));                       \
     return r;                                                                 \
@@ -756,10 +782,10 @@ WRAP(int, __open_2, (const char *path, int flags), (path, flags), -1, record_ope
 WRAP(int, __open64_2, (const char *path, int flags), (path, flags), -1, record_open(AT_FDCWD, path, flags, r >= 0, e_))
 WRAP(int, __openat_2, (int dirfd, const char *path, int flags), (dirfd, path, flags), -1, record_open(dirfd, path, flags, r >= 0, e_))
 WRAP(int, __openat64_2, (int dirfd, const char *path, int flags), (dirfd, path, flags), -1, record_open(dirfd, path, flags, r >= 0, e_))
-WRAP(int, creat, (const char *path, mode_t mode), (path, mode), -1, record_open(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC, r >= 0, e_))
-WRAP(int, creat64, (const char *path, mode_t mode), (path, mode), -1, record_open(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC, r >= 0, e_))
-WRAP(FILE *, fopen, (const char *path, const char *mode), (path, mode), NULL, record_open(AT_FDCWD, path, fopen_flags(mode), r != NULL, e_))
-WRAP(FILE *, fopen64, (const char *path, const char *mode), (path, mode), NULL, record_open(AT_FDCWD, path, fopen_flags(mode), r != NULL, e_))
+WRAP_REPLACING(AT_FDCWD, path, int, creat, (const char *path, mode_t mode), (path, mode), -1, record_open(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC, r >= 0, e_))
+WRAP_REPLACING(AT_FDCWD, path, int, creat64, (const char *path, mode_t mode), (path, mode), -1, record_open(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC, r >= 0, e_))
+WRAP_REPLACING(AT_FDCWD, (mode && mode[0] == 'w' ? path : NULL), FILE *, fopen, (const char *path, const char *mode), (path, mode), NULL, record_open(AT_FDCWD, path, fopen_flags(mode), r != NULL, e_))
+WRAP_REPLACING(AT_FDCWD, (mode && mode[0] == 'w' ? path : NULL), FILE *, fopen64, (const char *path, const char *mode), (path, mode), NULL, record_open(AT_FDCWD, path, fopen_flags(mode), r != NULL, e_))
 WRAP(FILE *, freopen, (const char *path, const char *mode, FILE *f), (path, mode, f), NULL, if (path) record_open(AT_FDCWD, path, fopen_flags(mode), r != NULL, e_))
 WRAP(FILE *, freopen64, (const char *path, const char *mode, FILE *f), (path, mode, f), NULL, if (path) record_open(AT_FDCWD, path, fopen_flags(mode), r != NULL, e_))
 
@@ -803,13 +829,13 @@ WRAP(int, lchmod, (const char *path, mode_t mode), (path, mode), -1, if (r == 0)
 WRAP(int, fchmodat, (int dirfd, const char *path, mode_t mode, int flags), (dirfd, path, mode, flags), -1, if (r == 0) record('w', dirfd, path))
 
 // Removals, moves, links, directories.
-WRAP(int, unlink, (const char *path), (path), -1, if (r == 0) record('d', AT_FDCWD, path))
+WRAP_REPLACING(AT_FDCWD, path, int, unlink, (const char *path), (path), -1, if (r == 0) record('d', AT_FDCWD, path))
 WRAP(int, rmdir, (const char *path), (path), -1, if (r == 0) record('d', AT_FDCWD, path))
-WRAP(int, remove, (const char *path), (path), -1, if (r == 0) record('d', AT_FDCWD, path))
-WRAP(int, unlinkat, (int dirfd, const char *path, int flags), (dirfd, path, flags), -1, if (r == 0) record('d', dirfd, path))
-WRAP(int, rename, (const char *from, const char *to), (from, to), -1, if (r == 0) record_move(AT_FDCWD, from, AT_FDCWD, to, 0))
-WRAP(int, renameat, (int fromfd, const char *from, int tofd, const char *to), (fromfd, from, tofd, to), -1, if (r == 0) record_move(fromfd, from, tofd, to, 0))
-WRAP(int, renameat2, (int fromfd, const char *from, int tofd, const char *to, unsigned int flags), (fromfd, from, tofd, to, flags), -1, if (r == 0) record_move(fromfd, from, tofd, to, 0))
+WRAP_REPLACING(AT_FDCWD, path, int, remove, (const char *path), (path), -1, if (r == 0) record('d', AT_FDCWD, path))
+WRAP_REPLACING(dirfd, path, int, unlinkat, (int dirfd, const char *path, int flags), (dirfd, path, flags), -1, if (r == 0) record('d', dirfd, path))
+WRAP_REPLACING(AT_FDCWD, to, int, rename, (const char *from, const char *to), (from, to), -1, if (r == 0) record_move(AT_FDCWD, from, AT_FDCWD, to, 0))
+WRAP_REPLACING(tofd, to, int, renameat, (int fromfd, const char *from, int tofd, const char *to), (fromfd, from, tofd, to), -1, if (r == 0) record_move(fromfd, from, tofd, to, 0))
+WRAP_REPLACING(tofd, to, int, renameat2, (int fromfd, const char *from, int tofd, const char *to, unsigned int flags), (fromfd, from, tofd, to, flags), -1, if (r == 0) record_move(fromfd, from, tofd, to, 0))
 WRAP(int, link, (const char *from, const char *to), (from, to), -1, if (r == 0) record_move(AT_FDCWD, from, AT_FDCWD, to, 1))
 WRAP(int, linkat, (int fromfd, const char *from, int tofd, const char *to, int flags), (fromfd, from, tofd, to, flags), -1, if (r == 0) record_move(fromfd, from, tofd, to, 1))
 WRAP(int, mkdir, (const char *path, mode_t mode), (path, mode), -1, record_mkdir(AT_FDCWD, path, r == 0, e_))
@@ -1052,6 +1078,8 @@ EXPORT long syscall(long number, ...) {
   long a[6];
   for (int i = 0; i < 6; i++) a[i] = va_arg(ap, long);
   va_end(ap);
+  if (number == SYS_renameat2) record_replaced((int)a[2], (const char *)a[3]);
+  if (number == SYS_openat && ((int)a[2] & O_TRUNC)) record_replaced((int)a[0], (const char *)a[1]);
   long r = CALL(syscall, -1, number, a[0], a[1], a[2], a[3], a[4], a[5]);
   switch (number) {
   case SYS_statx:

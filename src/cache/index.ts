@@ -1,6 +1,7 @@
 // The cache area's public surface: toolchain detection and program digests, action keys, the compile-cache protocol and the SQLite action cache.
 export {
   detectToolchain,
+  toolchainMemoFiles,
   clearToolchainMemo,
   parseVerboseOutput,
   TOOLCHAIN_KEY_VERSION,

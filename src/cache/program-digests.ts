@@ -8,7 +8,7 @@ import { digestOfFile, OrionError } from "../core/index.js";
 export class ProgramDigests {
   private readonly memo = new Map<string, Promise<string>>();
 
-  constructor(private readonly options: { memoFile?: string } = {}) {}
+  constructor(private readonly options: { memoFile?: string | readonly string[] } = {}) {}
 
   digest(absPath: string): Promise<string> {
     let p = this.memo.get(absPath);

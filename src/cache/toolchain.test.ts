@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { OrionError } from "../core/errors.js";
-import { clearToolchainMemo, detectToolchain, parseVerboseOutput } from "./toolchain.js";
+import { clearToolchainMemo, detectToolchain, parseVerboseOutput, toolchainMemoFiles } from "./toolchain.js";
 
 describe("detectToolchain", () => {
   it("describes /usr/bin/gcc with a stable digest", async () => {
@@ -62,6 +62,32 @@ describe("detectToolchain", () => {
     expect((await detectToolchain("/usr/bin/gcc", { memoFile })).digest).toBe("f".repeat(64));
     edit((e) => (e.stamps.find(([p]) => p === "/usr/include")![2] -= 1));
     expect((await detectToolchain("/usr/bin/gcc", { memoFile })).digest).toBe(a.digest);
+  });
+
+  it("shares the user's memo between caches, and falls back to the cache's own when the user's cannot be written", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "orion-tc-"));
+    const env = { XDG_CACHE_HOME: join(dir, "xdg") };
+    const [user, own] = toolchainMemoFiles(join(dir, "cache-a"), env);
+    expect(user).toBe(join(dir, "xdg", "orion", "toolchains.json"));
+    expect(own).toBe(join(dir, "cache-a", "toolchains.json"));
+    expect(toolchainMemoFiles(join(dir, "xdg", "orion"), env)).toEqual([user]);
+    clearToolchainMemo();
+    const a = await detectToolchain("/usr/bin/gcc", { memoFile: [user!, own!] });
+    expect(Object.keys(JSON.parse(readFileSync(user!, "utf8")).entries)).toHaveLength(1);
+    expect(() => readFileSync(own!)).toThrow();
+    // A new cache in a fresh process finds the detection in the user's file.
+    clearToolchainMemo();
+    const doc = JSON.parse(readFileSync(user!, "utf8"));
+    for (const e of Object.values(doc.entries)) (e as { toolchain: { digest: string } }).toolchain.digest = "e".repeat(64);
+    writeFileSync(user!, JSON.stringify(doc));
+    expect((await detectToolchain("/usr/bin/gcc", { memoFile: toolchainMemoFiles(join(dir, "cache-b"), env) })).digest).toBe("e".repeat(64));
+    // A user file that cannot be written (its folder is a file): the detection goes to the cache's own.
+    const blocked = join(dir, "blocked");
+    writeFileSync(blocked, "");
+    const [user2, own2] = toolchainMemoFiles(join(dir, "cache-c"), { XDG_CACHE_HOME: blocked });
+    clearToolchainMemo();
+    expect((await detectToolchain("/usr/bin/gcc", { memoFile: [user2!, own2!] })).digest).toBe(a.digest);
+    expect(Object.keys(JSON.parse(readFileSync(own2!, "utf8")).entries)).toHaveLength(1);
   });
 
   it("throws an OrionError naming a missing or bogus compiler", async () => {

@@ -2,7 +2,8 @@
 import { makeDirSync } from "../core/fs.js";
 import { execFile } from "node:child_process";
 import { readFileSync, readdirSync, realpathSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { basename, dirname, isAbsolute, resolve } from "node:path";
+import { homedir } from "node:os";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { KeyHasher, digestOfFile } from "../core/digest.js";
 import { OrionError, errorMessage } from "../core/errors.js";
 import { findProgram } from "../core/programs.js";
@@ -33,8 +34,23 @@ export interface Toolchain {
 export interface DetectToolchainOptions {
   /** Environment the compiler runs with (PATH, GCC_EXEC_PREFIX, COMPILER_PATH matter); defaults to process.env. */
   env?: NodeJS.ProcessEnv;
-  /** A JSON file remembering detections across processes, so a no-op build runs no subprocess. */
-  memoFile?: string;
+  /**
+   * JSON files remembering detections across processes, so a no-op build runs no subprocess: an entry is taken from
+   * the first that holds one, and a new detection is written to the first that can be written (toolchainMemoFiles).
+   */
+  memoFile?: string | readonly string[];
+}
+
+/**
+ * Where detections are remembered for a build whose cache is `cacheDir`: first the user's own file, which every cache
+ * of the user shares — a toolchain is a property of the machine, not of a cache, and a first build in a new cache then
+ * neither runs the driver nor hashes its ~100 MB of programs again (ccache keys its compiler by mtime and size; sccache
+ * keeps the digest in its server) — then the cache's own, for a user whose home cannot be written.
+ */
+export function toolchainMemoFiles(cacheDir: string, env: NodeJS.ProcessEnv): string[] {
+  const user = join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "orion", "toolchains.json");
+  const own = join(cacheDir, "toolchains.json");
+  return user === own ? [own] : [user, own];
 }
 
 /** Programs the driver runs; cc1 and cc1plus both, whatever the language, so one digest serves C and C++. */
@@ -196,15 +212,22 @@ function readMemoFile(file: string): Record<string, MemoEntry> {
   }
 }
 
-function writeMemoFile(file: string, entries: Record<string, MemoEntry>): void {
+function writeMemoFile(file: string, entries: Record<string, MemoEntry>): boolean {
   try {
     makeDirSync(dirname(file));
     const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ version: TOOLCHAIN_KEY_VERSION, entries }));
+    writeFileSync(tmp, JSON.stringify({ version: TOOLCHAIN_KEY_VERSION, entries: liveEntries(entries) }));
     renameSync(tmp, file);
+    return true;
   } catch {
     // A memo that cannot be written only costs the next process a detection.
+    return false;
   }
+}
+
+/** Entries whose driver is still there: a shared file must not keep every scratch compiler a test once made. */
+function liveEntries(entries: Record<string, MemoEntry>): Record<string, MemoEntry> {
+  return Object.fromEntries(Object.entries(entries).filter(([, e]) => stampOf(e.toolchain.path)));
 }
 
 /**
@@ -231,10 +254,10 @@ export async function detectToolchain(compiler: string, options: DetectToolchain
 
   const cached = memo.get(key);
   if (cached && stampsHold(cached.stamps)) return cached.toolchain;
-  let fileEntries: Record<string, MemoEntry> | undefined;
-  if (options.memoFile) {
-    fileEntries = readMemoFile(options.memoFile);
-    const fromFile = fileEntries[key];
+  const files = typeof options.memoFile === "string" ? [options.memoFile] : (options.memoFile ?? []);
+  const read = files.map((file) => ({ file, entries: readMemoFile(file) }));
+  for (const { entries } of read) {
+    const fromFile = entries[key];
     if (fromFile && stampsHold(fromFile.stamps)) {
       memo.set(key, fromFile);
       return fromFile.toolchain;
@@ -248,10 +271,7 @@ export async function detectToolchain(compiler: string, options: DetectToolchain
     throw new OrionError(`cannot run compiler ${compiler}: ${errorMessage(err)}`, { cause: err });
   }
   memo.set(key, entry);
-  if (options.memoFile && fileEntries) {
-    fileEntries[key] = entry;
-    writeMemoFile(options.memoFile, fileEntries);
-  }
+  read.find(({ file, entries }) => writeMemoFile(file, { ...entries, [key]: entry }));
   return entry.toolchain;
 }
 

@@ -13,6 +13,8 @@ export interface CallNote {
   headers?: string[];
   /** A miss compiled on the farm rather than here: true, or the node's name when the farm said it. */
   remote?: boolean | string;
+  /** The compiler found for the call (absolute). */
+  program?: string;
 }
 
 export interface CallRecord {

@@ -17,6 +17,7 @@ import {
   CHANGING,
   compileKey,
   detectToolchain,
+  toolchainMemoFiles,
   keyEnv,
   lookupCompiled,
   readCompileInputs,
@@ -156,6 +157,7 @@ export class CcService implements CallHandler {
     if (name === undefined) return notFoundReply("(no compiler named)");
     const exe = findCompiler(name, call.cwd, call.env, { selfPaths: this.selfPaths, skipDirs: masqueradeDirs(call.env) });
     if (!exe) return notFoundReply(name);
+    note.program = exe;
     const cls = classifyCall(call.argv, call.cwd, call.env);
     if (clsOut) clsOut.value = cls;
     if (!cls.cacheable || this.o.noCache) {
@@ -344,7 +346,7 @@ export class CcService implements CallHandler {
     const view = new StatFileView(call.cwd, () => this.open().statCache);
     const inputs = await readCompileInputs(view, args);
     if (!inputs) return undefined;
-    const toolchain = await detectToolchain(exe, { env: call.env, memoFile: join(this.o.cacheDir, "toolchains.json") });
+    const toolchain = await detectToolchain(exe, { env: call.env, memoFile: toolchainMemoFiles(this.o.cacheDir, call.env) });
     // Tree paths are relative to the call's cwd, so the working dir enters as "." — or absolute when the object embeds it.
     const key = compileKey(view, { toolchain: toolchain.digest, argv: call.argv, args, cwd: { key: ".", abs: call.cwd }, env: keyEnv(call.env) }, inputs);
     const sources = inputs.sources.map(({ path, digest }) => {

@@ -116,6 +116,7 @@ async function extractAndBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
   const { createRootLogger } = await import("../core/logger.js");
   const { runBuild, reportUnsubmitted } = await import("../client/build.js");
   const { ProgramDigests } = await import("../cache/program-digests.js");
+  const { toolchainMemoFiles } = await import("../cache/toolchain.js");
   const logger = createRootLogger({ level: cfg.logLevel, file: cfg.logFile });
 
   const opened = performance.now();
@@ -136,7 +137,7 @@ async function extractAndBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
       head: backend.head,
       store: backend.store,
       statCache: backend.statCache,
-      programs: new ProgramDigests({ memoFile: join(cfg.cacheDir, "toolchains.json") }),
+      programs: new ProgramDigests({ memoFile: toolchainMemoFiles(cfg.cacheDir, process.env) }),
       logger,
       ...reporterSinks(reporter),
       signal,
@@ -170,8 +171,9 @@ async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
   const cc = io.server?.ccService(ccOptions) ?? new CcService({ ...ccOptions, logger });
   const { ToolCache } = await import("../drive/index.js");
   const { ProgramDigests } = await import("../cache/program-digests.js");
+  const { toolchainMemoFiles } = await import("../cache/toolchain.js");
   const { defaultSelfPaths } = await import("../cc/compiler.js");
-  const programs = new ProgramDigests({ memoFile: join(cfg.cacheDir, "toolchains.json") });
+  const programs = new ProgramDigests({ memoFile: toolchainMemoFiles(cfg.cacheDir, io.env) });
   const tools = cfg.noCache ? undefined : new ToolCache({ stores: () => cc.openStores(), programs, selfPaths: defaultSelfPaths(), logger });
   const { openStepLines } = await import("../drive/step-lines.js");
   const steps = cfg.noCache ? undefined : openStepLines({ cacheDir: cfg.cacheDir, stores: () => cc.openStores(), root: projectRoot(dir), jobs: cfg.jobs, env: io.env, logger, signal });
@@ -189,6 +191,7 @@ async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
       nativeDir,
       historyFile: join(cfg.cacheDir, "drive-history.json"),
       objectDir: join(cfg.cacheDir, "objs"),
+      whole: cfg.noCache ? undefined : { cacheDir: cfg.cacheDir, stores: () => cc.openStores(), programs },
       logger,
       ...reporterSinks(reporter, io.stderr),
       signal,

@@ -82,6 +82,7 @@ function formatSummary(s: Summary): string {
     .join(", ");
   return (
     `orion: ${s.actions} actions: ${s.executed} executed, ${s.cacheHits} cached, ${s.failed} failed, ${s.skipped} skipped; ` +
-    `${s.hostSteps} host steps${s.hostStepsCached ? ` (${s.hostStepsCached} restored)` : ""}; ${secs} s${nodes ? ` (${nodes})` : ""}`
+    `${s.hostSteps} host steps${s.hostStepsCached ? ` (${s.hostStepsCached} restored)` : ""}; ${secs} s${nodes ? ` (${nodes})` : ""}` +
+    (s.replayed ? "; restored whole from the last build of this tree" : "")
   );
 }

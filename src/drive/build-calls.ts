@@ -13,7 +13,12 @@ import type { ActionKind } from "../scheduler/index.js";
 import { type DriveEvents, LOCAL_NODE } from "./events.js";
 import { ToolCache } from "./tool-cache.js";
 import { findProgram } from "../core/programs.js";
+import { mapLimit } from "../core/concurrency.js";
 import { ConflictWatch } from "./conflicts.js";
+import type { BuildRecorder } from "./replay.js";
+import type { Touched } from "../steps/host-runner.js";
+import { withoutPreload } from "../steps/preload-trace.js";
+import { callRecord } from "../cc/record.js";
 
 /** argv[0] of a request from the shell shim (native/sh/orion-sh.c): the rest is the shell's own arguments. */
 export const SHELL_SHIM_NAME = "orion-sh";
@@ -27,7 +32,7 @@ export type LinePlanner = (line: string, o: { cwd: string; wrapper: string; read
 
 /** Runs one recipe line through the whole-step cache (restored when its inputs are unchanged, else run traced). */
 export interface StepLines {
-  run(step: { argv: string[]; cwd: string; env: Record<string, string> }): Promise<{ exitCode: number; stdout: Buffer; stderr: Buffer; restored: boolean; touched?: { reads: string[]; writes: string[] } }>;
+  run(step: { argv: string[]; cwd: string; env: Record<string, string> }): Promise<{ exitCode: number; stdout: Buffer; stderr: Buffer; restored: boolean; touched?: Touched }>;
 }
 
 export interface BuildCallsOptions {
@@ -50,6 +55,9 @@ export interface BuildCallsOptions {
   signal?: AbortSignal;
   /** The farm's name for calls the cache sent there. */
   farmNode?: string;
+  /** Gathers what the build did, to remember it whole (replay.ts); make then runs under `tracerLibrary`. */
+  recorder?: BuildRecorder;
+  tracerLibrary?: string;
   logger: Logger;
 }
 
@@ -70,6 +78,8 @@ export class BuildCalls implements CallHandler {
   }
 
   handle(call: CompilerCall): Promise<CompilerReply> {
+    // Calls from make's traced processes carry the tracer: what runs here is not make's to trace.
+    if (this.o.tracerLibrary) call = { ...call, env: withoutPreload(call.env, this.o.tracerLibrary) };
     return call.argv[0] === SHELL_SHIM_NAME ? this.line(call) : this.tool(call);
   }
 
@@ -118,6 +128,7 @@ export class BuildCalls implements CallHandler {
     try {
       const step = { argv: [this.o.shell, ...args], cwd: call.cwd, env: call.env };
       const r = await this.o.steps!.run(step);
+      this.o.recorder?.step(line, call.cwd, r.touched);
       if (r.touched) {
         const { reads, writes } = r.touched;
         const rerun = async () => void (await this.o.steps!.run(step));
@@ -129,6 +140,7 @@ export class BuildCalls implements CallHandler {
     } catch (err) {
       // The step cache's own failure: the line still runs, in the shell, as make would have run it.
       this.log.warn({ err: errorMessage(err), line: line.slice(0, 200) }, "step cache failed; the shell runs the line");
+      this.o.recorder?.refuse("the step cache failed on a line");
       events.hostStep(id, line, call.cwd, "finished", { ms: Math.round(performance.now() - started) });
       return HAND_BACK;
     }
@@ -145,7 +157,7 @@ export class BuildCalls implements CallHandler {
 
   /** Each compile an action (a few at once), then the link of their objects; the replies concatenated in order, as one call's. */
   private async splitCall(call: CompilerCall, split: DriverSplit): Promise<CompilerReply> {
-    const replies = await inBatches(split.compiles, SPLIT_PARALLEL, (argv) => this.oneTool({ ...call, argv }));
+    const replies = await mapLimit(split.compiles, SPLIT_PARALLEL, (argv) => this.oneTool({ ...call, argv }));
     const failed = replies.find((r) => r.exitCode !== 0);
     if (split.kind === "compile-and-link" && !failed) replies.push(await this.oneTool({ ...call, argv: split.link }));
     return {
@@ -174,8 +186,9 @@ export class BuildCalls implements CallHandler {
     const started = performance.now();
     if (this.o.signal?.aborted) return this.cancelled(id, described, started);
     try {
-      const { reply, note } = await this.answer({ ...call, signal: this.o.signal });
+      const { reply, note, io } = await this.answer({ ...call, signal: this.o.signal });
       if (this.o.signal?.aborted) return this.cancelled(id, described, started);
+      this.o.recorder?.tool(kind, label, io);
       const reads = new Set([...described.sources, ...(note.headers ?? []).map((h) => resolve(call.cwd, h))]);
       this.conflicts.toolEnded({ label, start: started, end: performance.now(), reads, writes: new Set(described.outputs) });
       const ms = performance.now() - started;
@@ -208,14 +221,26 @@ export class BuildCalls implements CallHandler {
     return { exitCode: 130, stdout: EMPTY, stderr: EMPTY };
   }
 
-  private async answer(call: CompilerCall): Promise<{ reply: CompilerReply; note: { outcome: string; remote?: boolean | string; headers?: string[] } }> {
+  /** The reply, and what the call read and wrote when its key named its inputs (a keyed hit or miss). */
+  private async answer(call: CompilerCall): Promise<{ reply: CompilerReply; note: { outcome: string; remote?: boolean | string; headers?: string[] }; io?: ToolIo }> {
     const linkOrArchive = this.o.tools && ToolCache.linkOrArchive(call);
     if (linkOrArchive) {
-      const { reply, outcome } = await this.o.tools!.run(call, linkOrArchive);
-      return { reply, note: { outcome } };
+      const { reply, outcome, inputs, program } = await this.o.tools!.run(call, linkOrArchive);
+      const io = inputs && { reads: inputs, writes: linkOrArchive.outputs.map((p) => resolve(call.cwd, p)), program };
+      return { reply, note: { outcome }, io };
     }
-    return this.o.cc.handleNoted(call);
+    const { reply, note, cls } = await this.o.cc.handleNoted(call);
+    const keyed = (note.outcome === "hit" || note.outcome === "miss") && note.headers !== undefined;
+    if (!keyed) return { reply, note };
+    const { reads, writes } = callRecord(call, cls, note, reply.exitCode, 0, 0);
+    return { reply, note, io: { reads, writes, program: note.program } };
   }
+}
+
+interface ToolIo {
+  reads: string[];
+  writes: string[];
+  program?: string;
 }
 
 /** Where the command string sits in a shell's arguments (`-c STRING`, `-ec STRING`, `-o pipefail -c STRING`); undefined when it runs a script. */
@@ -299,20 +324,6 @@ function describeDriverCall(argv: string[], objectDir: string | undefined, shown
     return { kind: "compile", label: `${call.cxx ? "CXX" : "CC"} ${shown(fromCache ? source : out)}`, ...files };
   }
   return { kind: "link", label: `LINK ${shown(out ?? "a.out")}`, ...files };
-}
-
-/** f over every item, at most `n` at a time; the results in item order. */
-async function inBatches<T, R>(items: readonly T[], n: number, f: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await f(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
-  return out;
 }
 
 function readIfFile(abs: string): string | undefined {

@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, isAbsolute, join } from "node:path";
-import { ExitCode, type Logger } from "../core/index.js";
+import { errorMessage, ExitCode, type Logger } from "../core/index.js";
 import type { BuildEvent, Summary } from "../scheduler/index.js";
 import type { CcService } from "../cc/index.js";
 import { BuildCalls, type LinePlanner, type StepLines } from "./build-calls.js";
@@ -16,6 +16,11 @@ import { runMake } from "./make-run.js";
 import { PARENT_MAKE_VARS } from "../../dag-extract/make.js";
 import { DriveHistory } from "./history.js";
 import type { ConflictWatch } from "./conflicts.js";
+import { BuildRecorder, replayBuild, type ReplayStores } from "./replay.js";
+import type { ProgramDigests } from "../cache/program-digests.js";
+import { preloadBlindSpot, preloadEnv } from "../steps/preload-trace.js";
+import { writeFileSync } from "node:fs";
+import { findProgram } from "../core/programs.js";
 
 export interface FarmAccess {
   head: string;
@@ -50,6 +55,11 @@ export interface DriveOptions {
   make?: string;
   /** Where the counts of each tree's last build are kept, for the next build-start's prediction. */
   historyFile?: string;
+  /**
+   * Remember a build that started from a tree without its outputs, and restore it whole when the same tree comes
+   * again (replay.ts): the cache dir it is kept in, its stores, the program digests.
+   */
+  whole?: { cacheDir: string; stores(): ReplayStores; programs: ProgramDigests };
 }
 
 export interface DriveOutcome {
@@ -66,28 +76,57 @@ export async function runDriven(o: DriveOptions): Promise<DriveOutcome> {
   const wrapper = join(o.nativeDir, "orion-cc");
   const shim = join(o.nativeDir, "orion-sh");
   for (const p of [wrapper, shim]) if (!existsSync(p)) throw new Error(`${p} is missing: run \`make build\``);
-  const handler = new BuildCalls({ cc: o.cc, tools: o.tools, objectDir: o.objectDir, root: o.dir, signal: o.signal, events, planLine: o.planLine, wrapper, steps: o.steps, shell: SHELL, farmNode: o.farm?.head, logger: o.logger });
+  const history = o.historyFile ? new DriveHistory(o.historyFile) : undefined;
+  const root = projectRoot(o.dir);
+  const userEnv = o.env ?? process.env;
+  const makeProgram = o.make ?? "make";
+  const whole = o.whole && wholeBuildTracer(o.nativeDir, makeProgram, o.dir, userEnv);
+  const place = o.whole && { root, dir: o.dir, makeArgs: o.makeArgs, env: userEnv, cacheDir: o.whole.cacheDir };
+  const ignore = [dirname(sock), ...(o.whole ? [o.whole.cacheDir] : []), o.objectDir];
+  events.start(history?.predict(o.dir) ?? { actions: 0, hostSteps: 0 });
+  if (whole && place && o.whole) {
+    try {
+      if (await replayBuild(place, { ...o.whole, events, diagnostics: o.diagnostics, logger: o.logger, ignore })) {
+        rmSync(dirname(sock), { recursive: true, force: true });
+        const summary = events.finish(true);
+        history?.remember(o.dir, summary);
+        return { summary, exitCode: ExitCode.OK };
+      }
+    } catch (err) {
+      // Half restored: make builds what is missing, as it would after an interrupted build.
+      log.warn({ err: errorMessage(err) }, "restoring the whole build failed; make runs");
+    }
+  }
+  const traceFile = whole ? join(dirname(sock), "make.trace") : undefined;
+  if (traceFile) writeFileSync(traceFile, "");
+  const recorder = whole && place && traceFile ? new BuildRecorder(place, traceFile, ignore) : undefined;
+  const handler = new BuildCalls({ cc: o.cc, tools: o.tools, objectDir: o.objectDir, root: o.dir, signal: o.signal, events, planLine: o.planLine, wrapper, steps: o.steps, shell: SHELL, farmNode: o.farm?.head, logger: o.logger, recorder, tracerLibrary: whole || undefined });
   const { startAgent } = await import("../agent/server.js");
   const agent = await startAgent({ socketPath: sock, handler, idleMs: 2 ** 30, logger: o.logger });
-  const history = o.historyFile ? new DriveHistory(o.historyFile) : undefined;
-  events.start(history?.predict(o.dir) ?? { actions: 0, hostSteps: 0 });
   let exit: { exitCode?: number; interrupted: boolean };
-  const make = () =>
+  const baseEnv = makeEnv(userEnv, sock, o.farm, root);
+  const output = (chunk: Uint8Array) => {
+    recorder?.out(chunk);
+    o.diagnostics(chunk);
+  };
+  const make = (traced: boolean) =>
     runMake({
-      make: o.make ?? "make",
+      make: makeProgram,
       dir: o.dir,
       args: [`-j${o.jobs}`, `SHELL=${shim}`, ...o.makeArgs],
-      env: makeEnv(o.env ?? process.env, sock, o.farm, projectRoot(o.dir)),
-      output: o.diagnostics,
+      env: traced && whole && traceFile ? preloadEnv(baseEnv, whole, traceFile) : baseEnv,
+      output,
       signal: o.signal,
     });
   try {
-    exit = await make();
+    exit = await make(true);
     // A race make's graph did not order (a missing prerequisite): put right what it left, then make redoes the rest.
     if (exit.exitCode === 0 && !exit.interrupted && handler.conflicts.found.length > 0) {
+      recorder?.refuse("a race between a step and a tool call was repaired");
       await repairConflicts(handler.conflicts, o.diagnostics, log);
-      exit = await make();
+      exit = await make(false);
     }
+    if (recorder && o.whole && exit.exitCode === 0 && !exit.interrupted && events.infraFailures === 0) await recorder.finish({ stores: o.whole.stores, programs: o.whole.programs, logger: o.logger });
   } finally {
     await agent.close();
     rmSync(dirname(sock), { recursive: true, force: true });
@@ -153,6 +192,18 @@ export function projectRoot(dir: string): string {
   let root = dir;
   while (root !== "/" && home !== root && !home.startsWith(root + "/")) root = dirname(root);
   return root;
+}
+
+/**
+ * The preload library make runs under so the build can be remembered whole, or undefined: not wanted
+ * (ORION_WHOLE_BUILD=0, or steps not traced by the preload), not built, or blind to make (a static make).
+ */
+function wholeBuildTracer(nativeDir: string, make: string, dir: string, env: NodeJS.ProcessEnv): string | undefined {
+  if (env.ORION_WHOLE_BUILD === "0" || (env.ORION_STEP_TRACER && env.ORION_STEP_TRACER !== "preload")) return undefined;
+  const library = join(nativeDir, "liborion-trace.so");
+  if (!existsSync(library)) return undefined;
+  const program = findProgram(make, dir, env);
+  return program && !preloadBlindSpot(program) ? library : undefined;
 }
 
 /** A fresh private folder for this build's socket, short enough for sockaddr_un. */

@@ -76,9 +76,9 @@ export class DriveEvents {
     return `s${++this.nextId}`;
   }
 
-  /** The last event: every action counted once. */
-  finish(): Summary {
-    const summary: Summary = { ...this.counts, nodes: { ...this.counts.nodes }, wallMs: Math.round(performance.now() - this.started) };
+  /** The last event: every action counted once. `replayed`: the whole build was restored, make not run. */
+  finish(replayed = false): Summary {
+    const summary: Summary = { ...this.counts, nodes: { ...this.counts.nodes }, wallMs: Math.round(performance.now() - this.started), ...(replayed ? { replayed } : {}) };
     this.send({ type: "summary", ...summary });
     return summary;
   }

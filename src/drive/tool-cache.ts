@@ -25,7 +25,8 @@ export interface ToolCacheOptions {
   logger: Logger;
 }
 
-export type ToolOutcome = { reply: CompilerReply; outcome: "hit" | "miss" | "uncacheable" };
+/** `inputs`: what the key named (absolute), when the call was keyed; `program`: the tool that ran or would have. */
+export type ToolOutcome = { reply: CompilerReply; outcome: "hit" | "miss" | "uncacheable"; inputs?: string[]; program?: string };
 
 /** Outputs this large inline in the action result instead of a blob of their own (stdout/stderr). */
 const INLINE_MAX = 4096;
@@ -49,15 +50,16 @@ export class ToolCache {
   async run(call: CompilerCall, c: Classified): Promise<ToolOutcome> {
     const exe = findCompiler(call.argv[0]!, call.cwd, call.env, { selfPaths: this.o.selfPaths });
     if (!exe) return { reply: await runCaptured(call.argv[0]!, call), outcome: "uncacheable" };
-    let key: string | undefined;
+    let keyed: { key: string; inputs: string[] } | undefined;
     try {
-      key = await this.key(exe, call, c.inputs);
+      keyed = await this.key(exe, call, c.inputs);
     } catch (err) {
       this.log.debug({ err: errorMessage(err), argv: call.argv }, "link not keyed; running it");
     }
-    if (!key || c.outputs.length === 0) return { reply: await runCaptured(exe, call), outcome: "uncacheable" };
+    if (!keyed || c.outputs.length === 0) return { reply: await runCaptured(exe, call), outcome: "uncacheable", program: exe };
+    const { key, inputs } = keyed;
     const hit = await this.restore(key, call.cwd);
-    if (hit) return { reply: hit, outcome: "hit" };
+    if (hit) return { reply: hit, outcome: "hit", inputs, program: exe };
     const reply = await runCaptured(exe, call);
     if (reply.exitCode === 0) {
       try {
@@ -66,17 +68,25 @@ export class ToolCache {
         this.log.warn({ err: errorMessage(err), argv: call.argv }, "storing a link's result failed; the link itself succeeded");
       }
     }
-    return { reply, outcome: "miss" };
+    return { reply, outcome: "miss", inputs, program: exe };
   }
 
-  private async key(exe: string, call: CompilerCall, inputs: string[]): Promise<string> {
+  private async key(exe: string, call: CompilerCall, inputs: string[]): Promise<{ key: string; inputs: string[] }> {
     const { statCache } = this.o.stores();
     const keyInputs: { path: string; digest: Digest }[] = [];
+    const read: string[] = [];
     // An input that cannot be read fails the look-up here (logged), and the tool gives its own words for it.
-    for (const p of inputs) keyInputs.push({ path: p, digest: await statCache.digestOf(resolve(call.cwd, p)) });
-    for (const lib of resolveLibraries(call.argv, call.cwd, [])) keyInputs.push({ path: lib, digest: await statCache.digestOf(lib) });
+    for (const p of inputs) {
+      const abs = resolve(call.cwd, p);
+      keyInputs.push({ path: p, digest: await statCache.digestOf(abs) });
+      read.push(abs);
+    }
+    for (const lib of resolveLibraries(call.argv, call.cwd, [])) {
+      keyInputs.push({ path: lib, digest: await statCache.digestOf(lib) });
+      read.push(lib);
+    }
     const toolchain = await this.o.programs.digest(exe);
-    return linkKey({ toolchain, argv: normalizeArgv(call.argv, { digest: toolchain }), workingDir: ".", env: keyEnv(call.env), inputs: keyInputs });
+    return { key: linkKey({ toolchain, argv: normalizeArgv(call.argv, { digest: toolchain }), workingDir: ".", env: keyEnv(call.env), inputs: keyInputs }), inputs: read };
   }
 
   private async restore(key: string, cwd: string): Promise<CompilerReply | undefined> {

@@ -119,4 +119,16 @@ describe("StatCache", () => {
     expect(await next.digestOf(q)).toEqual(digestOf("OBJECT\n"));
     expect(next.misses).toBe(1);
   });
+
+  it("keeps a file written just before close once the kernel's file clock has ticked past it (the wall clock standing still)", async () => {
+    const clock = new FakeClock(Date.now());
+    const c = cache(clock);
+    const p = join(dir, "fresh.o");
+    fs.writeFileSync(p, "object\n");
+    c.remember(p, fs.statSync(p, { bigint: true }), digestOf("object\n"));
+    c.close();
+    const next = cache(clock);
+    expect(await next.digestOf(p)).toEqual(digestOf("object\n"));
+    expect(next.hits).toBe(1);
+  });
 });

@@ -1,5 +1,5 @@
 // A persistent (path, size, mtime, inode) → digest cache, so re-hashing an unchanged tree reads no file contents.
-import { type BigIntStats, lstatSync } from "node:fs";
+import { type BigIntStats, lstatSync, writeFileSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import type Database from "better-sqlite3";
 import { openDatabase } from "../core/sqlite.js";
@@ -43,8 +43,11 @@ export class StatCache {
   private rows: Map<string, Row> | undefined;
   private readonly selectAll: Database.Statement<[], Row & { path: string }>;
   private readonly upsert: Database.Statement<[string, bigint, bigint, bigint, string]>;
+  /** A file stamped now and then to read the kernel's file clock (see kernelTickNs). */
+  private readonly tickFile: string;
 
   constructor(path: string, options: StatCacheOptions = {}) {
+    this.tickFile = `${path}.tick`;
     this.racyWindowNs = BigInt(options.racyWindowMs ?? 2000) * 1_000_000n;
     this.clock = options.clock ?? systemClock;
     this.db = openDatabase(path);
@@ -113,10 +116,10 @@ export class StatCache {
    * Writes pending rows in one transaction. A remembered row is kept too once the file still has the stat it was
    * written with and the clock has moved well past its mtime: a later write would then carry a later mtime.
    */
-  flush(): void {
+  flush(tickNs?: bigint): void {
     const nowNs = BigInt(this.clock.now()) * 1_000_000n;
     for (const [path, row] of this.remembered) {
-      if (nowNs - row.mtime_ns < this.settleNs(row)) continue;
+      if (!this.settled(row, nowNs, tickNs)) continue;
       this.remembered.delete(path);
       try {
         const st = lstatSync(path, { bigint: true });
@@ -146,13 +149,36 @@ export class StatCache {
     return row.mtime_ns % 1_000_000_000n === 0n ? this.racyWindowNs : REMEMBERED_SETTLE_NS;
   }
 
+  /**
+   * Settled: a later write to the file would carry a later mtime. Past the settle time on the wall clock, or — on a
+   * file system stamping below the second — once the kernel's file clock (`tickNs`) has moved past the row's mtime.
+   */
+  private settled(row: Row, nowNs: bigint, tickNs: bigint | undefined): boolean {
+    if (nowNs - row.mtime_ns >= this.settleNs(row)) return true;
+    return tickNs !== undefined && row.mtime_ns % 1_000_000_000n !== 0n && tickNs > row.mtime_ns;
+  }
+
+  /** The kernel's file clock now (the ctime of a file stamped now, which truncating an empty file moves where its mtime may stay; a tick of a few ms), or undefined when it cannot be read. */
+  private kernelTickNs(): bigint | undefined {
+    try {
+      writeFileSync(this.tickFile, "");
+      return lstatSync(this.tickFile, { bigint: true }).ctimeNs;
+    } catch {
+      return undefined;
+    }
+  }
+
   close(): void {
     if (!this.db.open) return;
-    // Files written in the last few ms: wait out their mtime tick so they are kept (cheaper than reading them next time).
-    const settleAt = [...this.remembered.values()].reduce((m, r) => (r.mtime_ns + this.settleNs(r) > m ? r.mtime_ns + this.settleNs(r) : m), 0n);
-    const waitMs = Number((settleAt - BigInt(this.clock.now()) * 1_000_000n) / 1_000_000n);
-    if (this.remembered.size && waitMs > 0 && waitMs <= 50) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, waitMs);
-    this.flush();
+    // Files written in the last few ms: wait out their mtime tick so they are kept (cheaper than reading them next
+    // time) — one tick of the kernel's file clock, read from a stamped file, rather than a margin on the wall clock.
+    let tick: bigint | undefined;
+    if (this.remembered.size) {
+      const nowNs = BigInt(this.clock.now()) * 1_000_000n;
+      const waiting = () => [...this.remembered.values()].some((r) => r.mtime_ns % 1_000_000_000n !== 0n && !this.settled(r, nowNs, tick));
+      for (let i = 0; i < 25 && (tick = this.kernelTickNs()) !== undefined && waiting(); i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+    }
+    this.flush(tick);
     this.db.close();
   }
 }

@@ -75,6 +75,8 @@ export interface Summary {
   clones: number;
   wallMs: number;
   nodes: Record<string, number>;
+  /** The whole build was restored from the last build of the same tree, make not run (src/drive/replay.ts). */
+  replayed?: boolean;
 }
 
 export interface SummaryEvent extends EventBase, Summary {

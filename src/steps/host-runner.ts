@@ -10,11 +10,11 @@ import { type Logger, errorMessage } from "../core/index.js";
 import { findProgram } from "../core/programs.js";
 import { parseDigestKey } from "../core/digest.js";
 import type { BlobStore } from "../cas/index.js";
-import type { StatCache } from "../merkle/index.js";
+import type { StatCache, TreeEntry } from "../merkle/index.js";
 import { runHostStep } from "./host-step.js";
 import { PARENT_MAKE_VARS, RUNS_MAKE } from "../../dag-extract/make.js";
 import { type Access, parseTrace, TRACED_SYSCALLS, type TraceResult } from "./trace.js";
-import { parsePreloadTrace, preloadBlindSpot } from "./preload-trace.js";
+import { parsePreloadTrace, preloadEnv, preloadBlindSpot } from "./preload-trace.js";
 import { defaultSpawnServerBinary } from "../exec/spawn-server.js";
 import { Fingerprinter, recordStep, restoreStep, type StepCache, stepKey } from "./step-cache.js";
 import { hashedTreeView, type TreeState, type TreeView } from "./tree-view.js";
@@ -60,7 +60,14 @@ export interface HostStepOutcome {
    * What the step read and wrote (absolute paths) when its run was traced completely, or what a restore wrote: what a
    * build checks against the actions that ran beside it. Absent when nobody watched.
    */
-  touched?: { reads: string[]; writes: string[] };
+  touched?: Touched;
+}
+
+/** What a step read and wrote (absolute paths); `before`: what files it changed held before it, where its trace said. */
+export interface Touched {
+  reads: string[];
+  writes: string[];
+  before?: ReadonlyMap<string, TreeEntry>;
 }
 
 /** A recipe line make runs (through the build's shell), run against the live file system. */
@@ -222,12 +229,15 @@ export class HostStepRunner {
       const stdout = p.apart ? r.stdout : r.output;
       const stderr = p.apart ? r.stderr : new Uint8Array();
       let touched: HostStepOutcome["touched"];
-      if (ok && tracer && traceFile && key && this.o.cache) {
-        fp.setTree(before);
+      // A step that failed is not stored, but what it read still says what its answer depended on (a $(shell) test).
+      if (tracer && traceFile && key && this.o.cache && !r.cancelled) {
         const text = readFileSync(traceFile, "utf8");
         const trace = tracer.kind === "preload" ? parsePreloadTrace(text) : parseTrace(text, p.cwd);
-        if (!trace.untraceable) touched = touchedBy(trace.accesses, traceFile);
-        await this.record({ p, key, fp, traceFile, trace, log: stdout, err: p.apart ? stderr : undefined, ms });
+        if (!trace.untraceable) touched = { ...touchedBy(trace.accesses, traceFile), ...(trace.startContent ? { before: trace.startContent } : {}) };
+        if (ok) {
+          fp.setTree(before);
+          await this.record({ p, key, fp, traceFile, trace, log: stdout, err: p.apart ? stderr : undefined, ms });
+        }
       }
       return { outcome: { ok, restored: false, exitCode: r.exitCode, signal: r.signal, canceled: r.cancelled, touched }, stdout, stderr };
     } finally {
@@ -302,11 +312,6 @@ function touchedBy(accesses: readonly Access[], traceFile: string): { reads: str
 function defaultPreloadLibrary(): string | undefined {
   const spawn = defaultSpawnServerBinary();
   return spawn ? path.join(path.dirname(spawn), "liborion-trace.so") : undefined;
-}
-
-/** `env` with the preload tracer in it: the library first in LD_PRELOAD, the trace file its processes append to. */
-function preloadEnv(env: NodeJS.ProcessEnv, library: string, traceFile: string): NodeJS.ProcessEnv {
-  return { ...env, LD_PRELOAD: env.LD_PRELOAD ? `${library}:${env.LD_PRELOAD}` : library, ORION_TRACE_FILE: traceFile };
 }
 
 /**

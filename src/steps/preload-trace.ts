@@ -18,6 +18,22 @@ const OPS: Record<string, (p: string) => Access> = {
   m: (p) => ({ op: "make", path: p }),
 };
 
+/** `env` with the preload tracer in it: the library first in LD_PRELOAD, the trace file its processes append to. */
+export function preloadEnv(env: NodeJS.ProcessEnv, library: string, traceFile: string): NodeJS.ProcessEnv {
+  return { ...env, LD_PRELOAD: env.LD_PRELOAD ? `${library}:${env.LD_PRELOAD}` : library, ORION_TRACE_FILE: traceFile };
+}
+
+/** `env` as it was before preloadEnv: the tracer's library and its trace file taken out again. */
+export function withoutPreload(env: Record<string, string>, library: string): Record<string, string> {
+  if (env.ORION_TRACE_FILE === undefined && !env.LD_PRELOAD?.includes(library)) return env;
+  const out = { ...env };
+  delete out.ORION_TRACE_FILE;
+  const rest = (out.LD_PRELOAD ?? "").split(/[: ]/).filter((l) => l && l !== library);
+  if (rest.length) out.LD_PRELOAD = rest.join(":");
+  else delete out.LD_PRELOAD;
+  return out;
+}
+
 /** Parses a whole preload trace: the accesses in the order they were appended, or why the trace is incomplete. */
 export function parsePreloadTrace(log: string): TraceResult {
   const accesses: Access[] = [];

@@ -2,6 +2,7 @@
 // environment or search PATH themselves, a C program calling the entry points glibc does not route through each
 // other; and, where strace is installed, the same inputs inside the project as strace's trace gives.
 import { execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -58,6 +59,21 @@ describe("the preload tracer", () => {
     const t = sh("mkdir -p d && mv x d/y");
     expect(inside(t)).toEqual(expect.arrayContaining(["make d", "read x", "remove x", "write d/y fresh"]));
     expect(inside(t).indexOf("remove x")).toBeLessThan(inside(t).indexOf("write d/y fresh"));
+  });
+
+  it("a file renamed over, truncated or removed: what it held before is in the trace (the start content)", () => {
+    write("dummy.Po", "# dummy\n");
+    write("trunc", "old\n");
+    write("gone", "bye\n", 0o755);
+    write("new.Tpo", "x.o: x.c\n");
+    const t = sh("mv -f new.Tpo dummy.Po && echo new > trunc && rm -f gone");
+    const start = new Map([...(t.startContent ?? [])].map(([abs, e]) => [path.relative(root, abs), e]));
+    const sha = (text: string) => createHash("sha256").update(text).digest("hex");
+    expect(start.get("dummy.Po")).toEqual({ digest: { hash: sha("# dummy\n"), sizeBytes: 8 }, executable: false });
+    expect(start.get("trunc")).toEqual({ digest: { hash: sha("old\n"), sizeBytes: 4 }, executable: false });
+    expect(start.get("gone")).toEqual({ digest: { hash: sha("bye\n"), sizeBytes: 4 }, executable: true });
+    // A rename's source is read and moved, not replaced: the reader hashes it where it needs it.
+    expect(start.has("new.Tpo")).toBe(false);
   });
 
   it("a probe for a missing file is an absent input", () => {
