@@ -73,6 +73,11 @@ extern char **environ;
 static int init_state;
 /** Tracing: ORION_TRACE_FILE was set when the process started. */
 static int active;
+/**
+ * ORION_TRACE_SINCE: the kernel's file clock (ns) when the traced run started. A file changed since cannot hold what
+ * the run found at its start, so its old content is not read (a configure's thousands of `rm -f conftest*`).
+ */
+static unsigned long long trace_since;
 static char trace_path[PATH_MAX];
 /** This library's path as loaded, put back into a child's LD_PRELOAD when it lacks it. */
 static char self_lib[PATH_MAX];
@@ -303,13 +308,14 @@ static void record_old_content(const char *abs) {
   int fd = CALL(open, -1, abs, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) return;
   struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > OLD_CONTENT_MAX) {
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > OLD_CONTENT_MAX ||
+      (trace_since && (unsigned long long)st.st_ctim.tv_sec * 1000000000ULL + (unsigned long long)st.st_ctim.tv_nsec > trace_since)) {
     close(fd);
     return;
   }
   struct sha256 c;
   sha256_init(&c);
-  unsigned char buf[16384];
+  unsigned char buf[4096];
   off_t total = 0;
   for (;;) {
     ssize_t n = read(fd, buf, sizeof buf);
@@ -336,11 +342,9 @@ static void record_old_content(const char *abs) {
  * as for an in-place change, since after the call nothing can tell it. A name that is no regular file records nothing.
  */
 static void record_replaced(int dirfd, const char *path) {
-  if (!tracing()) return;
   int e = errno;
   char abs[ABS_MAX];
-  struct stat st;
-  if (place(dirfd, path, abs) == PLACED && CALL(stat, -1, abs, &st) == 0 && S_ISREG(st.st_mode)) record_old_content(abs);
+  if (path && tracing() && place(dirfd, path, abs) == PLACED) record_old_content(abs);
   errno = e;
 }
 
@@ -673,6 +677,8 @@ static void init(void) {
     // A relative LD_PRELOAD entry would name nothing once a child changed directory.
     if (self.dli_fname[0] == '/' || !realpath(self.dli_fname, self_lib)) snprintf(self_lib, sizeof self_lib, "%s", self.dli_fname);
     snprintf(env_trace, sizeof env_trace, "ORION_TRACE_FILE=%s", trace_path);
+    const char *since = getenv("ORION_TRACE_SINCE");
+    if (since) trace_since = strtoull(since, NULL, 10);
     snprintf(env_preload, sizeof env_preload, "LD_PRELOAD=%s", self_lib);
     active = trace_out() >= 0;
   }

@@ -2,7 +2,7 @@
 // calls come back here, run through the step cache, or handed back to /bin/sh), and the tool calls themselves from
 // the native `orion-cc` client (each an action: a cache look-up, then a run here or on the farm).
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename, isAbsolute, join, relative, resolve } from "node:path";
@@ -226,15 +226,40 @@ export class BuildCalls implements CallHandler {
     const linkOrArchive = this.o.tools && ToolCache.linkOrArchive(call);
     if (linkOrArchive) {
       const { reply, outcome, inputs, program } = await this.o.tools!.run(call, linkOrArchive);
-      const io = inputs && { reads: inputs, writes: linkOrArchive.outputs.map((p) => resolve(call.cwd, p)), program };
+      const io = inputs && { reads: [...inputs, ...namedFiles(call)], writes: linkOrArchive.outputs.map((p) => resolve(call.cwd, p)), program };
       return { reply, note: { outcome }, io };
     }
     const { reply, note, cls } = await this.o.cc.handleNoted(call);
     const keyed = (note.outcome === "hit" || note.outcome === "miss") && note.headers !== undefined;
     if (!keyed) return { reply, note };
     const { reads, writes } = callRecord(call, cls, note, reply.exitCode, 0, 0);
-    return { reply, note, io: { reads, writes, program: note.program } };
+    return { reply, note, io: { reads: [...reads, ...namedFiles(call)], writes, program: note.program } };
   }
+}
+
+/**
+ * Files a call's options name besides its operands (`-Wl,--version-script,zlib.map`, `-T link.ld`, `@args.rsp`,
+ * `--dynamic-list=x`): inputs too, for the whole-build record — a word counts when a file of that name exists.
+ */
+export function namedFiles(call: { argv: readonly string[]; cwd: string }): string[] {
+  const out = new Set<string>();
+  const consider = (word: string) => {
+    if (word === "" || word.startsWith("-") || !/[./]/.test(word)) return;
+    const abs = resolve(call.cwd, word);
+    try {
+      if (statSync(abs).isFile()) out.add(abs);
+    } catch {
+      /* not a file: an option's value of another kind */
+    }
+  };
+  for (const word of call.argv.slice(1)) {
+    if (word.startsWith("@")) consider(word.slice(1));
+    else if (word.startsWith("-Wl,") || word.startsWith("-Xlinker")) for (const part of word.split(",").slice(1)) consider(part.includes("=") ? part.slice(part.indexOf("=") + 1) : part);
+    else if (word.startsWith("-T") && word.length > 2) consider(word.slice(2));
+    else if (word.startsWith("--") && word.includes("=")) consider(word.slice(word.indexOf("=") + 1));
+    else consider(word);
+  }
+  return [...out];
 }
 
 interface ToolIo {

@@ -3,7 +3,7 @@
 // The shim hands every recipe line to this process over a per-build socket: tool calls come back as actions (cache
 // look-up, then a run here or on the farm), expensive lines go through the step cache, the rest run in /bin/sh.
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, isAbsolute, join } from "node:path";
 import { errorMessage, ExitCode, type Logger } from "../core/index.js";
@@ -16,10 +16,9 @@ import { runMake } from "./make-run.js";
 import { PARENT_MAKE_VARS } from "../../dag-extract/make.js";
 import { DriveHistory } from "./history.js";
 import type { ConflictWatch } from "./conflicts.js";
-import { BuildRecorder, replayBuild, type ReplayStores } from "./replay.js";
+import { BuildRecorder, forgetBuild, replayBuild, type ReplayStores, type Shape } from "./replay.js";
 import type { ProgramDigests } from "../cache/program-digests.js";
 import { preloadBlindSpot, preloadEnv } from "../steps/preload-trace.js";
-import { writeFileSync } from "node:fs";
 import { findProgram } from "../core/programs.js";
 
 export interface FarmAccess {
@@ -84,23 +83,35 @@ export async function runDriven(o: DriveOptions): Promise<DriveOutcome> {
   const place = o.whole && { root, dir: o.dir, makeArgs: o.makeArgs, env: userEnv, cacheDir: o.whole.cacheDir };
   const ignore = [dirname(sock), ...(o.whole ? [o.whole.cacheDir] : []), o.objectDir];
   events.start(history?.predict(o.dir) ?? { actions: 0, hostSteps: 0 });
+  let shape: Shape | undefined;
+  let halfRestored = false;
   if (whole && place && o.whole) {
     try {
-      if (await replayBuild(place, { ...o.whole, events, diagnostics: o.diagnostics, logger: o.logger, ignore })) {
+      const replay = await replayBuild(place, { ...o.whole, events, diagnostics: o.diagnostics, logger: o.logger, ignore });
+      if (replay.restored) {
         rmSync(dirname(sock), { recursive: true, force: true });
         const summary = events.finish(true);
         history?.remember(o.dir, summary);
         return { summary, exitCode: ExitCode.OK };
       }
+      shape = replay.shape;
     } catch (err) {
-      // Half restored: make builds what is missing, as it would after an interrupted build.
+      // Half restored: make builds what is missing, as it would after an interrupted build; that record is forgotten.
       log.warn({ err: errorMessage(err) }, "restoring the whole build failed; make runs");
+      forgetBuild(place);
+      halfRestored = true;
     }
   }
-  const traceFile = whole ? join(dirname(sock), "make.trace") : undefined;
-  if (traceFile) writeFileSync(traceFile, "");
-  const recorder = whole && place && traceFile ? new BuildRecorder(place, traceFile, ignore) : undefined;
-  const handler = new BuildCalls({ cc: o.cc, tools: o.tools, objectDir: o.objectDir, root: o.dir, signal: o.signal, events, planLine: o.planLine, wrapper, steps: o.steps, shell: SHELL, farmNode: o.farm?.head, logger: o.logger, recorder, tracerLibrary: whole || undefined });
+  const traceFile = whole && !halfRestored ? join(dirname(sock), "make.trace") : undefined;
+  let traceSince: bigint | undefined;
+  if (traceFile) {
+    writeFileSync(traceFile, "");
+    traceSince = lstatSync(traceFile, { bigint: true }).ctimeNs;
+  }
+  let recorder = place && traceFile ? new BuildRecorder(place, traceFile, ignore, shape) : undefined;
+  // Nothing to gather for (a project too large to walk): make runs untraced.
+  if (recorder?.refusedWhy) recorder = undefined;
+  const handler = new BuildCalls({ cc: o.cc, tools: o.tools, objectDir: o.objectDir, root: o.dir, signal: o.signal, events, planLine: o.planLine, wrapper, steps: o.steps, shell: SHELL, farmNode: o.farm?.head, logger: o.logger, recorder, tracerLibrary: recorder ? whole : undefined });
   const { startAgent } = await import("../agent/server.js");
   const agent = await startAgent({ socketPath: sock, handler, idleMs: 2 ** 30, logger: o.logger });
   let exit: { exitCode?: number; interrupted: boolean };
@@ -114,7 +125,7 @@ export async function runDriven(o: DriveOptions): Promise<DriveOutcome> {
       make: makeProgram,
       dir: o.dir,
       args: [`-j${o.jobs}`, `SHELL=${shim}`, ...o.makeArgs],
-      env: traced && whole && traceFile ? preloadEnv(baseEnv, whole, traceFile) : baseEnv,
+      env: traced && whole && recorder && traceFile ? preloadEnv(baseEnv, whole, traceFile, traceSince) : baseEnv,
       output,
       signal: o.signal,
     });
@@ -199,7 +210,8 @@ export function projectRoot(dir: string): string {
  * (ORION_WHOLE_BUILD=0, or steps not traced by the preload), not built, or blind to make (a static make).
  */
 function wholeBuildTracer(nativeDir: string, make: string, dir: string, env: NodeJS.ProcessEnv): string | undefined {
-  if (env.ORION_WHOLE_BUILD === "0" || (env.ORION_STEP_TRACER && env.ORION_STEP_TRACER !== "preload")) return undefined;
+  // ORION_RECORD wants a line for every compiler call: a restore would make none.
+  if (env.ORION_WHOLE_BUILD === "0" || env.ORION_RECORD || (env.ORION_STEP_TRACER && env.ORION_STEP_TRACER !== "preload")) return undefined;
   const library = join(nativeDir, "liborion-trace.so");
   if (!existsSync(library)) return undefined;
   const program = findProgram(make, dir, env);

@@ -9,7 +9,7 @@
 // Decided by content, as the step cache decides: the file times of a fresh tree (git sets them at checkout) do not
 // enter. A shipped generated file whose source happens to be newer in one checkout than in another is taken as it is.
 import { createHash } from "node:crypto";
-import { type Dirent, lstatSync, lutimesSync, utimesSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { type Dirent, lstatSync, lutimesSync, statSync, utimesSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import type { BlobStore } from "../cas/index.js";
 import { errorMessage, type Logger } from "../core/index.js";
@@ -30,7 +30,7 @@ const MAX_ENTRIES = 200_000;
 
 /** Variables that differ between two shells of one user without changing what make does. */
 const VOLATILE_ENV =
-  /^(ORION_.*|PWD|OLDPWD|SHLVL|_|TERM|TERM_.*|COLORTERM|COLUMNS|LINES|SSH_.*|DISPLAY|XAUTHORITY|DBUS_SESSION_BUS_ADDRESS|XDG_SESSION_.*|XDG_VTNR|XDG_SEAT|INVOCATION_ID|JOURNAL_STREAM|GPG_TTY|WINDOWID|TMUX|TMUX_PANE|STY|WINDOW|LS_COLORS|PS[0-4]|HISTFILE|MAIL|LD_PRELOAD)$/;
+  /^(ORION_.*|PWD|OLDPWD|SHLVL|_|TERM|TERM_.*|COLORTERM|COLUMNS|LINES|SSH_.*|DISPLAY|XAUTHORITY|DBUS_SESSION_BUS_ADDRESS|XDG_SESSION_.*|XDG_VTNR|XDG_SEAT|INVOCATION_ID|JOURNAL_STREAM|GPG_TTY|WINDOWID|TMUX|TMUX_PANE|STY|WINDOW|LS_COLORS|PS[0-4]|HISTFILE|MAIL)$/;
 
 /**
  * The state of one path: a file's content, a link's target, a directory, or nothing there — or, for a file outside
@@ -87,15 +87,36 @@ function recordFile(p: ReplayPlace): string {
 function readRecords(file: string): BuildRecord[] {
   try {
     const doc = JSON.parse(readFileSync(file, "utf8")) as { v?: number; records?: BuildRecord[] };
-    return doc.v === RECORD_VERSION && Array.isArray(doc.records) ? doc.records : [];
+    return doc.v === RECORD_VERSION && Array.isArray(doc.records) ? doc.records.filter(wellFormed) : [];
   } catch {
     return [];
   }
 }
 
-/** The project's shape: every path under `root` with its type, sorted; undefined past MAX_ENTRIES. */
-export function walkShape(root: string, skip: (abs: string) => boolean): Map<string, "f" | "d" | "l" | "o"> | undefined {
-  const out = new Map<string, "f" | "d" | "l" | "o">();
+/** A record whose outputs all lie inside the project: a damaged or planted one must not write elsewhere. */
+function wellFormed(r: BuildRecord): boolean {
+  return (
+    typeof r.shape === "string" &&
+    [r.reads, r.listings, r.programs, r.outputs, r.actions, r.steps].every(Array.isArray) &&
+    typeof r.output === "string" &&
+    r.outputs.every(([rel]) => typeof rel === "string" && rel !== "" && !rel.startsWith("/") && !rel.split("/").includes(".."))
+  );
+}
+
+/** Forgets the records of this command here (a restore of one failed: it is not tried again). */
+export function forgetBuild(p: ReplayPlace): void {
+  rmSync(recordFile(p), { force: true });
+}
+
+/**
+ * The project's shape: every path under `root` with its type ("f", "d", "o", or "l:" and a link's text); undefined past
+ * MAX_ENTRIES. `.git` folders are left out: a fresh clone's differ in packs and index, and whatever the build reads of
+ * them (a release header from `git rev-parse`) is an input by its bytes anyway.
+ */
+export type Shape = Map<string, string>;
+
+export function walkShape(root: string, skip: (abs: string) => boolean): Shape | undefined {
+  const out: Shape = new Map();
   const walk = (dir: string, rel: string): boolean => {
     let entries: Dirent[];
     try {
@@ -105,9 +126,9 @@ export function walkShape(root: string, skip: (abs: string) => boolean): Map<str
     }
     for (const e of entries) {
       const abs = join(dir, e.name);
-      if (skip(abs)) continue;
+      if (e.name === ".git" || skip(abs)) continue;
       const r = rel ? `${rel}/${e.name}` : e.name;
-      const t = e.isDirectory() ? "d" : e.isFile() ? "f" : e.isSymbolicLink() ? "l" : "o";
+      const t = e.isDirectory() ? "d" : e.isFile() ? "f" : e.isSymbolicLink() ? `l:${readlinkSync(abs)}` : "o";
       out.set(r, t);
       if (out.size > MAX_ENTRIES) return false;
       if (t === "d" && !walk(abs, r)) return false;
@@ -123,6 +144,21 @@ function shapeDigest(shape: Map<string, string>): string {
   return h.digest("hex");
 }
 
+/** A stat stamp: what changes with any change to the file (ctime included), on this machine. */
+function stampOf(abs: string, follow: boolean): string {
+  try {
+    const st = follow ? statSync(abs, { bigint: true }) : lstatSync(abs, { bigint: true });
+    return `${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.ino}:${st.dev}:${st.mode}`;
+  } catch {
+    return "absent";
+  }
+}
+
+/**
+ * A path's state. Inside the project (`stamp` false) a link is followed to what it names, since what is read through
+ * it is that file's bytes (the link's own text is in the shape). Outside it, the stamp of the name and of what it
+ * names (a library's `.so` link keeps its text across an upgrade of what it points to).
+ */
 async function stateOf(abs: string, statCache: StatCache, stamp: boolean): Promise<PathState> {
   let st;
   try {
@@ -130,10 +166,18 @@ async function stateOf(abs: string, statCache: StatCache, stamp: boolean): Promi
   } catch {
     return { t: "a" };
   }
-  if (st.isSymbolicLink()) return { t: "l", to: readlinkSync(abs) };
-  if (st.isDirectory()) return { t: "d" };
+  if (stamp) {
+    if (st.isDirectory()) return { t: "d" };
+    return { t: "s", st: st.isSymbolicLink() ? `${stampOf(abs, false)}>${readlinkSync(abs)}>${stampOf(abs, true)}` : stampOf(abs, false) };
+  }
+  if (st.isSymbolicLink()) {
+    try {
+      st = statSync(abs, { bigint: true });
+    } catch {
+      return { t: "a" };
+    }
+  }
   if (!st.isFile()) return { t: "d" };
-  if (stamp) return { t: "s", st: `${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.ino}:${st.dev}:${st.mode}` };
   const d = await statCache.digestOf(abs, st);
   return { t: "f", h: d.hash, s: Number(d.sizeBytes), x: (st.mode & 0o100n) !== 0n };
 }
@@ -158,14 +202,14 @@ function ignoredPrefixes(extra: readonly string[]): (abs: string) => boolean {
 export async function replayBuild(
   p: ReplayPlace,
   o: { stores(): ReplayStores; programs: ProgramDigests; events: DriveEvents; diagnostics(chunk: Uint8Array): void; logger: Logger; ignore: readonly string[] },
-): Promise<boolean> {
+): Promise<{ restored: boolean; shape?: Shape }> {
   const records = readRecords(recordFile(p));
-  if (records.length === 0) return false;
+  if (records.length === 0) return { restored: false };
   const log = o.logger.child({ module: "replay" });
   const t0 = performance.now();
   const ignored = ignoredPrefixes(o.ignore);
   const shape = walkShape(p.root, ignored);
-  if (!shape) return false;
+  if (!shape) return { restored: false };
   const digest = shapeDigest(shape);
   const { store, statCache } = o.stores();
   let chosen: BuildRecord | undefined;
@@ -186,7 +230,7 @@ export async function replayBuild(
   }
   if (!chosen) {
     log.debug({ why, ms: Math.round(performance.now() - t0) }, "no earlier build of this tree matches it; make runs");
-    return false;
+    return { restored: false, shape };
   }
   await restoreOutputs(chosen.outputs, p.root, store, statCache);
   o.diagnostics(Buffer.from(chosen.output, "base64"));
@@ -198,7 +242,7 @@ export async function replayBuild(
     events.hostStep(id, cmd, cwd, "finished", { ms: 0, cached: true });
   }
   log.info({ outputs: chosen.outputs.length, reads: chosen.reads.length, ms: Math.round(performance.now() - t0) }, "restored the whole build: every file it read is as the last build of this tree found it");
-  return true;
+  return { restored: true };
 }
 
 /** Files read or copied at once: the work is mostly waiting on the disk. */
@@ -267,27 +311,34 @@ async function differsFrom(r: BuildRecord, statCache: StatCache, programs: Progr
  */
 export class BuildRecorder {
   private refused: string | undefined;
-  private readonly shape: Map<string, "f" | "d" | "l" | "o"> | undefined;
+  private readonly shape: Shape | undefined;
   private readonly reads = new Set<string>();
   private readonly writes = new Set<string>();
   /** What tool calls wrote: their start content unknown, so none may have been there before the build. */
   private readonly toolWrites = new Set<string>();
   /** What files the build changed held before it, as the traces of make and of its steps said. */
   private readonly before = new Map<string, TreeEntry>();
+  /** Files two traces disagree about: which saw them first is not known (refused only if the build found them). */
+  private readonly unsure = new Set<string>();
+  /** Directories outside the project a step listed, with make's own listings checked by their names. */
+  private readonly stepListings = new Set<string>();
   private readonly programs = new Set<string>();
   private readonly output: Buffer[] = [];
   private readonly actions: [ActionKind, string][] = [];
   private readonly steps: [string, string][] = [];
   private readonly ignored: (abs: string) => boolean;
+  private traceBytes = 0;
 
   constructor(
     private readonly p: ReplayPlace,
     /** make's trace file (the preload tracer's log of make and every process it started in its shell). */
     readonly traceFile: string,
     ignore: readonly string[],
+    /** The shape a look-up just walked (the tree make starts on), or undefined to walk it here. */
+    shape?: Shape,
   ) {
     this.ignored = ignoredPrefixes([...ignore, traceFile]);
-    this.shape = walkShape(p.root, this.ignored);
+    this.shape = shape ?? walkShape(p.root, this.ignored);
     if (!this.shape) this.refuse("the project is too large to walk");
   }
 
@@ -313,6 +364,7 @@ export class BuildRecorder {
     if (!touched) return this.refuse(`a step ran untraced: ${cmd.slice(0, 80)}`);
     for (const r of touched.reads) this.reads.add(r);
     for (const w of touched.writes) this.writes.add(w);
+    for (const l of touched.lists ?? []) this.stepListings.add(l);
     this.learnBefore(touched.before);
   }
 
@@ -321,7 +373,7 @@ export class BuildRecorder {
     for (const [abs, e] of found ?? []) {
       const had = this.before.get(abs);
       if (!had) this.before.set(abs, e);
-      else if (had.digest.hash !== e.digest.hash || had.executable !== e.executable) this.refuse(`two parts of it changed ${abs}`);
+      else if (had.digest.hash !== e.digest.hash || had.executable !== e.executable) this.unsure.add(abs);
     }
   }
 
@@ -345,7 +397,7 @@ export class BuildRecorder {
       const tmp = `${file}.${process.pid}.tmp`;
       writeFileSync(tmp, JSON.stringify({ v: RECORD_VERSION, records }));
       renameSync(tmp, file);
-      log.debug({ reads: record.reads.length, outputs: record.outputs.length, ms: Math.round(performance.now() - t0) }, "remembered the whole build");
+      log.debug({ reads: record.reads.length, outputs: record.outputs.length, traceBytes: this.traceBytes, ms: Math.round(performance.now() - t0) }, "remembered the whole build");
     } catch (err) {
       log.warn({ err: errorMessage(err) }, "could not remember the whole build");
     }
@@ -366,11 +418,12 @@ export class BuildRecorder {
       const before = shape.get(rel);
       if (before !== undefined && before !== "d") return this.refuse(`it changed ${rel}, which was there before it`), undefined;
     }
-    const trace = parsePreloadTrace(readFileSync(this.traceFile, "utf8"));
+    const text = readFileSync(this.traceFile, "utf8");
+    this.traceBytes = text.length;
+    const trace = parsePreloadTrace(text);
     if (trace.untraceable) return this.refuse(`make's trace is incomplete: ${trace.untraceable}`), undefined;
     this.learnBefore(trace.startContent);
-    if (this.refused) return undefined;
-    const listings = new Set<string>();
+    const listings = new Set<string>(this.stepListings);
     for (const a of trace.accesses) {
       if (a.op === "write" || a.op === "remove" || a.op === "make") this.writes.add(a.path);
       else if (a.op === "list") listings.add(a.path);
@@ -390,13 +443,18 @@ export class BuildRecorder {
         st = undefined;
       }
       if (rel === undefined) {
-        // Outside the project only what the build cleaned up after itself (temporary files).
+        // Outside the project only what the build made and cleaned up after itself (temporary files).
         if (st) return this.refuse(`it left a file outside the project: ${abs}`), undefined;
+        if (this.before.has(abs)) return this.refuse(`it removed a file outside the project: ${abs}`), undefined;
         continue;
+      }
+      // Written through a link to a folder: a restore would not put it where the build did.
+      for (let at = rel.lastIndexOf("/"); at > 0; at = rel.lastIndexOf("/", at - 1)) {
+        if (shape.get(rel.slice(0, at))?.startsWith("l:")) return this.refuse(`it wrote through a linked folder: ${rel}`), undefined;
       }
       const before = shape.get(rel);
       if (before !== undefined && !(before === "d" && st?.isDirectory())) {
-        const found = this.before.get(abs);
+        const found = this.unsure.has(abs) ? undefined : this.before.get(abs);
         if (before !== "f" || !found) return this.refuse(`it changed ${rel}, which was there before it`), undefined;
         reads.push([abs, { t: "f", h: found.digest.hash, s: Number(found.digest.sizeBytes), x: found.executable }]);
       }

@@ -67,6 +67,8 @@ export interface HostStepOutcome {
 export interface Touched {
   reads: string[];
   writes: string[];
+  /** The directories among `reads` it listed (their names read, not just their existence). */
+  lists?: string[];
   before?: ReadonlyMap<string, TreeEntry>;
 }
 
@@ -212,14 +214,16 @@ export class HostStepRunner {
     try {
       let before = p.now;
       let existed = p.existed;
+      let startNs: bigint | undefined;
       if (traceFile) {
         // Made before the step starts: its ctime is the kernel's clock then, which later changes are stamped after.
         writeFileSync(traceFile, "");
-        ({ before, existed } = await p.starting(await nextCtimeTick(traceFile)));
+        startNs = await nextCtimeTick(traceFile);
+        ({ before, existed } = await p.starting(startNs));
       }
       const argv = traceFile && tracer?.kind === "strace" ? [tracer.strace, ...straceArgs(traceFile), ...p.argv] : [...p.argv];
       // Not in the key (p.keyEnv): how a run is watched does not change what it makes.
-      const env = traceFile && tracer?.kind === "preload" ? preloadEnv(p.env, tracer.library, traceFile) : p.env;
+      const env = traceFile && tracer?.kind === "preload" ? preloadEnv(p.env, tracer.library, traceFile, startNs) : p.env;
       const started = performance.now();
       // Its own process group, stopped whole on an interrupt, the files it created removed (see host-step.ts).
       // A prints-only step runs beside actions, whose new outputs its (older) tree does not list: nothing to remove there.
@@ -297,15 +301,17 @@ function withoutMakeVars(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 }
 
 /** The paths a trace says were read (their content or existence) and written (made, changed, removed). */
-function touchedBy(accesses: readonly Access[], traceFile: string): { reads: string[]; writes: string[] } {
+function touchedBy(accesses: readonly Access[], traceFile: string): Touched {
   const reads = new Set<string>();
   const writes = new Set<string>();
+  const lists = new Set<string>();
   for (const a of accesses) {
     if (a.path === traceFile) continue;
     if (a.op === "read" || a.op === "list" || a.op === "absent" || a.op === "present") reads.add(a.path);
     else writes.add(a.path);
+    if (a.op === "list") lists.add(a.path);
   }
-  return { reads: [...reads], writes: [...writes] };
+  return { reads: [...reads], writes: [...writes], lists: [...lists] };
 }
 
 /** The preload library beside this checkout: native/build/liborion-trace.so. */

@@ -18,9 +18,14 @@ const OPS: Record<string, (p: string) => Access> = {
   m: (p) => ({ op: "make", path: p }),
 };
 
-/** `env` with the preload tracer in it: the library first in LD_PRELOAD, the trace file its processes append to. */
-export function preloadEnv(env: NodeJS.ProcessEnv, library: string, traceFile: string): NodeJS.ProcessEnv {
-  return { ...env, LD_PRELOAD: env.LD_PRELOAD ? `${library}:${env.LD_PRELOAD}` : library, ORION_TRACE_FILE: traceFile };
+/**
+ * `env` with the preload tracer in it: the library first in LD_PRELOAD, the trace file its processes append to, and
+ * `sinceNs`, the kernel's file clock when the run started (files changed after it have no start content to record).
+ */
+export function preloadEnv(env: NodeJS.ProcessEnv, library: string, traceFile: string, sinceNs?: bigint): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env, LD_PRELOAD: env.LD_PRELOAD ? `${library}:${env.LD_PRELOAD}` : library, ORION_TRACE_FILE: traceFile };
+  if (sinceNs !== undefined) out.ORION_TRACE_SINCE = String(sinceNs);
+  return out;
 }
 
 /** `env` as it was before preloadEnv: the tracer's library and its trace file taken out again. */
@@ -28,6 +33,7 @@ export function withoutPreload(env: Record<string, string>, library: string): Re
   if (env.ORION_TRACE_FILE === undefined && !env.LD_PRELOAD?.includes(library)) return env;
   const out = { ...env };
   delete out.ORION_TRACE_FILE;
+  delete out.ORION_TRACE_SINCE;
   const rest = (out.LD_PRELOAD ?? "").split(/[: ]/).filter((l) => l && l !== library);
   if (rest.length) out.LD_PRELOAD = rest.join(":");
   else delete out.LD_PRELOAD;

@@ -3,7 +3,7 @@
 // other; and, where strace is installed, the same inputs inside the project as strace's trace gives.
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -74,6 +74,15 @@ describe("the preload tracer", () => {
     expect(start.get("gone")).toEqual({ digest: { hash: sha("bye\n"), sizeBytes: 4 }, executable: true });
     // A rename's source is read and moved, not replaced: the reader hashes it where it needs it.
     expect(start.has("new.Tpo")).toBe(false);
+  });
+
+  it("with ORION_TRACE_SINCE, a file changed after the run started has no start content recorded", async () => {
+    write("old", "kept\n");
+    const since = statSync(path.join(root, "old"), { bigint: true }).ctimeNs;
+    await new Promise((r) => setTimeout(r, 20));
+    write("late", "made after the start\n");
+    const t = sh("rm late && rm old", { PATH: process.env.PATH, ORION_TRACE_SINCE: String(since) });
+    expect([...(t.startContent?.keys() ?? [])].map((abs) => path.relative(root, abs))).toEqual(["old"]);
   });
 
   it("a probe for a missing file is an absent input", () => {
