@@ -1,8 +1,8 @@
 // End-to-end: the whole build restored as one step (src/drive/replay.ts). fixtures/gen-header (a generator step, two
 // compiles and a link) is built once; a fresh copy at the same path is then restored without make running, byte for
-// byte and up to date for make; a copy where a file the build reads differs, a copy of another shape, another
-// environment, or ORION_WHOLE_BUILD=0 is built by make as usual, each correct.
-import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
+// byte and up to date for make; a copy where a file the build reads differs, or whose times stand in another order,
+// a copy of another shape, another environment, or ORION_WHOLE_BUILD=0 is built by make as usual, each correct.
+import { appendFileSync, mkdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { copyFixture, differingFiles, orionBuild, type OrionEnv, runMake, runProgram, Scratch, snapshot } from "./helpers.js";
@@ -17,9 +17,12 @@ describe("a build whose tree comes again", () => {
     "is restored whole when every file it read is the same, and built by make otherwise",
     async () => {
       const tree = join(scratch.root, "gen");
+      // Each fresh copy's files get the same times, one second apart, as a tarball's extract would.
+      const TIMED = ["Makefile", "VERSION", "gen-version.sh", "include/greet.h", "main.c", "greet.c", "NOTES"];
       const fresh = (edit?: () => void) => {
         copyFixture("gen-header", tree);
         writeFileSync(join(tree, "NOTES"), "read by nobody\n");
+        TIMED.forEach((f, i) => utimesSync(join(tree, f), 1_700_000_000 + i, 1_700_000_000 + i));
         edit?.();
       };
       const orion: OrionEnv = { cacheDir: join(scratch.root, "cache"), configHome: scratch.configHome };
@@ -47,6 +50,13 @@ describe("a build whose tree comes again", () => {
       const noop = await orionBuild(tree, orion);
       expect(noop.summary.replayed).toBeUndefined();
       expect(noop.summary.actions).toBe(0);
+
+      // The same bytes, but a source now newer than a file it was older than (make decides by that order): make runs.
+      fresh(() => utimesSync(join(tree, "main.c"), 1_700_000_100, 1_700_000_100));
+      const touched = await orionBuild(tree, orion);
+      expect(touched.exitCode, touched.stderr).toBe(0);
+      expect(touched.summary.replayed).toBeUndefined();
+      expect(differingFiles(tree, want)).toEqual([]);
 
       // A file the build reads differs: make runs, and the greeting follows the source.
       fresh(() => appendFileSync(join(tree, "greet.c"), "/* edited */\n"));

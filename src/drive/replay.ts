@@ -22,7 +22,7 @@ import { parsePreloadTrace } from "../steps/preload-trace.js";
 import type { DriveEvents } from "./events.js";
 
 /** Bump when what a record holds or how it is checked changes: older records are then not read. */
-const RECORD_VERSION = 1;
+const RECORD_VERSION = 2;
 /** Records kept per command and place (the newest first): a tree built in two configurations finds both. */
 const KEEP = 3;
 /** A project larger than this is not walked (nor remembered): the walk would cost more than it can save. */
@@ -49,6 +49,11 @@ interface BuildRecord {
   listings: [string, string][];
   /** Programs the tool calls ran, and their digests (a compiler's is its toolchain's). */
   programs: [string, string][];
+  /**
+   * Files in the project that make (or a step) looked at and found, with their mtimes (ns) then: make decides by
+   * their order, so a tree where one is now newer than another it was older than (`touch server.h`) is built by make.
+   */
+  order: [string, string][];
   /** What the build left, in the order of its mtimes: created directories, files, links. */
   outputs: [string, PathState][];
   /** make's output (its stdout and stderr as they came), base64. */
@@ -97,7 +102,7 @@ function readRecords(file: string): BuildRecord[] {
 function wellFormed(r: BuildRecord): boolean {
   return (
     typeof r.shape === "string" &&
-    [r.reads, r.listings, r.programs, r.outputs, r.actions, r.steps].every(Array.isArray) &&
+    [r.reads, r.listings, r.programs, r.order, r.outputs, r.actions, r.steps].every(Array.isArray) &&
     typeof r.output === "string" &&
     r.outputs.every(([rel]) => typeof rel === "string" && rel !== "" && !rel.startsWith("/") && !rel.split("/").includes(".."))
   );
@@ -287,8 +292,38 @@ async function restoreOutputs(outputs: readonly [string, PathState][], root: str
   });
 }
 
+/**
+ * Two files whose mtimes now stand in the opposite order to the one the record saw (one strictly older then, strictly
+ * newer now), or undefined. Files whose times were equal then may stand either way now: a fresh checkout writes its
+ * files in the same order, but which of them share a tick of the file clock is chance.
+ */
+function reorderedPair(order: readonly [string, string][]): string | undefined {
+  const now = order.map(([abs, then]) => ({ abs, then: BigInt(then), now: mtimeOf(abs) }));
+  now.sort((a, b) => (a.then < b.then ? -1 : a.then > b.then ? 1 : 0));
+  let newest: { abs: string; now: bigint } | undefined;
+  for (let i = 0; i < now.length; ) {
+    let j = i;
+    while (j < now.length && now[j]!.then === now[i]!.then) j++;
+    const group = now.slice(i, j);
+    for (const f of group) if (newest && f.now < newest.now) return `${newest.abs} is now newer than ${f.abs}`;
+    for (const f of group) if (!newest || f.now > newest.now) newest = f;
+    i = j;
+  }
+  return undefined;
+}
+
+function mtimeOf(abs: string): bigint {
+  try {
+    return statSync(abs, { bigint: true }).mtimeNs;
+  } catch {
+    return -1n;
+  }
+}
+
 /** Why the tree is not as the record found it (a difference), or undefined when it is. */
 async function differsFrom(r: BuildRecord, statCache: StatCache, programs: ProgramDigests): Promise<string | undefined> {
+  const reversed = reorderedPair(r.order);
+  if (reversed) return reversed;
   const reads = await mapLimit(r.reads, IO_PARALLEL, async ([abs, want]) => (sameState(await stateOf(abs, statCache, want.t === "s"), want) ? undefined : abs));
   const differing = reads.find((abs) => abs !== undefined);
   if (differing) return `${differing} differs`;
@@ -322,6 +357,8 @@ export class BuildRecorder {
   private readonly unsure = new Set<string>();
   /** Directories outside the project a step listed, with make's own listings checked by their names. */
   private readonly stepListings = new Set<string>();
+  /** What make and the steps looked at (whose times make decides by, or a step such as cmake_depends compares). */
+  private readonly looked = new Set<string>();
   private readonly programs = new Set<string>();
   private readonly output: Buffer[] = [];
   private readonly actions: [ActionKind, string][] = [];
@@ -362,7 +399,7 @@ export class BuildRecorder {
   step(cmd: string, cwd: string, touched: Touched | undefined): void {
     this.steps.push([cmd, cwd]);
     if (!touched) return this.refuse(`a step ran untraced: ${cmd.slice(0, 80)}`);
-    for (const r of touched.reads) this.reads.add(r);
+    for (const r of touched.reads) this.reads.add(r), this.looked.add(r);
     for (const w of touched.writes) this.writes.add(w);
     for (const l of touched.lists ?? []) this.stepListings.add(l);
     this.learnBefore(touched.before);
@@ -427,7 +464,7 @@ export class BuildRecorder {
     for (const a of trace.accesses) {
       if (a.op === "write" || a.op === "remove" || a.op === "make") this.writes.add(a.path);
       else if (a.op === "list") listings.add(a.path);
-      else this.reads.add(a.path);
+      else this.reads.add(a.path), this.looked.add(a.path);
     }
     // What the build found and changed (automake's `mv -f x.Tpo x.Po` over configure's dummy) is an input as it was
     // then — the trace says what it held — and an output as it is now; without that record the build cannot be told.
@@ -473,7 +510,8 @@ export class BuildRecorder {
         outputs.push([rel, { t: "f", h: d.hash, s: Number(d.sizeBytes), x: (st.mode & 0o100n) !== 0n }, st.mtimeNs]);
       } else return this.refuse(`it made a special file: ${rel}`), undefined;
     }
-    if (outputs.length === 0 && this.actions.length === 0 && this.steps.length === 0) return this.refuse("it did nothing"), undefined;
+    // A no-op (or one that only printed) has nothing to restore; its record would only push out a useful one.
+    if (outputs.length === 0) return this.refuse("it made nothing"), undefined;
     // Directories first (parents before children), then in the order make last wrote them: its next run compares them.
     const rank = (s: PathState) => (s.t === "d" ? 0 : s.t === "a" ? 1 : 2);
     outputs.sort((a, b) => rank(a[1]) - rank(b[1]) || (a[2] < b[2] ? -1 : a[2] > b[2] ? 1 : a[0] < b[0] ? -1 : 1));
@@ -488,6 +526,13 @@ export class BuildRecorder {
     }
     const listed: [string, string][] = [];
     for (const abs of listings) if (!this.ignored(abs) && inRoot(abs) === undefined && !this.writes.has(abs)) listed.push([abs, listingDigest(abs)]);
+    const order: [string, string][] = [];
+    for (const abs of this.looked) {
+      const rel = inRoot(abs);
+      if (rel === undefined || this.writes.has(abs) || shape.get(rel) === undefined || shape.get(rel) === "d") continue;
+      const m = mtimeOf(abs);
+      if (m >= 0n) order.push([abs, String(m)]);
+    }
     const progs: [string, string][] = [];
     for (const abs of this.programs) progs.push([abs, await programs.digest(abs)]);
     return {
@@ -496,6 +541,7 @@ export class BuildRecorder {
       reads,
       listings: listed,
       programs: progs,
+      order,
       outputs: outputs.map(([rel, s]) => [rel, s]),
       output: Buffer.concat(this.output).toString("base64"),
       actions: this.actions,
