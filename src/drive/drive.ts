@@ -16,7 +16,7 @@ import { runMake } from "./make-run.js";
 import { PARENT_MAKE_VARS } from "../../dag-extract/make.js";
 import { DriveHistory } from "./history.js";
 import type { ConflictWatch } from "./conflicts.js";
-import { BuildRecorder, forgetBuild, replayBuild, type ReplayStores, type Shape } from "./replay.js";
+import { BuildRecorder, forgetBuild, holdsOutputs, replayBuild, type ReplayStores, type Shape } from "./replay.js";
 import type { ProgramDigests } from "../cache/program-digests.js";
 import { preloadBlindSpot, preloadEnv } from "../steps/preload-trace.js";
 import { findProgram } from "../core/programs.js";
@@ -79,8 +79,8 @@ export async function runDriven(o: DriveOptions): Promise<DriveOutcome> {
   const root = projectRoot(o.dir);
   const userEnv = o.env ?? process.env;
   const makeProgram = o.make ?? "make";
-  const whole = o.whole && wholeBuildTracer(o.nativeDir, makeProgram, o.dir, userEnv);
   const place = o.whole && { root, dir: o.dir, makeArgs: o.makeArgs, env: userEnv, cacheDir: o.whole.cacheDir };
+  const whole = place && !holdsOutputs(place) ? wholeBuildTracer(o.nativeDir, makeProgram, o.dir, userEnv) : undefined;
   const ignore = [dirname(sock), ...(o.whole ? [o.whole.cacheDir] : []), o.objectDir];
   events.start(history?.predict(o.dir) ?? { actions: 0, hostSteps: 0 });
   let shape: Shape | undefined;

@@ -111,6 +111,30 @@ function wellFormed(r: BuildRecord): boolean {
 /** Forgets the records of this command here (a restore of one failed: it is not tried again). */
 export function forgetBuild(p: ReplayPlace): void {
   rmSync(recordFile(p), { force: true });
+  rmSync(`${recordFile(p)}.probe`, { force: true });
+}
+
+/**
+ * The tree holds outputs of a remembered build of this command (a few of the newest record's files, kept beside it
+ * in a small file): an edit, a touch or a no-op in a built tree. Nothing can be restored whole there, and such a build
+ * changes what it finds, so it is not remembered either: no walk, no trace — the incremental loop pays nothing.
+ */
+export function holdsOutputs(p: ReplayPlace): boolean {
+  let probe: string;
+  try {
+    probe = readFileSync(`${recordFile(p)}.probe`, "utf8");
+  } catch {
+    return false;
+  }
+  return probe.split("\n").some((rel) => {
+    if (!rel || rel.startsWith("/") || rel.split("/").includes("..")) return false;
+    try {
+      lstatSync(resolve(p.root, rel));
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /**
@@ -434,6 +458,11 @@ export class BuildRecorder {
       const tmp = `${file}.${process.pid}.tmp`;
       writeFileSync(tmp, JSON.stringify({ v: RECORD_VERSION, records }));
       renameSync(tmp, file);
+      // Files the build made (not ones it found and changed, which a fresh tree holds too).
+      const files = record.outputs.filter(([rel, s]) => s.t === "f" && !this.shape?.has(rel)).map(([rel]) => rel);
+      const probe = [...new Set([...files.slice(0, 4), ...files.slice(-4)])];
+      writeFileSync(tmp, probe.join("\n"));
+      renameSync(tmp, `${file}.probe`);
       log.debug({ reads: record.reads.length, outputs: record.outputs.length, traceBytes: this.traceBytes, ms: Math.round(performance.now() - t0) }, "remembered the whole build");
     } catch (err) {
       log.warn({ err: errorMessage(err) }, "could not remember the whole build");
