@@ -20,6 +20,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent-wire.h"
@@ -57,6 +59,30 @@ static int terminal_columns(void) {
   return 0;
 }
 
+/**
+ * The agent a build just started in the background (its pid in SOCK.starting) may not listen yet: wait for it — up to
+ * 3 s, while that process lives and the note is fresh — rather than start a Node of our own. -1: no such agent.
+ */
+static int connect_when_started(const char *sock) {
+  char note[4200];
+  snprintf(note, sizeof note, "%s.starting", sock);
+  struct stat st;
+  if (stat(note, &st) != 0 || time(NULL) - st.st_mtime > 10) return -1;
+  FILE *f = fopen(note, "r");
+  if (!f) return -1;
+  long pid = 0;
+  if (fscanf(f, "%ld", &pid) != 1) pid = 0;
+  fclose(f);
+  for (int i = 0; pid > 0 && i < 150; i++) {
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return -1;
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    int fd = agent_connect(sock);
+    if (fd >= 0) return fd;
+  }
+  return -1;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: orion-build SCRIPT build [ARGS...] (bin/orion runs it)\n");
@@ -72,6 +98,7 @@ int main(int argc, char **argv) {
   if (!agent_socket_path(sock, sizeof sock)) run_in_node(script, nargs, args);
   signal(SIGPIPE, SIG_IGN); /* a vanished agent is EPIPE on the socket, not a dead client */
   agent_fd = agent_connect(sock);
+  if (agent_fd < 0) agent_fd = connect_when_started(sock);
   if (agent_fd < 0) run_in_node(script, nargs, args);
 
   char tty[3] = {isatty(1) ? '1' : '0', isatty(2) ? '1' : '0', 0};

@@ -118,6 +118,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const ino = statSync(socketPath).ino;
   const pid = options.pid ?? process.pid;
   writeFileSync(files.pid, `${pid}\n`);
+  rmSync(files.starting, { force: true });
   log.info({ socketPath, pid, idleMs }, "agent listening");
   armIdle();
 

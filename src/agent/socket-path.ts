@@ -31,7 +31,10 @@ function under(dir: string, name: string): string {
   return `${dir.replace(/\/+$/, "")}/${name}`;
 }
 
-/** The files kept beside the socket: the client's start-up lock, the agent's pid file and its log. */
-export function agentSideFiles(socketPath: string): { lock: string; pid: string; log: string } {
-  return { lock: `${socketPath}.lock`, pid: `${socketPath}.pid`, log: `${socketPath}.log` };
+/**
+ * The files kept beside the socket: the client's start-up lock, the agent's pid file and its log, and `starting`: the
+ * pid of an agent a build started in the background that does not listen yet (orion-build waits for it, briefly).
+ */
+export function agentSideFiles(socketPath: string): { lock: string; pid: string; log: string; starting: string } {
+  return { lock: `${socketPath}.lock`, pid: `${socketPath}.pid`, log: `${socketPath}.log`, starting: `${socketPath}.starting` };
 }
