@@ -1,7 +1,7 @@
 // `orion agent`: wires the agent server to its handler, its socket and its log — or, without --foreground, starts it detached.
 import { makeDirSync } from "../core/fs.js";
 import { spawn } from "node:child_process";
-import { openSync, closeSync, statSync, writeFileSync } from "node:fs";
+import { openSync, closeSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { homedir } from "node:os";
 import { dirname } from "node:path";
@@ -71,7 +71,11 @@ export async function startAgentInBackground(script: string, env: NodeJS.Process
     closeSync(log);
     child.unref();
     // The next `orion build` may come before it listens (a short build just after this one): it waits for this pid.
-    if (child.pid) writeFileSync(agentSideFiles(socketPath).starting, `${child.pid}\n`);
+    if (child.pid) {
+      const { starting } = agentSideFiles(socketPath);
+      writeFileSync(`${starting}.${process.pid}.tmp`, `${child.pid}\n`);
+      renameSync(`${starting}.${process.pid}.tmp`, starting);
+    }
   } catch {
     /* no agent: nothing lost */
   }

@@ -83,7 +83,7 @@ export async function runDriven(o: DriveOptions): Promise<DriveOutcome> {
   const whole = place && !holdsOutputs(place) ? wholeBuildTracer(o.nativeDir, makeProgram, o.dir, userEnv) : undefined;
   const ignore = [dirname(sock), ...(o.whole ? [o.whole.cacheDir] : []), o.objectDir];
   events.start(history?.predict(o.dir) ?? { actions: 0, hostSteps: 0 });
-  let shape: Shape | undefined;
+  let walked: { shape: Shape; mtimes: Map<string, bigint> } | undefined;
   let halfRestored = false;
   if (whole && place && o.whole) {
     try {
@@ -94,7 +94,7 @@ export async function runDriven(o: DriveOptions): Promise<DriveOutcome> {
         history?.remember(o.dir, summary);
         return { summary, exitCode: ExitCode.OK };
       }
-      shape = replay.shape;
+      if (replay.shape && replay.mtimes) walked = { shape: replay.shape, mtimes: replay.mtimes };
     } catch (err) {
       // Half restored: make builds what is missing, as it would after an interrupted build; that record is forgotten.
       log.warn({ err: errorMessage(err) }, "restoring the whole build failed; make runs");
@@ -108,7 +108,7 @@ export async function runDriven(o: DriveOptions): Promise<DriveOutcome> {
     writeFileSync(traceFile, "");
     traceSince = lstatSync(traceFile, { bigint: true }).ctimeNs;
   }
-  let recorder = place && traceFile ? new BuildRecorder(place, traceFile, ignore, shape) : undefined;
+  let recorder = place && traceFile ? new BuildRecorder(place, traceFile, ignore, walked) : undefined;
   // Nothing to gather for (a project too large to walk): make runs untraced.
   if (recorder?.refusedWhy) recorder = undefined;
   const handler = new BuildCalls({ cc: o.cc, tools: o.tools, objectDir: o.objectDir, root: o.dir, signal: o.signal, events, planLine: o.planLine, wrapper, steps: o.steps, shell: SHELL, farmNode: o.farm?.head, logger: o.logger, recorder, tracerLibrary: recorder ? whole : undefined });

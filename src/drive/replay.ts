@@ -6,8 +6,8 @@
 // make's output again without running make at all — a fresh clone or CI checkout of a built commit costs a walk, a
 // hash of what the build reads and a copy of what it made.
 //
-// Decided by content, as the step cache decides: the file times of a fresh tree (git sets them at checkout) do not
-// enter. A shipped generated file whose source happens to be newer in one checkout than in another is taken as it is.
+// Files are compared by their bytes, as the step cache compares them; file times by their order only, since make
+// decides by "newer than": the order of the project files make and the steps looked at must be the one the record saw.
 import { createHash } from "node:crypto";
 import { type Dirent, lstatSync, lutimesSync, statSync, utimesSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
@@ -104,8 +104,16 @@ function wellFormed(r: BuildRecord): boolean {
     typeof r.shape === "string" &&
     [r.reads, r.listings, r.programs, r.order, r.outputs, r.actions, r.steps].every(Array.isArray) &&
     typeof r.output === "string" &&
+    r.order.every((e) => Array.isArray(e) && typeof e[0] === "string" && /^\d+$/.test(String(e[1]))) &&
     r.outputs.every(([rel]) => typeof rel === "string" && rel !== "" && !rel.startsWith("/") && !rel.split("/").includes(".."))
   );
+}
+
+/** A few of the files a build made, listed beside its record (holdsOutputs). */
+function writeProbe(file: string, made: readonly string[]): void {
+  const tmp = `${file}.probe.${process.pid}.tmp`;
+  writeFileSync(tmp, [...new Set([...made.slice(0, 4), ...made.slice(-4)])].join("\n"));
+  renameSync(tmp, `${file}.probe`);
 }
 
 /** Forgets the records of this command here (a restore of one failed: it is not tried again). */
@@ -144,7 +152,7 @@ export function holdsOutputs(p: ReplayPlace): boolean {
  */
 export type Shape = Map<string, string>;
 
-export function walkShape(root: string, skip: (abs: string) => boolean): Shape | undefined {
+export function walkShape(root: string, skip: (abs: string) => boolean, mtimes?: Map<string, bigint>): Shape | undefined {
   const out: Shape = new Map();
   const walk = (dir: string, rel: string): boolean => {
     let entries: Dirent[];
@@ -159,6 +167,7 @@ export function walkShape(root: string, skip: (abs: string) => boolean): Shape |
       const r = rel ? `${rel}/${e.name}` : e.name;
       const t = e.isDirectory() ? "d" : e.isFile() ? "f" : e.isSymbolicLink() ? `l:${readlinkSync(abs)}` : "o";
       out.set(r, t);
+      if (mtimes && t === "f") mtimes.set(abs, mtimeOf(abs));
       if (out.size > MAX_ENTRIES) return false;
       if (t === "d" && !walk(abs, r)) return false;
     }
@@ -231,13 +240,14 @@ function ignoredPrefixes(extra: readonly string[]): (abs: string) => boolean {
 export async function replayBuild(
   p: ReplayPlace,
   o: { stores(): ReplayStores; programs: ProgramDigests; events: DriveEvents; diagnostics(chunk: Uint8Array): void; logger: Logger; ignore: readonly string[] },
-): Promise<{ restored: boolean; shape?: Shape }> {
+): Promise<{ restored: boolean; shape?: Shape; mtimes?: Map<string, bigint> }> {
   const records = readRecords(recordFile(p));
   if (records.length === 0) return { restored: false };
   const log = o.logger.child({ module: "replay" });
   const t0 = performance.now();
   const ignored = ignoredPrefixes(o.ignore);
-  const shape = walkShape(p.root, ignored);
+  const mtimes = new Map<string, bigint>();
+  const shape = walkShape(p.root, ignored, mtimes);
   if (!shape) return { restored: false };
   const digest = shapeDigest(shape);
   const { store, statCache } = o.stores();
@@ -259,9 +269,11 @@ export async function replayBuild(
   }
   if (!chosen) {
     log.debug({ why, ms: Math.round(performance.now() - t0) }, "no earlier build of this tree matches it; make runs");
-    return { restored: false, shape };
+    return { restored: false, shape, mtimes };
   }
   await restoreOutputs(chosen.outputs, p.root, store, statCache);
+  // The probe names this record's files now (an older record may have been the one restored).
+  writeProbe(recordFile(p), chosen.outputs.filter(([rel, s]) => s.t === "f" && !shape.has(rel)).map(([rel]) => rel));
   o.diagnostics(Buffer.from(chosen.output, "base64"));
   const { events } = o;
   for (const [kind, label] of chosen.actions) events.actionEnded(events.actionStarted(kind, label), kind, label, { state: "cached", ms: 0 });
@@ -317,20 +329,23 @@ async function restoreOutputs(outputs: readonly [string, PathState][], root: str
 }
 
 /**
- * Two files whose mtimes now stand in the opposite order to the one the record saw (one strictly older then, strictly
- * newer now), or undefined. Files whose times were equal then may stand either way now: a fresh checkout writes its
- * files in the same order, but which of them share a tick of the file clock is chance.
+ * Two files whose mtimes do not stand now as they stood for the record — one newer than the other where it was older
+ * or as old, or as old where it was older — or undefined. make decides by "newer than", so the whole order counts,
+ * ties included: a tarball's extract keeps its times and matches; a git checkout matches when its writes fall into the
+ * same clock ticks.
  */
 function reorderedPair(order: readonly [string, string][]): string | undefined {
-  const now = order.map(([abs, then]) => ({ abs, then: BigInt(then), now: mtimeOf(abs) }));
-  now.sort((a, b) => (a.then < b.then ? -1 : a.then > b.then ? 1 : 0));
-  let newest: { abs: string; now: bigint } | undefined;
-  for (let i = 0; i < now.length; ) {
+  const files = order.map(([abs, then]) => ({ abs, then: BigInt(then), now: mtimeOf(abs) }));
+  files.sort((a, b) => (a.then < b.then ? -1 : a.then > b.then ? 1 : 0));
+  let previous: { abs: string; now: bigint } | undefined;
+  for (let i = 0; i < files.length; ) {
     let j = i;
-    while (j < now.length && now[j]!.then === now[i]!.then) j++;
-    const group = now.slice(i, j);
-    for (const f of group) if (newest && f.now < newest.now) return `${newest.abs} is now newer than ${f.abs}`;
-    for (const f of group) if (!newest || f.now > newest.now) newest = f;
+    while (j < files.length && files[j]!.then === files[i]!.then) j++;
+    const group = files.slice(i, j);
+    const tie = group.find((f) => f.now !== group[0]!.now);
+    if (tie) return `${group[0]!.abs} and ${tie.abs} no longer have the same mtime`;
+    if (previous && previous.now >= group[0]!.now) return `${previous.abs} is no longer older than ${group[0]!.abs}`;
+    previous = group[0]!;
     i = j;
   }
   return undefined;
@@ -371,6 +386,8 @@ async function differsFrom(r: BuildRecord, statCache: StatCache, programs: Progr
 export class BuildRecorder {
   private refused: string | undefined;
   private readonly shape: Shape | undefined;
+  /** The mtimes of the project's files when the build started (a file it rewrites is ordered by the time it had). */
+  private readonly startMtimes: Map<string, bigint>;
   private readonly reads = new Set<string>();
   private readonly writes = new Set<string>();
   /** What tool calls wrote: their start content unknown, so none may have been there before the build. */
@@ -395,11 +412,12 @@ export class BuildRecorder {
     /** make's trace file (the preload tracer's log of make and every process it started in its shell). */
     readonly traceFile: string,
     ignore: readonly string[],
-    /** The shape a look-up just walked (the tree make starts on), or undefined to walk it here. */
-    shape?: Shape,
+    /** The shape a look-up just walked (the tree make starts on) and its files' mtimes, or undefined to walk it here. */
+    walked?: { shape: Shape; mtimes: Map<string, bigint> },
   ) {
     this.ignored = ignoredPrefixes([...ignore, traceFile]);
-    this.shape = shape ?? walkShape(p.root, this.ignored);
+    this.startMtimes = walked?.mtimes ?? new Map();
+    this.shape = walked?.shape ?? walkShape(p.root, this.ignored, this.startMtimes);
     if (!this.shape) this.refuse("the project is too large to walk");
   }
 
@@ -459,10 +477,7 @@ export class BuildRecorder {
       writeFileSync(tmp, JSON.stringify({ v: RECORD_VERSION, records }));
       renameSync(tmp, file);
       // Files the build made (not ones it found and changed, which a fresh tree holds too).
-      const files = record.outputs.filter(([rel, s]) => s.t === "f" && !this.shape?.has(rel)).map(([rel]) => rel);
-      const probe = [...new Set([...files.slice(0, 4), ...files.slice(-4)])];
-      writeFileSync(tmp, probe.join("\n"));
-      renameSync(tmp, `${file}.probe`);
+      writeProbe(file, record.outputs.filter(([rel, s]) => s.t === "f" && !this.shape?.has(rel)).map(([rel]) => rel));
       log.debug({ reads: record.reads.length, outputs: record.outputs.length, traceBytes: this.traceBytes, ms: Math.round(performance.now() - t0) }, "remembered the whole build");
     } catch (err) {
       log.warn({ err: errorMessage(err) }, "could not remember the whole build");
@@ -558,9 +573,9 @@ export class BuildRecorder {
     const order: [string, string][] = [];
     for (const abs of this.looked) {
       const rel = inRoot(abs);
-      if (rel === undefined || this.writes.has(abs) || shape.get(rel) === undefined || shape.get(rel) === "d") continue;
-      const m = mtimeOf(abs);
-      if (m >= 0n) order.push([abs, String(m)]);
+      if (rel === undefined || shape.get(rel) === undefined || shape.get(rel) === "d") continue;
+      const m = this.writes.has(abs) ? this.startMtimes.get(abs) : mtimeOf(abs);
+      if (m !== undefined && m >= 0n) order.push([abs, String(m)]);
     }
     const progs: [string, string][] = [];
     for (const abs of this.programs) progs.push([abs, await programs.digest(abs)]);
