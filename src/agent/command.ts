@@ -1,7 +1,7 @@
 // `orion agent`: wires the agent server to its handler, its socket and its log — or, without --foreground, starts it detached.
-import { makeDirSync } from "../core/fs.js";
+import { makeDirSync, writeFileAtomic } from "../core/fs.js";
 import { spawn } from "node:child_process";
-import { openSync, closeSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { openSync, closeSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { homedir } from "node:os";
 import { dirname } from "node:path";
@@ -72,9 +72,7 @@ export async function startAgentInBackground(script: string, env: NodeJS.Process
     child.unref();
     // The next `orion build` may come before it listens (a short build just after this one): it waits for this pid.
     if (child.pid) {
-      const { starting } = agentSideFiles(socketPath);
-      writeFileSync(`${starting}.${process.pid}.tmp`, `${child.pid}\n`);
-      renameSync(`${starting}.${process.pid}.tmp`, starting);
+      writeFileAtomic(agentSideFiles(socketPath).starting, `${child.pid}\n`);
     }
   } catch {
     /* no agent: nothing lost */

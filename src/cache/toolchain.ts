@@ -1,7 +1,7 @@
 // Toolchain detection: one digest naming a compiler driver, the programs it runs, its version, target and system headers (DESIGN.md, Contract "Action keys").
-import { makeDirSync } from "../core/fs.js";
+import { makeDirSync, writeFileAtomic } from "../core/fs.js";
 import { execFile } from "node:child_process";
-import { readFileSync, readdirSync, realpathSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { KeyHasher, digestOfFile } from "../core/digest.js";
@@ -215,9 +215,7 @@ function readMemoFile(file: string): Record<string, MemoEntry> {
 function writeMemoFile(file: string, entries: Record<string, MemoEntry>): boolean {
   try {
     makeDirSync(dirname(file));
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ version: TOOLCHAIN_KEY_VERSION, entries: liveEntries(entries) }));
-    renameSync(tmp, file);
+    writeFileAtomic(file, JSON.stringify({ version: TOOLCHAIN_KEY_VERSION, entries: liveEntries(entries) }));
     return true;
   } catch {
     // A memo that cannot be written only costs the next process a detection.

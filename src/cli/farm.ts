@@ -2,8 +2,8 @@
 // flags, TLS files, pid files and signals; the processes themselves are composed in src/wiring/.
 // Loaded only by those commands: it pulls in grpc-js, which an embedded `orion build` never pays for.
 import { randomUUID } from "node:crypto";
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { makeDirSync } from "../core/fs.js";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { makeDirSync, writeFileAtomic } from "../core/fs.js";
 import { availableParallelism, homedir, hostname } from "node:os";
 import { isIP } from "node:net";
 import { join } from "node:path";
@@ -194,9 +194,7 @@ function readIdentity(file: string): NodeIdentity | undefined {
 }
 
 function writeIdentity(file: string, id: NodeIdentity): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(id) + "\n");
-  renameSync(tmp, file);
+  writeFileAtomic(file, JSON.stringify(id) + "\n");
 }
 
 /** Connects and checks the head answers, so an unreachable or misnamed head is one clear line (exit 3). */

@@ -221,17 +221,21 @@ export class BuildCalls implements CallHandler {
     return { exitCode: 130, stdout: EMPTY, stderr: EMPTY };
   }
 
-  /** The reply, and what the call read and wrote when its key named its inputs (a keyed hit or miss). */
+  /**
+   * The reply, and — only for a build being recorded whole — what the call read and wrote when its key named its
+   * inputs (a keyed hit or miss): the per-action path of other builds stats nothing more.
+   */
   private async answer(call: CompilerCall): Promise<{ reply: CompilerReply; note: { outcome: string; remote?: boolean | string; headers?: string[] }; io?: ToolIo }> {
+    const recording = this.o.recorder !== undefined;
     const linkOrArchive = this.o.tools && ToolCache.linkOrArchive(call);
     if (linkOrArchive) {
       const { reply, outcome, inputs, program } = await this.o.tools!.run(call, linkOrArchive);
-      const io = inputs && { reads: [...inputs, ...namedFiles(call)], writes: linkOrArchive.outputs.map((p) => resolve(call.cwd, p)), program };
+      const io = recording && inputs ? { reads: [...inputs, ...namedFiles(call)], writes: linkOrArchive.outputs.map((p) => resolve(call.cwd, p)), program } : undefined;
       return { reply, note: { outcome }, io };
     }
     const { reply, note, cls } = await this.o.cc.handleNoted(call);
     const keyed = (note.outcome === "hit" || note.outcome === "miss") && note.headers !== undefined;
-    if (!keyed) return { reply, note };
+    if (!keyed || !recording) return { reply, note };
     const { reads, writes } = callRecord(call, cls, note, reply.exitCode, 0, 0);
     return { reply, note, io: { reads: [...reads, ...namedFiles(call)], writes, program: note.program } };
   }

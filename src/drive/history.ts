@@ -1,6 +1,7 @@
 // What each tree's last make-driven build counted, so the next one's build-start (and its progress line) can say how
 // many actions to expect before make has issued them.
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
+import { writeFileAtomic } from "../core/fs.js";
 import type { Summary } from "../scheduler/index.js";
 
 /** Trees remembered at most; the oldest are forgotten first. */
@@ -22,9 +23,7 @@ export class DriveHistory {
     all[dir] = { actions: s.actions, hostSteps: s.hostSteps };
     const kept = Object.entries(all).slice(-MAX_TREES);
     try {
-      const tmp = `${this.file}.${process.pid}.tmp`;
-      writeFileSync(tmp, JSON.stringify(Object.fromEntries(kept)));
-      renameSync(tmp, this.file);
+      writeFileAtomic(this.file, JSON.stringify(Object.fromEntries(kept)));
     } catch {
       // A read-only or full cache dir.
     }

@@ -9,7 +9,8 @@
 // Files are compared by their bytes, as the step cache compares them; file times by their order only, since make
 // decides by "newer than": the order of the project files make and the steps looked at must be the one the record saw.
 import { createHash } from "node:crypto";
-import { type Dirent, lstatSync, lutimesSync, statSync, utimesSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { type Dirent, lstatSync, lutimesSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync } from "node:fs";
+import { makeDirSync, writeFileAtomic } from "../core/fs.js";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import type { BlobStore } from "../cas/index.js";
 import { errorMessage, type Logger } from "../core/index.js";
@@ -111,9 +112,7 @@ function wellFormed(r: BuildRecord): boolean {
 
 /** A few of the files a build made, listed beside its record (holdsOutputs). */
 function writeProbe(file: string, made: readonly string[]): void {
-  const tmp = `${file}.probe.${process.pid}.tmp`;
-  writeFileSync(tmp, [...new Set([...made.slice(0, 4), ...made.slice(-4)])].join("\n"));
-  renameSync(tmp, `${file}.probe`);
+  writeFileAtomic(`${file}.probe`, [...new Set([...made.slice(0, 4), ...made.slice(-4)])].join("\n"));
 }
 
 /** Forgets the records of this command here (a restore of one failed: it is not tried again). */
@@ -233,7 +232,7 @@ const sameState = (a: PathState, b: PathState): boolean => JSON.stringify(a) ===
 /** Paths no build's record may depend on or leave: kernel views, and Orion's own scratch and caches. */
 function ignoredPrefixes(extra: readonly string[]): (abs: string) => boolean {
   const prefixes = ["/proc/", "/dev/", "/sys/", "/run/", ...extra.map((p) => p.replace(/\/+$/, "") + "/")];
-  return (abs) => abs === "/dev/null" || prefixes.some((p) => abs.startsWith(p) || abs === p.slice(0, -1));
+  return (abs) => prefixes.some((p) => abs.startsWith(p) || abs === p.slice(0, -1));
 }
 
 /** Restores the last build of this command here, when every file it read is as it was: true when it did. */
@@ -472,10 +471,8 @@ export class BuildRecorder {
       }
       const file = recordFile(this.p);
       const records = [record, ...readRecords(file).filter((r) => r.shape !== record.shape)].slice(0, KEEP);
-      mkdirSync(dirname(file), { recursive: true });
-      const tmp = `${file}.${process.pid}.tmp`;
-      writeFileSync(tmp, JSON.stringify({ v: RECORD_VERSION, records }));
-      renameSync(tmp, file);
+      makeDirSync(dirname(file));
+      writeFileAtomic(file, JSON.stringify({ v: RECORD_VERSION, records }));
       // Files the build made (not ones it found and changed, which a fresh tree holds too).
       writeProbe(file, record.outputs.filter(([rel, s]) => s.t === "f" && !this.shape?.has(rel)).map(([rel]) => rel));
       log.debug({ reads: record.reads.length, outputs: record.outputs.length, traceBytes: this.traceBytes, ms: Math.round(performance.now() - t0) }, "remembered the whole build");
