@@ -1,8 +1,9 @@
 // End-to-end: the whole build restored as one step (src/drive/replay.ts). fixtures/gen-header (a generator step, two
 // compiles and a link) is built once; a fresh copy at the same path is then restored without make running, byte for
-// byte and up to date for make; a copy where a file the build reads differs, or whose times stand in another order,
-// a copy of another shape, another environment, or ORION_WHOLE_BUILD=0 is built by make as usual, each correct.
-import { appendFileSync, mkdirSync, utimesSync, writeFileSync } from "node:fs";
+// byte and up to date for make; a copy whose times stand in another order where make compares none of them is restored
+// too; a copy where a file the build reads differs, where a pair of files make compares stands the other way, a copy of
+// another shape, another environment, or ORION_WHOLE_BUILD=0 is built by make as usual, each correct.
+import { appendFileSync, mkdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { copyFixture, differingFiles, orionBuild, type OrionEnv, runMake, runProgram, Scratch, snapshot } from "./helpers.js";
@@ -51,11 +52,12 @@ describe("a build whose tree comes again", () => {
       expect(noop.summary.replayed).toBeUndefined();
       expect(noop.summary.actions).toBe(0);
 
-      // The same bytes, but a source now newer than a file it was older than (make decides by that order): make runs.
+      // The same bytes, a source now newer than every other file: make compares no two files the tree came with (every
+      // target is missing), so the times it decides by stand as they stood: restored.
       fresh(() => utimesSync(join(tree, "main.c"), 1_700_000_100, 1_700_000_100));
-      const touched = await orionBuild(tree, orion);
-      expect(touched.exitCode, touched.stderr).toBe(0);
-      expect(touched.summary.replayed).toBeUndefined();
+      const reordered = await orionBuild(tree, orion);
+      expect(reordered.exitCode, reordered.stderr).toBe(0);
+      expect(reordered.summary.replayed).toBe(true);
       expect(differingFiles(tree, want)).toEqual([]);
 
       // A file the build reads differs: make runs, and the greeting follows the source.
@@ -95,5 +97,44 @@ describe("a build whose tree comes again", () => {
       expect(differingFiles(tree, want)).toEqual([]);
     },
     120_000,
+  );
+
+  it(
+    "is held to the pairs of files make compared: another order elsewhere is restored, a pair the other way is built",
+    async () => {
+      // The tree comes with gen.h, newer than the gen.in it is made from: make compares the two and keeps it.
+      const tree = join(scratch.root, "shipped");
+      const fresh = (genInAt: number, progAt = 1_700_000_002) => {
+        rmSync(tree, { recursive: true, force: true });
+        mkdirSync(tree, { recursive: true });
+        writeFileSync(join(tree, "Makefile"), "all: prog\ngen.h: gen.in\n\tcp gen.in gen.h\nprog: prog.c gen.h\n\t$(CC) -o prog prog.c\n");
+        writeFileSync(join(tree, "gen.in"), "#define GREETING \"hi\"\n");
+        writeFileSync(join(tree, "gen.h"), "#define GREETING \"hi\"\n");
+        writeFileSync(join(tree, "prog.c"), '#include <stdio.h>\n#include "gen.h"\nint main(void) { puts(GREETING); return 0; }\n');
+        utimesSync(join(tree, "Makefile"), 1_700_000_000, 1_700_000_000);
+        utimesSync(join(tree, "gen.in"), genInAt, genInAt);
+        utimesSync(join(tree, "prog.c"), progAt, progAt);
+        utimesSync(join(tree, "gen.h"), 1_700_000_010, 1_700_000_010);
+      };
+      const orion: OrionEnv = { cacheDir: join(scratch.root, "cache-shipped"), configHome: scratch.configHome };
+      fresh(1_700_000_001);
+      const kept = await orionBuild(tree, orion);
+      expect(kept.exitCode, kept.stderr).toBe(0);
+      expect(kept.stderr).not.toContain("cp gen.in");
+      // prog.c now the newest file: make compares it with nothing that was there (prog is missing), so restored.
+      fresh(1_700_000_001, 1_700_000_100);
+      const again = await orionBuild(tree, orion);
+      expect(again.exitCode, again.stderr).toBe(0);
+      expect(again.summary.replayed).toBe(true);
+      expect(await runProgram(join(tree, "prog"))).toBe("hi");
+      // gen.in now newer than gen.h (the same bytes): make would copy it again, so make runs.
+      fresh(1_700_000_050);
+      const remade = await orionBuild(tree, orion);
+      expect(remade.exitCode, remade.stderr).toBe(0);
+      expect(remade.summary.replayed).toBeUndefined();
+      expect(remade.stderr).toContain("cp gen.in gen.h");
+      expect(await runProgram(join(tree, "prog"))).toBe("hi");
+    },
+    60_000,
   );
 });

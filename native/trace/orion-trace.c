@@ -8,7 +8,10 @@
 // is incomplete (a static program, a walk inside glibc it cannot see, a path it cannot place), so the step is run
 // every time rather than restored on a partial record. `o\t<sha256>:<size>:<x>:<path>` gives the content a regular
 // file had before a process changed it in place, truncated it, renamed over it or removed it (written before that
-// call), so whoever reads the trace knows what the tree held at the start.
+// call), so whoever reads the trace knows what the tree held at the start. `k\t<exe>` names a process called make or
+// gmake; with ORION_TRACE_MAKE_DEBUG set (make run with --debug=v), `g\t<exe>` a GNU make that spoke its debug output
+// and `c\t<n|o>\t<prerequisite>\t<target>` each comparison of file times it made (newer or not): see "make's
+// comparisons" below.
 //
 // glibc's own functions call each other directly, not through the PLT: every public entry point that reaches the file
 // system is wrapped (fopen as well as open, remove as well as unlink, execvp as well as execve).
@@ -20,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fts.h>
+#include <libintl.h>
 #include <ftw.h>
 #include <glob.h>
 #include <limits.h>
@@ -33,6 +37,9 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+// libintl.h makes these macros when optimising: the functions are what a program calls and what is wrapped.
+#undef gettext
+#undef dcgettext
 
 // Entry points of old binaries (built against glibc < 2.33) and of _FORTIFY_SOURCE builds: no header declares them now.
 int __xstat(int ver, const char *path, struct stat *st);
@@ -45,6 +52,8 @@ int __open_2(const char *path, int flags);
 int __open64_2(const char *path, int flags);
 int __openat_2(int dirfd, const char *path, int flags);
 int __openat64_2(int dirfd, const char *path, int flags);
+int __printf_chk(int flag, const char *fmt, ...);
+int __vprintf_chk(int flag, const char *fmt, va_list ap);
 
 extern char **environ;
 
@@ -88,6 +97,9 @@ static int trace_fd = -1;
 static dev_t trace_dev;
 static ino_t trace_ino;
 
+/** ORION_TRACE_MAKE_DEBUG: a GNU make here was started with --debug=v by Orion, for its comparisons (not to print). */
+static int make_debug;
+
 static void init(void);
 
 /** Whether this call is to be recorded (initialising on the first call that comes before the constructor). */
@@ -125,7 +137,7 @@ static void *resolve(void **slot, const char *name) {
   X(mkstemps) X(mkstemps64) X(mkostemps) X(mkostemps64) X(mkdtemp) X(execve) X(execveat) X(execvpe) X(posix_spawn)    \
   X(posix_spawnp) X(posix_spawn_file_actions_addopen) X(posix_spawn_file_actions_addchdir_np)                         \
   X(posix_spawn_file_actions_addfchdir_np) X(system) X(popen) X(glob) X(glob64) X(nftw) X(nftw64) X(ftw) X(ftw64)     \
-  X(fts_open) X(fts64_open) X(syscall)
+  X(fts_open) X(fts64_open) X(syscall) X(dcgettext) X(gettext) X(vprintf) X(__vprintf_chk) X(putc) X(puts)
 
 WRAPPED(REAL_SLOT)
 
@@ -681,6 +693,8 @@ static void init(void) {
     if (since) trace_since = strtoull(since, NULL, 10);
     snprintf(env_preload, sizeof env_preload, "LD_PRELOAD=%s", self_lib);
     active = trace_out() >= 0;
+    const char *debug = getenv("ORION_TRACE_MAKE_DEBUG");
+    make_debug = active && debug && strcmp(debug, "1") == 0;
   }
   // The exec family resolved now, traced or not: a vfork child must not take dlsym's locks (the rest resolve on use).
 #define RESOLVE(name) resolve(&real_##name, #name);
@@ -695,6 +709,10 @@ static void init(void) {
   if (n > 0) {
     exe[n] = 0;
     emit('r', exe);
+    // A make, by its name: its comparisons count as seen only if it also speaks them (`g`, below).
+    const char *base = strrchr(exe, '/');
+    base = base ? base + 1 : exe;
+    if (strcmp(base, "make") == 0 || strcmp(base, "gmake") == 0) emit('k', exe);
   }
   dl_iterate_phdr(record_object, NULL);
   dl_iterate_phdr(count_objects, &objects_at_start);
@@ -1111,3 +1129,95 @@ EXPORT long syscall(long number, ...) {
   }
   return r;
 }
+
+// ---- make's comparisons ------------------------------------------------------------------------------------------
+//
+// make decides by "newer than", between a target and each of its prerequisites; no system call shows which pairs it
+// compared. Orion starts GNU make with --debug=v and ORION_TRACE_MAKE_DEBUG=1, and here, in each GNU make process
+// (known by the version banner that flag prints first), every printf is that debug output: none of it reaches the
+// terminal (nor its puts, which a compiler makes of a printf of a plain line; make's own messages and the recipes'
+// output go through fputs and write, untouched), and its lines
+// "Prerequisite 'P' is newer|older than target 'T'." become `c` records. Their format strings are recognised in
+// English and as gettext translated them for this process.
+
+static const char MAKE_BANNER[] = "%sGNU Make %s\n";
+static const char MAKE_NEWER[] = "Prerequisite '%s' is newer than target '%s'.\n";
+static const char MAKE_OLDER[] = "Prerequisite '%s' is older than target '%s'.\n";
+/** This process is a GNU make speaking its debug output (set by its banner). */
+static int is_make;
+/** The two messages as this make's gettext gave them (translated, or the msgid itself). */
+static const char *make_newer_fmt, *make_older_fmt;
+
+static const char *note_make_format(const char *msgid, const char *r) {
+  if (make_debug && msgid && r) {
+    if (strcmp(msgid, MAKE_NEWER) == 0) make_newer_fmt = r;
+    else if (strcmp(msgid, MAKE_OLDER) == 0) make_older_fmt = r;
+  }
+  return r;
+}
+
+EXPORT char *dcgettext(const char *domain, const char *msgid, int category) {
+  return (char *)note_make_format(msgid, CALL(dcgettext, (char *)msgid, domain, msgid, category));
+}
+
+EXPORT char *gettext(const char *msgid) { return (char *)note_make_format(msgid, CALL(gettext, (char *)msgid, msgid)); }
+
+/** One comparison, both paths placed against this make's working directory; `?` when a path cannot be recorded. */
+static void record_compared(int newer, const char *prerequisite, const char *target) {
+  char p[ABS_MAX], t[ABS_MAX];
+  if (place(AT_FDCWD, prerequisite, p) != PLACED || place(AT_FDCWD, target, t) != PLACED) return emit('c', "?");
+  if (strchr(p, '\t') || strchr(t, '\t')) return emit('c', "?");
+  char line[2 * ABS_MAX + 8];
+  snprintf(line, sizeof line, "%c\t%s\t%s", newer ? 'n' : 'o', p, t);
+  emit('c', line);
+}
+
+/** 1 when `fmt` is make's debug output (recorded or dropped here), 0 when it is any other program's printf. */
+static int make_debug_printf(const char *fmt, va_list ap) {
+  if (!make_debug || !fmt) return 0;
+  if (!is_make) {
+    if (strcmp(fmt, MAKE_BANNER) != 0) return 0;
+    is_make = 1;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = 0;
+    emit('g', n > 0 ? exe : "?");
+    return 1;
+  }
+  int newer = fmt == make_newer_fmt || strcmp(fmt, MAKE_NEWER) == 0;
+  if (newer || fmt == make_older_fmt || strcmp(fmt, MAKE_OLDER) == 0) {
+    va_list copy;
+    va_copy(copy, ap);
+    const char *prerequisite = va_arg(copy, const char *);
+    const char *target = va_arg(copy, const char *);
+    va_end(copy);
+    int e = errno;
+    if (tracing()) record_compared(newer, prerequisite, target);
+    errno = e;
+  }
+  return 1;
+}
+
+EXPORT int printf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int r = make_debug_printf(fmt, ap) ? 0 : CALL(vprintf, -1, fmt, ap);
+  va_end(ap);
+  return r;
+}
+
+EXPORT int __printf_chk(int flag, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int r = make_debug_printf(fmt, ap) ? 0 : CALL(__vprintf_chk, -1, flag, fmt, ap);
+  va_end(ap);
+  return r;
+}
+
+/** make indents its debug lines with putc(' ', stdout); a compiler turns printf("...\n") into puts("..."). */
+EXPORT int putc(int c, FILE *f) {
+  if (is_make && c == ' ' && f == stdout) return c;
+  return CALL(putc, EOF, c, f);
+}
+
+EXPORT int puts(const char *s) { return is_make ? 1 : CALL(puts, EOF, s); }

@@ -27,7 +27,7 @@ export interface AgentCommandOptions {
   /** The orion script to re-run detached when not in the foreground. */
   script: string;
   /** The warm build server (src/cli/build-server.ts) this agent also runs, unless ORION_BUILD_SERVER=0. */
-  buildServer?: (logger: Logger) => Promise<{ serve(call: CompilerCall, conn: Socket): Promise<void>; close(): void }>;
+  buildServer?: (logger: Logger) => Promise<{ serve(call: CompilerCall, conn: Socket): Promise<void>; warmUp?(): Promise<void>; close(): void }>;
 }
 
 export async function runAgentCommand(o: AgentCommandOptions): Promise<number> {
@@ -49,6 +49,8 @@ export async function runAgentCommand(o: AgentCommandOptions): Promise<number> {
     if (err instanceof AgentAlreadyRunning) return 0;
     throw err;
   }
+  // Listening first (a build waiting for this agent is served at once), then the modules a build needs.
+  void builds?.warmUp?.();
   const stop = () => void agent.close();
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);

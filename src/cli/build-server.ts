@@ -8,7 +8,7 @@ import type { CompilerCall } from "../cc/types.js";
 import type { Logger } from "../core/logger.js";
 import { BuildFrame, encodeBuildExit, encodeBuildFrame } from "../agent/protocol.js";
 import { NotServed } from "./io.js";
-import { main } from "./main.js";
+import { loadDrivenBuild, main } from "./main.js";
 
 /** Set by the client in the request's environment: "1" or "0" for its stdout and stderr being terminals ("10"). */
 export const CLIENT_TTY_VAR = "ORION_CLIENT_TTY";
@@ -17,6 +17,8 @@ export const CLIENT_COLUMNS_VAR = "ORION_CLIENT_COLUMNS";
 
 export interface BuildServer {
   serve(call: CompilerCall, conn: Socket): Promise<void>;
+  /** Loads what a build needs (best effort), so the first build served is as warm as the next. */
+  warmUp(): Promise<void>;
   close(): void;
 }
 
@@ -62,6 +64,13 @@ export function buildServer(logger: Logger): BuildServer {
       }
       logger.info({ cwd: call.cwd, argv: call.argv.slice(1), exitCode: code }, "served a build");
       if (!conn.writableEnded && !conn.destroyed) conn.end(encodeBuildExit(code));
+    },
+    async warmUp() {
+      try {
+        await Promise.all([loadDrivenBuild(), import("zod")]);
+      } catch (err) {
+        logger.debug({ err }, "warming up the build server failed; the first build loads what it needs");
+      }
     },
     close() {
       for (const s of services.values()) s.close();

@@ -155,27 +155,21 @@ async function extractAndBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
 
 /** make drives the build; Orion answers its tool calls (runDriven). */
 async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Reporter, passThrough: string[], signal: AbortSignal, jobsGiven: boolean, io: CliIo): Promise<number> {
-  const { createRootLogger } = await import("../core/logger.js");
-  const { runDriven, projectRoot } = await import("../drive/index.js");
-  const { CcService } = await import("../cc/service.js");
-  const { planLine } = await import("../shell/index.js");
-  const { orionLauncher } = await import("../cc/compiler.js");
+  const { createRootLogger, runDriven, projectRoot, CcService, planLine, orionLauncher, openCacheDir, ToolCache, ProgramDigests, toolchainMemoFiles, defaultSelfPaths, openStepLines } = await loadDrivenBuild();
   const logger = createRootLogger({ level: cfg.logLevel, file: cfg.logFile, stream: io.server ? io.stderr : undefined });
   const launcher = orionLauncher();
   if (!launcher) throw new Error("cannot find this checkout's bin/orion");
   const nativeDir = join(dirname(dirname(launcher)), "native", "build");
   // A cache dir that cannot be made is the user's to fix (exit 2), before make starts: stores open on first use.
-  (await import("../store/index.js")).openCacheDir(cfg.cacheDir);
+  openCacheDir(cfg.cacheDir);
+  // Started now rather than after the build (unless it runs): it is listening, its modules loaded, by the time this
+  // build ends, so the next `orion build` is served warm at once — a short build is over before Node could start one.
+  if (!io.server) void startBuildServer(launcher, io.env);
   // Served: the agent's cc service for this cache, whose stat cache and open stores outlive the build.
   const ccOptions = { cacheDir: cfg.cacheDir, noCache: cfg.noCache, maxCacheBytes: cfg.maxCacheBytes };
   const cc = io.server?.ccService(ccOptions) ?? new CcService({ ...ccOptions, logger });
-  const { ToolCache } = await import("../drive/index.js");
-  const { ProgramDigests } = await import("../cache/program-digests.js");
-  const { toolchainMemoFiles } = await import("../cache/toolchain.js");
-  const { defaultSelfPaths } = await import("../cc/compiler.js");
   const programs = new ProgramDigests({ memoFile: toolchainMemoFiles(cfg.cacheDir, io.env) });
   const tools = cfg.noCache ? undefined : new ToolCache({ stores: () => cc.openStores(), programs, selfPaths: defaultSelfPaths(), logger });
-  const { openStepLines } = await import("../drive/step-lines.js");
   const steps = cfg.noCache ? undefined : openStepLines({ cacheDir: cfg.cacheDir, stores: () => cc.openStores(), root: projectRoot(dir), jobs: cfg.jobs, env: io.env, logger, signal });
   try {
     const outcome = await runDriven({
@@ -199,15 +193,44 @@ async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
     return outcome.exitCode;
   } finally {
     steps?.close();
-    if (!io.server) {
-      cc.close();
-      await startBuildServer(launcher, io.env);
-    }
+    if (!io.server) cc.close();
   }
 }
 
 /**
- * After a build in its own process, the per-user agent is started (detached, unless it runs or ORION_BUILD_SERVER=0)
+ * What a make-driven build loads, in one place: the build server loads it as soon as it listens (loadDrivenBuild is
+ * its warm-up), so the first build it serves does not pay for module loading either.
+ */
+export async function loadDrivenBuild() {
+  const [logger, drive, service, shell, compiler, store, programDigests, toolchain, stepLines] = await Promise.all([
+    import("../core/logger.js"),
+    import("../drive/index.js"),
+    import("../cc/service.js"),
+    import("../shell/index.js"),
+    import("../cc/compiler.js"),
+    import("../store/index.js"),
+    import("../cache/program-digests.js"),
+    import("../cache/toolchain.js"),
+    import("../drive/step-lines.js"),
+  ]);
+  return {
+    createRootLogger: logger.createRootLogger,
+    runDriven: drive.runDriven,
+    projectRoot: drive.projectRoot,
+    ToolCache: drive.ToolCache,
+    CcService: service.CcService,
+    planLine: shell.planLine,
+    orionLauncher: compiler.orionLauncher,
+    defaultSelfPaths: compiler.defaultSelfPaths,
+    openCacheDir: store.openCacheDir,
+    ProgramDigests: programDigests.ProgramDigests,
+    toolchainMemoFiles: toolchain.toolchainMemoFiles,
+    openStepLines: stepLines.openStepLines,
+  };
+}
+
+/**
+ * During a build in its own process, the per-user agent is started (detached, unless it runs or ORION_BUILD_SERVER=0)
  * so the next `orion build` is served warm by it: no Node start-up, stores and stat cache already open.
  */
 async function startBuildServer(script: string, env: NodeJS.ProcessEnv): Promise<void> {

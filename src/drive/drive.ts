@@ -18,7 +18,7 @@ import { DriveHistory } from "./history.js";
 import type { ConflictWatch } from "./conflicts.js";
 import { BuildRecorder, forgetBuild, holdsOutputs, replayBuild, type ReplayStores, type Shape } from "./replay.js";
 import type { ProgramDigests } from "../cache/program-digests.js";
-import { preloadBlindSpot, preloadEnv } from "../steps/preload-trace.js";
+import { MAKE_DEBUG_FLAG, makeArgsSpeak, preloadBlindSpot, preloadEnv } from "../steps/preload-trace.js";
 import { findProgram } from "../core/programs.js";
 
 export interface FarmAccess {
@@ -120,15 +120,20 @@ export async function runDriven(o: DriveOptions): Promise<DriveOutcome> {
     recorder?.out(chunk);
     o.diagnostics(chunk);
   };
-  const make = (traced: boolean) =>
-    runMake({
+  // Recorded whole: make also says which files it compared (its debug output, read by the tracer, never shown), so a
+  // fresh tree is held to those comparisons, not to the order of every file make looked at.
+  const makeDebug = !makeArgsSpeak(o.makeArgs);
+  const make = (traced: boolean) => {
+    const tracing = traced && whole && recorder && traceFile;
+    return runMake({
       make: makeProgram,
       dir: o.dir,
-      args: [`-j${o.jobs}`, `SHELL=${shim}`, ...o.makeArgs],
-      env: traced && whole && recorder && traceFile ? preloadEnv(baseEnv, whole, traceFile, traceSince) : baseEnv,
+      args: [`-j${o.jobs}`, `SHELL=${shim}`, ...(tracing && makeDebug ? [MAKE_DEBUG_FLAG] : []), ...o.makeArgs],
+      env: tracing ? preloadEnv(baseEnv, whole, traceFile, traceSince, makeDebug) : baseEnv,
       output,
       signal: o.signal,
     });
+  };
   try {
     exit = await make(true);
     // A race make's graph did not order (a missing prerequisite): put right what it left, then make redoes the rest.

@@ -11,7 +11,7 @@
 import { createHash } from "node:crypto";
 import { type Dirent, lstatSync, lutimesSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync } from "node:fs";
 import { makeDirSync, writeFileAtomic } from "../core/fs.js";
-import { dirname, join, relative, resolve, sep } from "node:path";
+import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import type { BlobStore } from "../cas/index.js";
 import { errorMessage, type Logger } from "../core/index.js";
 import { mapLimit } from "../core/concurrency.js";
@@ -23,7 +23,7 @@ import { parsePreloadTrace } from "../steps/preload-trace.js";
 import type { DriveEvents } from "./events.js";
 
 /** Bump when what a record holds or how it is checked changes: older records are then not read. */
-const RECORD_VERSION = 2;
+const RECORD_VERSION = 3;
 /** Records kept per command and place (the newest first): a tree built in two configurations finds both. */
 const KEEP = 3;
 /** A project larger than this is not walked (nor remembered): the walk would cost more than it can save. */
@@ -55,6 +55,13 @@ interface BuildRecord {
    * their order, so a tree where one is now newer than another it was older than (`touch server.h`) is built by make.
    */
   order: [string, string][];
+  /**
+   * When make said every comparison of file times it made (MakeComparisons complete): [prerequisite, target, newer
+   * then] for each pair of files the build found, and `order` is empty. A fresh tree must compare alike (a
+   * configure's or cmake's files written in another order, a git checkout's times, do not matter where make never
+   * compares them); what steps decide by file times themselves is not held to it (see the README).
+   */
+  pairs?: [string, string, boolean][];
   /** What the build left, in the order of its mtimes: created directories, files, links. */
   outputs: [string, PathState][];
   /** make's output (its stdout and stderr as they came), base64. */
@@ -106,6 +113,7 @@ function wellFormed(r: BuildRecord): boolean {
     [r.reads, r.listings, r.programs, r.order, r.outputs, r.actions, r.steps].every(Array.isArray) &&
     typeof r.output === "string" &&
     r.order.every((e) => Array.isArray(e) && typeof e[0] === "string" && /^\d+$/.test(String(e[1]))) &&
+    (r.pairs === undefined || (Array.isArray(r.pairs) && r.pairs.every((e) => Array.isArray(e) && typeof e[0] === "string" && typeof e[1] === "string" && typeof e[2] === "boolean"))) &&
     r.outputs.every(([rel]) => typeof rel === "string" && rel !== "" && !rel.startsWith("/") && !rel.split("/").includes(".."))
   );
 }
@@ -215,8 +223,42 @@ async function stateOf(abs: string, statCache: StatCache, stamp: boolean): Promi
     }
   }
   if (!st.isFile()) return { t: "d" };
+  const x = (st.mode & 0o100n) !== 0n;
+  const cmake = cmakeMakefile2Digest(abs);
+  if (cmake) return { t: "f", h: cmake, s: Number(st.size), x };
   const d = await statCache.digestOf(abs, st);
-  return { t: "f", h: d.hash, s: Number(d.sizeBytes), x: (st.mode & 0o100n) !== 0n };
+  return { t: "f", h: d.hash, s: Number(d.sizeBytes), x };
+}
+
+const CMAKE_GENERATED = "# CMAKE generated file: DO NOT EDIT!";
+/** `target: prerequisites` and nothing else (no recipe, no assignment). */
+const PREREQUISITES_ONLY = /^([^\s#:=][^:=;]*):\s+[^:=;]*$/;
+
+/**
+ * CMake's top-level sub-make driver (CMakeFiles/Makefile2) lists each target's prerequisites one per line, in an order
+ * that changes from one `cmake` run to the next (a hash set's). Its recipes name their targets, never `$^` or `$<`, so
+ * the order of one target's prerequisite lines changes nothing make builds: it is digested with each run of lines
+ * for one target sorted ("m:" before the digest keeps it apart from a content digest). Undefined for any other file.
+ */
+function cmakeMakefile2Digest(abs: string): string | undefined {
+  if (basename(abs) !== "Makefile2" || basename(dirname(abs)) !== "CMakeFiles") return undefined;
+  let text: string;
+  try {
+    text = readFileSync(abs, "utf8");
+  } catch {
+    return undefined;
+  }
+  if (!text.startsWith(CMAKE_GENERATED)) return undefined;
+  const lines = text.split("\n");
+  const out: string[] = [];
+  for (let i = 0; i < lines.length; ) {
+    const target = PREREQUISITES_ONLY.exec(lines[i]!)?.[1];
+    let j = i + 1;
+    if (target !== undefined) while (j < lines.length && PREREQUISITES_ONLY.exec(lines[j]!)?.[1] === target) j++;
+    out.push(...lines.slice(i, j).sort());
+    i = j;
+  }
+  return `m:${createHash("sha256").update(out.join("\n")).digest("hex")}`;
 }
 
 function listingDigest(abs: string): string {
@@ -350,6 +392,20 @@ function reorderedPair(order: readonly [string, string][]): string | undefined {
   return undefined;
 }
 
+/** A pair make compared whose outcome differs now ("newer than", as make decides it), or undefined. */
+function comparedOtherwise(pairs: readonly [string, string, boolean][]): string | undefined {
+  const times = new Map<string, bigint>();
+  const time = (abs: string): bigint => {
+    let t = times.get(abs);
+    if (t === undefined) times.set(abs, (t = mtimeOf(abs)));
+    return t;
+  };
+  for (const [prerequisite, target, newer] of pairs) {
+    if (time(prerequisite) > time(target) !== newer) return `${prerequisite} is ${newer ? "no longer" : "now"} newer than ${target}`;
+  }
+  return undefined;
+}
+
 function mtimeOf(abs: string): bigint {
   try {
     return statSync(abs, { bigint: true }).mtimeNs;
@@ -360,7 +416,7 @@ function mtimeOf(abs: string): bigint {
 
 /** Why the tree is not as the record found it (a difference), or undefined when it is. */
 async function differsFrom(r: BuildRecord, statCache: StatCache, programs: ProgramDigests): Promise<string | undefined> {
-  const reversed = reorderedPair(r.order);
+  const reversed = r.pairs ? comparedOtherwise(r.pairs) : reorderedPair(r.order);
   if (reversed) return reversed;
   const reads = await mapLimit(r.reads, IO_PARALLEL, async ([abs, want]) => (sameState(await stateOf(abs, statCache, want.t === "s"), want) ? undefined : abs));
   const differing = reads.find((abs) => abs !== undefined);
@@ -501,6 +557,7 @@ export class BuildRecorder {
     const trace = parsePreloadTrace(text);
     if (trace.untraceable) return this.refuse(`make's trace is incomplete: ${trace.untraceable}`), undefined;
     this.learnBefore(trace.startContent);
+    const make = trace.make?.complete ? trace.make.compared : undefined;
     const listings = new Set<string>(this.stepListings);
     for (const a of trace.accesses) {
       if (a.op === "write" || a.op === "remove" || a.op === "make") this.writes.add(a.path);
@@ -567,12 +624,32 @@ export class BuildRecorder {
     }
     const listed: [string, string][] = [];
     for (const abs of listings) if (!this.ignored(abs) && inRoot(abs) === undefined && !this.writes.has(abs)) listed.push([abs, listingDigest(abs)]);
-    const order: [string, string][] = [];
-    for (const abs of this.looked) {
+    // A file's time when the build started (one it rewrote had the time the walk saw); undefined for one it made.
+    const startTime = (abs: string): bigint | undefined => {
       const rel = inRoot(abs);
-      if (rel === undefined || shape.get(rel) === undefined || shape.get(rel) === "d") continue;
+      if (rel === undefined) return this.writes.has(abs) ? undefined : mtimeOf(abs);
+      const t = shape.get(rel);
+      if (t === undefined || t === "d") return undefined;
       const m = this.writes.has(abs) ? this.startMtimes.get(abs) : mtimeOf(abs);
-      if (m !== undefined && m >= 0n) order.push([abs, String(m)]);
+      return m !== undefined && m >= 0n ? m : undefined;
+    };
+    const order: [string, string][] = [];
+    let pairs: [string, string, boolean][] | undefined;
+    if (make) {
+      // Judged by the times the build started with, not as make saw them mid-build; a pair with a file the build
+      // made is decided by the build itself.
+      const seen = new Map<string, [string, string, boolean]>();
+      for (const [prerequisite, target] of make) {
+        const p = startTime(prerequisite);
+        const t = startTime(target);
+        if (p !== undefined && t !== undefined) seen.set(`${prerequisite}\0${target}`, [prerequisite, target, p > t]);
+      }
+      pairs = [...seen.values()];
+    } else {
+      for (const abs of this.looked) {
+        const m = startTime(abs);
+        if (m !== undefined && inRoot(abs) !== undefined) order.push([abs, String(m)]);
+      }
     }
     const progs: [string, string][] = [];
     for (const abs of this.programs) progs.push([abs, await programs.digest(abs)]);
@@ -583,6 +660,7 @@ export class BuildRecorder {
       listings: listed,
       programs: progs,
       order,
+      ...(pairs ? { pairs } : {}),
       outputs: outputs.map(([rel, s]) => [rel, s]),
       output: Buffer.concat(this.output).toString("base64"),
       actions: this.actions,

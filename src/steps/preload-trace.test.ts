@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { parsePreloadTrace, preloadBlindSpot } from "./preload-trace.js";
+import { MAKE_DEBUG_FLAG, makeArgsSpeak, parsePreloadTrace, preloadBlindSpot, preloadEnv, withoutPreload } from "./preload-trace.js";
 import { goLookalike } from "./test-helpers.js";
 
 describe("parsePreloadTrace", () => {
@@ -20,6 +20,35 @@ describe("parsePreloadTrace", () => {
     expect(parsePreloadTrace("x\t/p/a\n").untraceable).toMatch(/malformed/);
     expect(parsePreloadTrace("r /p/a\n").untraceable).toMatch(/malformed/);
     expect(parsePreloadTrace("r\trelative\n").untraceable).toMatch(/malformed/);
+  });
+});
+
+describe("parsePreloadTrace: make's comparisons", () => {
+  it("keeps each comparison; complete only when every make spoke and every pair could be written", () => {
+    const spoke = ["k\t/usr/bin/make", "g\t/usr/bin/make", "c\tn\t/p/a.in\t/p/a", "r\t/p/a", "c\to\t/p/b\t/p/./a", ""];
+    expect(parsePreloadTrace(spoke.join("\n")).make).toEqual({ compared: [["/p/a.in", "/p/a", true], ["/p/b", "/p/a", false]], complete: true });
+    expect(parsePreloadTrace(spoke.join("\n")).accesses).toEqual([{ op: "read", path: "/p/a" }]);
+    // A second make that did not speak (its MAKEFLAGS cleared), or a pair with a path the tracer could not write.
+    expect(parsePreloadTrace([...spoke, "k\t/usr/bin/make", ""].join("\n")).make?.complete).toBe(false);
+    expect(parsePreloadTrace([...spoke, "c\t?", ""].join("\n")).make?.complete).toBe(false);
+    expect(parsePreloadTrace("r\t/p/a\n").make).toBeUndefined();
+  });
+
+  it("a tool or step called from make gets the environment without the debug flag make got", () => {
+    const env = preloadEnv({ PATH: "/bin" }, "/lib/t.so", "/tmp/t", 5n, true);
+    expect(env.ORION_TRACE_MAKE_DEBUG).toBe("1");
+    const fromMake = { ...env, MAKEFLAGS: `${MAKE_DEBUG_FLAG} -j2 --jobserver-auth=fifo:/tmp/f -- SHELL=/x` } as Record<string, string>;
+    expect(withoutPreload(fromMake, "/lib/t.so")).toEqual({ PATH: "/bin", MAKEFLAGS: "-j2 --jobserver-auth=fifo:/tmp/f -- SHELL=/x" });
+    expect(preloadEnv({ PATH: "/bin" }, "/lib/t.so", "/tmp/t").ORION_TRACE_MAKE_DEBUG).toBeUndefined();
+  });
+
+  it("make's own arguments that print what the tracer would hide turn the comparisons off", () => {
+    expect(makeArgsSpeak(["-d"])).toBe(true);
+    expect(makeArgsSpeak(["-kd"])).toBe(true);
+    expect(makeArgsSpeak(["--debug=b"])).toBe(true);
+    expect(makeArgsSpeak(["-p"])).toBe(true);
+    expect(makeArgsSpeak(["--version"])).toBe(true);
+    expect(makeArgsSpeak(["-k", "all", "CFLAGS=-O0 -Wall", "-j4", "-C", "src", "--keep-going"])).toBe(false);
   });
 });
 

@@ -4,7 +4,7 @@
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import path from "node:path";
 import type { TreeEntry } from "../merkle/index.js";
-import type { Access, TraceResult } from "./trace.js";
+import type { Access, MakeComparisons, TraceResult } from "./trace.js";
 
 /** The tracer's one-letter ops (orion-trace.c writes `<op>\t<absolute path>\n`; `u\t<reason>` for untraceable). */
 const OPS: Record<string, (p: string) => Access> = {
@@ -22,18 +22,35 @@ const OPS: Record<string, (p: string) => Access> = {
  * `env` with the preload tracer in it: the library first in LD_PRELOAD, the trace file its processes append to, and
  * `sinceNs`, the kernel's file clock when the run started (files changed after it have no start content to record).
  */
-export function preloadEnv(env: NodeJS.ProcessEnv, library: string, traceFile: string, sinceNs?: bigint): NodeJS.ProcessEnv {
+export function preloadEnv(env: NodeJS.ProcessEnv, library: string, traceFile: string, sinceNs?: bigint, makeDebug = false): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = { ...env, LD_PRELOAD: env.LD_PRELOAD ? `${library}:${env.LD_PRELOAD}` : library, ORION_TRACE_FILE: traceFile };
   if (sinceNs !== undefined) out.ORION_TRACE_SINCE = String(sinceNs);
+  // make runs with MAKE_DEBUG_FLAG: the tracer records its comparisons from that output and keeps it off the terminal.
+  if (makeDebug) out[MAKE_DEBUG_VAR] = "1";
   return out;
+}
+
+/** The flag make gets when its comparisons are recorded (the tracer reads them from its debug output). */
+export const MAKE_DEBUG_FLAG = "--debug=v";
+const MAKE_DEBUG_VAR = "ORION_TRACE_MAKE_DEBUG";
+
+/** Whether make's own arguments ask for output the tracer would hide or read (its debug output, database, version). */
+export function makeArgsSpeak(args: readonly string[]): boolean {
+  return args.some((a) => /^-[^-=]*[dpvh]/.test(a) || /^--(debug|print-data-base|version|help)/.test(a));
 }
 
 /** `env` as it was before preloadEnv: the tracer's library and its trace file taken out again. */
 export function withoutPreload(env: Record<string, string>, library: string): Record<string, string> {
-  if (env.ORION_TRACE_FILE === undefined && !env.LD_PRELOAD?.includes(library)) return env;
+  if (env.ORION_TRACE_FILE === undefined && env[MAKE_DEBUG_VAR] === undefined && !env.LD_PRELOAD?.includes(library)) return env;
   const out = { ...env };
   delete out.ORION_TRACE_FILE;
   delete out.ORION_TRACE_SINCE;
+  // A tool or a step is not make's debug output: MAKEFLAGS as the user's make would pass it (a nested make prints
+  // nothing more, and keys do not change).
+  if (out[MAKE_DEBUG_VAR] !== undefined) {
+    delete out[MAKE_DEBUG_VAR];
+    if (out.MAKEFLAGS !== undefined) out.MAKEFLAGS = out.MAKEFLAGS.replace(/(^| )--debug=v(?= |$)/, "").trimStart();
+  }
   const rest = (out.LD_PRELOAD ?? "").split(/[: ]/).filter((l) => l && l !== library);
   if (rest.length) out.LD_PRELOAD = rest.join(":");
   else delete out.LD_PRELOAD;
@@ -46,6 +63,9 @@ export function parsePreloadTrace(log: string): TraceResult {
   const startContent = new Map<string, TreeEntry>();
   /** Paths some process of the step changed already: a later old-content record is not the start's content. */
   const changed = new Set<string>();
+  let make: MakeComparisons | undefined;
+  let named = 0;
+  let spoke = 0;
   for (const line of log.split("\n")) {
     if (line === "") continue;
     const op = line[0]!;
@@ -53,6 +73,18 @@ export function parsePreloadTrace(log: string): TraceResult {
     const malformed = () => ({ accesses, untraceable: `a malformed trace line: ${JSON.stringify(line.slice(0, 80))}` });
     if (line[1] !== "\t") return malformed();
     if (op === "u") return { accesses, untraceable: rest };
+    if (op === "k" || op === "g" || op === "c") {
+      // `k` a process called make, `g` a GNU make that spoke its comparisons, `c\t<n|o>\t<prerequisite>\t<target>` one.
+      make ??= { compared: [], complete: true };
+      if (op === "k") named++;
+      else if (op === "g") spoke++;
+      else {
+        const m = /^([no])\t(\/[^\t]*)\t(\/[^\t]*)$/.exec(rest);
+        if (m) make.compared.push([path.resolve(m[2]!), path.resolve(m[3]!), m[1] === "n"]);
+        else make.complete = false;
+      }
+      continue;
+    }
     if (op === "o") {
       // `o\t<sha256>:<size>:<0|1 executable>:<absolute path>`, just before that path's in-place write record.
       const m = /^([0-9a-f]{64}):(\d+):([01]):(\/.*)$/.exec(rest);
@@ -68,7 +100,8 @@ export function parsePreloadTrace(log: string): TraceResult {
     if (a.op === "write" || a.op === "remove" || a.op === "make") changed.add(a.path);
     accesses.push(a);
   }
-  return startContent.size ? { accesses, startContent } : { accesses };
+  if (make && named !== spoke) make.complete = false;
+  return { accesses, ...(startContent.size ? { startContent } : {}), ...(make ? { make } : {}) };
 }
 
 /** The ELF machine this process runs on: a program built for another is not reached by this build of the library. */

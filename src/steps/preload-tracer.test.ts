@@ -3,12 +3,12 @@
 // other; and, where strace is installed, the same inputs inside the project as strace's trace gives.
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { findProgram } from "../core/programs.js";
-import { parsePreloadTrace } from "./preload-trace.js";
+import { MAKE_DEBUG_FLAG, parsePreloadTrace, preloadEnv } from "./preload-trace.js";
 import { goLookalike } from "./test-helpers.js";
 import { type Access, parseTrace, TRACED_SYSCALLS, type TraceResult } from "./trace.js";
 
@@ -83,6 +83,37 @@ describe("the preload tracer", () => {
     write("late", "made after the start\n");
     const t = sh("rm late && rm old", { PATH: process.env.PATH, ORION_TRACE_SINCE: String(since) });
     expect([...(t.startContent?.keys() ?? [])].map((abs) => path.relative(root, abs))).toEqual(["old"]);
+  });
+
+  it("GNU make with --debug=v: the files it compared, newer or not, in the trace; none of its debug output printed", () => {
+    write("Makefile", "all: out\nout: older newer\n\t@echo building $@ ; cp older out\nolder newer:\n");
+    write("older", "o\n");
+    write("out", "x\n");
+    write("newer", "n\n");
+    const at = (rel: string, s: number) => utimesSync(path.join(root, rel), s, s);
+    at("older", 1_700_000_000);
+    at("out", 1_700_000_010);
+    at("newer", 1_700_000_020);
+    const traceFile = path.join(dir, "trace");
+    writeFileSync(traceFile, "");
+    const env = preloadEnv({ PATH: process.env.PATH, LANG: "C" }, library, traceFile, undefined, true);
+    const r = spawnSync("make", [MAKE_DEBUG_FLAG, "-C", "."], { cwd: root, env, encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    // make's own messages and the recipe's output only.
+    expect(r.stdout).toBe(`make: Entering directory '${root}'\nbuilding out\nmake: Leaving directory '${root}'\n`);
+    const t = parsePreloadTrace(readFileSync(traceFile, "utf8"));
+    expect(t.untraceable).toBeUndefined();
+    expect(t.make?.complete).toBe(true);
+    expect(t.make?.compared).toEqual([
+      [path.join(root, "older"), path.join(root, "out"), false],
+      [path.join(root, "newer"), path.join(root, "out"), true],
+    ]);
+    // Without the variable the tracer leaves make's output alone, and a make that did not speak leaves it incomplete.
+    writeFileSync(traceFile, "");
+    at("out", 1_700_000_010);
+    const plain = spawnSync("make", ["-s"], { cwd: root, env: { PATH: process.env.PATH, LD_PRELOAD: library, ORION_TRACE_FILE: traceFile }, encoding: "utf8" });
+    expect(plain.stdout).toBe("building out\n");
+    expect(parsePreloadTrace(readFileSync(traceFile, "utf8")).make).toEqual({ compared: [], complete: false });
   });
 
   it("a probe for a missing file is an absent input", () => {

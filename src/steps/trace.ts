@@ -51,6 +51,18 @@ export interface TraceResult {
   startContent?: Map<string, TreeEntry>;
   /** Why the log cannot be trusted to be complete; undefined when it can. */
   untraceable?: string;
+  /** The preload tracer's word on the makes it saw (only when one ran): see MakeComparisons. */
+  make?: MakeComparisons;
+}
+
+/**
+ * The comparisons of file times GNU make made (with --debug=v, read from its debug output by the preload tracer):
+ * [prerequisite, target, the prerequisite was newer]. Complete only when every process called make spoke them and
+ * each path could be recorded.
+ */
+export interface MakeComparisons {
+  compared: [string, string, boolean][];
+  complete: boolean;
 }
 
 /** For each traced call with a path: [index of its dir fd (undefined: the cwd), index of its path], then a second path's. */
