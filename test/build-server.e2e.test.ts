@@ -63,6 +63,9 @@ describe("orion build through the warm build server", () => {
       expect(first.exitCode, first.stderr).toBe(0);
       expect(served()).toBe(0);
       await waitForAgent();
+      // Started with V8's memory reducer off (src/agent/command.ts AGENT_NODE_FLAGS: an idle agent stays as fast).
+      const pid = Number(readFileSync(`${sock}.pid`, "utf8"));
+      expect(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")).toContain("--no-memory-reducer");
 
       // A fresh copy at the same path: served, every action a cache hit, make's bytes.
       copyFixture("multi-c", tree);

@@ -168,7 +168,8 @@ static pid_t spawn_agent(const char *sock) {
   if (maxfd < 0 || maxfd > 65536) maxfd = 65536;
   for (int fd = 3; fd < maxfd; fd++) close(fd);
   signal(SIGPIPE, SIG_DFL);
-  execlp(node, node, script, "agent", "--foreground", "--socket", sock, (char *)NULL);
+  /* --no-memory-reducer: as src/agent/command.ts starts it (AGENT_NODE_FLAGS says why). */
+  execlp(node, node, "--no-memory-reducer", script, "agent", "--foreground", "--socket", sock, (char *)NULL);
   _exit(127);
 }
 

@@ -22,7 +22,8 @@ export interface BuildServer {
   close(): void;
 }
 
-export function buildServer(logger: Logger): BuildServer {
+/** `own`: the agent's own cache (its options as a build in the same environment resolves them), opened by warmUp. */
+export function buildServer(logger: Logger, own?: Omit<CcServiceOptions, "logger">): BuildServer {
   /** One cc service per cache (and its options), kept open across builds. */
   const services = new Map<string, CcService>();
   const ccService = (o: Omit<CcServiceOptions, "logger">): CcService => {
@@ -68,6 +69,8 @@ export function buildServer(logger: Logger): BuildServer {
     async warmUp() {
       try {
         await Promise.all([loadDrivenBuild(), import("zod")]);
+        // Its stores open too: the first build of this cache does not open them (most builds are of the agent's cache).
+        if (own && !own.noCache) ccService(own).openStores();
       } catch (err) {
         logger.debug({ err }, "warming up the build server failed; the first build loads what it needs");
       }

@@ -583,7 +583,7 @@ function addProjectCommands(program: Command, passThrough: string[], done: Done)
     .action(async (opts: { socket?: string; idleMs?: number; foreground?: boolean }) => {
       const cfg = await config({}, undefined);
       const { runAgentCommand } = await import("../agent/command.js");
-      done(await runAgentCommand({ ...opts, cacheDir: cfg.cacheDir, logLevel: cfg.logLevel, logFile: cfg.logFile, env: process.env, script: process.argv[1] ?? "", buildServer: async (logger) => (await import("./build-server.js")).buildServer(logger) }));
+      done(await runAgentCommand({ ...opts, cacheDir: cfg.cacheDir, logLevel: cfg.logLevel, logFile: cfg.logFile, env: process.env, script: process.argv[1] ?? "", buildServer: async (logger) => (await import("./build-server.js")).buildServer(logger, { cacheDir: cfg.cacheDir, noCache: cfg.noCache, maxCacheBytes: cfg.maxCacheBytes }) }));
     });
 
   program
