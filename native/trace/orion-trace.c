@@ -1172,11 +1172,32 @@ static void record_compared(int newer, const char *prerequisite, const char *tar
   emit('c', line);
 }
 
+/**
+ * Whether this make was asked for output that also starts with its banner (`make --version`, `-p`, `-v` run by a
+ * recipe, MAKEFLAGS passing --debug=v on): that output is the user's, so this make is not spoken for (no `g`: its
+ * comparisons count as unseen).
+ */
+static int make_asked_to_print(void) {
+  char args[8192];
+  int fd = CALL(open, -1, "/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 1;
+  ssize_t n = read(fd, args, sizeof args - 1);
+  close(fd);
+  if (n <= 0) return 1;
+  args[n] = 0;
+  for (char *a = args + strlen(args) + 1; a < args + n; a += strlen(a) + 1) {
+    if (strcmp(a, "--") == 0) break;
+    if (strcmp(a, "--version") == 0 || strcmp(a, "--print-data-base") == 0 || strcmp(a, "--help") == 0) return 1;
+    if (a[0] == '-' && a[1] != '-' && strpbrk(a + 1, "pvh")) return 1;
+  }
+  return 0;
+}
+
 /** 1 when `fmt` is make's debug output (recorded or dropped here), 0 when it is any other program's printf. */
 static int make_debug_printf(const char *fmt, va_list ap) {
   if (!make_debug || !fmt) return 0;
   if (!is_make) {
-    if (strcmp(fmt, MAKE_BANNER) != 0) return 0;
+    if (strcmp(fmt, MAKE_BANNER) != 0 || make_asked_to_print()) return 0;
     is_make = 1;
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);

@@ -114,6 +114,12 @@ describe("the preload tracer", () => {
     const plain = spawnSync("make", ["-s"], { cwd: root, env: { PATH: process.env.PATH, LD_PRELOAD: library, ORION_TRACE_FILE: traceFile }, encoding: "utf8" });
     expect(plain.stdout).toBe("building out\n");
     expect(parsePreloadTrace(readFileSync(traceFile, "utf8")).make).toEqual({ compared: [], complete: false });
+    // A make a recipe asks for its version prints it (the banner is not debug output there), and counts as unseen.
+    write("Makefile", "all:\n\t@$(MAKE) --version | head -1\n");
+    writeFileSync(traceFile, "");
+    const version = spawnSync("make", [MAKE_DEBUG_FLAG, "-s"], { cwd: root, env, encoding: "utf8" });
+    expect(version.stdout).toMatch(/^GNU Make \d/);
+    expect(parsePreloadTrace(readFileSync(traceFile, "utf8")).make?.complete).toBe(false);
   });
 
   it("a probe for a missing file is an absent input", () => {
