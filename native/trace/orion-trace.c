@@ -11,7 +11,7 @@
 // call), so whoever reads the trace knows what the tree held at the start. `k\t<exe>` names a process called make or
 // gmake; with ORION_TRACE_MAKE_DEBUG set (make run with --debug=v), `g\t<exe>` a GNU make that spoke its debug output
 // and `c\t<n|o>\t<prerequisite>\t<target>` each comparison of file times it made (newer or not): see "make's
-// comparisons" below.
+// comparisons" below; `k`/`g` carry the process id.
 //
 // glibc's own functions call each other directly, not through the PLT: every public entry point that reaches the file
 // system is wrapped (fopen as well as open, remove as well as unlink, execvp as well as execve).
@@ -137,7 +137,7 @@ static void *resolve(void **slot, const char *name) {
   X(mkstemps) X(mkstemps64) X(mkostemps) X(mkostemps64) X(mkdtemp) X(execve) X(execveat) X(execvpe) X(posix_spawn)    \
   X(posix_spawnp) X(posix_spawn_file_actions_addopen) X(posix_spawn_file_actions_addchdir_np)                         \
   X(posix_spawn_file_actions_addfchdir_np) X(system) X(popen) X(glob) X(glob64) X(nftw) X(nftw64) X(ftw) X(ftw64)     \
-  X(fts_open) X(fts64_open) X(syscall) X(dcgettext) X(gettext) X(vprintf) X(__vprintf_chk) X(putc) X(puts)
+  X(fts_open) X(fts64_open) X(syscall) X(dcgettext) X(gettext) X(vprintf) X(__vprintf_chk) X(putc) X(puts) X(putchar) X(_IO_putc)
 
 WRAPPED(REAL_SLOT)
 
@@ -712,7 +712,11 @@ static void init(void) {
     // A make, by its name: its comparisons count as seen only if it also speaks them (`g`, below).
     const char *base = strrchr(exe, '/');
     base = base ? base + 1 : exe;
-    if (strcmp(base, "make") == 0 || strcmp(base, "gmake") == 0) emit('k', exe);
+    if (strcmp(base, "make") == 0 || strcmp(base, "gmake") == 0) {
+      char pid[24];
+      snprintf(pid, sizeof pid, "%d", (int)getpid());
+      emit('k', pid);
+    }
   }
   dl_iterate_phdr(record_object, NULL);
   dl_iterate_phdr(count_objects, &objects_at_start);
@@ -1143,15 +1147,18 @@ EXPORT long syscall(long number, ...) {
 static const char MAKE_BANNER[] = "%sGNU Make %s\n";
 static const char MAKE_NEWER[] = "Prerequisite '%s' is newer than target '%s'.\n";
 static const char MAKE_OLDER[] = "Prerequisite '%s' is older than target '%s'.\n";
+/** Also spoken: a prerequisite missing (make may then compare what it would be made from, unprinted). */
+static const char MAKE_MISSING[] = "Prerequisite '%s' of target '%s' does not exist.\n";
 /** This process is a GNU make speaking its debug output (set by its banner). */
 static int is_make;
 /** The two messages as this make's gettext gave them (translated, or the msgid itself). */
-static const char *make_newer_fmt, *make_older_fmt;
+static const char *make_newer_fmt, *make_older_fmt, *make_missing_fmt;
 
 static const char *note_make_format(const char *msgid, const char *r) {
   if (make_debug && msgid && r) {
     if (strcmp(msgid, MAKE_NEWER) == 0) make_newer_fmt = r;
     else if (strcmp(msgid, MAKE_OLDER) == 0) make_older_fmt = r;
+    else if (strcmp(msgid, MAKE_MISSING) == 0) make_missing_fmt = r;
   }
   return r;
 }
@@ -1162,13 +1169,13 @@ EXPORT char *dcgettext(const char *domain, const char *msgid, int category) {
 
 EXPORT char *gettext(const char *msgid) { return (char *)note_make_format(msgid, CALL(gettext, (char *)msgid, msgid)); }
 
-/** One comparison, both paths placed against this make's working directory; `?` when a path cannot be recorded. */
-static void record_compared(int newer, const char *prerequisite, const char *target) {
+/** One comparison (`n`/`o`) or missing prerequisite (`m`), both paths placed against this make's working directory. */
+static void record_compared(char kind, const char *prerequisite, const char *target) {
   char p[ABS_MAX], t[ABS_MAX];
   if (place(AT_FDCWD, prerequisite, p) != PLACED || place(AT_FDCWD, target, t) != PLACED) return emit('c', "?");
   if (strchr(p, '\t') || strchr(t, '\t')) return emit('c', "?");
   char line[2 * ABS_MAX + 8];
-  snprintf(line, sizeof line, "%c\t%s\t%s", newer ? 'n' : 'o', p, t);
+  snprintf(line, sizeof line, "%c\t%s\t%s", kind, p, t);
   emit('c', line);
 }
 
@@ -1187,33 +1194,65 @@ static int make_asked_to_print(void) {
   args[n] = 0;
   for (char *a = args + strlen(args) + 1; a < args + n; a += strlen(a) + 1) {
     if (strcmp(a, "--") == 0) break;
-    if (strcmp(a, "--version") == 0 || strcmp(a, "--print-data-base") == 0 || strcmp(a, "--help") == 0) return 1;
-    if (a[0] == '-' && a[1] != '-' && strpbrk(a + 1, "pvh")) return 1;
+    if (strcmp(a, "--debug=v") == 0) continue;  // Orion's own
+    if (strncmp(a, "--v", 3) == 0 || strncmp(a, "--h", 3) == 0 || strncmp(a, "--print-da", 10) == 0 || strncmp(a, "--deb", 5) == 0) return 1;
+    if (a[0] == '-' && a[1] != '-') {
+      // A cluster of short options, up to the first that takes a value (-Cdir, -fFILE, -j4...).
+      for (const char *c = a + 1; *c && !strchr("CfIjloWOE", *c); c++)
+        if (strchr("pvhd", *c)) return 1;
+    }
+  }
+  // -p and -d also come down through MAKEFLAGS (its first word holds the one-letter flags).
+  const char *flags = getenv("MAKEFLAGS");
+  if (flags) {
+    if (*flags && *flags != '-' && *flags != ' ') {
+      for (const char *c = flags; *c && *c != ' '; c++)
+        if (*c == 'p' || *c == 'd') return 1;
+    }
+    if (strstr(flags, "--print-data-base") || strstr(flags, "--debug=a") || strstr(flags, "--debug ")) return 1;
   }
   return 0;
+}
+
+/** GNU make 4.1 or later: the versions whose debug output and messages this was checked against. */
+static int known_make_version(const char *version) {
+  if (!version) return 0;
+  char *end;
+  long major = strtol(version, &end, 10);
+  if (end == version) return 0;
+  long minor = *end == '.' ? strtol(end + 1, NULL, 10) : 0;
+  return major > 4 || (major == 4 && minor >= 1);
 }
 
 /** 1 when `fmt` is make's debug output (recorded or dropped here), 0 when it is any other program's printf. */
 static int make_debug_printf(const char *fmt, va_list ap) {
   if (!make_debug || !fmt) return 0;
   if (!is_make) {
-    if (strcmp(fmt, MAKE_BANNER) != 0 || make_asked_to_print()) return 0;
+    if (strcmp(fmt, MAKE_BANNER) != 0) return 0;
+    va_list copy;
+    va_copy(copy, ap);
+    (void)va_arg(copy, const char *);
+    const char *version = va_arg(copy, const char *);
+    va_end(copy);
+    if (!known_make_version(version) || make_asked_to_print()) return 0;
     is_make = 1;
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    exe[n > 0 ? n : 0] = 0;
-    emit('g', n > 0 ? exe : "?");
+    char pid[24];
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    emit('g', pid);
     return 1;
   }
-  int newer = fmt == make_newer_fmt || strcmp(fmt, MAKE_NEWER) == 0;
-  if (newer || fmt == make_older_fmt || strcmp(fmt, MAKE_OLDER) == 0) {
+  char kind = 0;
+  if (fmt == make_newer_fmt || strcmp(fmt, MAKE_NEWER) == 0) kind = 'n';
+  else if (fmt == make_older_fmt || strcmp(fmt, MAKE_OLDER) == 0) kind = 'o';
+  else if (fmt == make_missing_fmt || strcmp(fmt, MAKE_MISSING) == 0) kind = 'm';
+  if (kind) {
     va_list copy;
     va_copy(copy, ap);
     const char *prerequisite = va_arg(copy, const char *);
     const char *target = va_arg(copy, const char *);
     va_end(copy);
     int e = errno;
-    if (tracing()) record_compared(newer, prerequisite, target);
+    if (tracing()) record_compared(kind, prerequisite, target);
     errno = e;
   }
   return 1;
@@ -1242,3 +1281,14 @@ EXPORT int putc(int c, FILE *f) {
 }
 
 EXPORT int puts(const char *s) { return is_make ? 1 : CALL(puts, EOF, s); }
+
+/** The same indentation where putchar is called, or glibc < 2.28's inline putchar reaches _IO_putc. */
+EXPORT int putchar(int c) {
+  if (is_make && c == ' ') return c;
+  return CALL(putchar, EOF, c);
+}
+
+EXPORT int _IO_putc(int c, FILE *f) {
+  if (is_make && c == ' ' && f == stdout) return c;
+  return CALL(_IO_putc, EOF, c, f);
+}

@@ -193,7 +193,11 @@ async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
     return outcome.exitCode;
   } finally {
     steps?.close();
-    if (!io.server) cc.close();
+    if (!io.server) {
+      cc.close();
+      // Again (a no-op when it answers): one started with a build longer than its idle time has exited by now.
+      await startBuildServer(launcher, io.env);
+    }
   }
 }
 

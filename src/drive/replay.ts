@@ -557,7 +557,7 @@ export class BuildRecorder {
     const trace = parsePreloadTrace(text);
     if (trace.untraceable) return this.refuse(`make's trace is incomplete: ${trace.untraceable}`), undefined;
     this.learnBefore(trace.startContent);
-    const make = trace.make?.complete ? trace.make.compared : undefined;
+    const make = trace.make?.complete ? trace.make : undefined;
     const listings = new Set<string>(this.stepListings);
     for (const a of trace.accesses) {
       if (a.op === "write" || a.op === "remove" || a.op === "make") this.writes.add(a.path);
@@ -630,16 +630,22 @@ export class BuildRecorder {
       if (rel === undefined) return this.writes.has(abs) ? undefined : mtimeOf(abs);
       const t = shape.get(rel);
       if (t === undefined || t === "d") return undefined;
-      const m = this.writes.has(abs) ? this.startMtimes.get(abs) : mtimeOf(abs);
+      const m = this.startMtimes.get(abs) ?? (this.writes.has(abs) ? undefined : mtimeOf(abs));
       return m !== undefined && m >= 0n ? m : undefined;
     };
     const order: [string, string][] = [];
     let pairs: [string, string, boolean][] | undefined;
-    if (make) {
+    // A name make compared that is neither a file the build started with nor one it made (a VPATH target printed by
+    // its unsearched name, an archive member), or a missing prerequisite of a target that was there (make may compare
+    // what that prerequisite is made from, unsaid): make's word is not the whole story, and the full order is kept.
+    const startedWith = (abs: string) => startTime(abs) !== undefined;
+    const placed = (abs: string) => startedWith(abs) || this.writes.has(abs);
+    const whole = make && make.compared.every(([p, t]) => placed(p) && placed(t)) && !(make.missing ?? []).some(([, t]) => startedWith(t));
+    if (make && whole) {
       // Judged by the times the build started with, not as make saw them mid-build; a pair with a file the build
       // made is decided by the build itself.
       const seen = new Map<string, [string, string, boolean]>();
-      for (const [prerequisite, target] of make) {
+      for (const [prerequisite, target] of make.compared) {
         const p = startTime(prerequisite);
         const t = startTime(target);
         if (p !== undefined && t !== undefined) seen.set(`${prerequisite}\0${target}`, [prerequisite, target, p > t]);

@@ -25,11 +25,13 @@ describe("parsePreloadTrace", () => {
 
 describe("parsePreloadTrace: make's comparisons", () => {
   it("keeps each comparison; complete only when every make spoke and every pair could be written", () => {
-    const spoke = ["k\t/usr/bin/make", "g\t/usr/bin/make", "c\tn\t/p/a.in\t/p/a", "r\t/p/a", "c\to\t/p/b\t/p/./a", ""];
-    expect(parsePreloadTrace(spoke.join("\n")).make).toEqual({ compared: [["/p/a.in", "/p/a", true], ["/p/b", "/p/a", false]], complete: true });
+    const spoke = ["k\t41", "g\t41", "c\tn\t/p/a.in\t/p/a", "r\t/p/a", "c\to\t/p/b\t/p/./a", "c\tm\t/p/x.c\t/p/x.o", ""];
+    expect(parsePreloadTrace(spoke.join("\n")).make).toEqual({ compared: [["/p/a.in", "/p/a", true], ["/p/b", "/p/a", false]], missing: [["/p/x.c", "/p/x.o"]], complete: true });
     expect(parsePreloadTrace(spoke.join("\n")).accesses).toEqual([{ op: "read", path: "/p/a" }]);
-    // A second make that did not speak (its MAKEFLAGS cleared), or a pair with a path the tracer could not write.
-    expect(parsePreloadTrace([...spoke, "k\t/usr/bin/make", ""].join("\n")).make?.complete).toBe(false);
+    // A second make that did not speak (its MAKEFLAGS cleared), a GNU make by another name, or a pair with a path the
+    // tracer could not write: matched process by process, not by count.
+    expect(parsePreloadTrace([...spoke, "k\t42", ""].join("\n")).make?.complete).toBe(false);
+    expect(parsePreloadTrace([...spoke, "k\t42", "g\t43", ""].join("\n")).make?.complete).toBe(false);
     expect(parsePreloadTrace([...spoke, "c\t?", ""].join("\n")).make?.complete).toBe(false);
     expect(parsePreloadTrace("r\t/p/a\n").make).toBeUndefined();
   });

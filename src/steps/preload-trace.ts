@@ -64,8 +64,8 @@ export function parsePreloadTrace(log: string): TraceResult {
   /** Paths some process of the step changed already: a later old-content record is not the start's content. */
   const changed = new Set<string>();
   let make: MakeComparisons | undefined;
-  let named = 0;
-  let spoke = 0;
+  /** Per process id: processes called make minus GNU makes that spoke (each must come to 0). */
+  const unspoken = new Map<string, number>();
   for (const line of log.split("\n")) {
     if (line === "") continue;
     const op = line[0]!;
@@ -74,14 +74,15 @@ export function parsePreloadTrace(log: string): TraceResult {
     if (line[1] !== "\t") return malformed();
     if (op === "u") return { accesses, untraceable: rest };
     if (op === "k" || op === "g" || op === "c") {
-      // `k` a process called make, `g` a GNU make that spoke its comparisons, `c\t<n|o>\t<prerequisite>\t<target>` one.
+      // `k\t<pid>` a process called make, `g\t<pid>` a GNU make that spoke its comparisons, `c\t<n|o|m>\t<prerequisite>\t<target>`
+      // one of them (newer, older, or the prerequisite missing).
       make ??= { compared: [], complete: true };
-      if (op === "k") named++;
-      else if (op === "g") spoke++;
+      if (op !== "c") unspoken.set(rest, (unspoken.get(rest) ?? 0) + (op === "k" ? 1 : -1));
       else {
-        const m = /^([no])\t(\/[^\t]*)\t(\/[^\t]*)$/.exec(rest);
-        if (m) make.compared.push([path.resolve(m[2]!), path.resolve(m[3]!), m[1] === "n"]);
-        else make.complete = false;
+        const m = /^([nom])\t(\/[^\t]*)\t(\/[^\t]*)$/.exec(rest);
+        if (!m) make.complete = false;
+        else if (m[1] === "m") (make.missing ??= []).push([path.resolve(m[2]!), path.resolve(m[3]!)]);
+        else make.compared.push([path.resolve(m[2]!), path.resolve(m[3]!), m[1] === "n"]);
       }
       continue;
     }
@@ -100,7 +101,7 @@ export function parsePreloadTrace(log: string): TraceResult {
     if (a.op === "write" || a.op === "remove" || a.op === "make") changed.add(a.path);
     accesses.push(a);
   }
-  if (make && named !== spoke) make.complete = false;
+  if (make && [...unspoken.values()].some((n) => n !== 0)) make.complete = false;
   return { accesses, ...(startContent.size ? { startContent } : {}), ...(make ? { make } : {}) };
 }
 

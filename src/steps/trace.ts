@@ -62,6 +62,8 @@ export interface TraceResult {
  */
 export interface MakeComparisons {
   compared: [string, string, boolean][];
+  /** [prerequisite, target] make found missing: it may then have compared what the prerequisite is made from, unsaid. */
+  missing?: [string, string][];
   complete: boolean;
 }
 
