@@ -186,6 +186,13 @@ static void emit(char op, const char *text) {
   if (fd >= 0 && write(fd, line, n + 3) < 0) { /* a full disk: the step's own writes fail too */ }
 }
 
+/** A record naming this process (`k`, `g`: a make, and one that spoke). */
+static void emit_pid(char op) {
+  char pid[24];
+  snprintf(pid, sizeof pid, "%d", (int)getpid());
+  emit(op, pid);
+}
+
 /** An untraceable record naming a path: "<why>: <path>". */
 static void emit_why(const char *why, const char *path) {
   char text[ABS_MAX];
@@ -712,11 +719,7 @@ static void init(void) {
     // A make, by its name: its comparisons count as seen only if it also speaks them (`g`, below).
     const char *base = strrchr(exe, '/');
     base = base ? base + 1 : exe;
-    if (strcmp(base, "make") == 0 || strcmp(base, "gmake") == 0) {
-      char pid[24];
-      snprintf(pid, sizeof pid, "%d", (int)getpid());
-      emit('k', pid);
-    }
+    if (strcmp(base, "make") == 0 || strcmp(base, "gmake") == 0) emit_pid('k');
   }
   dl_iterate_phdr(record_object, NULL);
   dl_iterate_phdr(count_objects, &objects_at_start);
@@ -1236,9 +1239,7 @@ static int make_debug_printf(const char *fmt, va_list ap) {
     va_end(copy);
     if (!known_make_version(version) || make_asked_to_print()) return 0;
     is_make = 1;
-    char pid[24];
-    snprintf(pid, sizeof pid, "%d", (int)getpid());
-    emit('g', pid);
+    emit_pid('g');
     return 1;
   }
   char kind = 0;
