@@ -4,9 +4,9 @@
 import { readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { relative, resolve } from "node:path";
-import { type Digest, type Logger, EMPTY_DIGEST, OrionError, Status, errorMessage } from "../core/index.js";
+import { type Digest, type Logger, EMPTY_DIGEST, OrionError, Status, digestKey, errorMessage } from "../core/index.js";
 import { parseAddress } from "../core/address.js";
-import { ChangedWhileHashedError, hashTree, type StatCache, uploadTree } from "../merkle/index.js";
+import { ChangedWhileHashedError, type HashedTree, hashTree, type StatCache, uploadTree } from "../merkle/index.js";
 import { clientTlsProblem, connectFarm, type FarmConnection } from "../grpc/connection.js";
 import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
 import type { BuildEvent } from "../scheduler/index.js";
@@ -153,6 +153,8 @@ export class CcFarm {
     let runs = this.contexts.get(root);
     if (!runs) {
       const cacheRel = relative(root, this.o.cacheDir);
+      /** The last snapshot taken with nothing left out for being written at the time. */
+      let last: HashedTree | undefined;
       runs = new FreshRuns(async () => {
         // Files the build was writing while this snapshot was taken (a configure's config.log, another compile's output):
         // left out of this snapshot only. No compile make runs now can need one — make would have waited for its writer —
@@ -161,10 +163,14 @@ export class CcFarm {
         const exclude = (rel: string, isDir: boolean) => (isDir ? rel === cacheRel : isContextNoise(rel) || unsettled.has(rel));
         for (let attempt = 1; ; attempt++) {
           const started = performance.now();
-          const tree = await hashTree(root, { statCache: this.o.statCache, exclude });
+          // While a build writes only objects and depfiles (left out), every snapshot is the last one again: no Merkle
+          // construction, and no upload while the head is known to hold it.
+          const tree = await hashTree(root, { statCache: this.o.statCache, exclude, previous: unsettled.size ? undefined : last });
+          if (tree === last && this.onHead.has(digestKey(tree.root))) return tree.root;
           try {
             const up = await uploadTree(conn.blobs, tree, root, { concurrency: 64, known: this.onHead });
             this.log.debug({ root, files: tree.files.size, uploadedBlobs: up.uploadedBlobs, ms: Math.round(performance.now() - started) }, "context hashed and uploaded");
+            if (!unsettled.size) last = tree;
             return tree.root;
           } catch (err) {
             // A file written while we read it: hash again without it (the stat cache re-reads only what changed).

@@ -174,6 +174,30 @@ describe("buildTree and hashTree", () => {
     expect(second.root).toEqual(first.root);
     expect(ms).toBeLessThan(5000); // generous: a smoke check, not a benchmark
   });
+
+  it("hands back the previous tree while nothing changed, and a new one after any change", async () => {
+    goldenTree();
+    const first = await hashTree(src, { statCache });
+    expect(await hashTree(src, { statCache, previous: first })).toBe(first);
+    const changes: [string, () => void][] = [
+      ["content", () => write("sub/b.c", "int y;\n")],
+      ["executable bit", () => fs.chmodSync(join(src, "a.txt"), 0o755)],
+      ["new file", () => write("sub/c.h", "")],
+      ["empty folder", () => fs.mkdirSync(join(src, "empty"))],
+      ["symlink", () => fs.symlinkSync("a.txt", join(src, "link"))],
+      ["removed file", () => fs.rmSync(join(src, "run.sh"))],
+    ];
+    let previous = first;
+    for (const [what, change] of changes) {
+      change();
+      const next = await hashTree(src, { statCache, previous });
+      const fresh = await hashTree(src, { statCache });
+      expect(next, what).not.toBe(previous);
+      expect(next.root, what).toEqual(fresh.root);
+      expect(next.root, what).not.toEqual(previous.root);
+      previous = next;
+    }
+  });
 });
 
 describe("uploadTree and loadTree", () => {
