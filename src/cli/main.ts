@@ -162,9 +162,10 @@ async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
   const nativeDir = join(dirname(dirname(launcher)), "native", "build");
   // A cache dir that cannot be made is the user's to fix (exit 2), before make starts: stores open on first use.
   openCacheDir(cfg.cacheDir);
-  // Started now rather than after the build (unless it runs): it is listening, its modules loaded, by the time this
-  // build ends, so the next `orion build` is served warm at once — a short build is over before Node could start one.
-  if (!io.server) void startBuildServer(launcher, io.env);
+  // Started now rather than after the build (unless it runs): it is listening by the time this build ends, so the next
+  // `orion build` is served warm at once — a short build is over before Node could start one. It loads a build's
+  // modules and opens its stores only once this build has ended (--warm-after), not beside it.
+  if (!io.server) void startBuildServer(launcher, io.env, process.pid);
   // Served: the agent's cc service for this cache, whose stat cache and open stores outlive the build.
   const ccOptions = { cacheDir: cfg.cacheDir, noCache: cfg.noCache, maxCacheBytes: cfg.maxCacheBytes };
   const cc = io.server?.ccService(ccOptions) ?? new CcService({ ...ccOptions, logger });
@@ -237,10 +238,10 @@ export async function loadDrivenBuild() {
  * During a build in its own process, the per-user agent is started (detached, unless it runs or ORION_BUILD_SERVER=0)
  * so the next `orion build` is served warm by it: no Node start-up, stores and stat cache already open.
  */
-async function startBuildServer(script: string, env: NodeJS.ProcessEnv): Promise<void> {
+async function startBuildServer(script: string, env: NodeJS.ProcessEnv, warmAfter?: number): Promise<void> {
   if (env.ORION_BUILD_SERVER === "0" || env.ORION_NO_AGENT === "1") return;
   const { startAgentInBackground } = await import("../agent/command.js");
-  await startAgentInBackground(script, env);
+  await startAgentInBackground(script, env, warmAfter);
 }
 
 /**
@@ -584,7 +585,8 @@ function addProjectCommands(program: Command, passThrough: string[], done: Done)
     .option("--socket <path>", "the socket to listen on (default: ORION_AGENT_SOCKET, else under XDG_RUNTIME_DIR or the cache dir)")
     .option("--idle-ms <n>", "exit after this long without a call (default: ORION_AGENT_IDLE_MS, else 10 minutes)", intOption("--idle-ms", 1))
     .option("--foreground", "serve in this process instead of starting a detached agent")
-    .action(async (opts: { socket?: string; idleMs?: number; foreground?: boolean }) => {
+    .option("--warm-after <pid>", "load what a build needs only once this process (the build that started the agent) has ended", intOption("--warm-after", 1))
+    .action(async (opts: { socket?: string; idleMs?: number; foreground?: boolean; warmAfter?: number }) => {
       const cfg = await config({}, undefined);
       const { runAgentCommand } = await import("../agent/command.js");
       done(await runAgentCommand({ ...opts, cacheDir: cfg.cacheDir, logLevel: cfg.logLevel, logFile: cfg.logFile, env: process.env, script: process.argv[1] ?? "", buildServer: async (logger) => (await import("./build-server.js")).buildServer(logger, { cacheDir: cfg.cacheDir, noCache: cfg.noCache, maxCacheBytes: cfg.maxCacheBytes }) }));
