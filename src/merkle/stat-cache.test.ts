@@ -77,6 +77,22 @@ describe("StatCache", () => {
     expect([c.hits, c.misses]).toEqual([1, 3]);
   });
 
+  it("trusts a file stamped below the second once its mtime is ~50 ms past, one stamped in whole seconds after the racy window", async () => {
+    const clock = new FakeClock(Date.now());
+    const c = cache(clock);
+    const fine = join(dir, "fine.txt");
+    fs.writeFileSync(fine, "fine");
+    const whole = join(dir, "whole.txt");
+    fs.writeFileSync(whole, "whole");
+    const wholeSecond = Math.floor(clock.now() / 1000);
+    fs.utimesSync(whole, wholeSecond, wholeSecond);
+    fs.utimesSync(fine, clock.now() / 1000 - 0.0123, clock.now() / 1000 - 0.0123); // sub-second, 12.3 ms ago
+    clock.advance(100);
+    for (const p of [fine, whole, fine, whole]) await c.digestOf(p);
+    // fine: hashed once, then served; whole: hashed both times (its second may not be over).
+    expect([c.hits, c.misses]).toEqual([1, 3]);
+  });
+
   it("persists across instances once flushed", async () => {
     const p = oldFile("a.txt", "kept");
     const c1 = cache();
