@@ -81,11 +81,12 @@ export class StatCache {
       return { hash: row.hash, sizeBytes: Number(row.size) };
     }
     this.misses++;
+    // Taken before the read: a write during it, within the file's clock tick, would leave its stat as it was.
+    const readFromNs = BigInt(this.clock.now()) * 1_000_000n;
     const digest = await digestOfFile(absPath);
     // Like git's racy-clean check: a file written within the timestamp granularity of "now" could change again
     // without its stat changing, so its digest is not trusted for next time. Nor is one that changed while we read it.
     const after = await fsp.stat(absPath, { bigint: true });
-    const nowNs = BigInt(this.clock.now()) * 1_000_000n;
     const stable =
       after.size === before.size &&
       after.mtimeNs === before.mtimeNs &&
@@ -94,7 +95,7 @@ export class StatCache {
     const fresh: Row = { size: after.size, mtime_ns: after.mtimeNs, ino: after.ino, hash: digest.hash };
     // The window is the file system's: a header touched just before a build is trusted ~50 ms later on ext4, not
     // re-read by each of the 59 compiles that include it (Redis's server.h, ~40 ms of hashing per build).
-    if (stable && nowNs - after.mtimeNs >= this.settleNs(fresh)) {
+    if (stable && readFromNs - after.mtimeNs >= this.settleNs(fresh)) {
       this.rows.set(absPath, fresh);
       this.pending.set(absPath, fresh);
       if (this.pending.size >= FLUSH_BATCH) this.flush();
