@@ -51,6 +51,9 @@ describe("parsePreloadTrace: make's comparisons", () => {
     expect(makeArgsSpeak(["-p"])).toBe(true);
     expect(makeArgsSpeak(["--version"])).toBe(true);
     expect(makeArgsSpeak(["-k", "all", "CFLAGS=-O0 -Wall", "-j4", "-C", "src", "--keep-going"])).toBe(false);
+    // As the tracer reads a make's own argv: a value is not options (-Ctools/php), and long options go by prefix.
+    expect(makeArgsSpeak(["-Ctools/php", "-fdev.mk"])).toBe(false);
+    expect(makeArgsSpeak(["--vers"])).toBe(true);
   });
 });
 

@@ -34,9 +34,22 @@ export function preloadEnv(env: NodeJS.ProcessEnv, library: string, traceFile: s
 export const MAKE_DEBUG_FLAG = "--debug=v";
 const MAKE_DEBUG_VAR = "ORION_TRACE_MAKE_DEBUG";
 
-/** Whether make's own arguments ask for output the tracer would hide or read (its debug output, database, version). */
+/**
+ * Whether make's own arguments ask for output the tracer would hide or read (its debug output, database, version):
+ * long options by any prefix make accepts, short ones in a cluster up to the first that takes a value (`-Cdir`, `-j4`).
+ * native/trace/orion-trace.c's make_asked_to_print() reads a running make's argv by the same rule.
+ */
 export function makeArgsSpeak(args: readonly string[]): boolean {
-  return args.some((a) => /^-[^-=]*[dpvh]/.test(a) || /^--(debug|print-data-base|version|help)/.test(a));
+  for (const a of args) {
+    if (a === "--") break;
+    if (/^--(v|h|print-da|deb)/.test(a)) return true;
+    if (a.length < 2 || a[0] !== "-" || a[1] === "-") continue;
+    for (const c of a.slice(1)) {
+      if ("CfIjloWOE".includes(c)) break;
+      if ("pvhd".includes(c)) return true;
+    }
+  }
+  return false;
 }
 
 /** `env` as it was before preloadEnv: the tracer's library and its trace file taken out again. */
