@@ -33,6 +33,8 @@ export type LinePlanner = (line: string, o: { cwd: string; wrapper: string; read
 /** Runs one recipe line through the whole-step cache (restored when its inputs are unchanged, else run traced). */
 export interface StepLines {
   run(step: { argv: string[]; cwd: string; env: Record<string, string> }): Promise<{ exitCode: number; stdout: Buffer; stderr: Buffer; restored: boolean; touched?: Touched }>;
+  /** Gets ready for the first line (opens the step cache, chooses the tracer) without waiting for it. */
+  prewarm?(): void;
 }
 
 export interface BuildCallsOptions {

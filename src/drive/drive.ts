@@ -82,7 +82,8 @@ export async function runDriven(o: DriveOptions): Promise<DriveOutcome> {
   const place = o.whole && { root, dir: o.dir, makeArgs: o.makeArgs, env: userEnv, cacheDir: o.whole.cacheDir };
   const whole = place && !holdsOutputs(place) ? wholeBuildTracer(o.nativeDir, makeProgram, o.dir, userEnv) : undefined;
   const ignore = [dirname(sock), ...(o.whole ? [o.whole.cacheDir] : []), o.objectDir];
-  events.start(history?.predict(o.dir) ?? { actions: 0, hostSteps: 0 });
+  const predicted = history?.predict(o.dir);
+  events.start(predicted ?? { actions: 0, hostSteps: 0 });
   let walked: { shape: Shape; mtimes: Map<string, bigint> } | undefined;
   let halfRestored = false;
   if (whole && place && o.whole) {
@@ -123,6 +124,9 @@ export async function runDriven(o: DriveOptions): Promise<DriveOutcome> {
   // Recorded whole: make also says which files it compared (its debug output, read by the tracer, never shown), so a
   // fresh tree is held to those comparisons, not to the order of every file make looked at.
   const makeDebug = !makeArgsSpeak(o.makeArgs);
+  // Steps are likely (this tree's last build ran some, or it has none on record): the step cache opens and the tracer
+  // is probed while make starts, not when make waits on the first step (often a $(shell …) as it reads the Makefile).
+  const started = o.steps?.prewarm && (!predicted || predicted.hostSteps > 0) ? () => o.steps!.prewarm!() : undefined;
   const make = (traced: boolean) => {
     const tracing = traced && whole && recorder && traceFile;
     return runMake({
@@ -132,6 +136,7 @@ export async function runDriven(o: DriveOptions): Promise<DriveOutcome> {
       env: tracing ? preloadEnv(baseEnv, whole, traceFile, traceSince, makeDebug) : baseEnv,
       output,
       signal: o.signal,
+      started,
     });
   };
   try {

@@ -9,6 +9,8 @@ export interface MakeRun {
   env: NodeJS.ProcessEnv;
   output(chunk: Uint8Array): void;
   signal?: AbortSignal;
+  /** Called once make's process has been started. */
+  started?(): void;
   /** SIGTERM first; SIGKILL to the group after this long. */
   graceMs?: number;
 }
@@ -26,6 +28,7 @@ export async function runMake(o: MakeRun): Promise<{ exitCode?: number; interrup
     buffer: false,
     stripFinalNewline: false,
   });
+  o.started?.();
   child.stdout?.on("data", (b: Buffer) => o.output(b));
   child.stderr?.on("data", (b: Buffer) => o.output(b));
   let interrupted = false;

@@ -1,5 +1,6 @@
 // The recipe lines a make-driven build runs itself: through the whole-step cache, against the live tree. The step cache
-// and its runner open on the first such line: a build whose lines are all tool calls or plain shell never opens them.
+// and its runner open on the first such line, or earlier when the build asks (`prewarm`, while make starts): a build
+// whose lines are all tool calls or plain shell need never open them.
 import type { BlobStore } from "../cas/index.js";
 import type { Logger } from "../core/index.js";
 import type { StatCache } from "../merkle/index.js";
@@ -27,6 +28,7 @@ export function openStepLines(o: StepLinesOptions): { lines: StepLines; close():
     const { store, statCache } = o.stores();
     const runner = new HostStepRunner({ store, statCache, cache: stepCache, env: o.env, jobs: o.jobs, logger: o.logger, diagnostics: () => undefined, signal: o.signal });
     const lines: StepLines = {
+      prewarm: () => runner.prewarm(),
       async run(step) {
         const r = await runner.runLine({ argv: step.argv, cwd: step.cwd, root: o.root, env: step.env, signal: o.signal });
         // A step stopped by a signal: the shell would say 128 + its number; make only needs "failed".
@@ -37,7 +39,11 @@ export function openStepLines(o: StepLinesOptions): { lines: StepLines; close():
     return { lines, close: () => stepCache.close() };
   };
   return {
-    lines: { run: async (step) => (await (opened ??= open())).lines.run(step) },
+    lines: {
+      run: async (step) => (await (opened ??= open())).lines.run(step),
+      // A failure here is the first line's to report (it opens again and fails the same way).
+      prewarm: () => void (opened ??= open()).then((s) => s.lines.prewarm?.()).catch(() => (opened = undefined)),
+    },
     close: () => void opened?.then((s) => s.close()),
   };
 }

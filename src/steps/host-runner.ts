@@ -133,6 +133,16 @@ export class HostStepRunner {
 
   constructor(private readonly o: HostStepRunnerOptions) {}
 
+  /** Chooses the tracer now (its probe runs a process) rather than on the first step that needs it. */
+  prewarm(): void {
+    // A rejection is the first step's to meet (the same promise).
+    this.chosenTracer().catch(() => undefined);
+  }
+
+  private chosenTracer(): Promise<Tracer | null> {
+    return (this.tracer ??= chooseTracer(this.o.env, this.o.preloadLibrary ?? defaultPreloadLibrary(), this.o.logger));
+  }
+
   /** Runs a step of the client's host-step loop against `before`, the tree it hashed; the step's output goes to diagnostics. */
   async run(step: HostStep, before: TreeState): Promise<HostStepOutcome> {
     // A parent make's variables (orion run from a make) are not the step's: it gets make's defaults, and a step that
@@ -275,7 +285,7 @@ export class HostStepRunner {
    * Node, not through the library's exec checks): then the step runs untraced.
    */
   private async tracerFor(p: Plan): Promise<Tracer | null> {
-    const tracer = await (this.tracer ??= chooseTracer(this.o.env, this.o.preloadLibrary ?? defaultPreloadLibrary(), this.o.logger));
+    const tracer = await this.chosenTracer();
     if (tracer?.kind !== "preload") return tracer;
     const program = findProgram(p.argv[0]!, p.cwd, p.env);
     if (!program) return tracer;
