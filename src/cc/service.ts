@@ -1,8 +1,8 @@
 // CcService: answers one compiler call through the cache — a hit restores the object (and depfile) and replays the diagnostics, a miss runs the compiler, learns its headers and stores the result — and runs every other call as the compiler would.
-import { makeDirSync } from "../core/fs.js";
+import { FileClock, makeDirSync } from "../core/fs.js";
 import { randomBytes } from "node:crypto";
 import type { BigIntStats } from "node:fs";
-import { existsSync, lstatSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { readFile, rm, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -64,21 +64,13 @@ export interface CcServiceOptions {
 /**
  * The moment a compiler is started, on the clock the kernel stamps ctimes with: a file changed at or after it may
  * have changed while the compiler read it, and the result is then not stored (ccache's "file too new"). That clock
- * is coarse (a tick of a few ms, behind the wall clock), so it is read, not guessed: the ctime of a file made now.
+ * is coarse (a tick of a few ms, behind the wall clock), so it is read, not guessed (FileClock).
  * A header written in an earlier tick (jemalloc's private_namespace.h, by the line just before the compile) is
  * settled; only one written in the compile's own tick, or later, is too new. When the stamp cannot be made, the wall
  * clock less a margin of more than a tick stands in.
  */
-function compileStartNs(dir: string): bigint {
-  const marker = join(dir, `clock-${process.pid}-${randomBytes(6).toString("hex")}`);
-  try {
-    writeFileSync(marker, "");
-    return lstatSync(marker, { bigint: true }).ctimeNs;
-  } catch {
-    return (BigInt(Date.now()) - 10n) * 1_000_000n;
-  } finally {
-    rmSync(marker, { force: true });
-  }
+function compileStartNs(clock: FileClock): bigint {
+  return clock.nowNs() ?? (BigInt(Date.now()) - 10n) * 1_000_000n;
 }
 
 const PROBE_MEMO_MAX = 20_000;
@@ -109,6 +101,7 @@ interface CcCompile {
 export class CcService implements CallHandler {
   private readonly o: CcServiceOptions;
   private scratchMade = false;
+  private clock: FileClock | undefined;
   private readonly log: Logger;
   private readonly selfPaths: string[];
   /** Opened on the first cacheable call: links and probes never pay for the stores. */
@@ -278,6 +271,8 @@ export class CcService implements CallHandler {
   }
 
   close(): void {
+    this.clock?.close();
+    this.clock = undefined;
     for (const farm of this.farms.values()) farm.close();
     this.farms.clear();
     for (const f of [() => this.stores?.statCache.close(), () => this.stores?.cache.close(), () => this.stores?.store.close(), () => this.statsDb?.close()]) {
@@ -415,7 +410,7 @@ export class CcService implements CallHandler {
   private async farmMiss(k: CcCompile, note: CallNote, head: string): Promise<{ reply: CompilerReply } | { notice?: string }> {
     const env = k.call.env;
     // Headers changed after this point may have changed while the context was hashed: not stored (see record()).
-    const tooNewNs = compileStartNs(this.scratchDir());
+    const tooNewNs = compileStartNs(this.fileClock());
     let outcome: FarmOutcome;
     try {
       const mod = await import("./farm.js");
@@ -472,7 +467,12 @@ export class CcService implements CallHandler {
     return farm;
   }
 
-  /** The cache dir's scratch folder (temp depfiles, clock stamps), made on first use. */
+  /** The kernel's file clock, read in the scratch folder. */
+  private fileClock(): FileClock {
+    return (this.clock ??= new FileClock(this.scratchDir()));
+  }
+
+  /** The cache dir's scratch folder (temp depfiles, the file clock), made on first use. */
   private scratchDir(): string {
     const dir = join(this.o.cacheDir, "tmp");
     if (!this.scratchMade) {
@@ -508,7 +508,7 @@ export class CcService implements CallHandler {
     }
     this.bump("misses");
     this.bump("localCompiles");
-    const tooNewNs = compileStartNs(this.scratchDir());
+    const tooNewNs = compileStartNs(this.fileClock());
     // -M/-MM skip a missing <header> without a word, so their rules alone do not say what must stay absent: a second
     // pass with -M -MG (run alongside) names every header looked for, found or not, system ones included.
     const [reply, everyHeader] = await Promise.all([

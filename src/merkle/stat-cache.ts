@@ -1,5 +1,7 @@
 // A persistent (path, size, mtime, inode) → digest cache, so re-hashing an unchanged tree reads no file contents.
-import { type BigIntStats, lstatSync, writeFileSync } from "node:fs";
+import { type BigIntStats, lstatSync } from "node:fs";
+import { dirname } from "node:path";
+import { FileClock } from "../core/fs.js";
 import * as fsp from "node:fs/promises";
 import type Database from "better-sqlite3";
 import { openDatabase } from "../core/sqlite.js";
@@ -43,11 +45,11 @@ export class StatCache {
   private rows: Map<string, Row> | undefined;
   private readonly selectAll: Database.Statement<[], Row & { path: string }>;
   private readonly upsert: Database.Statement<[string, bigint, bigint, bigint, string]>;
-  /** A file stamped now and then to read the kernel's file clock (see kernelTickNs). */
-  private readonly tickFile: string;
+  /** The kernel's file clock, read beside the database (settled rows at close). */
+  private readonly fileClock: FileClock;
 
   constructor(path: string, options: StatCacheOptions = {}) {
-    this.tickFile = `${path}.tick`;
+    this.fileClock = new FileClock(dirname(path));
     this.racyWindowNs = BigInt(options.racyWindowMs ?? 2000) * 1_000_000n;
     this.clock = options.clock ?? systemClock;
     this.db = openDatabase(path);
@@ -161,16 +163,6 @@ export class StatCache {
     return tickNs !== undefined && row.mtime_ns % 1_000_000_000n !== 0n && tickNs > row.mtime_ns;
   }
 
-  /** The kernel's file clock now (the ctime of a file stamped now, which truncating an empty file moves where its mtime may stay; a tick of a few ms), or undefined when it cannot be read. */
-  private kernelTickNs(): bigint | undefined {
-    try {
-      writeFileSync(this.tickFile, "");
-      return lstatSync(this.tickFile, { bigint: true }).ctimeNs;
-    } catch {
-      return undefined;
-    }
-  }
-
   close(): void {
     if (!this.db.open) return;
     // Files written in the last few ms: wait out their mtime tick so they are kept (cheaper than reading them next
@@ -179,8 +171,9 @@ export class StatCache {
     if (this.remembered.size) {
       const nowNs = BigInt(this.clock.now()) * 1_000_000n;
       const waiting = () => [...this.remembered.values()].some((r) => r.mtime_ns % 1_000_000_000n !== 0n && !this.settled(r, nowNs, tick));
-      for (let i = 0; i < 25 && (tick = this.kernelTickNs()) !== undefined && waiting(); i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+      for (let i = 0; i < 25 && (tick = this.fileClock.nowNs()) !== undefined && waiting(); i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
     }
+    this.fileClock.close();
     this.flush(tick);
     this.db.close();
   }
