@@ -109,10 +109,6 @@ export function notFoundReply(name: string, err?: NodeJS.ErrnoException): Compil
  * and it names itself in diagnostics by argv[0]'s basename, which is the same either way.
  */
 export async function runCaptured(exe: string, call: CompilerCall, extraArgs: readonly string[] = []): Promise<CompilerReply> {
-  if (call.slots) {
-    const { slots, ...rest } = call;
-    return slots.run(() => runCaptured(exe, rest, extraArgs));
-  }
   // Through the native spawn server when it is built: a fork of the agent's Node process costs ~6 ms of its main
   // thread per compile, which on a busy machine is time taken from the compilers themselves.
   const server = defaultSpawnServer();

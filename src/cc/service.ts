@@ -7,7 +7,6 @@ import { readFile, rm, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { type Digest, digestOf, digestOfFile, errorMessage, ExitCode, type Logger, sameDigest } from "../core/index.js";
-import { Slots } from "../core/concurrency.js";
 import type { BlobStore } from "../cas/index.js";
 import {
   type ActionCache,
@@ -616,6 +615,24 @@ async function blob(store: BlobStore, inline: Uint8Array | undefined, digest: Di
 }
 
 /** A counting semaphore: at most `n` of the functions given to run() are running at once. */
+class Slots {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+  constructor(n: number) {
+    this.free = n;
+  }
+  async run<T>(f: () => Promise<T>): Promise<T> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((r) => this.waiting.push(r));
+    try {
+      return await f();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    }
+  }
+}
 
 /** An exit code the compiler chose (not a signal's 128+n, not "could not run"). */
 function isOrdinaryExit(code: number): boolean {

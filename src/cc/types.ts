@@ -1,14 +1,10 @@
 // The call and reply of the agent's clients (orion cc, orion-sh): what the native client forwards and the agent answers.
-import type { Slots } from "../core/concurrency.js";
-
 export interface CompilerCall {
   argv: string[];
   cwd: string;
   env: Record<string, string>;
   /** Aborted: the tool this call runs is killed with its process group (orion build's Ctrl-C). */
   signal?: AbortSignal;
-  /** The build's slots: a tool this call runs here waits for one (look-ups and farm runs do not). */
-  slots?: Slots;
 }
 export interface CompilerReply {
   exitCode: number;

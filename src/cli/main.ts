@@ -172,15 +172,11 @@ async function makeDrivenBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
   const programs = new ProgramDigests({ memoFile: toolchainMemoFiles(cfg.cacheDir, io.env) });
   const tools = cfg.noCache ? undefined : new ToolCache({ stores: () => cc.openStores(), programs, selfPaths: defaultSelfPaths(), logger });
   const steps = cfg.noCache ? undefined : openStepLines({ cacheDir: cfg.cacheDir, stores: () => cc.openStores(), root: projectRoot(dir), jobs: cfg.jobs, env: io.env, logger, signal });
-  // By default, on this machine alone: make runs one job more than the cores, and the tools themselves at most one per
-  // core, so a core that frees finds make's next call already keyed and waiting instead of idling through its round trip.
-  const pipelined = !jobsGiven && !cfg.head;
   try {
     const outcome = await runDriven({
       dir,
       makeArgs: passThrough,
-      jobs: pipelined ? cfg.jobs + 1 : jobsGiven ? cfg.jobs : await drivenJobs(cfg),
-      toolSlots: pipelined ? cfg.jobs : undefined,
+      jobs: jobsGiven ? cfg.jobs : await drivenJobs(cfg),
       env: io.env,
       cc,
       tools,

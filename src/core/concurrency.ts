@@ -22,23 +22,3 @@ export async function mapLimit<T, R>(items: readonly T[], n: number, f: (item: T
   if (failure) throw failure.err;
   return out;
 }
-
-/** At most `n` runs at once; the rest wait their turn, first come first served. */
-export class Slots {
-  private free: number;
-  private readonly waiting: (() => void)[] = [];
-  constructor(n: number) {
-    this.free = n;
-  }
-  async run<T>(f: () => Promise<T>): Promise<T> {
-    if (this.free > 0) this.free--;
-    else await new Promise<void>((r) => this.waiting.push(r));
-    try {
-      return await f();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.free++;
-    }
-  }
-}

@@ -13,7 +13,7 @@ import type { ActionKind } from "../scheduler/index.js";
 import { type DriveEvents, LOCAL_NODE } from "./events.js";
 import { ToolCache } from "./tool-cache.js";
 import { findProgram } from "../core/programs.js";
-import { mapLimit, Slots } from "../core/concurrency.js";
+import { mapLimit } from "../core/concurrency.js";
 import { ConflictWatch } from "./conflicts.js";
 import type { BuildRecorder } from "./replay.js";
 import type { Touched } from "../steps/host-runner.js";
@@ -57,11 +57,6 @@ export interface BuildCallsOptions {
   signal?: AbortSignal;
   /** The farm's name for calls the cache sent there. */
   farmNode?: string;
-  /**
-   * Tools run here at most this many at once (make then runs more jobs than that, so a slot that frees finds the next
-   * call already keyed and waiting); unset, make's -j alone bounds them.
-   */
-  localSlots?: number;
   /** Gathers what the build did, to remember it whole (replay.ts); make then runs under `tracerLibrary`. */
   recorder?: BuildRecorder;
   tracerLibrary?: string;
@@ -79,11 +74,9 @@ export class BuildCalls implements CallHandler {
   readonly conflicts = new ConflictWatch();
   /** Programs found on PATH, by PATH and name (a build's compilers do not move while it runs). */
   private readonly onPath = new Map<string, string>();
-  private readonly slots: Slots | undefined;
 
   constructor(private readonly o: BuildCallsOptions) {
     this.log = o.logger.child({ module: "drive" });
-    this.slots = o.localSlots ? new Slots(o.localSlots) : undefined;
   }
 
   handle(call: CompilerCall): Promise<CompilerReply> {
@@ -195,7 +188,7 @@ export class BuildCalls implements CallHandler {
     const started = performance.now();
     if (this.o.signal?.aborted) return this.cancelled(id, described, started);
     try {
-      const { reply, note, io } = await this.answer({ ...call, signal: this.o.signal, slots: this.slots });
+      const { reply, note, io } = await this.answer({ ...call, signal: this.o.signal });
       if (this.o.signal?.aborted) return this.cancelled(id, described, started);
       this.o.recorder?.tool(kind, label, io);
       const reads = new Set([...described.sources, ...(note.headers ?? []).map((h) => resolve(call.cwd, h))]);

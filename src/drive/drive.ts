@@ -36,8 +36,6 @@ export interface DriveOptions {
   makeArgs: string[];
   /** make's -j. */
   jobs: number;
-  /** Tools run here at most this many at once (BuildCallsOptions.localSlots); unset, make's -j alone bounds them. */
-  toolSlots?: number;
   cc: CcService;
   tools?: ToolCache;
   planLine: LinePlanner;
@@ -114,7 +112,7 @@ export async function runDriven(o: DriveOptions): Promise<DriveOutcome> {
   let recorder = place && traceFile ? new BuildRecorder(place, traceFile, ignore, walked) : undefined;
   // Nothing to gather for (a project too large to walk): make runs untraced.
   if (recorder?.refusedWhy) recorder = undefined;
-  const handler = new BuildCalls({ cc: o.cc, tools: o.tools, objectDir: o.objectDir, root: o.dir, signal: o.signal, events, planLine: o.planLine, wrapper, steps: o.steps, shell: SHELL, farmNode: o.farm?.head, localSlots: o.toolSlots, logger: o.logger, recorder, tracerLibrary: recorder ? whole : undefined });
+  const handler = new BuildCalls({ cc: o.cc, tools: o.tools, objectDir: o.objectDir, root: o.dir, signal: o.signal, events, planLine: o.planLine, wrapper, steps: o.steps, shell: SHELL, farmNode: o.farm?.head, logger: o.logger, recorder, tracerLibrary: recorder ? whole : undefined });
   const { startAgent } = await import("../agent/server.js");
   const agent = await startAgent({ socketPath: sock, handler, idleMs: 2 ** 30, logger: o.logger });
   let exit: { exitCode?: number; interrupted: boolean };
