@@ -1,5 +1,5 @@
 // CcService: answers one compiler call through the cache — a hit restores the object (and depfile) and replays the diagnostics, a miss runs the compiler, learns its headers and stores the result — and runs every other call as the compiler would.
-import { FileClock, makeDirSync } from "../core/fs.js";
+import { FileClock, makeDirSync, sameStat } from "../core/fs.js";
 import { randomBytes } from "node:crypto";
 import type { BigIntStats } from "node:fs";
 import { existsSync } from "node:fs";
@@ -552,7 +552,7 @@ export class CcService implements CallHandler {
     const cwd = k.call.cwd;
     for (const src of k.sources) {
       const now = await stat(src.abs, { bigint: true });
-      const unchanged = now.mtimeNs === src.stat.mtimeNs && now.size === src.stat.size && now.ino === src.stat.ino;
+      const unchanged = sameStat(now, src.stat);
       // A source written just before the call (a configure probe's conftest.c) is hashed again: the digest the key
       // was made from, before the compiler started, must still be its content now that it has finished — so the
       // compiler read those bytes too (short of the file changing and changing back while it ran).
@@ -587,7 +587,7 @@ export class CcService implements CallHandler {
       const digest = await store.putFile(abs);
       // Hashed as it was stored: the archive or link that reads it next need not read it again, unless it changed meanwhile.
       const after = await stat(abs, { bigint: true });
-      if (after.size === before.size && after.mtimeNs === before.mtimeNs && after.ino === before.ino) statCache.remember(abs, after, digest);
+      if (sameStat(after, before)) statCache.remember(abs, after, digest);
       outputFiles.push({ path, digest, isExecutable: false, contents: Buffer.alloc(0) });
     };
     if (args.kind === "depgen") {

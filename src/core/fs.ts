@@ -2,7 +2,7 @@
 // ENOENT for a path whose parent exists (anything under /proc, say), so a mistyped --data-dir or ORION_CACHE_DIR
 // would hang Orion instead of failing with one line.
 import { randomBytes } from "node:crypto";
-import { closeSync, fstatSync, futimesSync, mkdirSync, openSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { type BigIntStats, closeSync, fstatSync, futimesSync, mkdirSync, openSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 
 /** mkdir -p: creates `dir` and its missing parents; throws the system's error when one cannot be made. */
@@ -34,6 +34,11 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, data);
   renameSync(tmp, file);
+}
+
+/** One file, unchanged between two stats of it: the same inode, size and mtime (what a stat-keyed digest trusts). */
+export function sameStat(a: BigIntStats, b: BigIntStats): boolean {
+  return a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs;
 }
 
 /**

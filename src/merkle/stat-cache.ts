@@ -1,7 +1,7 @@
 // A persistent (path, size, mtime, inode) → digest cache, so re-hashing an unchanged tree reads no file contents.
 import { type BigIntStats, lstatSync } from "node:fs";
 import { dirname } from "node:path";
-import { FileClock } from "../core/fs.js";
+import { FileClock, sameStat } from "../core/fs.js";
 import * as fsp from "node:fs/promises";
 import type Database from "better-sqlite3";
 import { openDatabase } from "../core/sqlite.js";
@@ -89,11 +89,7 @@ export class StatCache {
     // Like git's racy-clean check: a file written within the timestamp granularity of "now" could change again
     // without its stat changing, so its digest is not trusted for next time. Nor is one that changed while we read it.
     const after = await fsp.stat(absPath, { bigint: true });
-    const stable =
-      after.size === before.size &&
-      after.mtimeNs === before.mtimeNs &&
-      after.ino === before.ino &&
-      BigInt(digest.sizeBytes) === after.size;
+    const stable = sameStat(after, before) && BigInt(digest.sizeBytes) === after.size;
     const fresh: Row = { size: after.size, mtime_ns: after.mtimeNs, ino: after.ino, hash: digest.hash };
     // The window is the file system's: a header touched just before a build is trusted ~50 ms later on ext4, not
     // re-read by each of the 59 compiles that include it (Redis's server.h, ~40 ms of hashing per build).
