@@ -113,14 +113,24 @@ export async function materializeTree(
 ): Promise<void> {
   await fsp.mkdir(dest, { recursive: true });
   for (const d of tree.dirs) await fsp.mkdir(join(dest, d), { recursive: true });
+  await placeFiles(store, tree.files, dest, options.reuse);
+  for (const s of tree.symlinks) await fsp.symlink(s.target, join(dest, s.path));
+  if (options.readOnly) {
+    for (const d of [...tree.dirs].reverse()) await fsp.chmod(join(dest, d), 0o555);
+    await fsp.chmod(dest, 0o555);
+  }
+}
+
+/** Links `files` under `dest` from the store (or from `reuse` when unchanged there); every input the store lacks is named at once. */
+async function placeFiles(store: BlobStore, files: InputTree["files"], dest: string, reuse?: MaterializedTree): Promise<void> {
   /** Inputs the store lacks (or held rotten and dropped): all named at once, so the head can have them all sent again. */
   const missing: { path: string; digest: Digest }[] = [];
-  await forEachLimit(tree.files, MATERIALIZE_CONCURRENCY, async (f) => {
+  await forEachLimit(files, MATERIALIZE_CONCURRENCY, async (f) => {
     const path = join(dest, f.path);
     // A file unchanged since an earlier context: one link(2) from there, no store round trip.
-    if (options.reuse?.files.get(f.path) === fileKey(f)) {
+    if (reuse?.files.get(f.path) === fileKey(f)) {
       try {
-        await fsp.link(join(options.reuse.dir, f.path), path);
+        await fsp.link(join(reuse.dir, f.path), path);
         return;
       } catch {
         // The earlier context is gone or damaged: fall through to the store.
@@ -139,11 +149,55 @@ export async function materializeTree(
       code: Status.FAILED_PRECONDITION,
     });
   }
-  for (const s of tree.symlinks) await fsp.symlink(s.target, join(dest, s.path));
-  if (options.readOnly) {
-    for (const d of [...tree.dirs].reverse()) await fsp.chmod(join(dest, d), 0o555);
-    await fsp.chmod(dest, 0o555);
+}
+
+/**
+ * Turns `dest`, a read-only materialization of `from` (as `materializeTree` leaves it), into one of `to` by their
+ * differences alone: what changed or went is removed, what changed or came is linked from the store, and only the
+ * folders touched are made writable for it and read-only again. Returns the files it linked. A failure leaves `dest`
+ * half-patched: the caller removes it.
+ */
+export async function patchTree(store: BlobStore, from: InputTree, to: InputTree, dest: string): Promise<string[]> {
+  const oldFiles = new Map(from.files.map((f) => [f.path, fileKey(f)]));
+  const oldLinks = new Map(from.symlinks.map((l) => [l.path, l.target]));
+  const oldDirs = new Set(from.dirs);
+  const newFiles = new Map(to.files.map((f) => [f.path, fileKey(f)]));
+  const newLinks = new Map(to.symlinks.map((l) => [l.path, l.target]));
+  const newDirs = new Set(to.dirs);
+  const parent = (p: string) => {
+    const d = posix.dirname(p);
+    return d === "." ? "" : d;
+  };
+  const goneDirs = from.dirs.filter((d) => !newDirs.has(d));
+  const goneDirSet = new Set(goneDirs);
+  const underGone = (p: string) => {
+    for (let d = parent(p); d !== ""; d = parent(d)) if (goneDirSet.has(d)) return true;
+    return false;
+  };
+  const goneLeaves = [
+    ...from.files.filter((f) => newFiles.get(f.path) !== oldFiles.get(f.path)).map((f) => f.path),
+    ...from.symlinks.filter((l) => newLinks.get(l.path) !== l.target).map((l) => l.path),
+  ];
+  const cameDirs = to.dirs.filter((d) => !oldDirs.has(d));
+  const cameFiles = to.files.filter((f) => oldFiles.get(f.path) !== newFiles.get(f.path));
+  const cameLinks = to.symlinks.filter((l) => oldLinks.get(l.path) !== l.target);
+  // Folders of both trees whose entries change: writable while they do.
+  const touched = new Set<string>();
+  for (const p of [...goneDirs, ...goneLeaves, ...cameDirs, ...cameFiles.map((f) => f.path), ...cameLinks.map((l) => l.path)]) {
+    const d = parent(p);
+    if ((d === "" || (oldDirs.has(d) && newDirs.has(d))) && !goneDirSet.has(d)) touched.add(d);
   }
+  const byDepth = (a: string, b: string) => b.split("/").length - a.split("/").length;
+  const touchedList = [...touched].sort(byDepth);
+  for (const d of touchedList) await fsp.chmod(join(dest, d), 0o755);
+  for (const d of goneDirs) if (!underGone(d)) await removeTree(join(dest, d));
+  for (const p of goneLeaves) if (!underGone(p)) await fsp.rm(join(dest, p), { force: true });
+  for (const d of cameDirs) await fsp.mkdir(join(dest, d), { recursive: true });
+  await placeFiles(store, cameFiles, dest);
+  for (const l of cameLinks) await fsp.symlink(l.target, join(dest, l.path));
+  for (const d of [...cameDirs].reverse()) await fsp.chmod(join(dest, d), 0o555);
+  for (const d of touchedList) await fsp.chmod(join(dest, d), 0o555);
+  return cameFiles.map((f) => f.path);
 }
 
 /** A context already on disk, for reuse by the next one: its folder and path → fileKey of each file. */

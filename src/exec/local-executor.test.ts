@@ -223,6 +223,98 @@ describe("compile in the shared context", () => {
   });
 });
 
+describe("a node's contexts, patched in place (ownsWorkDir)", () => {
+  /** Every file and symlink under `dir` with its content or target, and every folder with its mode. */
+  async function listing(dir: string): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    const walk = async (d: string) => {
+      for (const e of await fsp.readdir(d, { withFileTypes: true })) {
+        const full = join(d, e.name);
+        const rel = relative(dir, full);
+        if (e.isDirectory()) {
+          out[`${rel}/`] = ((await fsp.stat(full)).mode & 0o777).toString(8);
+          await walk(full);
+        } else if (e.isSymbolicLink()) out[rel] = `-> ${await fsp.readlink(full)}`;
+        else out[rel] = await fsp.readFile(full, "utf8");
+      }
+    };
+    await walk(dir);
+    return out;
+  }
+
+  it("turns an idle context into the next by its differences, and back, each equal to a fresh one", async () => {
+    const first = { "x.c": '#include "a.h"\nint x(void) { return A; }\n', "a.h": "#define A 1\n", "gen/keep.h": "", "gen/old.h": "old\n", "old/deep/f.h": "f\n", "lnk": "" };
+    const proj = await newProject(first);
+    await fsp.rm(join(proj, "lnk"));
+    await fsp.symlink("a.h", join(proj, "lnk"));
+    const root1 = await uploadDir(proj);
+    // The next context: a changed header, a file and a whole folder gone, a file and a folder come, a symlink retargeted.
+    await writeTree(proj, { "a.h": "#define A 2\n", "gen/new.h": "new\n", "new/dir/g.h": "#define G 3\n" });
+    await fsp.writeFile(join(proj, "x.c"), '#include "a.h"\n#include "new/dir/g.h"\nint x(void) { return A + G; }\n');
+    await fsp.rm(join(proj, "gen/old.h"));
+    await fsp.rm(join(proj, "old"), { recursive: true });
+    await fsp.rm(join(proj, "lnk"));
+    await fsp.symlink("gen/keep.h", join(proj, "lnk"));
+    const root2 = await uploadDir(proj);
+
+    let linked = 0;
+    const counting: BlobStore = Object.create(store, {
+      materialize: { value: (d: Digest, dest: string, x: boolean) => (linked++, store.materialize(d, dest, x)) },
+    });
+    const workDir = join(tmp, "work-owned");
+    const ex = new LocalExecutor({ store: counting, workDir, workerName: "n3", ownsWorkDir: true });
+    executors.push(ex);
+    const compile = (root: Digest) => ex.execute(request(proj, root, command(["gcc", "-c", "x.c", "-o", "x.o"], ["x.o"]), "compile"));
+
+    expect((await compile(root1)).result.exitCode).toBe(0);
+    const linkedFirst = linked;
+    const out2 = await compile(root2);
+    expect(out2.result.exitCode).toBe(0);
+    // Only what changed or came was linked: x.c, a.h, gen/new.h, new/dir/g.h (the empty gen/keep.h is written, not linked).
+    expect(linked - linkedFirst).toBe(4);
+    expect(await fsp.readdir(join(workDir, "ctx"))).toEqual([root2.hash]);
+    await execa("gcc", ["-c", "x.c", "-o", "x.o"], { cwd: proj, env: PLAIN_ENV, extendEnv: false });
+    expect((await blob(out2.result.outputFiles[0]!.digest)).equals(await fsp.readFile(join(proj, "x.o")))).toBe(true);
+
+    // The patched context holds exactly what a fresh one would, folders read-only alike; its stamps cover every file.
+    const fresh = join(tmp, "fresh-ctx");
+    const plain = new LocalExecutor({ store, workDir: fresh, workerName: "n4" });
+    executors.push(plain);
+    expect((await plain.execute(request(proj, root2, command(["gcc", "-c", "x.c", "-o", "x.o"], ["x.o"]), "compile"))).result.exitCode).toBe(0);
+    expect(await listing(join(workDir, "ctx", root2.hash))).toEqual(await listing(join(fresh, "ctx", root2.hash)));
+    expect(await fsp.readdir(join(workDir, "ctx-stamps"))).toEqual([`${root2.hash}.json`]);
+    const stamps = JSON.parse(await fsp.readFile(join(workDir, "ctx-stamps", `${root2.hash}.json`), "utf8"));
+    expect(Object.keys(stamps).sort()).toEqual(["a.h", "gen/keep.h", "gen/new.h", "new/dir/g.h", "x.c"]);
+
+    // Back to the first: patched again, and it compiles as the first tree does.
+    const again = await compile(root1);
+    expect(again.result.exitCode).toBe(0);
+    expect(await fsp.readdir(join(workDir, "ctx"))).toEqual([root1.hash]);
+    expect(await listing(join(workDir, "ctx", root1.hash))).toMatchObject({ "a.h": "#define A 1\n", "gen/old.h": "old\n", "old/deep/f.h": "f\n", lnk: "-> a.h" });
+    expect(Object.keys(await listing(join(workDir, "ctx", root1.hash)))).not.toContain("new/");
+  });
+
+  it("makes a context whole while the newest one is still compiled in", async () => {
+    // A source gcc -O2 takes about a second over, so that a second compile starts while it runs.
+    let slowC = "";
+    for (let i = 0; i < 300; i++) slowC += `int f${i}(int *a, int n) { int s = 0; for (int j = 0; j < n; j++) s += a[j] * ${i} ^ (s >> 3); return s; }\n`;
+    const proj = await newProject({ "x.c": slowC, "b.c": "int b(void) { return 2; }\n" });
+    const root1 = await uploadDir(proj);
+    await writeTree(proj, { "b.c": "int b(void) { return 3; }\n" });
+    const root2 = await uploadDir(proj);
+    const workDir = join(tmp, "work-owned-busy");
+    const ex = new LocalExecutor({ store, workDir, workerName: "n5", ownsWorkDir: true });
+    executors.push(ex);
+    const slow = ex.execute(request(proj, root1, command(["gcc", "-O2", "-c", "x.c", "-o", "x.o"], ["x.o"]), "compile"));
+    while (!(await fsp.readdir(join(workDir, "ctx")).catch((): string[] => [])).includes(root1.hash)) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 100));
+    const quick = await ex.execute(request(proj, root2, command(["gcc", "-c", "b.c", "-o", "b.o"], ["b.o"]), "compile"));
+    expect(quick.result.exitCode).toBe(0);
+    expect((await slow).result.exitCode).toBe(0);
+    expect((await fsp.readdir(join(workDir, "ctx"))).sort()).toEqual([root1.hash, root2.hash].sort());
+  });
+});
+
 describe("private sandboxes", () => {
   let objs: string;
   let objsRoot: Digest;

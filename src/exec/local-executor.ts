@@ -21,7 +21,7 @@ import { isSharedContextCompile, normalizeRelative, planMovesPath, planSharedCom
 import { ArgvRefusedError, commandRefusal, mapArgvPaths, type PolicyContext } from "./argv-policy.js";
 import { toolFamily } from "../compile/index.js";
 import { rewriteDepfile, mungeMakePath } from "./depfile.js";
-import { fileKey, forEachLimit, loadInputTree, materializeTree, removeTree, sandboxViolation, type InputTree, type MaterializedTree } from "./input-root.js";
+import { fileKey, forEachLimit, loadInputTree, materializeTree, patchTree, removeTree, sandboxViolation, type InputTree, type MaterializedTree } from "./input-root.js";
 import { cancelledError, runInProcessGroup } from "./run-process.js";
 import { sandboxUnavailable, type ActionSandbox } from "./sandbox.js";
 import { DiskFullError, freeBytesAt } from "../core/disk-full.js";
@@ -92,7 +92,27 @@ export interface LocalExecutorOptions {
    * probe on first use; resolving undefined runs tools unsandboxed. Absent: never sandboxed.
    */
   sandbox?: () => Promise<ActionSandbox | undefined>;
+  /**
+   * No other process uses `workDir` (a farm node: one per data dir). A context this process made and no action compiles
+   * in any more may then be turned into the next one in place, by their differences, instead of linking every file of
+   * the project again: a build that writes a file between compiles (jemalloc's `.sym` files) makes a new context each
+   * time. Without it (the embedded node, whose cache folder concurrent builds share) every context is made whole.
+   */
+  ownsWorkDir?: boolean;
 }
+
+/** A context this process made: its tree and file stamps, and how many actions compile in it right now. */
+interface OwnedContext {
+  root: string;
+  tree: InputTree;
+  stamps: Stamps;
+  users: number;
+  /** Higher is newer: the newest idle one is patched into the next. */
+  made: number;
+}
+
+/** Tree path → [size, mtime ms] of each file of a context, kept beside it. */
+type Stamps = Record<string, [number, number]>;
 
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 ** 3;
 /** What a tool prints when its write found the disk full; believed only while the sandboxes' file system is nearly full too. */
@@ -188,6 +208,12 @@ export class LocalExecutor {
   private readonly onDisk = new Set<string>();
   private readonly inputs: InputSource;
   private readonly sandbox?: () => Promise<ActionSandbox | undefined>;
+  private readonly ownsWorkDir: boolean;
+  /** With ownsWorkDir: the contexts this process made, by folder. */
+  private readonly owned = new Map<string, OwnedContext>();
+  /** Folders of owned contexts since patched into another (an action handed one looks its root up again). */
+  private readonly patchedAway = new Set<string>();
+  private contextsMade = 0;
 
   constructor(options: LocalExecutorOptions) {
     this.store = options.store;
@@ -197,6 +223,7 @@ export class LocalExecutor {
     this.path = options.path ?? process.env.PATH ?? "/usr/bin:/bin";
     this.inputs = options.inputs ?? storeInputs(options.store);
     this.sandbox = options.sandbox;
+    this.ownsWorkDir = options.ownsWorkDir ?? false;
     this.dirs = (async () => {
       const ctx = join(options.workDir, "ctx");
       const sb = join(options.workDir, "sb");
@@ -246,6 +273,8 @@ export class LocalExecutor {
     const sandbox = join(sb, randomUUID());
     this.sandboxes.add(sandbox);
     const workerStart = this.clock.now();
+    /** Undone when the action ends: the context it compiles in may then be patched into another. */
+    const releases: (() => void)[] = [];
     try {
       // Input fetch: the shared context for a plain compile, a private copy of the tree for anything else.
       const inputFetchStart = this.clock.now();
@@ -253,7 +282,7 @@ export class LocalExecutor {
       const compileArgv = req.kind === "compile" ? (withImplicitObject(c.argv) ?? c.argv) : c.argv;
       const staged =
         req.kind === "compile" && isSharedContextCompile(compileArgv)
-          ? await this.stageShared(req, c, compileArgv, sandbox, log)
+          ? await this.stageShared(req, c, compileArgv, sandbox, log, releases)
           : await this.stagePrivate(req, c, sandbox, !!jail, log);
       const inputFetchEnd = this.clock.now();
 
@@ -273,6 +302,7 @@ export class LocalExecutor {
         phases: { inputFetchMs: inputFetchEnd - inputFetchStart, executeMs: executeEnd - inputFetchEnd, uploadMs: uploadEnd - executeEnd },
       };
     } finally {
+      for (const release of releases) release();
       await removeTree(sandbox).catch((err: unknown) => log.warn({ err, sandbox }, "cannot remove sandbox"));
       this.sandboxes.delete(sandbox);
     }
@@ -302,9 +332,9 @@ export class LocalExecutor {
   }
 
   /** A plain compile runs in the shared context of its input root; only its outputs go to its private folder. */
-  private async stageShared(req: ExecRequest, c: Checked, argv: string[], sandbox: string, log: Logger): Promise<Staged> {
+  private async stageShared(req: ExecRequest, c: Checked, argv: string[], sandbox: string, log: Logger, releases: (() => void)[]): Promise<Staged> {
     const { what, projectRoot, wd, family, policy } = c;
-    const ctxRoot = await this.context(req.inputRoot, log, req.peers ?? []);
+    const ctxRoot = await this.useContext(req.inputRoot, log, req.peers ?? [], releases);
     let compileArgv = argv;
     if (family && c.hasResponseFiles) compileArgv = await this.checkPolicy(compileArgv, req.command, policy, what, inTree(projectRoot, ctxRoot));
     // Paths in the project the plan does not move itself (-include/abs, -Wp,-MD,/abs…) are moved into the context first,
@@ -436,6 +466,37 @@ export class LocalExecutor {
     this.sandboxes.clear();
   }
 
+  /** The shared context of an input root for an action: with ownsWorkDir, held (not patched into another) until the action releases it. */
+  private async useContext(root: Digest, log: Logger, peers: readonly PeerHint[], releases: (() => void)[]): Promise<string> {
+    for (;;) {
+      const dir = await this.context(root, log, peers);
+      // Patched into another context between its making and this continuation: made again.
+      if (this.patchedAway.has(dir)) continue;
+      const own = this.owned.get(dir);
+      if (own) {
+        own.users++;
+        releases.push(() => void own.users--);
+      }
+      return dir;
+    }
+  }
+
+  /** The newest owned context no action compiles in, taken out of every index: it is about to become another. */
+  private takeIdleContext(): [string, OwnedContext] | undefined {
+    let best: [string, OwnedContext] | undefined;
+    for (const entry of this.owned) if (entry[1].users === 0 && (!best || entry[1].made > best[1].made)) best = entry;
+    if (!best) return undefined;
+    const [dir, own] = best;
+    this.owned.delete(dir);
+    this.patchedAway.add(dir);
+    this.byRoot.delete(own.root);
+    this.inUse.delete(dir);
+    this.onDisk.delete(own.root);
+    for (const key of this.knownDirs) if (key.startsWith(`${dir}\0`)) this.knownDirs.delete(key);
+    if (this.lastContext?.dir === dir) this.lastContext = undefined;
+    return best;
+  }
+
   /** The shared context of an input root, materialized at most once per digest (per process, and on disk across processes). */
   private context(root: Digest, log: Logger, peers: readonly PeerHint[]): Promise<string> {
     let ctx = this.byRoot.get(root.hash);
@@ -470,8 +531,16 @@ export class LocalExecutor {
     try {
       const started = this.clock.now();
       const tree = await this.inputs.bring(root, peers, log, known);
-      await materializeTree(this.store, tree, tmp, { readOnly: true, reuse: this.lastContext });
-      await this.writeStamps(root, tmp, tree);
+      const broughtMs = this.clock.now() - started;
+      const patched = this.ownsWorkDir ? await this.patchIdleContext(tree, tmp, log) : undefined;
+      let stamps: Stamps;
+      if (patched) {
+        stamps = patched;
+      } else {
+        await materializeTree(this.store, tree, tmp, { readOnly: true, reuse: this.lastContext });
+        stamps = await this.stampFiles(tmp, tree.files.map((f) => f.path));
+      }
+      await this.saveStamps(root, stamps);
       try {
         await fsp.rename(tmp, final);
       } catch (err) {
@@ -480,7 +549,11 @@ export class LocalExecutor {
         await removeTree(tmp);
       }
       this.lastContext = { dir: final, files: new Map(tree.files.map((f) => [f.path, fileKey(f)])) };
-      log.debug({ root: root.hash, files: tree.files.length, ms: this.clock.now() - started }, "context materialized");
+      if (this.ownsWorkDir) {
+        this.owned.set(final, { root: root.hash, tree, stamps, users: 0, made: ++this.contextsMade });
+        this.patchedAway.delete(final);
+      }
+      log.debug({ root: root.hash, files: tree.files.length, patched: !!patched, broughtMs, ms: this.clock.now() - started }, "context materialized");
       await this.pruneContexts(ctx, final).catch((err) => log.warn({ err: (err as Error).message }, "could not prune old contexts"));
       return final;
     } catch (err) {
@@ -490,20 +563,52 @@ export class LocalExecutor {
     }
   }
 
-  /** (size, mtime) of every file of a fresh context, kept beside it: a later process checks them before reuse. */
-  private async writeStamps(root: Digest, dir: string, tree: InputTree): Promise<void> {
-    const stamps: Record<string, [number, number]> = {};
-    await forEachLimit(tree.files, 64, async (f) => {
-      const st = await fsp.lstat(join(dir, f.path));
-      stamps[f.path] = [st.size, Math.floor(st.mtimeMs)];
+  /**
+   * Turns the newest idle owned context into `tree` at `dest` by their differences (patchTree), with its stamps carried
+   * over and only the files it linked stamped anew; undefined (and nothing left at `dest`) when there is none or it fails.
+   */
+  private async patchIdleContext(tree: InputTree, dest: string, log: Logger): Promise<Stamps | undefined> {
+    const idle = this.takeIdleContext();
+    if (!idle) return undefined;
+    const [dir, own] = idle;
+    const { stamps: stampDir } = await this.dirs;
+    await fsp.rm(join(stampDir, `${own.root}.json`), { force: true });
+    try {
+      await fsp.rename(dir, dest);
+      const linked = await patchTree(this.store, own.tree, tree, dest);
+      const stamps: Stamps = {};
+      for (const f of tree.files) {
+        const kept = own.stamps[f.path];
+        if (kept) stamps[f.path] = kept;
+      }
+      Object.assign(stamps, await this.stampFiles(dest, linked));
+      return stamps;
+    } catch (err) {
+      log.debug({ err: (err as Error).message }, "could not patch an idle context into the next one; materializing it whole");
+      await removeTree(dest).catch(() => undefined);
+      await removeTree(dir).catch(() => undefined);
+      return undefined;
+    }
+  }
+
+  /** (size, mtime) of these files of a context: kept beside it, a later process checks them before reuse. */
+  private async stampFiles(dir: string, paths: readonly string[]): Promise<Stamps> {
+    const stamps: Stamps = {};
+    await forEachLimit(paths, 64, async (path) => {
+      const st = await fsp.lstat(join(dir, path));
+      stamps[path] = [st.size, Math.floor(st.mtimeMs)];
     });
+    return stamps;
+  }
+
+  private async saveStamps(root: Digest, stamps: Stamps): Promise<void> {
     const { stamps: stampDir } = await this.dirs;
     await fsp.writeFile(join(stampDir, `${root.hash}.json`), JSON.stringify(stamps));
   }
 
   private async intact(root: Digest, dir: string, tree: InputTree): Promise<boolean> {
     const { stamps: stampDir } = await this.dirs;
-    let stamps: Record<string, [number, number]>;
+    let stamps: Stamps;
     try {
       stamps = JSON.parse(await fsp.readFile(join(stampDir, `${root.hash}.json`), "utf8"));
     } catch {
@@ -536,6 +641,8 @@ export class LocalExecutor {
     const cutoff = this.clock.now() - CONTEXT_IDLE_MS;
     for (const old of dated.slice(KEEP_CONTEXTS)) {
       if (old.path === keep || this.inUse.has(old.path) || old.mtime > cutoff) continue;
+      if (this.owned.get(old.path)?.users) continue;
+      this.owned.delete(old.path);
       await removeTree(old.path);
       const name = old.path.slice(old.path.lastIndexOf("/") + 1);
       this.onDisk.delete(name);

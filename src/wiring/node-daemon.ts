@@ -75,7 +75,8 @@ export async function openNodeDaemon(o: NodeDaemonOptions): Promise<NodeDaemon> 
   // The node's inputs in one fixed order: its own store, the peers a lease names, the head (a tar stream, then blob by blob).
   const inputs = new InputChain({ local, head: conn.blobs, peer: (address) => peers.blobs(address), logger });
   const store = inputs.store;
-  const executor = new LocalExecutor({ store, workDir: join(dataDir, "work"), workerName: o.identity.name, logger, inputs, sandbox: async () => sandbox });
+  // The node owns its data dir (its identity lives there): its contexts may be patched into the next one in place.
+  const executor = new LocalExecutor({ store, workDir: join(dataDir, "work"), workerName: o.identity.name, logger, inputs, sandbox: async () => sandbox, ownsWorkDir: true });
   const node = new Node({
     name: o.identity.name,
     slots: o.slots,
