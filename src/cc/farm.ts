@@ -4,12 +4,12 @@
 import { readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { relative, resolve } from "node:path";
-import { type Digest, type Logger, EMPTY_DIGEST, OrionError, Status, digestKey, errorMessage } from "../core/index.js";
+import { type Digest, type Logger, EMPTY_DIGEST, OrionError, Status, digestKey, digestOf, errorMessage, sameDigest } from "../core/index.js";
 import { parseAddress } from "../core/address.js";
 import { ChangedWhileHashedError, type HashedTree, hashTree, type StatCache, uploadTree } from "../merkle/index.js";
 import { clientTlsProblem, connectFarm, type FarmConnection } from "../grpc/connection.js";
+import { writeInPlace } from "../grpc/grpc-blob-store.js";
 import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
-import type { BuildEvent } from "../scheduler/index.js";
 import { type FarmCompile, FreshRuns, isContextNoise } from "./farm-plan.js";
 
 export { findProjectRoot, planFarmCompile, type FarmCompile } from "./farm-plan.js";
@@ -22,6 +22,8 @@ const RETRY_AFTER_MS = 30_000;
 const NO_TOOLCHAIN_RETRY_MS = 30_000;
 /** A file that changes between its hash and its upload (a tool writing it right then) makes the context be hashed again. */
 const SNAPSHOT_ATTEMPTS = 3;
+/** Outputs up to this size come back inline with the compile's answer (objects are rarely larger); larger ones are read after. */
+const INLINE_LIMIT_BYTES = 8 * 1024 * 1024;
 /** Infrastructure retries the head may spend on one compile (a node lost mid-compile), as `orion build`'s default. */
 const RETRIES = 2;
 
@@ -186,61 +188,44 @@ export class CcFarm {
   }
 
   private async run(conn: FarmConnection, plan: FarmCompile, callCwd: string, contextRoot: Digest, toolchain: string, env: [string, string][]): Promise<FarmOutcome> {
-    const builds = conn.builds;
-    const { buildId } = await builds.submitBuild({
-      contextRoot,
-      actions: [
-        {
-          id: "cc",
-          kind: "compile",
-          label: plan.label,
-          arguments: plan.argv,
-          cwd: plan.cwd,
-          inputs: [plan.source],
-          outputs: plan.outputs,
-          deps: [],
-          host: false,
-          toolchain,
-          environmentVariables: env.map(([name, value]) => ({ name, value })),
-          shell: plan.argv.join(" "),
-        },
-      ],
-      noCache: false,
-      retries: RETRIES,
-      jobs: 0,
-      token: "",
-      projectRoot: plan.root,
-    });
-    let node: string | undefined;
-    let cached = false;
-    const infraError = await new Promise<string | undefined>((resolveWatch, rejectWatch) => {
-      let infra: string | undefined;
-      const detach = builds.watchBuild(
-        buildId,
-        0,
-        (e: BuildEvent) => {
-          if (e.type === "action" && e.state === "failed" && e.infra) infra = e.error ?? "infrastructure failure";
-          if (e.type === "action" && e.state === "finished" && e.node) node = e.node;
-          if (e.type === "action" && e.state === "cached") cached = true;
-          if (e.type === "summary") {
-            queueMicrotask(() => detach());
-            resolveWatch(infra);
-          }
-        },
-        rejectWatch,
-      );
-    });
-    if (infraError !== undefined) {
+    // One call: the head submits it, waits for it and answers with the object and depfile inline.
+    const answer = await conn.builds.runAction(
+      {
+        contextRoot,
+        actions: [
+          {
+            id: "cc",
+            kind: "compile",
+            label: plan.label,
+            arguments: plan.argv,
+            cwd: plan.cwd,
+            inputs: [plan.source],
+            outputs: plan.outputs,
+            deps: [],
+            host: false,
+            toolchain,
+            environmentVariables: env.map(([name, value]) => ({ name, value })),
+            shell: plan.argv.join(" "),
+          },
+        ],
+        noCache: false,
+        retries: RETRIES,
+        jobs: 0,
+        token: "",
+        projectRoot: plan.root,
+      },
+      INLINE_LIMIT_BYTES,
+    );
+    if (answer.infraError) {
       this.onHead.clear();
-      if (/no node (has the toolchain|is registered)/.test(infraError)) {
-        this.missingToolchains.set(toolchain, { until: Date.now() + NO_TOOLCHAIN_RETRY_MS, reason: infraError });
+      if (/no node (has the toolchain|is registered)/.test(answer.infraError)) {
+        this.missingToolchains.set(toolchain, { until: Date.now() + NO_TOOLCHAIN_RETRY_MS, reason: answer.infraError });
       }
-      return { kind: "unavailable", reason: infraError, unreachable: false };
+      return { kind: "unavailable", reason: answer.infraError, unreachable: false };
     }
-    const result = await builds.getResult(buildId, "cc");
-    if (!result) return { kind: "unavailable", reason: `the head has no result for ${plan.label}`, unreachable: false };
-    const outcome = await this.restore(conn, plan, callCwd, result);
-    return outcome.kind === "ran" ? { ...outcome, ...(node ? { node } : {}), ...(cached ? { cached } : {}) } : outcome;
+    if (!answer.result) return { kind: "unavailable", reason: `the head has no result for ${plan.label}`, unreachable: false };
+    const outcome = await this.restore(conn, plan, callCwd, answer.result);
+    return outcome.kind === "ran" ? { ...outcome, ...(answer.node ? { node: answer.node } : {}), ...(answer.cached ? { cached: true } : {}) } : outcome;
   }
 
   /** Puts the object (and the depfile the user asked for) in place, reads the depfile, and fetches the compiler's output. */
@@ -249,17 +234,19 @@ export class CcFarm {
     const byPath = new Map(result.outputFiles.map((f) => [f.path, f]));
     const object = byPath.get(plan.object);
     const dep = byPath.get(plan.depfile);
+    /** A blob's bytes: inline when the head sent them and they are what the digest says, else read from its store. */
     const fetch = async (inline: Uint8Array, digest: Digest | undefined): Promise<Buffer> => {
       if (!digest || digest.sizeBytes === 0) return Buffer.alloc(0);
-      if (inline.length === digest.sizeBytes) return Buffer.from(inline);
+      if (inline.length === digest.sizeBytes && sameDigest(digestOf(inline), digest)) return Buffer.from(inline);
       const data = await store.get(digest);
       if (!data) throw new OrionError(`the head lost a blob of ${plan.label}`, { code: Status.DATA_LOSS });
       return data;
     };
-    const [stdout, stderr, depText] = await Promise.all([
+    const [stdout, stderr, depText, objectBytes] = await Promise.all([
       fetch(result.stdoutRaw, result.stdoutDigest),
       fetch(result.stderrRaw, result.stderrDigest),
-      dep ? fetch(Buffer.alloc(0), dep.digest ?? EMPTY_DIGEST) : undefined,
+      dep ? fetch(dep.contents, dep.digest ?? EMPTY_DIGEST) : undefined,
+      object?.digest && result.exitCode === 0 ? fetch(object.contents, object.digest) : undefined,
     ]);
     if (result.exitCode !== 0) {
       // As gcc does: a failed compile leaves no object behind (a stale one would look up to date).
@@ -269,9 +256,10 @@ export class CcFarm {
     if (!object?.digest || !dep?.digest || depText === undefined) {
       return { kind: "unavailable", reason: `${plan.label} came back without its object or depfile`, unreachable: false };
     }
-    const writes = [store.copyOut(object.digest, resolve(callCwd, plan.object), object.isExecutable)];
-    if (plan.depfileWanted) writes.push(store.copyOut(dep.digest, resolve(callCwd, plan.depfile), dep.isExecutable));
-    if (!(await Promise.all(writes)).every(Boolean)) throw new OrionError(`the head lost an output of ${plan.label}`, { code: Status.DATA_LOSS });
+    const mode = (f: { isExecutable: boolean }) => (f.isExecutable ? 0o755 : 0o644);
+    const writes = [writeInPlace(resolve(callCwd, plan.object), objectBytes ?? Buffer.alloc(0), mode(object))];
+    if (plan.depfileWanted) writes.push(writeInPlace(resolve(callCwd, plan.depfile), depText, mode(dep)));
+    await Promise.all(writes);
     return { kind: "ran", exitCode: 0, stdout, stderr, depfile: depText.toString("utf8") };
   }
 }

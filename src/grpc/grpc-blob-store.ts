@@ -175,15 +175,7 @@ export class GrpcBlobStore implements BlobStore {
   private async writeOut(digest: Digest, dest: string, mode: number): Promise<boolean> {
     const data = await this.get(digest);
     if (!data) return false;
-    const tmp = join(dirname(dest), `.${basename(dest)}.orion-${randomUUID()}`);
-    try {
-      await fsp.writeFile(tmp, data, { mode, flag: "wx" });
-      await fsp.chmod(tmp, mode); // the umask may have narrowed it
-      await fsp.rename(tmp, dest);
-    } catch (err) {
-      await fsp.rm(tmp, { force: true });
-      throw err;
-    }
+    await writeInPlace(dest, data, mode);
     return true;
   }
 
@@ -322,4 +314,17 @@ function batches<T>(items: T[], size: (t: T) => number): T[][] {
   }
   if (cur.length) out.push(cur);
   return out;
+}
+
+/** Puts `data` at `dest` whole or not at all: written beside it (`.NAME.orion-UUID`, which a context leaves out), then renamed over it. */
+export async function writeInPlace(dest: string, data: Uint8Array, mode: number): Promise<void> {
+  const tmp = join(dirname(dest), `.${basename(dest)}.orion-${randomUUID()}`);
+  try {
+    await fsp.writeFile(tmp, data, { mode, flag: "wx" });
+    await fsp.chmod(tmp, mode); // the umask may have narrowed it
+    await fsp.rename(tmp, dest);
+  } catch (err) {
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
 }

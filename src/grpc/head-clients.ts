@@ -17,6 +17,7 @@ import type {
   RegisterRequest,
   RegisterResponse,
   ReportResultRequest,
+  RunActionResponse,
   SubmitBuildRequest,
   SubmitBuildResponse,
 } from "../gen/orion/v1/scheduler.js";
@@ -117,6 +118,11 @@ export class GrpcBuilds implements BuildsApi, FarmStatusApi {
       }
       list.push({ actionId, resolve, reject });
     });
+  }
+
+  /** No deadline of its own: a compile takes as long as it takes; `signal` (the caller's) hangs up, which cancels the build. */
+  runAction(req: SubmitBuildRequest, inlineLimit: number, signal?: AbortSignal): Promise<RunActionResponse> {
+    return rpc((cb) => this.client.runAction({ build: req, inlineLimitBytes: inlineLimit }, md(), cb), this.address, "RunAction", signal);
   }
 
   async leaseHostSteps(buildId: string, max: number, waitMs: number): Promise<HostStepLease[]> {

@@ -1,12 +1,15 @@
 // The head's NodeControl and Builds services: thin adapters from the generated grpc-js interfaces onto NodeControlApi, BuildsApi and FarmStatusApi.
 import * as grpc from "@grpc/grpc-js";
-import { type Logger, Status, errorMessage } from "../core/index.js";
+import { type Logger, OrionError, Status, errorMessage } from "../core/index.js";
 import type { BuildsApi, FarmStatusApi, NodeControlApi } from "../head/api.js";
 import type { ActionOutcome, BuildsServer, NodeControlServer } from "../gen/orion/v1/scheduler.js";
 import type { Authenticator } from "./auth.js";
 import { checkHeartbeat, checkId, checkLease, checkLeaseHostSteps, checkLeave, checkRegister, checkReportHostStep, checkReportResult } from "../head/requests.js";
 import { toStatus } from "./errors.js";
 import { unary } from "./handlers.js";
+
+/** The most a RunAction answer carries inline per output: the rest of its 64 MiB message is left for the others. */
+const MAX_INLINE_BYTES = 16 * 1024 * 1024;
 
 export function nodeControlService(head: NodeControlApi, auth: Authenticator, logger?: Logger): NodeControlServer {
   const log = logger?.child({ module: "node-control" });
@@ -88,6 +91,16 @@ export function buildsService(head: BuildsApi & FarmStatusApi, auth: Authenticat
         outcomes.push({ actionId: id, state: result ? "done" : "unknown", result });
       }
       return { outcomes };
+    }),
+
+    runAction: unary(auth, async (req, call) => {
+      if (!req.build) throw new OrionError("RunAction: build is missing", { code: Status.INVALID_ARGUMENT });
+      const limit = Number(req.inlineLimitBytes);
+      if (!Number.isSafeInteger(limit) || limit < 0) throw new OrionError(`RunAction: inline_limit_bytes is ${req.inlineLimitBytes}, not a size`, { code: Status.INVALID_ARGUMENT });
+      // A caller that hangs up (Ctrl-C, an agent that stopped) must not leave its action running.
+      const abort = new AbortController();
+      call.on("cancelled", () => abort.abort());
+      return head.runAction(req.build, Math.min(limit, MAX_INLINE_BYTES), abort.signal);
     }),
 
     cancelBuild: unary(auth, async (req) => {

@@ -46,6 +46,8 @@ export const MESSAGE_CAPS: Readonly<Record<string, number>> = {
   "/orion.v1.Builds/WatchBuild": 64 * KiB,
   // The ids of the actions that finished together.
   "/orion.v1.Builds/GetResults": 4 * MiB,
+  // A build of one action (a compile's argv and environment).
+  "/orion.v1.Builds/RunAction": 4 * MiB,
   "/orion.v1.Builds/CancelBuild": 64 * KiB,
   "/orion.v1.Builds/LeaseHostSteps": 64 * KiB,
   "/orion.v1.Builds/ReportHostStep": 64 * KiB,

@@ -12,6 +12,7 @@ import type {
   RegisterRequest,
   RegisterResponse,
   ReportResultRequest,
+  RunActionResponse,
   SubmitBuildRequest,
 } from "../gen/orion/v1/scheduler.js";
 import type { BuildEvent } from "../scheduler/index.js";
@@ -49,6 +50,11 @@ export interface BuildsApi {
    */
   watchBuild(buildId: string, fromSeq: number, onEvent: (event: BuildEvent) => void, onError?: (err: Error) => void): () => void;
   getResult(buildId: string, actionId: string): Promise<ActionResult | undefined>;
+  /**
+   * Submits a build of exactly one action and waits for its outcome: its result with the output files, stdout and
+   * stderr of up to `inlineLimit` bytes each inline. Aborting `signal` cancels the build.
+   */
+  runAction(req: SubmitBuildRequest, inlineLimit: number, signal?: AbortSignal): Promise<RunActionResponse>;
   leaseHostSteps(buildId: string, max: number, waitMs: number): Promise<HostStepLease[]>;
   /** A host step ended; when it changed the tree, the new context comes with it; `restored`: from the step cache, not run. */
   reportHostStep(buildId: string, leaseId: string, ok: boolean, context?: ContextUpload, restored?: boolean): Promise<void>;

@@ -168,6 +168,71 @@ describe("Head placement", () => {
   });
 });
 
+/** Asks `read` again until `done` holds of its answer (or 5 s pass); returns the last answer. */
+async function poll<T>(read: () => Promise<T>, done: (v: T) => boolean): Promise<T> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const v = await read();
+    if (done(v) || Date.now() > deadline) return v;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+describe("Head RunAction (one call per action)", () => {
+  const oneAction = async (toolchain: string, outputs: string[]) => {
+    const root = await store.put(Directory.encode({ files: [], directories: [], symlinks: [] }).finish());
+    const action: GraphAction = {
+      id: "cc", kind: "other", label: "RUN cc", arguments: ["/usr/bin/tool"], cwd: "", inputs: [], outputs, deps: [],
+      host: false, toolchain, environmentVariables: [], shell: "",
+    };
+    return { contextRoot: root, actions: [action], noCache: true, retries: 0, jobs: 0, token: "", projectRoot: "/p" };
+  };
+
+  it("answers with the node's result, outputs and streams up to the limit inline, the rest by digest", async () => {
+    await register(reg("a", "a"));
+    const answer = head.runAction(await oneAction("d-gcc", ["small.o", "big.o"]), 10);
+    const leases = await poll(
+      async () => (await head.lease({ nodeId: "a", session: session("a"), maxActions: 1, waitMs: 0, contextHashes: [] })).leases,
+      (l) => l.length > 0,
+    );
+    const small = Buffer.from("object!");
+    const big = Buffer.from("a larger object");
+    const err = Buffer.from("warning");
+    const [smallD, bigD, errD] = await Promise.all([store.put(small), store.put(big), store.put(err)]);
+    const result = {
+      outputFiles: [
+        { path: "small.o", digest: smallD, isExecutable: false, contents: Buffer.alloc(0) },
+        { path: "big.o", digest: bigD, isExecutable: false, contents: Buffer.alloc(0) },
+      ],
+      exitCode: 0, stdoutRaw: Buffer.alloc(0), stderrRaw: Buffer.alloc(0), stdoutDigest: undefined, stderrDigest: errD, executionMetadata: undefined,
+    };
+    await head.reportResult({ nodeId: "a", session: session("a"), leaseId: leases[0]!.leaseId, result, error: "", depfile: "", actionError: false });
+    const got = await answer;
+    expect(got).toMatchObject({ infraError: "", node: "a", cached: false });
+    expect(got.result!.outputFiles.map((f) => Buffer.from(f.contents).toString())).toEqual(["object!", ""]);
+    expect(got.result!.outputFiles[1]!.digest).toEqual(bigD);
+    expect(Buffer.from(got.result!.stderrRaw).toString()).toBe("warning");
+  });
+
+  it("answers a failure of the farm's own as infra_error, with no result", async () => {
+    await register(reg("gcc-box", "g"));
+    const got = await head.runAction(await oneAction("d-clang", []), 1024);
+    expect(got.infraError).toMatch(/no node has the toolchain/);
+    expect(got.result).toBeUndefined();
+  });
+
+  it("cancels the build when its caller hangs up", async () => {
+    await register(reg("a", "a"));
+    const abort = new AbortController();
+    const answer = head.runAction(await oneAction("d-gcc", []), 1024, abort.signal);
+    const running = async () => (await head.getStatus()).builds.length;
+    expect(await poll(running, (n) => n > 0)).toBe(1);
+    abort.abort();
+    await expect(answer).rejects.toMatchObject({ code: Status.CANCELLED });
+    expect(await poll(running, (n) => n === 0)).toBe(0);
+  });
+});
+
 /** A fake digest: placement compares hashes and sizes, never bytes; well formed (hex), as the head's edge requires, and distinct per tag. */
 const fake = (tag: string, sizeBytes: number) => ({ hash: Buffer.from(tag).toString("hex").padEnd(64, "0"), sizeBytes });
 

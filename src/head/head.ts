@@ -316,6 +316,49 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
     return this.builds.get(buildId)?.results.get(actionId);
   }
 
+  async runAction(req: SubmitBuildRequest, inlineLimit: number, signal?: AbortSignal): Promise<wire.RunActionResponse> {
+    if (req.actions.length !== 1) throw new OrionError(`RunAction: ${req.actions.length} actions, not one`, { code: Status.INVALID_ARGUMENT });
+    const actionId = req.actions[0]!.id;
+    const { buildId } = await this.submitBuild(req);
+    const answer: wire.RunActionResponse = { buildId, infraError: "", result: undefined, node: "", cached: false };
+    let cancelled = false;
+    await new Promise<void>((resolve) => {
+      let detach: () => void = () => {};
+      let done = false;
+      const onAbort = () => {
+        if (done) return;
+        done = cancelled = true;
+        detach();
+        void this.cancelBuild(buildId).catch(() => undefined);
+        resolve();
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      detach = this.watchBuild(buildId, 0, (e) => {
+        if (e.type === "action" && e.state === "failed" && e.infra) answer.infraError = e.error ?? "infrastructure failure";
+        if (e.type === "action" && e.state === "finished" && e.node) answer.node = e.node;
+        if (e.type === "action" && e.state === "cached") answer.cached = true;
+        if (e.type === "summary" && !done) {
+          done = true;
+          signal?.removeEventListener("abort", onAbort);
+          queueMicrotask(() => detach());
+          resolve();
+        }
+      });
+      if (signal?.aborted) onAbort();
+    });
+    if (cancelled) throw new OrionError(`RunAction: the caller went away; build ${buildId} cancelled`, { code: Status.CANCELLED });
+    const result = this.builds.get(buildId)?.results.get(actionId);
+    if (answer.infraError || !result) return answer;
+    // The outputs ride along, so the caller needs no read per blob; what the store no longer holds stays by digest.
+    const inline = async (digest: Digest | undefined): Promise<Buffer | undefined> =>
+      digest && digest.sizeBytes > 0 && digest.sizeBytes <= inlineLimit ? this.opts.store.get(digest) : undefined;
+    const outputFiles = await Promise.all(result.outputFiles.map(async (f) => (f.contents.length ? f : { ...f, contents: (await inline(f.digest)) ?? f.contents })));
+    const stream = async (raw: Buffer, digest: Digest | undefined): Promise<Buffer> => (raw.length ? raw : ((await inline(digest)) ?? raw));
+    const [stdoutRaw, stderrRaw] = await Promise.all([stream(result.stdoutRaw, result.stdoutDigest), stream(result.stderrRaw, result.stderrDigest)]);
+    answer.result = { ...result, outputFiles, stdoutRaw, stderrRaw };
+    return answer;
+  }
+
   async leaseHostSteps(buildId: string, max: number, waitMs: number): Promise<HostStepLease[]> {
     const build = this.builds.get(buildId);
     if (!build) throw new OrionError(`unknown build ${buildId}`, { code: Status.NOT_FOUND });
