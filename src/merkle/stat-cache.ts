@@ -74,14 +74,27 @@ export class StatCache {
    * the caller already has one. ctime is deliberately not compared: tools that copy trees with preserved times
    * (rsync, tar) would otherwise force a full re-hash, and size+mtime_ns+inode already catches ordinary edits.
    */
+  /** The recorded rows, read from SQLite on first use. */
+  private loaded(): Map<string, Row> {
+    this.rows ??= new Map(this.selectAll.all().map((r) => [r.path, r]));
+    return this.rows;
+  }
+
+  /**
+   * The digest recorded for a file still as `st` says (size, mtime, inode), counted as a hit; undefined when there is
+   * none (`digestOf` then reads it). Synchronous: a walk over thousands of unchanged files awaits nothing for them.
+   */
+  known(absPath: string, st: BigIntStats): Digest | undefined {
+    const row = this.loaded().get(absPath);
+    if (!row || row.size !== st.size || row.mtime_ns !== st.mtimeNs || row.ino !== st.ino) return undefined;
+    this.hits++;
+    return { hash: row.hash, sizeBytes: Number(row.size) };
+  }
+
   async digestOf(absPath: string, st?: BigIntStats): Promise<Digest> {
     const before = st ?? (await fsp.stat(absPath, { bigint: true }));
-    this.rows ??= new Map(this.selectAll.all().map((r) => [r.path, r]));
-    const row = this.rows.get(absPath);
-    if (row && row.size === before.size && row.mtime_ns === before.mtimeNs && row.ino === before.ino) {
-      this.hits++;
-      return { hash: row.hash, sizeBytes: Number(row.size) };
-    }
+    const known = this.known(absPath, before);
+    if (known) return known;
     this.misses++;
     // Taken before the read: a write during it, within the file's clock tick, would leave its stat as it was.
     const readFromNs = BigInt(this.clock.now()) * 1_000_000n;
@@ -94,7 +107,7 @@ export class StatCache {
     // The window is the file system's: a header touched just before a build is trusted ~50 ms later on ext4, not
     // re-read by each of the 59 compiles that include it (Redis's server.h, ~40 ms of hashing per build).
     if (stable && readFromNs - after.mtimeNs >= this.settleNs(fresh)) {
-      this.rows.set(absPath, fresh);
+      this.loaded().set(absPath, fresh);
       this.pending.set(absPath, fresh);
       if (this.pending.size >= FLUSH_BATCH) this.flush();
     }
@@ -107,9 +120,8 @@ export class StatCache {
    */
   remember(absPath: string, st: BigIntStats, digest: Digest): void {
     if (BigInt(digest.sizeBytes) !== st.size) return;
-    this.rows ??= new Map(this.selectAll.all().map((r) => [r.path, r]));
     const row: Row = { size: st.size, mtime_ns: st.mtimeNs, ino: st.ino, hash: digest.hash };
-    this.rows.set(absPath, row);
+    this.loaded().set(absPath, row);
     this.remembered.set(absPath, row);
   }
 
