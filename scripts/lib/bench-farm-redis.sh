@@ -47,6 +47,8 @@ cleanup() {
 trap cleanup EXIT
 
 extract() { "$root/scripts/fetch-redis" --extract "$tree" >/dev/null; }
+# A live process's own CPU seconds (user + system, children not included).
+proc_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.1f\n", ($12 + $13) / hz }' "/proc/$1/stat"; }
 free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 check_built() { [[ -x $tree/src/redis-server ]] || fail "$1 (no src/redis-server)" "$2"; }
 
@@ -85,6 +87,12 @@ for ((r = 1; r <= rounds; r++)); do
   summary=$(tail -1 "$log")
   # jemalloc's compiles ("CC deps/jemalloc/…") that ran on a node rather than here.
   jemalloc_on_nodes=$(node -e 'const l=require("fs").readFileSync(process.argv[1],"utf8").split("\n").filter(Boolean).map(JSON.parse);console.log(l.filter(e=>e.type==="action"&&e.state==="finished"&&e.kind==="compile"&&/^CC deps\/jemalloc\//.test(e.label)&&e.node&&e.node!=="local").length)' "$log")
+  # Where Orion's own CPU went: the head's and each node's JavaScript (their own user+sys; the tools a node runs are
+  # its spawn server's children, not counted here), read before they stop.
+  head_cpu=$(proc_cpu "$head_pid")
+  nodes_cpu=$(for p in "${node_pids[@]}"; do proc_cpu "$p"; done | awk '{s += $1} END {printf "%.1f", s}')
+  add head_cpu "$head_cpu"
+  add nodes_cpu "$nodes_cpu"
   kill "${node_pids[@]}" "$head_pid" 2>/dev/null || true
   wait "${node_pids[@]}" "$head_pid" 2>/dev/null || true
 
@@ -103,7 +111,7 @@ for ((r = 1; r <= rounds; r++)); do
   kill "$dpid" 2>/dev/null || true
   wait "$dpid" 2>/dev/null || true
 
-  echo "round $r/$rounds: make -j2 $(echo "${T[make]}" | awk '{print $NF}') s, orion build --head (2 nodes x 1 slot) $(echo "${T[orion_farm]}" | awk '{print $NF}') s [$(echo "$summary" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(`${j.executed} run, nodes ${JSON.stringify(j.nodes)}`)})'), jemalloc compiles on nodes: $jemalloc_on_nodes], distcc $(echo "${T[distcc]}" | awk '{print $NF}') s"
+  echo "round $r/$rounds: make -j2 $(echo "${T[make]}" | awk '{print $NF}') s, orion build --head (2 nodes x 1 slot) $(echo "${T[orion_farm]}" | awk '{print $NF}') s [head ${head_cpu} CPU-s, nodes ${nodes_cpu} CPU-s, $(echo "$summary" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(`${j.executed} run, nodes ${JSON.stringify(j.nodes)}`)})'), jemalloc compiles on nodes: $jemalloc_on_nodes], distcc $(echo "${T[distcc]}" | awk '{print $NF}') s"
 done
 
 median() { tr ' ' '\n' <<<"$1" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
@@ -117,6 +125,7 @@ fr=$(ratios "${T[orion_farm]}" "${T[make]}")
 dr=$(ratios "${T[distcc]}" "${T[make]}")
 echo
 echo "orion farm / make -j2: median $(median "$fr") (per round: $fr); target <= 1.05"
+echo "Orion's own CPU per farm build: head median $(median "${T[head_cpu]}") s (${T[head_cpu]}), nodes together $(median "${T[nodes_cpu]}") s (${T[nodes_cpu]})"
 echo "distcc / make -j2:     median $(median "$dr") (per round: $dr); anchor machine: distcc 39.5 s vs make -j2 38.1 s"
 mkdir -p "$root/bench-out"
-printf '{"make":[%s],"orionFarm":[%s],"distcc":[%s]}\n' "${T[make]// /,}" "${T[orion_farm]// /,}" "${T[distcc]// /,}" | tee "$root/bench-out/bench-farm-redis.json"
+printf '{"make":[%s],"orionFarm":[%s],"distcc":[%s],"headCpu":[%s],"nodesCpu":[%s]}\n' "${T[make]// /,}" "${T[orion_farm]// /,}" "${T[distcc]// /,}" "${T[head_cpu]// /,}" "${T[nodes_cpu]// /,}" | tee "$root/bench-out/bench-farm-redis.json"
