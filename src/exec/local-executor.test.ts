@@ -10,7 +10,7 @@ import { ExitCode, Status, isInfrastructureError, type Digest } from "../core/in
 import { buildTree, type TreeEntry } from "../merkle/index.js";
 import { Directory, type Command } from "../gen/orion/v1/remote_execution.js";
 import { LocalExecutor, storeInputs, type ExecRequest, type InputSource } from "./local-executor.js";
-import { GRANDCHILD_SCRIPT, expectGroupTimedOut } from "./test-helpers.js";
+import { GRANDCHILD_SCRIPT, expectGroupTimedOut, treeListing } from "./test-helpers.js";
 
 const ENV = [
   { name: "LANG", value: "C" },
@@ -224,24 +224,6 @@ describe("compile in the shared context", () => {
 });
 
 describe("a node's contexts, patched in place (ownsWorkDir)", () => {
-  /** Every file and symlink under `dir` with its content or target, and every folder with its mode. */
-  async function listing(dir: string): Promise<Record<string, string>> {
-    const out: Record<string, string> = {};
-    const walk = async (d: string) => {
-      for (const e of await fsp.readdir(d, { withFileTypes: true })) {
-        const full = join(d, e.name);
-        const rel = relative(dir, full);
-        if (e.isDirectory()) {
-          out[`${rel}/`] = ((await fsp.stat(full)).mode & 0o777).toString(8);
-          await walk(full);
-        } else if (e.isSymbolicLink()) out[rel] = `-> ${await fsp.readlink(full)}`;
-        else out[rel] = await fsp.readFile(full, "utf8");
-      }
-    };
-    await walk(dir);
-    return out;
-  }
-
   it("turns an idle context into the next by its differences, and back, each equal to a fresh one", async () => {
     const first = { "x.c": '#include "a.h"\nint x(void) { return A; }\n', "a.h": "#define A 1\n", "gen/keep.h": "", "gen/old.h": "old\n", "old/deep/f.h": "f\n", "lnk": "" };
     const proj = await newProject(first);
@@ -281,7 +263,7 @@ describe("a node's contexts, patched in place (ownsWorkDir)", () => {
     const plain = new LocalExecutor({ store, workDir: fresh, workerName: "n4" });
     executors.push(plain);
     expect((await plain.execute(request(proj, root2, command(["gcc", "-c", "x.c", "-o", "x.o"], ["x.o"]), "compile"))).result.exitCode).toBe(0);
-    expect(await listing(join(workDir, "ctx", root2.hash))).toEqual(await listing(join(fresh, "ctx", root2.hash)));
+    expect(await treeListing(join(workDir, "ctx", root2.hash))).toEqual(await treeListing(join(fresh, "ctx", root2.hash)));
     expect(await fsp.readdir(join(workDir, "ctx-stamps"))).toEqual([`${root2.hash}.json`]);
     const stamps = JSON.parse(await fsp.readFile(join(workDir, "ctx-stamps", `${root2.hash}.json`), "utf8"));
     expect(Object.keys(stamps).sort()).toEqual(["a.h", "gen/keep.h", "gen/new.h", "new/dir/g.h", "x.c"]);
@@ -290,8 +272,8 @@ describe("a node's contexts, patched in place (ownsWorkDir)", () => {
     const again = await compile(root1);
     expect(again.result.exitCode).toBe(0);
     expect(await fsp.readdir(join(workDir, "ctx"))).toEqual([root1.hash]);
-    expect(await listing(join(workDir, "ctx", root1.hash))).toMatchObject({ "a.h": "#define A 1\n", "gen/old.h": "old\n", "old/deep/f.h": "f\n", lnk: "-> a.h" });
-    expect(Object.keys(await listing(join(workDir, "ctx", root1.hash)))).not.toContain("new/");
+    expect(await treeListing(join(workDir, "ctx", root1.hash))).toMatchObject({ "a.h": "#define A 1\n (444)", "gen/old.h": "old\n (444)", "old/deep/f.h": "f\n (444)", lnk: "-> a.h" });
+    expect(Object.keys(await treeListing(join(workDir, "ctx", root1.hash)))).not.toContain("new/");
   });
 
   it("makes a context whole while the newest one is still compiled in", async () => {

@@ -1,6 +1,8 @@
-// Shared by the exec unit tests: whether a process the test started (or had started) is still alive, and what a timed-out process group must look like.
+// Shared by the exec unit tests: whether a process the test started (or had started) is still alive, what a timed-out
+// process group must look like, and a materialized tree as a comparable listing.
 import { readFileSync } from "node:fs";
 import * as fsp from "node:fs/promises";
+import { join, relative } from "node:path";
 import { expect } from "vitest";
 import { Status, isInfrastructureError } from "../core/index.js";
 
@@ -32,4 +34,23 @@ export function gone(pid: number): boolean {
   } catch {
     return true;
   }
+}
+
+/** Every entry under `dir`: files by content and mode ("text (444)"), symlinks by target ("-> t"), folders by mode ("d/"). */
+export async function treeListing(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await fsp.readdir(d, { withFileTypes: true })) {
+      const full = join(d, e.name);
+      const rel = relative(dir, full);
+      const mode = async () => ((await fsp.stat(full)).mode & 0o777).toString(8);
+      if (e.isDirectory()) {
+        out[`${rel}/`] = await mode();
+        await walk(full);
+      } else if (e.isSymbolicLink()) out[rel] = `-> ${await fsp.readlink(full)}`;
+      else out[rel] = `${await fsp.readFile(full, "utf8")} (${await mode()})`;
+    }
+  };
+  await walk(dir);
+  return out;
 }
