@@ -26,7 +26,7 @@ import {
   depfileRules,
   isAbsentHeader,
 } from "../cache/index.js";
-import { type DirState, DirListings, type StatCache } from "../merkle/index.js";
+import { type DirState, DirListings, placeOutput, type StatCache } from "../merkle/index.js";
 import { openCacheDir } from "../store/index.js";
 import { ActionResult, type OutputFile } from "../gen/orion/v1/remote_execution.js";
 import { type Classification, classifyCall } from "./classify.js";
@@ -394,10 +394,9 @@ export class CcService implements CallHandler {
       const dest = resolve(cwd, of.path);
       // A missing output dir is the compiler's error to report, with its own words.
       if (!existsSync(dirname(dest))) return undefined;
-      if (!(await store.copyOut(of.digest!, dest, of.isExecutable))) return undefined;
       // The archive or link that reads it next finds its digest without reading it back (Redis's touched server.h:
-      // 56 objects, ~10 MB, hashed again per build).
-      statCache.remember(dest, await stat(dest, { bigint: true }), of.digest!);
+      // 56 objects, ~10 MB, hashed again per build); one already in place gets new times only.
+      if (!(await placeOutput(store, statCache, of.digest!, dest, of.isExecutable))) return undefined;
     }
     return { exitCode: result.exitCode, stdout, stderr };
   }

@@ -7,7 +7,7 @@ import { classify, type Classified } from "../../dag-extract/classify.js";
 import { errorMessage, type Digest, type Logger } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
 import { type ActionCache, type ProgramDigests, keyEnv, linkKey, lookupValid, normalizeArgv, resolveLibraries } from "../cache/index.js";
-import type { StatCache } from "../merkle/index.js";
+import { placeOutput, type StatCache } from "../merkle/index.js";
 import { ActionResult } from "../gen/orion/v1/remote_execution.js";
 import { findCompiler, runCaptured, type CompilerCall, type CompilerReply } from "../cc/index.js";
 
@@ -90,12 +90,12 @@ export class ToolCache {
   }
 
   private async restore(key: string, cwd: string): Promise<CompilerReply | undefined> {
-    const { store, cache } = this.o.stores();
+    const { store, cache, statCache } = this.o.stores();
     const result = await lookupValid(cache, store, key);
     if (!result) return undefined;
     for (const f of result.outputFiles) {
       const dest = resolve(cwd, f.path);
-      if (!existsSync(dirname(dest)) || !(await store.copyOut(f.digest!, dest, f.isExecutable))) return undefined;
+      if (!existsSync(dirname(dest)) || !(await placeOutput(store, statCache, f.digest!, dest, f.isExecutable))) return undefined;
     }
     const text = async (raw: Uint8Array, d: Digest | undefined) => (raw.length || !d?.sizeBytes ? Buffer.from(raw) : await store.get(d));
     const [stdout, stderr] = await Promise.all([text(result.stdoutRaw, result.stdoutDigest), text(result.stderrRaw, result.stderrDigest)]);

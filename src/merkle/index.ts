@@ -1,5 +1,6 @@
 // Merkle trees and the stat cache behind them: the source context's public surface.
 export { StatCache, type StatCacheOptions } from "./stat-cache.js";
+export { placeOutput } from "./place-output.js";
 export {
   buildTree,
   hashTree,
