@@ -211,8 +211,6 @@ export class LocalExecutor {
   private readonly ownsWorkDir: boolean;
   /** With ownsWorkDir: the contexts this process made, by folder. */
   private readonly owned = new Map<string, OwnedContext>();
-  /** Folders of owned contexts since patched into another (an action handed one looks its root up again). */
-  private readonly patchedAway = new Set<string>();
   private contextsMade = 0;
 
   constructor(options: LocalExecutorOptions) {
@@ -469,9 +467,10 @@ export class LocalExecutor {
   /** The shared context of an input root for an action: with ownsWorkDir, held (not patched into another) until the action releases it. */
   private async useContext(root: Digest, log: Logger, peers: readonly PeerHint[], releases: (() => void)[]): Promise<string> {
     for (;;) {
-      const dir = await this.context(root, log, peers);
-      // Patched into another context between its making and this continuation: made again.
-      if (this.patchedAway.has(dir)) continue;
+      const pending = this.context(root, log, peers);
+      const dir = await pending;
+      // Patched into another context between its making and this continuation (its root forgotten): made again.
+      if (this.byRoot.get(root.hash) !== pending) continue;
       const own = this.owned.get(dir);
       if (own) {
         own.users++;
@@ -488,7 +487,6 @@ export class LocalExecutor {
     if (!best) return undefined;
     const [dir, own] = best;
     this.owned.delete(dir);
-    this.patchedAway.add(dir);
     this.byRoot.delete(own.root);
     this.inUse.delete(dir);
     this.onDisk.delete(own.root);
@@ -551,7 +549,6 @@ export class LocalExecutor {
       this.lastContext = { dir: final, files: new Map(tree.files.map((f) => [f.path, fileKey(f)])) };
       if (this.ownsWorkDir) {
         this.owned.set(final, { root: root.hash, tree, stamps, users: 0, made: ++this.contextsMade });
-        this.patchedAway.delete(final);
       }
       log.debug({ root: root.hash, files: tree.files.length, patched: !!patched, broughtMs, ms: this.clock.now() - started }, "context materialized");
       await this.pruneContexts(ctx, final).catch((err) => log.warn({ err: (err as Error).message }, "could not prune old contexts"));
@@ -641,8 +638,6 @@ export class LocalExecutor {
     const cutoff = this.clock.now() - CONTEXT_IDLE_MS;
     for (const old of dated.slice(KEEP_CONTEXTS)) {
       if (old.path === keep || this.inUse.has(old.path) || old.mtime > cutoff) continue;
-      if (this.owned.get(old.path)?.users) continue;
-      this.owned.delete(old.path);
       await removeTree(old.path);
       const name = old.path.slice(old.path.lastIndexOf("/") + 1);
       this.onDisk.delete(name);

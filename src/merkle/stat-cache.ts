@@ -69,11 +69,6 @@ export class StatCache {
     );
   }
 
-  /**
-   * The digest of the file at `absPath`. `st` (from `fs.lstat`/`fs.stat` with `{ bigint: true }`) saves a stat when
-   * the caller already has one. ctime is deliberately not compared: tools that copy trees with preserved times
-   * (rsync, tar) would otherwise force a full re-hash, and size+mtime_ns+inode already catches ordinary edits.
-   */
   /** The recorded rows, read from SQLite on first use. */
   private loaded(): Map<string, Row> {
     this.rows ??= new Map(this.selectAll.all().map((r) => [r.path, r]));
@@ -86,11 +81,16 @@ export class StatCache {
    */
   known(absPath: string, st: BigIntStats): Digest | undefined {
     const row = this.loaded().get(absPath);
-    if (!row || row.size !== st.size || row.mtime_ns !== st.mtimeNs || row.ino !== st.ino) return undefined;
+    if (!row || !rowMatches(row, st)) return undefined;
     this.hits++;
     return { hash: row.hash, sizeBytes: Number(row.size) };
   }
 
+  /**
+   * The digest of the file at `absPath`. `st` (from `fs.lstat`/`fs.stat` with `{ bigint: true }`) saves a stat when
+   * the caller already has one. ctime is deliberately not compared: tools that copy trees with preserved times
+   * (rsync, tar) would otherwise force a full re-hash, and size+mtime_ns+inode already catches ordinary edits.
+   */
   async digestOf(absPath: string, st?: BigIntStats): Promise<Digest> {
     const before = st ?? (await fsp.stat(absPath, { bigint: true }));
     const known = this.known(absPath, before);
@@ -136,7 +136,7 @@ export class StatCache {
       this.remembered.delete(path);
       try {
         const st = lstatSync(path, { bigint: true });
-        if (st.size === row.size && st.mtimeNs === row.mtime_ns && st.ino === row.ino) this.pending.set(path, row);
+        if (rowMatches(row, st)) this.pending.set(path, row);
       } catch {
         // Gone since: nothing to keep.
       }
@@ -185,4 +185,9 @@ export class StatCache {
     this.flush(tick);
     this.db.close();
   }
+}
+
+/** A row still describes the file as `st` finds it: the same size, mtime and inode (sameStat, against a stored row). */
+function rowMatches(row: Row, st: BigIntStats): boolean {
+  return row.size === st.size && row.mtime_ns === st.mtimeNs && row.ino === st.ino;
 }
