@@ -22,7 +22,7 @@ const { Node } = await import(dist + "node/index.js");
 const now = () => performance.timeOrigin + performance.now();
 const TOOLCHAIN = "bench-noop";
 
-const { values: args } = parseArgs({
+const { values: args } = parseArgsOrExit({
   options: {
     node: { type: "string" },
     name: { type: "string" },
@@ -38,6 +38,16 @@ const { values: args } = parseArgs({
     nodes: { type: "string", default: "2" },
   },
 });
+
+/** Bad flags are one line and exit 2, as the rest of Orion's commands. */
+function parseArgsOrExit(config) {
+  try {
+    return parseArgs(config);
+  } catch (err) {
+    process.stderr.write(`bench-farm: ${err.message} (scripts/bench-farm --help lists the options)\n`);
+    process.exit(2);
+  }
+}
 
 if (args.node) await runNode(args.node, args.name, Number(args.slots), args.executor);
 else if (args.part === "scaling") await runScaling();
