@@ -64,7 +64,7 @@ describe("argv policy against a real head and node", () => {
       ];
       const build = async (actions: GraphAction[]): Promise<BuildEvent[]> => {
         const { buildId } = await conn.builds.submitBuild(
-          { contextRoot: tree.root, actions, noCache: true, retries: 2, jobs: 0, token: "", projectRoot: proj },
+          { contextRoot: tree.root, actions, noCache: true, retries: 2, jobs: 0, token: "", projectRoot: proj, noNodeTimeoutMs: 0 },
           { root: tree.root },
         );
         const events: BuildEvent[] = [];

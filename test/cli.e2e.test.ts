@@ -46,6 +46,10 @@ describe("11. usage and configuration errors exit 2 with one line", () => {
     expectUsageError(await runOrion(["build", multiC], { ...orion, env: { ORION_JOBS: "abc" } }), /jobs/i);
   });
 
+  it("ORION_NO_NODE_TIMEOUT=soon (not a duration)", async () => {
+    expectUsageError(await runOrion(["build", multiC], { ...orion, env: { ORION_NO_NODE_TIMEOUT: "soon" } }), /noNodeTimeout: expected a duration such as 500ms, 60s, 2m, 1h/);
+  });
+
   it("an unknown key in the project's .orion.json", async () => {
     const proj = copyFixture("multi-c", join(scratch.root, "multi-c-badconfig"));
     writeFileSync(join(proj, ".orion.json"), JSON.stringify({ jobz: 4 }));

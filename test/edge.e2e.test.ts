@@ -76,7 +76,7 @@ function action(id: string, extra: Partial<GraphAction> = {}): GraphAction {
 }
 
 function submit(actions: GraphAction[], extra: Partial<SubmitBuildRequest> = {}): Promise<Outcome<unknown>> {
-  return call(builds.submitBuild.bind(builds), { contextRoot: root, actions, noCache: true, retries: 0, jobs: 0, token: "", projectRoot: "/tmp/edge-project", ...extra });
+  return call(builds.submitBuild.bind(builds), { contextRoot: root, actions, noCache: true, retries: 0, jobs: 0, token: "", projectRoot: "/tmp/edge-project", noNodeTimeoutMs: 0, ...extra });
 }
 
 beforeAll(async () => {

@@ -63,7 +63,7 @@ describe("roles on the head", () => {
     expect(await codeOf(asClient.nodeControl.register(reg("posing")))).toBe(Status.PERMISSION_DENIED);
     expect(await codeOf(asClient.nodeControl.lease({ nodeId: "posing", session: "", maxActions: 1, waitMs: 0, contextHashes: [] }))).toBe(Status.PERMISSION_DENIED);
     expect(await codeOf(asClient.nodeControl.reportResult({ nodeId: "posing", session: "", leaseId: "l", result: undefined, error: "x", depfile: "", actionError: false }))).toBe(Status.PERMISSION_DENIED);
-    expect(await codeOf(asNode.builds.submitBuild({ contextRoot: digestOf(""), actions: [], noCache: false, retries: 0, jobs: 0, token: "", projectRoot: "/p" }))).toBe(Status.PERMISSION_DENIED);
+    expect(await codeOf(asNode.builds.submitBuild({ contextRoot: digestOf(""), actions: [], noCache: false, retries: 0, jobs: 0, token: "", projectRoot: "/p", noNodeTimeoutMs: 0 }))).toBe(Status.PERMISSION_DENIED);
     expect(await codeOf(asNode.builds.getStatus())).toBe(Status.PERMISSION_DENIED);
     expect(await codeOf(connect("guess").builds.getStatus())).toBe(Status.UNAUTHENTICATED);
     expect(await asClient.blobs.findMissing([digestOf("x")])).toHaveLength(1);

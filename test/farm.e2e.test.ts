@@ -2,15 +2,12 @@
 // the fixtures with `orion build --head` and real gcc; no transport is mocked.
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   buildOutputs,
-  cleanEnv,
   copyFixture,
   differingFiles,
   makeReference,
-  ORION_BIN,
   type OrionBuild,
   orionBuild,
   type OrionEnv,
@@ -19,7 +16,7 @@ import {
   Scratch,
   snapshot,
 } from "./helpers.js";
-import { type Daemon, startDaemon, stopDaemon } from "./farm-helpers.js";
+import { type Daemon, startDaemon, startSlowGxxNodes, stopDaemon, watchedFarmBuild } from "./farm-helpers.js";
 
 const scratch = new Scratch("farm");
 const TOKEN = "farm-e2e-token";
@@ -203,45 +200,22 @@ describe("a head and four nodes on loopback", () => {
   });
 
   it("hands a stopping node's running work back to the queue: the build still succeeds on another node", async () => {
-    // A g++ that takes half a second per compile, offered only by two extra nodes, so the build runs there alone.
-    const bin = scratch.dir("slow-gxx");
-    const gxx = join(bin, "g++");
-    writeFileSync(gxx, '#!/bin/sh\ncase " $* " in *" -c "*) sleep 0.5 ;; esac\nexec /usr/bin/g++ "$@"\n');
-    chmodSync(gxx, 0o755);
-    const slow = await Promise.all(
-      ["slow-1", "slow-2"].map((name) =>
-        startDaemon(scratch, ["node", "--head", address, "--token", TOKEN, "--name", name, "--slots", "1", "--data-dir", join(scratch.root, name), "--toolchain", `g++=${gxx}`]),
-      ),
-    );
+    const { gxx, nodes: slow } = await startSlowGxxNodes(scratch, address, TOKEN, ["slow-1", "slow-2"]);
     try {
       const tree = copyFixture("cxx", join(scratch.root, "cxx-handback"));
-      const proc = execa(process.execPath, [ORION_BIN, "build", tree, "--json", "--head", address, "--token", TOKEN, "--", `CXX=${gxx}`], {
-        env: cleanEnv({ ORION_CACHE_DIR: join(scratch.root, "client-cache"), XDG_CONFIG_HOME: scratch.configHome, ORION_DRIVER: "graph" }),
-        extendEnv: false,
-        reject: false,
-        stdin: "ignore",
-        buffer: { stdout: true, stderr: true },
-      });
       // Stop slow-1 as soon as it has started something.
       let stopping: Promise<number | undefined> | undefined;
-      let text = "";
-      proc.stdout!.on("data", (c: Buffer) => {
-        text += c.toString();
-        if (!stopping && /"state":"started"[^\n]*"node":"slow-1"/.test(text)) stopping = stopDaemon(slow[0]!);
+      const r = await watchedFarmBuild(scratch, { tree, address, token: TOKEN, gxx, cacheDir: client().cacheDir }, (node) => {
+        if (!stopping && node === "slow-1") stopping = stopDaemon(slow[0]!);
       });
-      const r = await proc;
-      expect(r.exitCode, String(r.stderr)).toBe(0);
+      expect(r.exitCode, r.stderr).toBe(0);
       expect(stopping, "slow-1 never started an action").toBeDefined();
       expect(await stopping).toBe(0);
-      const events = String(r.stdout).split("\n").filter(Boolean).map((l) => JSON.parse(l));
-      const retried = events.filter((e) => e.type === "action" && e.state === "retry");
+      const retried = r.events.filter((e) => e.type === "action" && e.state === "retry");
       expect(retried.length).toBeGreaterThan(0);
-      expect(retried[0].node).toBe("slow-1");
-      expect(retried[0].error).toMatch(/slow-1 stopped/);
-      const summary = events.at(-1);
-      expect(summary.type).toBe("summary");
-      expect(summary.executed).toBe(5);
-      expect(summary.nodes).toEqual({ "slow-2": 5 });
+      expect(retried[0]!.node).toBe("slow-1");
+      expect(retried[0]!.error).toMatch(/slow-1 stopped/);
+      expect(r.events.at(-1)).toMatchObject({ type: "summary", executed: 5, nodes: { "slow-2": 5 } });
       expect(await runProgram(join(tree, "geometry"))).toMatch(/circle/);
     } finally {
       await Promise.all(slow.map((d) => (d.proc.exitCode === undefined || d.proc.exitCode === null ? stopDaemon(d) : undefined)));

@@ -213,6 +213,8 @@ export class CcFarm {
         jobs: 0,
         token: "",
         projectRoot: plan.root,
+        // No waiting for a node: with none there, the compile runs here at once.
+        noNodeTimeoutMs: 0,
       },
       INLINE_LIMIT_BYTES,
     );

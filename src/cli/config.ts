@@ -5,6 +5,7 @@ import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { z } from "zod";
 import { UsageError } from "../core/errors.js";
+import { parseDuration } from "../core/duration.js";
 
 /** The one config type; zod is loaded only when there is something to validate (it costs ~120 ms to load, a no-op build 0.3 s). */
 async function makeSchema() {
@@ -17,6 +18,8 @@ async function makeSchema() {
       jobs: z.number().int().min(1).max(1024),
       /** Extra attempts after an infrastructure failure. */
       retries: z.number().int().min(0).max(100),
+      /** How long a farm build waits while no registered node can run its actions ("60s", "2m"), then exits 3. */
+      noNodeTimeout: z.string().refine(isDuration, "expected a duration such as 500ms, 60s, 2m, 1h"),
       /** Neither read nor write the action cache. */
       noCache: z.boolean(),
       /** CAS size bound; least recently used blobs go first. */
@@ -45,13 +48,14 @@ async function makeSchema() {
 export type Config = z.infer<Awaited<ReturnType<typeof makeSchema>>>;
 
 
-export type ResolvedConfig = Config & Required<Pick<Config, "cacheDir" | "jobs" | "retries" | "noCache" | "maxCacheBytes" | "logLevel">>;
+export type ResolvedConfig = Config & Required<Pick<Config, "cacheDir" | "jobs" | "retries" | "noNodeTimeout" | "noCache" | "maxCacheBytes" | "logLevel">>;
 
 /** ORION_* variables → config keys, with their parsers. */
 const ENV_KEYS: [string, keyof Config, (v: string) => unknown][] = [
   ["ORION_CACHE_DIR", "cacheDir", String],
   ["ORION_JOBS", "jobs", Number],
   ["ORION_RETRIES", "retries", Number],
+  ["ORION_NO_NODE_TIMEOUT", "noNodeTimeout", String],
   ["ORION_NO_CACHE", "noCache", (v) => v === "1" || v === "true"],
   ["ORION_MAX_CACHE_BYTES", "maxCacheBytes", Number],
   ["ORION_LOG_LEVEL", "logLevel", String],
@@ -65,6 +69,15 @@ const ENV_KEYS: [string, keyof Config, (v: string) => unknown][] = [
   ["ORION_UNSANDBOXED", "unsandboxed", (v) => v === "1" || v === "true"],
   ["ORION_DRIVER", "driver", String],
 ];
+
+function isDuration(text: string): boolean {
+  try {
+    parseDuration(text, "");
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function describe(err: z.ZodError, where: string): string {
   const issue = err.issues[0]!;
@@ -156,6 +169,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<ResolvedConfig
     cacheDir: defaultCacheDir(input.env),
     jobs: input.cores,
     retries: 2,
+    noNodeTimeout: "60s",
     noCache: false,
     maxCacheBytes: 10 * 1024 ** 3,
     logLevel: "warn",

@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { existsSync, statSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option, type OptionValues } from "commander";
 import { errorMessage, ExitCode, OrionError, UsageError } from "../core/errors.js";
+import { parseDuration } from "../core/duration.js";
 import { ExtractError } from "../../dag-extract/errors.js";
 import { defaultCacheDir, loadConfig, type Config, type ResolvedConfig } from "./config.js";
 import type { CcConfig } from "../cc/command.js";
@@ -18,6 +19,18 @@ import type { Logger } from "../core/logger.js";
 import type { StepCache } from "../steps/step-cache.js";
 
 const VERSION = "0.1.0";
+
+/** A duration flag ("60s", "2m"): checked here, so a bad one is commander's one line and exit 2; kept as written. */
+function durationOption(name: string) {
+  return (value: string): string => {
+    try {
+      parseDuration(value, name);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+    return value;
+  };
+}
 
 function intOption(name: string, min: number) {
   return (value: string): number => {
@@ -45,12 +58,14 @@ function config(flags: Config, dir: string | undefined, env: NodeJS.ProcessEnv =
 
 async function buildCommand(
   dirArg: string | undefined,
-  opts: { json?: boolean; jobs?: number; cache?: boolean; retries?: number; head?: string; token?: string; tlsCa?: string; tlsCert?: string; tlsKey?: string; unsandboxed?: boolean; driver?: "make" | "graph" },
+  opts: { json?: boolean; jobs?: number; cache?: boolean; retries?: number; nodeTimeout?: string | boolean; head?: string; token?: string; tlsCa?: string; tlsCert?: string; tlsKey?: string; unsandboxed?: boolean; driver?: "make" | "graph" },
   passThrough: string[],
   io: CliIo,
 ): Promise<number> {
   const dir = projectDir(dirArg, io.cwd);
-  const cfg = await config({ jobs: opts.jobs, retries: opts.retries, noCache: opts.cache === false ? true : undefined, head: opts.head, token: opts.token, tlsCa: opts.tlsCa, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, unsandboxed: opts.unsandboxed, driver: opts.driver }, dir, io.env);
+  // commander reads --no-node-timeout as the negation of "node-timeout": its value, when given, is that attribute's.
+  const noNodeTimeout = typeof opts.nodeTimeout === "string" ? opts.nodeTimeout : undefined;
+  const cfg = await config({ jobs: opts.jobs, retries: opts.retries, noNodeTimeout, noCache: opts.cache === false ? true : undefined, head: opts.head, token: opts.token, tlsCa: opts.tlsCa, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, unsandboxed: opts.unsandboxed, driver: opts.driver }, dir, io.env);
   // A tree without a Makefile (a compile database alone) has no make to drive: its graph is the database.
   const hasMakefile = ["GNUmakefile", "makefile", "Makefile"].some((f) => existsSync(join(dir, f)));
   const makeDriven = cfg.driver !== "graph" && hasMakefile;
@@ -134,6 +149,7 @@ async function extractAndBuild(dir: string, cfg: ResolvedConfig, reporter: Repor
       graph,
       noCache: cfg.noCache,
       retries: cfg.retries,
+      noNodeTimeoutMs: parseDuration(cfg.noNodeTimeout, "noNodeTimeout"),
       head: backend.head,
       store: backend.store,
       statCache: backend.statCache,
@@ -462,6 +478,7 @@ function addBuildCommand(program: Command, passThrough: string[], done: Done, io
     .addOption(new Option("--driver <who>", "make: make drives the build, its tool calls reach Orion through shims; graph: Orion schedules make's dry run (ORION_DRIVER)").choices(["make", "graph"]))
     .option("--unsandboxed", "the embedded node runs tools without its bubblewrap sandbox (ORION_UNSANDBOXED=1; for benchmarks)")
     .option("--retries <n>", "extra attempts after an infrastructure failure (default 2)", intOption("--retries", 0))
+    .option("--no-node-timeout <duration>", "on a farm, how long actions wait while no node can run them (every node gone) before the build exits 3 (default 60s; ORION_NO_NODE_TIMEOUT)", durationOption("--no-node-timeout"))
     .option("--head <host:port>", "build on a farm: its head's address (ORION_HEAD); the embedded head and node when absent")
     .option("--token <token>", "the farm's token (ORION_TOKEN)")
     .option("--tls-ca <file>", "reach the head over TLS, checking its certificate against this CA (ORION_TLS_CA)")

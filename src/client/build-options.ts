@@ -13,6 +13,8 @@ export interface ClientBuildOptions {
   graph: BuildGraph;
   noCache: boolean;
   retries: number;
+  /** On a farm, how long actions wait while no registered node can run them before they fail (absent or 0: at once). */
+  noNodeTimeoutMs?: number;
   head: BuildsApi;
   /** Where the head reads blobs from (embedded: its own store). */
   store: BlobStore;

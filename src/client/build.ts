@@ -41,7 +41,7 @@ export async function runBuild(o: ClientBuildOptions): Promise<ClientBuildOutcom
   const context = hashed.upload;
   log.debug({ ms: Math.round(performance.now() - started), files: context.files?.size }, "context hashed and uploaded, toolchains named");
   const { buildId } = await o.head.submitBuild(
-    { contextRoot: context.root, actions, noCache: o.noCache, retries: o.retries, jobs: 0, token: "", projectRoot: root },
+    { contextRoot: context.root, actions, noCache: o.noCache, retries: o.retries, jobs: 0, token: "", projectRoot: root, noNodeTimeoutMs: o.noNodeTimeoutMs ?? 0 },
     context,
   );
   log.debug({ buildId, actions: actions.length }, "build submitted");

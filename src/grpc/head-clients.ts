@@ -4,6 +4,7 @@ import { OrionError, Status } from "../core/index.js";
 import type { BuildsApi, ContextUpload, FarmStatusApi, HostStepLease, NodeControlApi } from "../head/api.js";
 import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
 import type {
+  AttachRequest,
   BuildsClient,
   GetResultsResponse,
   GetStatusResponse,
@@ -62,6 +63,24 @@ export class GrpcNodeControl implements NodeControlApi {
 
   async leave(req: LeaveRequest): Promise<void> {
     await rpc((cb) => this.client.leave(req, md(), deadline(5_000), cb), this.address, "Leave");
+  }
+
+  /** No deadline: the call lasts as long as the node; keep-alive pings notice a head that went away. */
+  attach(req: AttachRequest, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (signal.aborted) return resolve();
+      const call = this.client.attach(req, md());
+      const settle = (err?: Error) => {
+        signal.removeEventListener("abort", onAbort);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onAbort = () => call.cancel();
+      signal.addEventListener("abort", onAbort, { once: true });
+      call.on("data", () => {});
+      call.on("error", (err: grpc.ServiceError) => settle(signal.aborted ? undefined : fromServiceError(err, this.address, "Attach")));
+      call.on("end", () => settle());
+    });
   }
 }
 

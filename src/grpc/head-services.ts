@@ -1,21 +1,21 @@
 // The head's NodeControl and Builds services: thin adapters from the generated grpc-js interfaces onto NodeControlApi, BuildsApi and FarmStatusApi.
 import * as grpc from "@grpc/grpc-js";
 import { type Logger, OrionError, Status, errorMessage } from "../core/index.js";
-import type { BuildsApi, FarmStatusApi, NodeControlApi } from "../head/api.js";
+import type { BuildsApi, FarmStatusApi, NodeAttachments, NodeControlApi } from "../head/api.js";
 import type { ActionOutcome, BuildsServer, NodeControlServer } from "../gen/orion/v1/scheduler.js";
 import type { Authenticator } from "./auth.js";
-import { checkHeartbeat, checkId, checkLease, checkLeaseHostSteps, checkLeave, checkRegister, checkReportHostStep, checkReportResult } from "../head/requests.js";
+import { checkAttach, checkHeartbeat, checkId, checkLease, checkLeaseHostSteps, checkLeave, checkRegister, checkReportHostStep, checkReportResult } from "../head/requests.js";
 import { toStatus } from "./errors.js";
 import { unary } from "./handlers.js";
 
 /** The most a RunAction answer carries inline per output: the rest of its 64 MiB message is left for the others. */
 const MAX_INLINE_BYTES = 16 * 1024 * 1024;
 
-export function nodeControlService(head: NodeControlApi, auth: Authenticator, logger?: Logger): NodeControlServer {
+export function nodeControlService(head: NodeControlApi & NodeAttachments, auth: Authenticator, logger?: Logger): NodeControlServer {
   const log = logger?.child({ module: "node-control" });
   /** A call the head refused as not the node's to make (a forged or mismatched report, another node's session): logged with the peer. */
   // A thunk, so a request the edge checks refuse (they throw at once) is logged the same way.
-  const refusedLogged = <T>(call: grpc.ServerUnaryCall<unknown, unknown>, what: string, nodeId: string, f: () => Promise<T>): Promise<T> =>
+  const refusedLogged = <T>(call: { getPeer(): string }, what: string, nodeId: string, f: () => Promise<T>): Promise<T> =>
     Promise.resolve().then(f).catch((err: unknown) => {
       const code = (err as { code?: number }).code;
       if (code === Status.PERMISSION_DENIED || code === Status.INVALID_ARGUMENT) log?.warn({ peer: call.getPeer(), call: what, node: nodeId, err: errorMessage(err) }, "refused a node call");
@@ -39,6 +39,31 @@ export function nodeControlService(head: NodeControlApi, auth: Authenticator, lo
       await refusedLogged(call, "Leave", req.nodeId, () => head.leave(checkLeave(req)));
       return {};
     }),
+    // Held open by the node; nothing is written on it. Its end from the node's side (hang-up, death, a dropped
+    // connection: grpc-js reports each as "cancelled") drops the node; the head ends it when it drops the node itself.
+    attach(call) {
+      const denied = auth(call.metadata);
+      if (denied) {
+        call.emit("error", { code: grpc.status.UNAUTHENTICATED, details: denied });
+        return;
+      }
+      let ended = false;
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        call.end();
+      };
+      refusedLogged(call, "Attach", call.request.nodeId, async () => head.attached(checkAttach(call.request), end)).then(
+        (detach) => {
+          if (call.cancelled) detach();
+          else call.on("cancelled", detach);
+        },
+        (err: unknown) => {
+          ended = true;
+          call.emit("error", toStatus(err));
+        },
+      );
+    },
   };
 }
 

@@ -41,6 +41,7 @@ export const MESSAGE_CAPS: Readonly<Record<string, number>> = {
   // A result: output names and digests, a depfile, and captured output up to the node's INLINE_OUTPUT_BYTES (1 MiB) each: more goes by digest.
   "/orion.v1.NodeControl/ReportResult": 8 * MiB,
   "/orion.v1.NodeControl/Leave": 64 * KiB,
+  "/orion.v1.NodeControl/Attach": 64 * KiB,
   // A whole build graph: the one large request.
   "/orion.v1.Builds/SubmitBuild": MAX_MESSAGE_BYTES,
   "/orion.v1.Builds/WatchBuild": 64 * KiB,

@@ -3,7 +3,7 @@ import { makeDirSync } from "../core/fs.js";
 import * as grpc from "@grpc/grpc-js";
 import { type Logger, OrionError, UsageError, errorMessage } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
-import type { BuildsApi, FarmStatusApi, NodeControlApi } from "../head/api.js";
+import type { BuildsApi, FarmStatusApi, NodeAttachments, NodeControlApi } from "../head/api.js";
 import { BlobsService } from "../gen/orion/v1/blobs.js";
 import { BuildsService, NodeControlService } from "../gen/orion/v1/scheduler.js";
 import { type AuthPolicy, alreadyAuthenticated } from "./auth.js";
@@ -14,7 +14,7 @@ import { SERVER_OPTIONS } from "./limits.js";
 import { messageCapInterceptor, SERVER_RECEIVE_LIMIT, withMessageCaps } from "./message-caps.js";
 
 export interface FarmServerOptions {
-  head: NodeControlApi & BuildsApi & FarmStatusApi;
+  head: NodeControlApi & NodeAttachments & BuildsApi & FarmStatusApi;
   store: BlobStore;
   /** HOST:PORT; port 0 binds a free port. */
   listen: string;

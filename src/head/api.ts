@@ -3,6 +3,7 @@
 import type { Digest } from "../core/index.js";
 import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
 import type {
+  AttachRequest,
   GetStatusResponse,
   HeartbeatRequest,
   LeaveRequest,
@@ -26,6 +27,22 @@ export interface NodeControlApi {
   reportResult(req: ReportResultRequest): Promise<void>;
   /** The node stops: whatever it still holds goes back to the queue now rather than at its TTL. */
   leave(req: LeaveRequest): Promise<void>;
+  /**
+   * Over the wire only: holds the node's Attach call open until `signal` aborts (resolves) or the call ends (the head
+   * ended it: resolves; it failed: rejects). The head takes the call ending without a leave as the node being gone.
+   * In-process there is no connection to lose, and no such call.
+   */
+  attach?(req: AttachRequest, signal: AbortSignal): Promise<void>;
+}
+
+/** The head's side of its nodes' Attach calls (the gRPC service's, in-process nothing calls it). */
+export interface NodeAttachments {
+  /**
+   * A node opened an Attach call (its registration checked as on any node call). `end` ends that call (the head
+   * dropped the registration, or is closing); the function returned is for the service to call when the call ends
+   * on the node's side (it hung up, died, or its connection dropped): unless superseded, that drops the node.
+   */
+  attached(req: AttachRequest, end: () => void): () => void;
 }
 
 /** A host step handed to the build's client, which runs it in the real tree. */

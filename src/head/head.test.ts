@@ -93,13 +93,13 @@ describe("Head membership", () => {
 });
 
 /** A build of independent no-input actions ("other": they run against an empty input root) with the given toolchains. */
-async function submit(toolchains: string[]): Promise<{ buildId: string; events: BuildEvent[] }> {
+async function submit(toolchains: string[], noNodeTimeoutMs = 0): Promise<{ buildId: string; events: BuildEvent[] }> {
   const root = await store.put(Directory.encode({ files: [], directories: [], symlinks: [] }).finish());
   const actions: GraphAction[] = toolchains.map((toolchain, i) => ({
     id: `a${i}`, kind: "other", label: `RUN ${i}`, arguments: ["/usr/bin/tool"], cwd: "", inputs: [], outputs: [], deps: [],
     host: false, toolchain, environmentVariables: [], shell: "",
   }));
-  const { buildId } = await head.submitBuild({ contextRoot: root, actions, noCache: true, retries: 2, jobs: 0, token: "", projectRoot: "/p" }, { root, files: new Map() });
+  const { buildId } = await head.submitBuild({ contextRoot: root, actions, noCache: true, retries: 2, jobs: 0, token: "", projectRoot: "/p", noNodeTimeoutMs }, { root, files: new Map() });
   const events: BuildEvent[] = [];
   head.watchBuild(buildId, 0, (e) => events.push(e));
   return { buildId, events };
@@ -110,6 +110,96 @@ async function until(done: () => boolean): Promise<void> {
   const deadline = Date.now() + 5_000;
   while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
 }
+
+describe("Head: a node's Attach call", () => {
+  it("drops a node whose call ends from its side at once: its lease goes back to the queue, long before its TTL", async () => {
+    await register(reg("a", "a"));
+    const ended: string[] = [];
+    const detach = head.attached({ nodeId: "a", session: session("a") }, () => ended.push("a"));
+    const { events } = await submit(["d-gcc"]);
+    await until(() => events.some((e) => e.type === "action" && e.state === "queued"));
+    const { leases } = await head.lease({ nodeId: "a", session: session("a"), maxActions: 1, waitMs: 0, contextHashes: [] });
+    expect(leases).toHaveLength(1);
+    detach(); // the node died: its connection closed
+    expect(events.find((e) => e.type === "action" && e.state === "retry")).toMatchObject({ node: "a", error: "node a dropped its connection" });
+    expect(await names()).toEqual([]);
+    expect(ended).toEqual([]); // its own end: nothing for the head to end
+    await register(reg("b", "b"));
+    clock.advance(100); // past the retry's backoff
+    const again = await head.lease({ nodeId: "b", session: session("b"), maxActions: 1, waitMs: 0, contextHashes: [] });
+    expect(again.leases.map((l) => [l.actionId, l.attempt])).toEqual([["a0", 2]]);
+  });
+
+  it("refuses a call under another session; a newer call supersedes an older one; the head ends the call of a node it drops", async () => {
+    await register(reg("a", "a"));
+    expect(() => head.attached({ nodeId: "a", session: "00" }, () => {})).toThrow(/not this node's session/);
+    expect(() => head.attached({ nodeId: "nobody", session: "" }, () => {})).toThrow(/unknown node nobody/);
+    const ended: string[] = [];
+    const first = head.attached({ nodeId: "a", session: session("a") }, () => ended.push("first"));
+    head.attached({ nodeId: "a", session: session("a") }, () => ended.push("second"));
+    expect(ended).toEqual(["first"]);
+    first(); // the superseded call's end is not the node's
+    expect(await names()).toEqual(["a"]);
+    await head.leave({ nodeId: "a", session: session("a") });
+    expect(ended).toEqual(["first", "second"]);
+  });
+
+  it("ends a lease wait the node hung up on, handing it nothing", async () => {
+    await register(reg("a", "a"));
+    const abort = new AbortController();
+    const waiting = head.lease({ nodeId: "a", session: session("a"), maxActions: 1, waitMs: 60_000, contextHashes: [] }, abort.signal);
+    abort.abort();
+    expect((await waiting).leases).toEqual([]);
+    const { events } = await submit(["d-gcc"]);
+    await until(() => events.some((e) => e.type === "action" && e.state === "queued"));
+    expect(events.some((e) => e.type === "action" && e.state === "started")).toBe(false);
+  });
+});
+
+describe("Head: builds no node can serve", () => {
+  it("keeps the actions of a build with a no-node timeout queued while no node is registered, then fails them as infra", async () => {
+    const { events } = await submit(["d-gcc", "d-gcc"], 3_000);
+    await until(() => events.filter((e) => e.type === "action" && e.state === "queued").length === 2);
+    for (let i = 0; i < 3; i++) clock.advance(1_000);
+    expect(events.some((e) => e.type === "summary")).toBe(false);
+    clock.advance(1_000);
+    // One failure to show; the rest of the build is skipped, as after any failure.
+    const failed = events.filter((e) => e.type === "action" && e.state === "failed");
+    expect(failed).toEqual([expect.objectContaining({ infra: true, error: "no live node could run the build's actions for 3 s (no node is registered with the head)" })]);
+    expect(events.at(-1)).toMatchObject({ type: "summary", failed: 1, skipped: 1 });
+  });
+
+  it("hands the waiting actions to a node that registers in time", async () => {
+    const { events } = await submit(["d-gcc"], 3_000);
+    await until(() => events.some((e) => e.type === "action" && e.state === "queued"));
+    clock.advance(2_000);
+    await register(reg("late", "l"));
+    const { leases } = await head.lease({ nodeId: "late", session: session("late"), maxActions: 1, waitMs: 0, contextHashes: [] });
+    expect(leases.map((l) => l.actionId)).toEqual(["a0"]);
+    const result = { outputFiles: [], exitCode: 0, stdoutRaw: Buffer.alloc(0), stderrRaw: Buffer.alloc(0), stdoutDigest: undefined, stderrDigest: undefined, executionMetadata: undefined };
+    await head.reportResult({ nodeId: "late", session: session("late"), leaseId: leases[0]!.leaseId, result, error: "", depfile: "", actionError: false });
+    expect(events.at(-1)).toMatchObject({ type: "summary", executed: 1, failed: 0 });
+  });
+
+  it("restarts the clock when every node is gone again, and fails then", async () => {
+    await register(reg("a", "a"));
+    const { events } = await submit(["d-gcc"], 2_000);
+    await until(() => events.some((e) => e.type === "action" && e.state === "queued"));
+    await head.lease({ nodeId: "a", session: session("a"), maxActions: 1, waitMs: 0, contextHashes: [] });
+    await head.leave({ nodeId: "a", session: session("a") });
+    expect(events.some((e) => e.type === "action" && e.state === "retry")).toBe(true);
+    for (let i = 0; i < 4; i++) clock.advance(1_000);
+    expect(events.filter((e) => e.type === "action" && e.state === "failed")).toEqual([
+      expect.objectContaining({ infra: true, error: expect.stringMatching(/^no live node could run the build's actions for 2 s/) }),
+    ]);
+  });
+
+  it("fails at once without a timeout (orion cc's one-compile builds, which then compile locally)", async () => {
+    const { events } = await submit(["d-gcc"]);
+    await until(() => events.some((e) => e.type === "summary"));
+    expect(events.find((e) => e.type === "action" && e.state === "failed")).toMatchObject({ infra: true, error: expect.stringMatching(/no node is registered with the head/) });
+  });
+});
 
 describe("Head placement", () => {
   it("fails an action no node's toolchain can run at once, as an infrastructure failure naming the nodes", async () => {
@@ -185,7 +275,7 @@ describe("Head RunAction (one call per action)", () => {
       id: "cc", kind: "other", label: "RUN cc", arguments: ["/usr/bin/tool"], cwd: "", inputs: [], outputs, deps: [],
       host: false, toolchain, environmentVariables: [], shell: "",
     };
-    return { contextRoot: root, actions: [action], noCache: true, retries: 0, jobs: 0, token: "", projectRoot: "/p" };
+    return { contextRoot: root, actions: [action], noCache: true, retries: 0, jobs: 0, token: "", projectRoot: "/p", noNodeTimeoutMs: 0 };
   };
 
   it("answers with the node's result, outputs and streams up to the limit inline, the rest by digest", async () => {
@@ -244,7 +334,7 @@ async function submitCompiles(rootTag: string, files: Record<string, number>, n:
     id: `${rootTag}${i}`, kind: "compile", label: `CC ${rootTag}${i}`, arguments: ["/usr/bin/gcc", "-c", `f${i}.c`, "-o", `f${i}.o`], cwd: "",
     inputs: [], outputs: [`f${i}.o`], deps: [], host: false, toolchain: "d-gcc", environmentVariables: [], shell: "",
   }));
-  const { buildId } = await head.submitBuild({ contextRoot: root, actions, noCache: true, retries: 0, jobs: 0, token: "", projectRoot: "/p" }, { root, files: map });
+  const { buildId } = await head.submitBuild({ contextRoot: root, actions, noCache: true, retries: 0, jobs: 0, token: "", projectRoot: "/p", noNodeTimeoutMs: 0 }, { root, files: map });
   const events: BuildEvent[] = [];
   head.watchBuild(buildId, 0, (e) => events.push(e));
   await until(() => events.filter((e) => e.type === "action" && e.state === "queued").length === n);
@@ -282,7 +372,7 @@ describe("Head placement by input bytes held", () => {
       host: false, toolchain: "d-gcc", environmentVariables: [], shell: "",
     });
     const { buildId } = await head.submitBuild(
-      { contextRoot: root, actions: [mk("first", []), mk("then", ["first"])], noCache: true, retries: 0, jobs: 0, token: "", projectRoot: "/p" },
+      { contextRoot: root, actions: [mk("first", []), mk("then", ["first"])], noCache: true, retries: 0, jobs: 0, token: "", projectRoot: "/p", noNodeTimeoutMs: 0 },
       { root, files: new Map() },
     );
     const events: BuildEvent[] = [];
@@ -323,7 +413,7 @@ describe("Head peer hints (P2P)", () => {
       id, kind: "other", label: id, arguments: ["/usr/bin/tool"], cwd: "", inputs: [], outputs: [], deps: [], host: false, toolchain: "d-gcc", environmentVariables: [], shell: "", ...extra,
     });
     const { buildId } = await head.submitBuild(
-      { contextRoot: root, actions: [act("make-o", { outputs: ["x.o"] }), act("link", { kind: "link", inputs: ["x.o"], outputs: ["app"], deps: ["make-o"] })], noCache: true, retries: 0, jobs: 0, token: "", projectRoot: "/p" },
+      { contextRoot: root, actions: [act("make-o", { outputs: ["x.o"] }), act("link", { kind: "link", inputs: ["x.o"], outputs: ["app"], deps: ["make-o"] })], noCache: true, retries: 0, jobs: 0, token: "", projectRoot: "/p", noNodeTimeoutMs: 0 },
       { root, files: new Map() },
     );
     const events: BuildEvent[] = [];
@@ -351,7 +441,7 @@ describe("Head warm-up of compile contexts", () => {
     });
     // The compile waits for a host step (the client's), so no node has work: only the root to warm.
     await head.submitBuild(
-      { contextRoot: root, actions: [act("gen", { kind: "other", host: true, arguments: ["./gen.sh"] }), act("cc", { deps: ["gen"] })], noCache: true, retries: 0, jobs: 0, token: "", projectRoot: "/p" },
+      { contextRoot: root, actions: [act("gen", { kind: "other", host: true, arguments: ["./gen.sh"] }), act("cc", { deps: ["gen"] })], noCache: true, retries: 0, jobs: 0, token: "", projectRoot: "/p", noNodeTimeoutMs: 0 },
       { root, files: new Map([["x.c", { digest: fake("xc", 10), executable: false }]]) },
     );
     const lease = (nodeId: string, contextHashes: string[]) => head.lease({ nodeId, session: session(nodeId), maxActions: 1, waitMs: 0, contextHashes });

@@ -9,6 +9,7 @@ import {
   type IdGenerator,
   type Logger,
   digestKey,
+  formatDuration,
   errorMessage,
   isInfrastructureError,
   OrionError,
@@ -21,7 +22,7 @@ import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
 import type * as wire from "../gen/orion/v1/scheduler.js";
 import type { GraphAction, SubmitBuildRequest } from "../gen/orion/v1/scheduler.js";
 import { type ActionKind, type BuildEvent, Scheduler, type Task, type TaskSpec, type Worker } from "../scheduler/index.js";
-import type { BuildsApi, ContextUpload, FarmStatusApi, HostStepLease, NodeControlApi } from "./api.js";
+import type { BuildsApi, ContextUpload, FarmStatusApi, HostStepLease, NodeAttachments, NodeControlApi } from "./api.js";
 import { isMissingInputs, lostInputs, waitForBlobs } from "./lost-inputs.js";
 import { type ContextEntry, ContextIndex } from "./context-index.js";
 import type { DurationHistory } from "./durations.js";
@@ -59,14 +60,19 @@ interface HeadBuild {
   compileToolchains: Set<string>;
   finished: boolean;
   startedAt?: number;
+  /** How long its queued actions may wait while no registered node can run them (0: they fail at once). */
+  noNodeTimeoutMs: number;
 }
 
 /** How long an action whose inputs the store lost waits for its client to send them again before it re-runs anyway. */
 const LOST_INPUT_WAIT_MS = 10_000;
 
+/** How often the head looks for builds that no registered node can serve (while one has a no-node timeout). */
+const STARVED_CHECK_MS = 1_000;
+
 const DEFAULT_ESTIMATES: Record<string, number> = { compile: 150, link: 200, archive: 30, depgen: 100, configure: 3000, script: 100, other: 100 };
 
-export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
+export class Head implements NodeControlApi, NodeAttachments, BuildsApi, FarmStatusApi {
   private readonly scheduler: Scheduler<Payload>;
   private readonly builds = new Map<string, HeadBuild>();
   private readonly nodes: NodeRegistry;
@@ -77,6 +83,9 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
   private readonly leaseOwners = new Map<string, { build: HeadBuild; task: Task<Payload>; nodeId: string }>();
   /** Workers waiting in a long-poll lease, woken when work appears. */
   private waiters = new Set<() => void>();
+  /** Builds whose queued actions no registered node takes → since when (their no-node timeout runs from then). */
+  private readonly starvedSince = new Map<string, number>();
+  private starvedTimer?: { cancel(): void };
   private readonly deps: PrepareDeps;
   private closed = false;
   private readonly log: Logger;
@@ -118,17 +127,25 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
     this.nodes.leave(req);
   }
 
-  async lease(req: wire.LeaseRequest): Promise<wire.LeaseResponse> {
+  attached(req: wire.AttachRequest, end: () => void): () => void {
+    return this.nodes.attached(req.nodeId, req.session, end);
+  }
+
+  async lease(req: wire.LeaseRequest, signal?: AbortSignal): Promise<wire.LeaseResponse> {
     const node = this.nodes.caller(req.nodeId, req.session);
     node.lastSeen = this.opts.clock.now();
     this.nodes.noteContexts(node, req.contextHashes);
+    // A node that hung up mid-wait would never see what it was handed: the wait ends, empty.
+    const hungUp = () => signal?.aborted === true;
+    const onAbort = () => this.wake();
+    signal?.addEventListener("abort", onAbort, { once: true });
     // An evicted node must not take work: it re-registers first.
     const leases = await this.waitFor(
-      () => (this.nodes.isCurrent(node) ? this.scheduler.lease(node.worker, Math.max(1, req.maxActions)) : []),
+      () => (this.nodes.isCurrent(node) && !hungUp() ? this.scheduler.lease(node.worker, Math.max(1, req.maxActions)) : []),
       req.waitMs,
       // A root to warm up ends the wait too: the node makes it while no work is there.
-      () => !this.nodes.isCurrent(node) || this.nodes.rootsToWarm(node).length > 0,
-    );
+      () => hungUp() || !this.nodes.isCurrent(node) || this.nodes.rootsToWarm(node).length > 0,
+    ).finally(() => signal?.removeEventListener("abort", onAbort));
     node.lastSeen = this.opts.clock.now();
     const warmRoots = leases.length || !this.nodes.isCurrent(node) ? [] : this.nodes.rootsToWarm(node);
     return {
@@ -230,6 +247,38 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
     for (const leaseId of this.leaseOwners.keys()) if (!this.scheduler.isLive(leaseId)) this.leaseOwners.delete(leaseId);
     if (released) this.log.info({ node: nodeId, released }, "leases re-queued");
     this.wake();
+    this.watchStarved();
+  }
+
+  /**
+   * While a build with a no-node timeout runs: every STARVED_CHECK_MS, a build whose queued actions no registered node
+   * takes (every node gone, or none registered yet) starts its clock; one that stays so for its timeout has those
+   * actions fail as infrastructure errors (exit 3), rather than wait forever. A node that comes back in time stops it.
+   */
+  private watchStarved(): void {
+    if (this.starvedTimer || this.closed) return;
+    const watched = () => [...this.builds.values()].filter((b) => !b.finished && b.noNodeTimeoutMs > 0);
+    if (!watched().length) return;
+    this.starvedTimer = this.opts.clock.setTimeout(() => {
+      this.starvedTimer = undefined;
+      const now = this.opts.clock.now();
+      for (const b of watched()) {
+        const queued = this.scheduler.queued(b.id).filter((t) => !t.spec.host);
+        if (!queued.length || queued.some((t) => this.nodes.acceptsAny(t))) {
+          this.starvedSince.delete(b.id);
+          continue;
+        }
+        const since = this.starvedSince.get(b.id) ?? now;
+        this.starvedSince.set(b.id, since);
+        if (now - since < b.noNodeTimeoutMs) continue;
+        this.starvedSince.delete(b.id);
+        const error = `no live node could run the build's actions for ${formatDuration(b.noNodeTimeoutMs)} (${this.nodes.whyNone()})`;
+        this.log.warn({ build: b.id, queued: queued.length, error }, "failing a build no node can serve");
+        this.scheduler.failQueued(b.id, (t) => !t.spec.host, error);
+      }
+      for (const id of this.starvedSince.keys()) if (!this.builds.get(id) || this.builds.get(id)!.finished) this.starvedSince.delete(id);
+      this.watchStarved();
+    }, STARVED_CHECK_MS);
   }
 
   async getStatus(): Promise<wire.GetStatusResponse> {
@@ -270,9 +319,11 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
       compileToolchains: new Set(req.actions.filter((a) => a.kind === "compile" && !a.host).map((a) => a.toolchain)),
       finished: false,
       startedAt: this.opts.clock.now(),
+      noNodeTimeoutMs: Math.max(0, Number(req.noNodeTimeoutMs ?? 0)),
     };
     this.builds.set(id, build);
     this.deriveWarmRoot(build);
+    this.watchStarved();
     const estimate = (kind: string, label: string) => this.opts.durations?.estimate(kind, label) ?? DEFAULT_ESTIMATES[kind] ?? 100;
     const specs: TaskSpec[] = req.actions.map((a) => ({
       id: a.id,
@@ -397,6 +448,7 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
   /** Ends every long-poll at once; later lease calls return nothing. */
   close(): void {
     this.closed = true;
+    this.starvedTimer?.cancel();
     this.nodes.close();
     this.wake();
   }
@@ -416,8 +468,9 @@ export class Head implements NodeControlApi, BuildsApi, FarmStatusApi {
           build.results.set(action.id, prepared.cached);
           this.recordProduced(build, action, prepared.cached);
           this.scheduler.markCached(build.id, action.id);
-        } else if (!this.nodes.placeable(toolchainOf(prepared))) {
-          // Waiting would hang the build: no node could ever take this action.
+        } else if (!this.nodes.placeable(toolchainOf(prepared)) && (this.nodes.size > 0 || build.noNodeTimeoutMs === 0)) {
+          // Nodes are there and none has the toolchain, or the build does not wait for one: failing now beats a hang.
+          // With no node at all, the action waits in the queue for one to register, up to the build's no-node timeout.
           const error = this.nodes.unplaceable(posix.basename(action.arguments[0] ?? ""), toolchainOf(prepared));
           this.log.warn({ action: action.id, error }, "action cannot be placed");
           this.scheduler.failReady(build.id, action.id, error, true);

@@ -3,7 +3,7 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { type Clock, type Digest, type Logger, OrionError, Status } from "../core/index.js";
 import type { HeartbeatRequest, HeartbeatResponse, LeaveRequest, NodeStatus, PeerHint, RegisterRequest, RegisterResponse, WarmRoot } from "../gen/orion/v1/scheduler.js";
-import type { Worker } from "../scheduler/index.js";
+import type { Task, Worker } from "../scheduler/index.js";
 import { BlobHolders } from "./blob-holders.js";
 import type { ContextIndex } from "./context-index.js";
 import { type Payload, toolchainOf } from "./payload.js";
@@ -33,6 +33,8 @@ export interface NodeRecord {
   /** Input roots already named to it to warm up (never twice, so a root it cannot make is not a loop). */
   warmed: Set<string>;
   worker: Worker<Payload>;
+  /** Its open Attach call, if any: the node is dropped when that call ends from its side. */
+  attachment?: { end(): void };
 }
 
 /** A running build's compile root, to warm up on nodes that can run its compiles. */
@@ -143,6 +145,23 @@ export class NodeRegistry {
     return { cancelLeaseIds: [] };
   }
 
+  /** See NodeAttachments.attached: a newer call of the same registration supersedes an older one, which is ended. */
+  attached(nodeId: string, session: string, end: () => void): () => void {
+    const node = this.caller(nodeId, session);
+    const mine = { end };
+    const older = node.attachment;
+    node.attachment = mine;
+    older?.end();
+    node.lastSeen = this.o.clock.now();
+    return () => {
+      if (node.attachment !== mine) return; // superseded, or ended by the head
+      node.attachment = undefined;
+      if (this.closed || !this.isCurrent(node)) return;
+      this.o.logger.warn({ node: node.id }, "node dropped its connection");
+      this.remove(node.id, `node ${node.id} dropped its connection`);
+    };
+  }
+
   leave(req: LeaveRequest): void {
     if (!this.nodes.has(req.nodeId)) return;
     this.caller(req.nodeId, req.session);
@@ -152,7 +171,11 @@ export class NodeRegistry {
 
   /** Drops a node; the head puts its leases back in the queue. */
   remove(nodeId: string, reason: string): void {
-    if (!this.nodes.delete(nodeId)) return;
+    const node = this.nodes.get(nodeId);
+    if (!node) return;
+    this.nodes.delete(nodeId);
+    // Its Attach call ends too, so a node that is still alive learns at once that it must register again.
+    this.endAttachment(node);
     // Its name may come back on another machine, or with an emptied store: what it held is no longer known.
     this.holders.forget(nodeId);
     this.o.onRemoved(nodeId, reason);
@@ -235,6 +258,17 @@ export class NodeRegistry {
     return false;
   }
 
+  /** Some registered node would take this task. */
+  acceptsAny(task: Task<Payload>): boolean {
+    for (const n of this.nodes.values()) if (n.worker.accepts(task)) return true;
+    return false;
+  }
+
+  /** Why no registered node takes a build's queued actions, naming the nodes there are. */
+  whyNone(): string {
+    return this.nodes.size ? `none of the registered nodes has their toolchain: ${[...this.nodes.values()].map((n) => `${n.id} [${n.toolchainNames.join(" ")}]`).join(", ")}` : "no node is registered with the head";
+  }
+
   /** Why an action of this toolchain has nowhere to go, naming the nodes and what they offer. */
   unplaceable(tool: string, toolchain: string): string {
     return this.nodes.size
@@ -257,10 +291,17 @@ export class NodeRegistry {
     }));
   }
 
-  /** Stops evicting. */
+  /** Stops evicting, and ends the nodes' Attach calls (a closing server would wait for them). */
   close(): void {
     this.closed = true;
     this.sweepTimer?.cancel();
+    for (const n of this.nodes.values()) this.endAttachment(n);
+  }
+
+  private endAttachment(node: NodeRecord): void {
+    const a = node.attachment;
+    node.attachment = undefined;
+    a?.end();
   }
 
   /** Evicts nodes silent past their TTL, every half TTL. */

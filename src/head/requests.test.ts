@@ -10,7 +10,7 @@ const act = (id: string, extra: Partial<GraphAction> = {}): GraphAction => ({
   toolchain: "t", environmentVariables: [], shell: "", ...extra,
 });
 const build = (actions: GraphAction[], extra: Partial<SubmitBuildRequest> = {}): SubmitBuildRequest => ({
-  contextRoot: digest, actions, noCache: false, retries: 2, jobs: 0, token: "", projectRoot: "/home/u/proj", ...extra,
+  contextRoot: digest, actions, noCache: false, retries: 2, jobs: 0, token: "", projectRoot: "/home/u/proj", noNodeTimeoutMs: 0, ...extra,
 });
 
 /** The message of the INVALID_ARGUMENT `fn` throws (a usage error: exit 2 in-process). */

@@ -3,6 +3,7 @@ import { posix } from "node:path";
 import { checkCount, checkDigest, checkInt, checkText, type Digest, invalidArgument } from "../core/index.js";
 import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
 import type {
+  AttachRequest,
   HeartbeatRequest,
   LeaseRequest,
   LeaveRequest,
@@ -55,6 +56,8 @@ export function checkSubmitBuild(req: SubmitBuildRequest): void {
   }
   checkInt(m, "retries", req.retries, 0, 100);
   checkInt(m, "jobs", req.jobs, 0, 1_000_000);
+  // Up to a week: longer is a hang by another name.
+  checkInt(m, "no_node_timeout_ms", Number(req.noNodeTimeoutMs ?? 0), 0, 7 * 86_400_000);
   checkCount(m, "actions", req.actions, MAX_LIST);
   for (let i = 0; i < req.actions.length; i++) {
     const a = req.actions[i]!;
@@ -143,6 +146,11 @@ export function checkLease(req: LeaseRequest): LeaseRequest {
 
 export function checkLeave(req: LeaveRequest): LeaveRequest {
   checkNodeId("Leave", req.nodeId);
+  return req;
+}
+
+export function checkAttach(req: AttachRequest): AttachRequest {
+  checkNodeId("Attach", req.nodeId);
   return req;
 }
 

@@ -47,10 +47,13 @@ export class Node {
   private reporting = 0;
   private stopped = false;
   private loop?: Promise<void>;
+  private attachment?: Promise<void>;
   private slotFreed?: () => void;
   private readonly inFlight = new Map<string, AbortController>();
   /** Aborted by stop: ends a waiting lease call and the heartbeat loop. */
   private readonly stopping = new AbortController();
+  /** Aborted by stop after the node said goodbye: ends its Attach call, which must not read as a dropped node first. */
+  private readonly detaching = new AbortController();
   private heartbeatTimer?: NodeJS.Timeout;
   private heartbeatMs = 0;
   private registering?: Promise<void>;
@@ -67,6 +70,7 @@ export class Node {
   async start(): Promise<void> {
     await this.register();
     this.loop = this.run();
+    this.attachment = this.holdAttached();
     this.scheduleHeartbeat();
   }
 
@@ -77,9 +81,11 @@ export class Node {
     clearTimeout(this.heartbeatTimer);
     // Leaving first hands the leases back under the node's name; the cancelled tools' reports then arrive stale.
     await this.opts.head.leave({ nodeId: this.nodeId, session: this.session }).catch((err) => this.log.debug({ err: errorMessage(err) }, "could not say goodbye"));
+    this.detaching.abort();
     for (const c of this.inFlight.values()) c.abort();
     this.slotFreed?.();
     await this.loop;
+    await this.attachment;
   }
 
   /** (Re-)registers under the name asked for; after an eviction the head hands the same name back. */
@@ -129,6 +135,30 @@ export class Node {
     }
     this.log.warn("the head no longer knows this node; registering again");
     await this.register().catch((e) => this.log.warn({ err: errorMessage(e) }, "could not register again"));
+  }
+
+  /**
+   * Over the wire, keeps an Attach call open for as long as the node runs: the head takes its end as the node being
+   * gone (at once, not at the TTL). When the head ends it (it dropped this registration, or is going away) or it
+   * fails, the node looks again after a short pause: a head that no longer knows it gets a new registration.
+   */
+  private async holdAttached(): Promise<void> {
+    const attach = this.opts.head.attach?.bind(this.opts.head);
+    if (!attach) return;
+    let failures = 0;
+    while (!this.stopped) {
+      const since = Date.now();
+      try {
+        await attach({ nodeId: this.nodeId, session: this.session }, this.detaching.signal);
+        if (!this.stopped) this.log.info("the head ended this node's attach call; attaching again");
+      } catch (err) {
+        await this.recover(err, "attach call failed; attaching again");
+      }
+      if (this.stopped) break;
+      // A call that lasted is not a run of failures: the next one starts from the shortest pause.
+      if (Date.now() - since > 10_000) failures = 0;
+      await this.pause(Math.min(5000, 200 * 2 ** failures++));
+    }
   }
 
   private contexts(): string[] {

@@ -224,6 +224,28 @@ export class Scheduler<P = unknown> {
     return this.leases.has(leaseId);
   }
 
+  /** A build's queued tasks (the head watches for builds no node can serve). */
+  queued(buildId: string): Task<P>[] {
+    return this.queue.values().filter((t) => t.buildId === buildId);
+  }
+
+  /**
+   * Fails a build's queued tasks that `pick` selects as infrastructure failures with `error` (no node can take them):
+   * under fail-fast the first fails and the rest are skipped, so the build ends with one failure to show.
+   */
+  failQueued(buildId: string, pick: (t: Task<P>) => boolean, error: string): number {
+    const build = this.builds.get(buildId);
+    if (!build) return 0;
+    const gone = this.queue.remove((t) => t.buildId === buildId && pick(t));
+    for (const t of gone) {
+      this.unqueueByKey(t);
+      if (t.state !== "queued") continue;
+      if (build.failed && build.options.failFast) this.skip(build, t);
+      else this.fail(build, t, error, { infra: true });
+    }
+    return gone.length;
+  }
+
   /** Whether any queued task would be accepted by `worker` (for long-polling workers). */
   hasWork(worker: Worker<P>): boolean {
     return this.queue.values().some((t) => worker.accepts(t));
