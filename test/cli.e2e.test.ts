@@ -47,7 +47,7 @@ describe("11. usage and configuration errors exit 2 with one line", () => {
   });
 
   it("ORION_NO_NODE_TIMEOUT=soon (not a duration)", async () => {
-    expectUsageError(await runOrion(["build", multiC], { ...orion, env: { ORION_NO_NODE_TIMEOUT: "soon" } }), /noNodeTimeout: expected a duration such as 500ms, 60s, 2m, 1h/);
+    expectUsageError(await runOrion(["build", multiC], { ...orion, env: { ORION_NO_NODE_TIMEOUT: "soon" } }), /noNodeTimeout: expected a duration of at most 7d such as 500ms, 60s, 2m, 1h/);
   });
 
   it("an unknown key in the project's .orion.json", async () => {

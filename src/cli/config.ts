@@ -5,7 +5,7 @@ import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { z } from "zod";
 import { UsageError } from "../core/errors.js";
-import { parseDuration } from "../core/duration.js";
+import { MAX_NO_NODE_TIMEOUT_MS, parseDuration } from "../core/duration.js";
 
 /** The one config type; zod is loaded only when there is something to validate (it costs ~120 ms to load, a no-op build 0.3 s). */
 async function makeSchema() {
@@ -19,7 +19,7 @@ async function makeSchema() {
       /** Extra attempts after an infrastructure failure. */
       retries: z.number().int().min(0).max(100),
       /** How long a farm build waits while no registered node can run its actions ("60s", "2m"), then exits 3. */
-      noNodeTimeout: z.string().refine(isDuration, "expected a duration such as 500ms, 60s, 2m, 1h"),
+      noNodeTimeout: z.string().refine((t) => isDuration(t, MAX_NO_NODE_TIMEOUT_MS), "expected a duration of at most 7d such as 500ms, 60s, 2m, 1h"),
       /** Neither read nor write the action cache. */
       noCache: z.boolean(),
       /** CAS size bound; least recently used blobs go first. */
@@ -70,9 +70,9 @@ const ENV_KEYS: [string, keyof Config, (v: string) => unknown][] = [
   ["ORION_DRIVER", "driver", String],
 ];
 
-function isDuration(text: string): boolean {
+function isDuration(text: string, maxMs: number): boolean {
   try {
-    parseDuration(text, "");
+    parseDuration(text, "", maxMs);
     return true;
   } catch {
     return false;

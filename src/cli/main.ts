@@ -4,7 +4,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { existsSync, statSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option, type OptionValues } from "commander";
 import { errorMessage, ExitCode, OrionError, UsageError } from "../core/errors.js";
-import { parseDuration } from "../core/duration.js";
+import { MAX_NO_NODE_TIMEOUT_MS, parseDuration } from "../core/duration.js";
 import { ExtractError } from "../../dag-extract/errors.js";
 import { defaultCacheDir, loadConfig, type Config, type ResolvedConfig } from "./config.js";
 import type { CcConfig } from "../cc/command.js";
@@ -20,11 +20,11 @@ import type { StepCache } from "../steps/step-cache.js";
 
 const VERSION = "0.1.0";
 
-/** A duration flag ("60s", "2m"): checked here, so a bad one is commander's one line and exit 2; kept as written. */
-function durationOption(name: string) {
+/** A duration flag ("60s", "2m"; at most `maxMs`): checked here, so a bad one is commander's one line and exit 2; kept as written. */
+function durationOption(name: string, maxMs: number) {
   return (value: string): string => {
     try {
-      parseDuration(value, name);
+      parseDuration(value, name, maxMs);
     } catch (err) {
       throw new InvalidArgumentError((err as Error).message);
     }
@@ -478,7 +478,11 @@ function addBuildCommand(program: Command, passThrough: string[], done: Done, io
     .addOption(new Option("--driver <who>", "make: make drives the build, its tool calls reach Orion through shims; graph: Orion schedules make's dry run (ORION_DRIVER)").choices(["make", "graph"]))
     .option("--unsandboxed", "the embedded node runs tools without its bubblewrap sandbox (ORION_UNSANDBOXED=1; for benchmarks)")
     .option("--retries <n>", "extra attempts after an infrastructure failure (default 2)", intOption("--retries", 0))
-    .option("--no-node-timeout <duration>", "on a farm, how long actions wait while no node can run them (every node gone) before the build exits 3 (default 60s; ORION_NO_NODE_TIMEOUT)", durationOption("--no-node-timeout"))
+    .option(
+      "--no-node-timeout <duration>",
+      "on a farm, how long actions wait while no node can run them (every node gone) before the build exits 3 (default 60s, at most 7d; ORION_NO_NODE_TIMEOUT). With make driving (the default for a Makefile tree), compiles never wait: with no node they compile here",
+      durationOption("--no-node-timeout", MAX_NO_NODE_TIMEOUT_MS),
+    )
     .option("--head <host:port>", "build on a farm: its head's address (ORION_HEAD); the embedded head and node when absent")
     .option("--token <token>", "the farm's token (ORION_TOKEN)")
     .option("--tls-ca <file>", "reach the head over TLS, checking its certificate against this CA (ORION_TLS_CA)")

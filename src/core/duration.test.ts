@@ -18,6 +18,7 @@ describe("parseDuration", () => {
       expect(() => parseDuration(bad, "--no-node-timeout")).toThrow(/^--no-node-timeout: ".*" is not a duration \(a number and a unit: 500ms, 90s, 2m, 1h, 30d\)$/);
     }
     expect(() => parseDuration("99999999999999999d", "--x")).toThrow(/too long/);
+    expect(() => parseDuration("8d", "--x", 7 * 86_400_000)).toThrow(/^--x: "8d" is too long a duration \(at most 7 d\)$/);
   });
 });
 
@@ -27,5 +28,6 @@ describe("formatDuration", () => {
     expect(formatDuration(60_000)).toBe("60 s");
     expect(formatDuration(1_500)).toBe("1.5 s");
     expect(formatDuration(300_000)).toBe("5 min");
+    expect(formatDuration(7 * 86_400_000)).toBe("7 d");
   });
 });

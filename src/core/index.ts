@@ -8,4 +8,4 @@ export * from "./validate.js";
 export { makeDirSync } from "./fs.js";
 export { parseAddress, LOOPBACK_HOSTS } from "./address.js";
 export { onceAny, type Emitter } from "./events.js";
-export { formatDuration, parseDuration } from "./duration.js";
+export { formatDuration, MAX_NO_NODE_TIMEOUT_MS, parseDuration } from "./duration.js";

@@ -8,6 +8,9 @@ import { checkAttach, checkHeartbeat, checkId, checkLease, checkLeaseHostSteps, 
 import { toStatus } from "./errors.js";
 import { unary } from "./handlers.js";
 
+/** How often the head writes an empty NodeCommand on each Attach call: proxies end streams idle for a minute or more. */
+const ATTACH_PING_MS = 20_000;
+
 /** The most a RunAction answer carries inline per output: the rest of its 64 MiB message is left for the others. */
 const MAX_INLINE_BYTES = 16 * 1024 * 1024;
 
@@ -39,8 +42,9 @@ export function nodeControlService(head: NodeControlApi & NodeAttachments, auth:
       await refusedLogged(call, "Leave", req.nodeId, () => head.leave(checkLeave(req)));
       return {};
     }),
-    // Held open by the node; nothing is written on it. Its end from the node's side (hang-up, death, a dropped
-    // connection: grpc-js reports each as "cancelled") drops the node; the head ends it when it drops the node itself.
+    // Held open by the node; only a sign of life is written on it. Its end from the node's side (hang-up, death, a
+    // dropped connection: grpc-js reports each as "cancelled") drops the node; the head ends it when it drops the node
+    // itself. grpc-js reports "cancelled" after the head's own end too: the registry tells the two apart.
     attach(call) {
       const denied = auth(call.metadata);
       if (denied) {
@@ -48,17 +52,27 @@ export function nodeControlService(head: NodeControlApi & NodeAttachments, auth:
         return;
       }
       let ended = false;
+      const ping = setInterval(() => {
+        if (!ended) call.write({ cancelLeaseIds: [] });
+      }, ATTACH_PING_MS);
+      ping.unref();
       const end = () => {
+        clearInterval(ping);
         if (ended) return;
         ended = true;
         call.end();
       };
+      call.on("cancelled", () => {
+        clearInterval(ping);
+        ended = true;
+      });
       refusedLogged(call, "Attach", call.request.nodeId, async () => head.attached(checkAttach(call.request), end)).then(
         (detach) => {
           if (call.cancelled) detach();
           else call.on("cancelled", detach);
         },
         (err: unknown) => {
+          clearInterval(ping);
           ended = true;
           call.emit("error", toStatus(err));
         },

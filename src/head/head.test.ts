@@ -194,6 +194,30 @@ describe("Head: builds no node can serve", () => {
     ]);
   });
 
+  it("without a timeout, fails an action a lost node handed back at the next check (it never passes onReady again)", async () => {
+    await register(reg("a", "a"));
+    const { events } = await submit(["d-gcc"]);
+    await until(() => events.some((e) => e.type === "action" && e.state === "queued"));
+    await head.lease({ nodeId: "a", session: session("a"), maxActions: 1, waitMs: 0, contextHashes: [] });
+    await head.leave({ nodeId: "a", session: session("a") });
+    clock.advance(1_000);
+    expect(events.filter((e) => e.type === "action" && e.state === "failed")).toEqual([
+      expect.objectContaining({ infra: true, error: expect.stringMatching(/^no live node could run the build's actions \(no node is registered with the head\)/) }),
+    ]);
+  });
+
+  it("lets a new action wait for a toolchain whose last node was lost lately, while other nodes stay", async () => {
+    await register(reg("gcc-box", "g"));
+    await register({ ...reg("clang-box", "c"), toolchains: [{ name: "clang", digest: "d-clang", path: "/usr/bin/clang" }] });
+    await head.leave({ nodeId: "gcc-box", session: session("gcc-box") });
+    const { events } = await submit(["d-gcc"], 10_000);
+    await until(() => events.some((e) => e.type === "action" && e.state === "queued"));
+    expect(events.some((e) => e.type === "action" && e.state === "failed")).toBe(false);
+    await register(reg("gcc-box", "g2"));
+    const { leases } = await head.lease({ nodeId: "gcc-box", session: session("gcc-box"), maxActions: 1, waitMs: 0, contextHashes: [] });
+    expect(leases.map((l) => l.actionId)).toEqual(["a0"]);
+  });
+
   it("fails at once without a timeout (orion cc's one-compile builds, which then compile locally)", async () => {
     const { events } = await submit(["d-gcc"]);
     await until(() => events.some((e) => e.type === "summary"));

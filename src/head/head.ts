@@ -251,13 +251,14 @@ export class Head implements NodeControlApi, NodeAttachments, BuildsApi, FarmSta
   }
 
   /**
-   * While a build with a no-node timeout runs: every STARVED_CHECK_MS, a build whose queued actions no registered node
-   * takes (every node gone, or none registered yet) starts its clock; one that stays so for its timeout has those
-   * actions fail as infrastructure errors (exit 3), rather than wait forever. A node that comes back in time stops it.
+   * While builds run: every STARVED_CHECK_MS, a build whose queued actions no registered node takes (every node gone,
+   * or none registered yet) starts its clock; one that stays so for its no-node timeout has those actions fail as
+   * infrastructure errors (exit 3), rather than wait forever. A node that comes back in time stops it. A timeout of 0
+   * fails at the first check: so does an action handed back by a lost node, which never passes onReady again.
    */
   private watchStarved(): void {
     if (this.starvedTimer || this.closed) return;
-    const watched = () => [...this.builds.values()].filter((b) => !b.finished && b.noNodeTimeoutMs > 0);
+    const watched = () => [...this.builds.values()].filter((b) => !b.finished);
     if (!watched().length) return;
     this.starvedTimer = this.opts.clock.setTimeout(() => {
       this.starvedTimer = undefined;
@@ -272,7 +273,8 @@ export class Head implements NodeControlApi, NodeAttachments, BuildsApi, FarmSta
         this.starvedSince.set(b.id, since);
         if (now - since < b.noNodeTimeoutMs) continue;
         this.starvedSince.delete(b.id);
-        const error = `no live node could run the build's actions for ${formatDuration(b.noNodeTimeoutMs)} (${this.nodes.whyNone()})`;
+        const waited = b.noNodeTimeoutMs > 0 ? ` for ${formatDuration(b.noNodeTimeoutMs)}` : "";
+        const error = `no live node could run the build's actions${waited} (${this.nodes.whyNone()})`;
         this.log.warn({ build: b.id, queued: queued.length, error }, "failing a build no node can serve");
         this.scheduler.failQueued(b.id, (t) => !t.spec.host, error);
       }
@@ -468,9 +470,9 @@ export class Head implements NodeControlApi, NodeAttachments, BuildsApi, FarmSta
           build.results.set(action.id, prepared.cached);
           this.recordProduced(build, action, prepared.cached);
           this.scheduler.markCached(build.id, action.id);
-        } else if (!this.nodes.placeable(toolchainOf(prepared)) && (this.nodes.size > 0 || build.noNodeTimeoutMs === 0)) {
-          // Nodes are there and none has the toolchain, or the build does not wait for one: failing now beats a hang.
-          // With no node at all, the action waits in the queue for one to register, up to the build's no-node timeout.
+        } else if (!this.nodes.placeable(toolchainOf(prepared)) && !this.mayWaitForNode(build, toolchainOf(prepared))) {
+          // Nodes are there and none has (or lately had) the toolchain, or the build does not wait: failing now beats
+          // a hang. Otherwise the action waits in the queue for a node, up to the build's no-node timeout.
           const error = this.nodes.unplaceable(posix.basename(action.arguments[0] ?? ""), toolchainOf(prepared));
           this.log.warn({ action: action.id, error }, "action cannot be placed");
           this.scheduler.failReady(build.id, action.id, error, true);
@@ -484,6 +486,12 @@ export class Head implements NodeControlApi, NodeAttachments, BuildsApi, FarmSta
         this.scheduler.failReady(build.id, action.id, errorMessage(err));
       },
     );
+  }
+
+  /** With no node at all, or the last one with this toolchain lost within the build's no-node timeout, a node may come. */
+  private mayWaitForNode(build: HeadBuild, toolchain: string): boolean {
+    if (build.noNodeTimeoutMs === 0) return false;
+    return this.nodes.size === 0 || this.nodes.offeredWithin(toolchain, build.noNodeTimeoutMs);
   }
 
   /** Derives the compile root of a build's current context in the background, then wakes idle nodes to warm it up. */

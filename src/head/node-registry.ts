@@ -65,6 +65,8 @@ export class NodeRegistry {
   /** Outputs each node reported: it holds them in its store and serves them to peers. */
   private readonly holders = new BlobHolders();
   private sweepTimer?: { cancel(): void };
+  /** Toolchain digest → when the last node offering it was dropped: a build may wait a while for it to come back. */
+  private readonly lostToolchains = new Map<string, number>();
   private closed = false;
 
   constructor(private readonly o: NodeRegistryOptions) {
@@ -174,6 +176,9 @@ export class NodeRegistry {
     const node = this.nodes.get(nodeId);
     if (!node) return;
     this.nodes.delete(nodeId);
+    const now = this.o.clock.now();
+    for (const t of node.toolchains) if (!this.placeable(t)) this.lostToolchains.set(t, now);
+    if (this.lostToolchains.size > 256) this.lostToolchains.delete(this.lostToolchains.keys().next().value!);
     // Its Attach call ends too, so a node that is still alive learns at once that it must register again.
     this.endAttachment(node);
     // Its name may come back on another machine, or with an emptied store: what it held is no longer known.
@@ -256,6 +261,12 @@ export class NodeRegistry {
   placeable(toolchain: string): boolean {
     for (const n of this.nodes.values()) if (n.anyToolchain || n.toolchains.has(toolchain)) return true;
     return false;
+  }
+
+  /** A node offering this toolchain was dropped less than `ms` ago (none offers it now). */
+  offeredWithin(toolchain: string, ms: number): boolean {
+    const lost = this.lostToolchains.get(toolchain);
+    return lost !== undefined && this.o.clock.now() - lost < ms;
   }
 
   /** Some registered node would take this task. */

@@ -1,6 +1,6 @@
 // The head's requests checked at its edge, before any of them touches state: every refusal is INVALID_ARGUMENT naming the method and the field.
 import { posix } from "node:path";
-import { checkCount, checkDigest, checkInt, checkText, type Digest, invalidArgument } from "../core/index.js";
+import { checkCount, checkDigest, checkInt, checkText, type Digest, invalidArgument, MAX_NO_NODE_TIMEOUT_MS } from "../core/index.js";
 import type { ActionResult } from "../gen/orion/v1/remote_execution.js";
 import type {
   AttachRequest,
@@ -56,8 +56,7 @@ export function checkSubmitBuild(req: SubmitBuildRequest): void {
   }
   checkInt(m, "retries", req.retries, 0, 100);
   checkInt(m, "jobs", req.jobs, 0, 1_000_000);
-  // Up to a week: longer is a hang by another name.
-  checkInt(m, "no_node_timeout_ms", Number(req.noNodeTimeoutMs ?? 0), 0, 7 * 86_400_000);
+  checkInt(m, "no_node_timeout_ms", Number(req.noNodeTimeoutMs ?? 0), 0, MAX_NO_NODE_TIMEOUT_MS);
   checkCount(m, "actions", req.actions, MAX_LIST);
   for (let i = 0; i < req.actions.length; i++) {
     const a = req.actions[i]!;

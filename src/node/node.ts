@@ -126,13 +126,18 @@ export class Node {
     });
   }
 
-  /** After a failed call: an evicted node (the head says NOT_FOUND) registers again; anything else is logged and retried. */
-  private async recover(err: unknown, what: string): Promise<void> {
+  /**
+   * After a failed call: an evicted node (the head says NOT_FOUND) registers again; anything else is logged and retried.
+   * `session` is the one the failed call carried: when another loop has registered again since, this answer is about
+   * the old registration, and registering once more would only replace the fresh one (and hand back its work).
+   */
+  private async recover(err: unknown, what: string, session: string): Promise<void> {
     if (this.stopped) return;
     if ((err as { code?: number }).code !== Status.NOT_FOUND) {
       this.log.warn({ err: errorMessage(err) }, what);
       return;
     }
+    if (session !== this.session) return;
     this.log.warn("the head no longer knows this node; registering again");
     await this.register().catch((e) => this.log.warn({ err: errorMessage(e) }, "could not register again"));
   }
@@ -148,11 +153,17 @@ export class Node {
     let failures = 0;
     while (!this.stopped) {
       const since = Date.now();
+      const session = this.session;
       try {
-        await attach({ nodeId: this.nodeId, session: this.session }, this.detaching.signal);
+        await attach({ nodeId: this.nodeId, session }, this.detaching.signal);
         if (!this.stopped) this.log.info("the head ended this node's attach call; attaching again");
       } catch (err) {
-        await this.recover(err, "attach call failed; attaching again");
+        // A head from before Attach: the node works as it did then, lost only at its TTL.
+        if ((err as { code?: number }).code === Status.UNIMPLEMENTED) {
+          this.log.warn("the head does not know Attach (an older head): this node is noticed gone only at its TTL");
+          return;
+        }
+        await this.recover(err, "attach call failed; attaching again", session);
       }
       if (this.stopped) break;
       // A call that lasted is not a run of failures: the next one starts from the shortest pause.
@@ -168,9 +179,10 @@ export class Node {
   private scheduleHeartbeat(): void {
     if (this.stopped || !(this.heartbeatMs > 0)) return;
     this.heartbeatTimer = setTimeout(() => {
+      const session = this.session;
       this.opts.head
-        .heartbeat({ nodeId: this.nodeId, session: this.session, running: this.running, load: loadavg()[0] ?? 0, contextHashes: this.contexts() })
-        .catch((err) => this.recover(err, "heartbeat failed"))
+        .heartbeat({ nodeId: this.nodeId, session, running: this.running, load: loadavg()[0] ?? 0, contextHashes: this.contexts() })
+        .catch((err) => this.recover(err, "heartbeat failed", session))
         .finally(() => this.scheduleHeartbeat());
     }, this.heartbeatMs);
     this.heartbeatTimer.unref();
@@ -187,14 +199,15 @@ export class Node {
       }
       let leases: Lease[];
       let warm: WarmRoot[];
+      const session = this.session;
       try {
         ({ leases, warm } = await this.opts.head.lease(
-          { nodeId: this.nodeId, session: this.session, maxActions: free, waitMs: this.opts.leaseWaitMs ?? 1000, contextHashes: this.contexts() },
+          { nodeId: this.nodeId, session, maxActions: free, waitMs: this.opts.leaseWaitMs ?? 1000, contextHashes: this.contexts() },
           this.stopping.signal,
         ));
       } catch (err) {
         if (this.stopped) break;
-        await this.recover(err, "lease failed; retrying");
+        await this.recover(err, "lease failed; retrying", session);
         await this.pause(Math.min(5000, 200 * 2 ** failures++));
         continue;
       }
