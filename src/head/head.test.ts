@@ -335,6 +335,12 @@ describe("Head RunAction (one call per action)", () => {
     expect(got.result).toBeUndefined();
   });
 
+  it("refuses a host step (only a build's own client runs one: it would wait forever); found by test/fuzz-wire", async () => {
+    const req = await oneAction("d-gcc", []);
+    req.actions[0]!.host = true;
+    await expect(head.runAction(req, 1024)).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT, message: expect.stringMatching(/host step/) });
+  });
+
   it("cancels the build when its caller hangs up", async () => {
     await register(reg("a", "a"));
     const abort = new AbortController();

@@ -371,6 +371,8 @@ export class Head implements NodeControlApi, NodeAttachments, BuildsApi, FarmSta
 
   async runAction(req: SubmitBuildRequest, inlineLimit: number, signal?: AbortSignal): Promise<wire.RunActionResponse> {
     if (req.actions.length !== 1) throw new OrionError(`RunAction: ${req.actions.length} actions, not one`, { code: Status.INVALID_ARGUMENT });
+    // A host step runs on the client that leases it; RunAction's caller leases none, so it would wait forever.
+    if (req.actions[0]!.host) throw new OrionError("RunAction: the action is a host step, which only a build's own client runs", { code: Status.INVALID_ARGUMENT });
     const actionId = req.actions[0]!.id;
     const { buildId } = await this.submitBuild(req);
     const answer: wire.RunActionResponse = { buildId, infraError: "", result: undefined, node: "", cached: false };
