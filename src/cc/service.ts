@@ -2,10 +2,9 @@
 import { FileClock, makeDirSync, sameStat } from "../core/fs.js";
 import { randomBytes } from "node:crypto";
 import type { BigIntStats } from "node:fs";
-import { existsSync } from "node:fs";
 import { readFile, rm, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { type Digest, digestOf, digestOfFile, errorMessage, ExitCode, type Logger, sameDigest } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
 import {
@@ -392,8 +391,7 @@ export class CcService implements CallHandler {
     if (!stdout || !stderr) return undefined;
     for (const of of result.outputFiles) {
       const dest = resolve(cwd, of.path);
-      // A missing output dir is the compiler's error to report, with its own words.
-      if (!existsSync(dirname(dest))) return undefined;
+      // A missing output dir is the compiler's error to report, with its own words: placeOutput declines it.
       // The archive or link that reads it next finds its digest without reading it back (Redis's touched server.h:
       // 56 objects, ~10 MB, hashed again per build); one already in place gets new times only.
       if (!(await placeOutput(store, statCache, of.digest!, dest, of.isExecutable))) return undefined;

@@ -2,7 +2,7 @@
 // argv, and the digest of every input argv names plus each -l library it resolves to — so a fresh tree at the same
 // path links nothing, and a relink whose objects came out identical is a hit (early cutoff).
 import { existsSync, statSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { resolve } from "node:path";
 import { classify, type Classified } from "../../dag-extract/classify.js";
 import { errorMessage, type Digest, type Logger } from "../core/index.js";
 import type { BlobStore } from "../cas/index.js";
@@ -95,7 +95,7 @@ export class ToolCache {
     if (!result) return undefined;
     for (const f of result.outputFiles) {
       const dest = resolve(cwd, f.path);
-      if (!existsSync(dirname(dest)) || !(await placeOutput(store, statCache, f.digest!, dest, f.isExecutable))) return undefined;
+      if (!(await placeOutput(store, statCache, f.digest!, dest, f.isExecutable))) return undefined;
     }
     const text = async (raw: Uint8Array, d: Digest | undefined) => (raw.length || !d?.sizeBytes ? Buffer.from(raw) : await store.get(d));
     const [stdout, stderr] = await Promise.all([text(result.stdoutRaw, result.stdoutDigest), text(result.stderrRaw, result.stderrDigest)]);

@@ -6,7 +6,7 @@ import type { ActionOutcome, BuildsServer, NodeControlServer } from "../gen/orio
 import type { Authenticator } from "./auth.js";
 import { checkAttach, checkHeartbeat, checkId, checkLease, checkLeaseHostSteps, checkLeave, checkRegister, checkReportHostStep, checkReportResult } from "../head/requests.js";
 import { toStatus } from "./errors.js";
-import { unary } from "./handlers.js";
+import { serverStream, unary } from "./handlers.js";
 
 /** How often the head writes an empty NodeCommand on each Attach call: proxies end streams idle for a minute or more. */
 const ATTACH_PING_MS = 20_000;
@@ -45,39 +45,29 @@ export function nodeControlService(head: NodeControlApi & NodeAttachments, auth:
     // Held open by the node; only a sign of life is written on it. Its end from the node's side (hang-up, death, a
     // dropped connection: grpc-js reports each as "cancelled") drops the node; the head ends it when it drops the node
     // itself. grpc-js reports "cancelled" after the head's own end too: the registry tells the two apart.
-    attach(call) {
-      const denied = auth(call.metadata);
-      if (denied) {
-        call.emit("error", { code: grpc.status.UNAUTHENTICATED, details: denied });
-        return;
-      }
+    attach: serverStream(auth, async (req, call) => {
       let ended = false;
-      const ping = setInterval(() => {
-        if (!ended) call.write({ cancelLeaseIds: [] });
-      }, ATTACH_PING_MS);
-      ping.unref();
-      const end = () => {
-        clearInterval(ping);
-        if (ended) return;
+      let ping: NodeJS.Timeout | undefined;
+      const stop = () => {
         ended = true;
+        clearInterval(ping);
+      };
+      const end = () => {
+        if (ended) return;
+        stop();
         call.end();
       };
-      call.on("cancelled", () => {
-        clearInterval(ping);
-        ended = true;
-      });
-      refusedLogged(call, "Attach", call.request.nodeId, async () => head.attached(checkAttach(call.request), end)).then(
-        (detach) => {
-          if (call.cancelled) detach();
-          else call.on("cancelled", detach);
-        },
-        (err: unknown) => {
-          clearInterval(ping);
-          ended = true;
-          call.emit("error", toStatus(err));
-        },
-      );
-    },
+      const detach = await refusedLogged(call, "Attach", req.nodeId, async () => head.attached(checkAttach(req), end));
+      if (ended) return; // superseded already
+      const hungUp = () => {
+        stop();
+        detach();
+      };
+      if (call.cancelled) return hungUp();
+      ping = setInterval(() => call.write({ cancelLeaseIds: [] }), ATTACH_PING_MS);
+      ping.unref();
+      call.on("cancelled", hungUp);
+    }),
   };
 }
 

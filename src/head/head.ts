@@ -62,6 +62,8 @@ interface HeadBuild {
   startedAt?: number;
   /** How long its queued actions may wait while no registered node can run them (0: they fail at once). */
   noNodeTimeoutMs: number;
+  /** Since when no registered node takes any of its queued actions (the no-node timeout runs from then). */
+  starvedSince?: number;
 }
 
 /** How long an action whose inputs the store lost waits for its client to send them again before it re-runs anyway. */
@@ -83,8 +85,8 @@ export class Head implements NodeControlApi, NodeAttachments, BuildsApi, FarmSta
   private readonly leaseOwners = new Map<string, { build: HeadBuild; task: Task<Payload>; nodeId: string }>();
   /** Workers waiting in a long-poll lease, woken when work appears. */
   private waiters = new Set<() => void>();
-  /** Builds whose queued actions no registered node takes → since when (their no-node timeout runs from then). */
-  private readonly starvedSince = new Map<string, number>();
+  /** Builds not finished yet (the farm head keeps finished ones for a while: no need to look at those every second). */
+  private readonly live = new Set<HeadBuild>();
   private starvedTimer?: { cancel(): void };
   private readonly deps: PrepareDeps;
   private closed = false;
@@ -136,16 +138,14 @@ export class Head implements NodeControlApi, NodeAttachments, BuildsApi, FarmSta
     node.lastSeen = this.opts.clock.now();
     this.nodes.noteContexts(node, req.contextHashes);
     // A node that hung up mid-wait would never see what it was handed: the wait ends, empty.
-    const hungUp = () => signal?.aborted === true;
-    const onAbort = () => this.wake();
-    signal?.addEventListener("abort", onAbort, { once: true });
     // An evicted node must not take work: it re-registers first.
     const leases = await this.waitFor(
-      () => (this.nodes.isCurrent(node) && !hungUp() ? this.scheduler.lease(node.worker, Math.max(1, req.maxActions)) : []),
+      () => (this.nodes.isCurrent(node) && !signal?.aborted ? this.scheduler.lease(node.worker, Math.max(1, req.maxActions)) : []),
       req.waitMs,
       // A root to warm up ends the wait too: the node makes it while no work is there.
-      () => hungUp() || !this.nodes.isCurrent(node) || this.nodes.rootsToWarm(node).length > 0,
-    ).finally(() => signal?.removeEventListener("abort", onAbort));
+      () => !this.nodes.isCurrent(node) || this.nodes.rootsToWarm(node).length > 0,
+      signal,
+    );
     node.lastSeen = this.opts.clock.now();
     const warmRoots = leases.length || !this.nodes.isCurrent(node) ? [] : this.nodes.rootsToWarm(node);
     return {
@@ -247,7 +247,6 @@ export class Head implements NodeControlApi, NodeAttachments, BuildsApi, FarmSta
     for (const leaseId of this.leaseOwners.keys()) if (!this.scheduler.isLive(leaseId)) this.leaseOwners.delete(leaseId);
     if (released) this.log.info({ node: nodeId, released }, "leases re-queued");
     this.wake();
-    this.watchStarved();
   }
 
   /**
@@ -257,28 +256,33 @@ export class Head implements NodeControlApi, NodeAttachments, BuildsApi, FarmSta
    * fails at the first check: so does an action handed back by a lost node, which never passes onReady again.
    */
   private watchStarved(): void {
-    if (this.starvedTimer || this.closed) return;
-    const watched = () => [...this.builds.values()].filter((b) => !b.finished);
-    if (!watched().length) return;
+    if (this.starvedTimer || this.closed || !this.live.size) return;
     this.starvedTimer = this.opts.clock.setTimeout(() => {
       this.starvedTimer = undefined;
       const now = this.opts.clock.now();
-      for (const b of watched()) {
-        const queued = this.scheduler.queued(b.id).filter((t) => !t.spec.host);
-        if (!queued.length || queued.some((t) => this.nodes.acceptsAny(t))) {
-          this.starvedSince.delete(b.id);
+      const queued = this.scheduler.queuedByBuild((t) => !t.spec.host);
+      // One answer per toolchain per tick: whether any registered node offers it.
+      const placeable = new Map<string, boolean>();
+      const canRun = (t: Task<Payload>) => {
+        const tc = toolchainOf((t.payload as { prepared: Prepared }).prepared);
+        let yes = placeable.get(tc);
+        if (yes === undefined) placeable.set(tc, (yes = this.nodes.placeable(tc)));
+        return yes;
+      };
+      for (const b of this.live) {
+        const mine = queued.get(b.id);
+        if (!mine || mine.some(canRun)) {
+          b.starvedSince = undefined;
           continue;
         }
-        const since = this.starvedSince.get(b.id) ?? now;
-        this.starvedSince.set(b.id, since);
-        if (now - since < b.noNodeTimeoutMs) continue;
-        this.starvedSince.delete(b.id);
+        b.starvedSince ??= now;
+        if (now - b.starvedSince < b.noNodeTimeoutMs) continue;
+        b.starvedSince = undefined;
         const waited = b.noNodeTimeoutMs > 0 ? ` for ${formatDuration(b.noNodeTimeoutMs)}` : "";
         const error = `no live node could run the build's actions${waited} (${this.nodes.whyNone()})`;
-        this.log.warn({ build: b.id, queued: queued.length, error }, "failing a build no node can serve");
+        this.log.warn({ build: b.id, queued: mine.length, error }, "failing a build no node can serve");
         this.scheduler.failQueued(b.id, (t) => !t.spec.host, error);
       }
-      for (const id of this.starvedSince.keys()) if (!this.builds.get(id) || this.builds.get(id)!.finished) this.starvedSince.delete(id);
       this.watchStarved();
     }, STARVED_CHECK_MS);
   }
@@ -324,6 +328,7 @@ export class Head implements NodeControlApi, NodeAttachments, BuildsApi, FarmSta
       noNodeTimeoutMs: Math.max(0, Number(req.noNodeTimeoutMs ?? 0)),
     };
     this.builds.set(id, build);
+    this.live.add(build);
     this.deriveWarmRoot(build);
     this.watchStarved();
     const estimate = (kind: string, label: string) => this.opts.durations?.estimate(kind, label) ?? DEFAULT_ESTIMATES[kind] ?? 100;
@@ -346,6 +351,7 @@ export class Head implements NodeControlApi, NodeAttachments, BuildsApi, FarmSta
           for (const l of build.listeners) l(e);
           if (e.type === "summary") {
             build.finished = true;
+            this.live.delete(build);
             if (this.opts.keepFinishedMs !== undefined) this.opts.clock.setTimeout(() => this.dropBuild(id), this.opts.keepFinishedMs);
             // The client's host-step long-poll must not outlive its build.
             this.wake();
@@ -539,20 +545,25 @@ export class Head implements NodeControlApi, NodeAttachments, BuildsApi, FarmSta
     return ctx;
   }
 
-  /** Long-poll: takes work now, or waits for it until `waitMs` passes, the head closes or `over()` says the wait is moot. */
-  private async waitFor<T>(take: () => T[], waitMs: number, over: () => boolean = () => false): Promise<T[]> {
+  /**
+   * Long-poll: takes work now, or waits for it until `waitMs` passes, the head closes, `over()` says the wait is moot or
+   * the caller hangs up (`signal`: that wait alone ends, empty).
+   */
+  private async waitFor<T>(take: () => T[], waitMs: number, over: () => boolean = () => false, signal?: AbortSignal): Promise<T[]> {
     const deadline = this.opts.clock.now() + Math.max(0, waitMs);
     for (;;) {
       const got = take();
-      if (got.length || this.closed || over() || this.opts.clock.now() >= deadline) return got;
+      if (got.length || this.closed || signal?.aborted || over() || this.opts.clock.now() >= deadline) return got;
       await new Promise<void>((resolve) => {
         const wake = () => {
           this.waiters.delete(wake);
           timer.cancel();
+          signal?.removeEventListener("abort", wake);
           resolve();
         };
         const timer = this.opts.clock.setTimeout(wake, deadline - this.opts.clock.now());
         this.waiters.add(wake);
+        signal?.addEventListener("abort", wake, { once: true });
       });
     }
   }

@@ -3,7 +3,7 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { type Clock, type Digest, type Logger, OrionError, Status } from "../core/index.js";
 import type { HeartbeatRequest, HeartbeatResponse, LeaveRequest, NodeStatus, PeerHint, RegisterRequest, RegisterResponse, WarmRoot } from "../gen/orion/v1/scheduler.js";
-import type { Task, Worker } from "../scheduler/index.js";
+import type { Worker } from "../scheduler/index.js";
 import { BlobHolders } from "./blob-holders.js";
 import type { ContextIndex } from "./context-index.js";
 import { type Payload, toolchainOf } from "./payload.js";
@@ -269,21 +269,20 @@ export class NodeRegistry {
     return lost !== undefined && this.o.clock.now() - lost < ms;
   }
 
-  /** Some registered node would take this task. */
-  acceptsAny(task: Task<Payload>): boolean {
-    for (const n of this.nodes.values()) if (n.worker.accepts(task)) return true;
-    return false;
-  }
-
   /** Why no registered node takes a build's queued actions, naming the nodes there are. */
   whyNone(): string {
-    return this.nodes.size ? `none of the registered nodes has their toolchain: ${[...this.nodes.values()].map((n) => `${n.id} [${n.toolchainNames.join(" ")}]`).join(", ")}` : "no node is registered with the head";
+    return this.nodes.size ? `none of the registered nodes has their toolchain: ${this.nodeList()}` : "no node is registered with the head";
+  }
+
+  /** "id [toolchains], ..." of every registered node, for messages. */
+  private nodeList(): string {
+    return [...this.nodes.values()].map((n) => `${n.id} [${n.toolchainNames.join(" ")}]`).join(", ");
   }
 
   /** Why an action of this toolchain has nowhere to go, naming the nodes and what they offer. */
   unplaceable(tool: string, toolchain: string): string {
     return this.nodes.size
-      ? `no node has the toolchain for ${tool} (${toolchain.slice(0, 16)}); nodes: ${[...this.nodes.values()].map((n) => `${n.id} [${n.toolchainNames.join(" ")}]`).join(", ")}`
+      ? `no node has the toolchain for ${tool} (${toolchain.slice(0, 16)}); nodes: ${this.nodeList()}`
       : `no node is registered with the head to run ${tool}`;
   }
 

@@ -39,6 +39,12 @@ describe("placeOutput", () => {
     expect(await fsp.readFile(dest, "utf8")).toBe("object v2");
   });
 
+  it("declines an output whose folder does not exist (the tool's own error to report), creating nothing", async () => {
+    const digest = await store.put(Buffer.from("object"));
+    expect(await placeOutput(store, statCache, digest, join(dir, "no-such-dir", "a.o"), false)).toBe(false);
+    await expect(fsp.stat(join(dir, "no-such-dir"))).rejects.toThrow(/ENOENT/);
+  });
+
   it("leaves a file that holds the bytes already in place and gives it new times, as a copy would", async () => {
     const digest = await store.put(Buffer.from("same bytes"));
     const dest = join(dir, "b.o");

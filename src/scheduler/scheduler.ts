@@ -224,9 +224,16 @@ export class Scheduler<P = unknown> {
     return this.leases.has(leaseId);
   }
 
-  /** A build's queued tasks (the head watches for builds no node can serve). */
-  queued(buildId: string): Task<P>[] {
-    return this.queue.values().filter((t) => t.buildId === buildId);
+  /** The queued tasks `pick` selects, by build, in one pass (the head watches for builds no node can serve). */
+  queuedByBuild(pick: (t: Task<P>) => boolean): Map<string, Task<P>[]> {
+    const out = new Map<string, Task<P>[]>();
+    for (const t of this.queue.values()) {
+      if (!pick(t)) continue;
+      let list = out.get(t.buildId);
+      if (!list) out.set(t.buildId, (list = []));
+      list.push(t);
+    }
+    return out;
   }
 
   /**
